@@ -1,0 +1,242 @@
+"""Providers (CA / OTT platforms), their viewing points (distributors) and provisioning requests."""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from . import types
+
+
+class Provider(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=20, choices=types.type_choices())
+    enabled = models.BooleanField(default=True)
+    connection = models.JSONField(
+        default=dict, blank=True, help_text="Connection settings (secrets by variable name only)."
+    )
+    parameters = models.JSONField(
+        default=dict, blank=True, help_text="Operation parameters, validated per provider type."
+    )
+    external_system = models.ForeignKey(
+        "subscriptions.ExternalSystem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="providers",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def provider_type(self) -> types.ProviderType:
+        return types.PROVIDER_TYPES[self.type]
+
+    @property
+    def provisioning_model(self) -> str:
+        return self.provider_type.model
+
+    def clean(self) -> None:
+        if self.type not in types.PROVIDER_TYPES:
+            raise ValidationError({"type": f"Unknown provider type '{self.type}'."})
+        errors = {}
+        for field, form_class in (
+            ("connection", self.provider_type.connection_form),
+            ("parameters", self.provider_type.parameters_form),
+        ):
+            cleaned, field_errors = types.validate(form_class, getattr(self, field))
+            if field_errors:
+                errors[field] = [
+                    f"{name}: {message}"
+                    for name, messages in field_errors.items()
+                    for message in messages
+                ]
+            else:
+                setattr(self, field, cleaned)
+        if errors:
+            raise ValidationError(errors)
+
+    def parameter(self, name: str):
+        """An operation parameter, falling back to the type's declared default."""
+        form_class = self.provider_type.parameters_form
+        return self.parameters.get(name, types.defaults(form_class).get(name))
+
+
+class ProductCAId(models.Model):
+    """The CA ID (provisioning ID) that identifies a flat product at one provider."""
+
+    product = models.ForeignKey(
+        "subscriptions.Product", on_delete=models.CASCADE, related_name="ca_ids"
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="ca_ids")
+    ca_id = models.CharField("CA ID", max_length=64)
+
+    class Meta:
+        verbose_name = "product CA ID"
+        constraints = [
+            models.UniqueConstraint(fields=["product", "provider"], name="one_ca_id_per_provider"),
+            models.UniqueConstraint(fields=["provider", "ca_id"], name="ca_id_unique_at_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ca_id} @ {self.provider}"
+
+    def clean(self) -> None:
+        if self.product_id and self.product.is_bundle:
+            raise ValidationError(
+                {"product": "A bundle has no CA ID of its own; give its components CA IDs."}
+            )
+
+
+class Distributor(models.Model):
+    """A provisioning distributor: one viewing point (box and card) of a provider."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="distributors")
+    code = models.CharField(max_length=32)
+    name = models.CharField(max_length=100, blank=True)
+    allowed_products = models.ManyToManyField(
+        "subscriptions.Product",
+        blank=True,
+        related_name="distributors",
+        help_text="The services this viewing point may carry.",
+    )
+    required_distributor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="required_by",
+        help_text="A viewing point that must already be in use on the subscription.",
+    )
+
+    class Meta:
+        ordering = ["provider_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "code"], name="distributor_code_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.provider})"
+
+    def clean(self) -> None:
+        required = self.required_distributor
+        if required is None:
+            return
+        if self.pk and required.pk == self.pk:
+            raise ValidationError({"required_distributor": "A distributor cannot require itself."})
+        if required.provider_id != self.provider_id:
+            raise ValidationError(
+                {"required_distributor": "The required distributor must be of the same provider."}
+            )
+        seen = {self.pk}
+        while required is not None:
+            if required.pk in seen:
+                raise ValidationError(
+                    {"required_distributor": "Required distributors would form a cycle."}
+                )
+            seen.add(required.pk)
+            required = required.required_distributor
+
+
+class ProvisioningRequest(models.Model):
+    """One command to one provider. Created by the system only; never edited by hand.
+
+    ``uid`` is the stable unique id sent to the provider so that it can drop a duplicate.
+    ``rollback`` records what must be undone if the provider rejects the request.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        COMPLETED = "completed", "Completed"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+        ARCHIVED = "archived", "Archived"
+
+    class Priority(models.IntegerChoices):
+        # Lower sorts first: Express requests go ahead of Normal ones.
+        EXPRESS = 1, "Express"
+        NORMAL = 5, "Normal"
+
+    class Trigger(models.TextChoices):
+        ACTION = "action", "Subscription action"
+        RUN = "run", "Run"
+        UTILITY = "utility", "Utility"
+        ROLLBACK = "rollback", "Rollback"
+
+    uid = models.UUIDField("unique id", default=uuid.uuid4, unique=True, editable=False)
+    command = models.CharField(max_length=60)
+    parameters = models.JSONField(default=dict)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="requests")
+    distributor = models.ForeignKey(
+        Distributor, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="provisioning_requests",
+    )
+    service = models.ForeignKey(
+        "subscriptions.SubscriptionService",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="provisioning_requests",
+    )
+    installed_item = models.ForeignKey(
+        "subscriptions.InstalledItem",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="provisioning_requests",
+        help_text="The smartcard (or device) the request is addressed to.",
+    )
+    items = models.ManyToManyField(
+        "subscriptions.InstalledItem",
+        blank=True,
+        related_name="+",
+        help_text="All the devices the request concerns (e.g. the members of a pairing).",
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    trigger_name = models.CharField(
+        max_length=60, blank=True, help_text="The action, run or utility that created it."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    rollback = models.JSONField(
+        default=dict, blank=True, help_text="What must be undone if the provider rejects it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The engine's queue: pending work of one provider, Express first, then oldest.
+            models.Index(
+                fields=["provider", "priority", "id"],
+                condition=Q(state="pending"),
+                name="request_pending_queue",
+            ),
+            models.Index(fields=["subscription", "id"], name="request_by_subscription"),
+            models.Index(fields=["installed_item", "id"], name="request_by_card"),
+            models.Index(fields=["provider", "state", "created_at"], name="request_by_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.command} #{self.pk}"

@@ -1,0 +1,38 @@
+"""The domain signal every subscription action sends.
+
+``action_performed`` is sent *inside* the action's transaction, once per action, with an
+``ActionChange`` that says exactly what changed. Receivers (the provisioning engine) write their
+provisioning requests in that same transaction, so the requests exist if and only if the state
+change commits; a receiver that raises rolls the whole action back.
+"""
+
+from dataclasses import dataclass, field
+
+from django.dispatch import Signal
+
+action_performed = Signal()
+
+
+@dataclass
+class ActionChange:
+    action: str
+    subscription: "object"
+    services_on: list = field(default_factory=list)
+    services_off: list = field(default_factory=list)
+    items_added: list = field(default_factory=list)
+    items_removed: list = field(default_factory=list)
+    performed_by: "object | None" = None
+    reason: str = ""
+
+    def summary(self) -> dict:
+        """The change as plain ids, for the audit trail."""
+        return {
+            "services_on": [s.pk for s in self.services_on],
+            "services_off": [s.pk for s in self.services_off],
+            "items_added": [i.pk for i in self.items_added],
+            "items_removed": [i.pk for i in self.items_removed],
+        }
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.services_on or self.services_off or self.items_added or self.items_removed)
