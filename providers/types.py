@@ -49,7 +49,7 @@ class GenericConnection(forms.Form):
 
 class ConaxWSConnection(forms.Form):
     wsdl_url = forms.CharField(label="WSDL location", max_length=500)
-    endpoint_url = forms.URLField(label="Endpoint URL", required=False)
+    endpoint_url = forms.URLField(label="Endpoint URL", required=False, assume_scheme="https")
     username = forms.CharField(max_length=100)
     password_env = SecretFromEnv(label="Password variable")
     client_certificate_path = forms.CharField(max_length=500, required=False)
@@ -112,7 +112,7 @@ class ExsetParameters(forms.Form):
 
 
 class IrdetoConnection(forms.Form):
-    endpoint_url = forms.URLField(label="Endpoint URL")
+    endpoint_url = forms.URLField(label="Endpoint URL", assume_scheme="https")
     username = forms.CharField(max_length=100)
     password_env = SecretFromEnv(label="Password variable")
     timeout_seconds = forms.IntegerField(min_value=1, max_value=300, initial=10)

@@ -1,0 +1,83 @@
+"""The three roles, as groups with permissions.
+
+- **agent** (call centre): reads everything, performs subscription actions, keeps customer
+  accounts up to date; later runs utilities.
+- **operator** (back office): reads everything, sets up providers, distributors and CA IDs;
+  later defines and schedules runs.
+- **administrator**: everything, including products, users and roles.
+
+Nobody, not even an administrator, may add, change or delete a provisioning request: requests
+are created by the system only. The groups are brought up to date after every ``migrate``.
+"""
+
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+
+AGENT = "agent"
+OPERATOR = "operator"
+ADMINISTRATOR = "administrator"
+ROLES = (AGENT, OPERATOR, ADMINISTRATOR)
+
+DOMAIN_APPS = ("subscriptions", "providers", "runs", "django_celery_beat")
+
+# Permissions are "app_label.codename"; "app_label.view_*" means every view permission of the app.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    AGENT: [
+        *(f"{app}.view_*" for app in DOMAIN_APPS),
+        "subscriptions.perform_actions",
+        "subscriptions.add_customeraccount",
+        "subscriptions.change_customeraccount",
+    ],
+    OPERATOR: [
+        *(f"{app}.view_*" for app in DOMAIN_APPS),
+        *(
+            f"providers.{verb}_{model}"
+            for verb in ("add", "change", "delete")
+            for model in ("provider", "distributor", "productcaid")
+        ),
+        *(
+            f"django_celery_beat.{verb}_{model}"
+            for verb in ("add", "change", "delete")
+            for model in ("periodictask", "intervalschedule", "crontabschedule", "clockedschedule")
+        ),
+    ],
+    ADMINISTRATOR: [
+        *(f"{app}.*" for app in DOMAIN_APPS),
+        "auth.*",
+    ],
+}
+
+# Whatever a pattern says, these are never granted.
+NEVER_GRANTED = {f"providers.{verb}_provisioningrequest" for verb in ("add", "change", "delete")}
+
+
+def _resolve(patterns: list[str]) -> list[Permission]:
+    perms = Permission.objects.select_related("content_type")
+    chosen = []
+    for perm in perms:
+        key = f"{perm.content_type.app_label}.{perm.codename}"
+        if key in NEVER_GRANTED:
+            continue
+        for pattern in patterns:
+            app, _, codename = pattern.partition(".")
+            if app != perm.content_type.app_label:
+                continue
+            if codename == "*" or codename == perm.codename:
+                chosen.append(perm)
+                break
+            if codename.endswith("*") and perm.codename.startswith(codename[:-1]):
+                chosen.append(perm)
+                break
+    return chosen
+
+
+def ensure_roles(**_kwargs) -> None:
+    """Create the role groups and set their permissions exactly (idempotent)."""
+    # Permissions of apps listed after this one are only created later in migrate's
+    # post_migrate pass; create them all now so every role is complete on the first migrate.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(_resolve(ROLE_PERMISSIONS[role]))

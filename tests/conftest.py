@@ -1,0 +1,72 @@
+"""Shared fixtures: the Company ZX catalogue, subscriptions made through the actions, and one
+user per role so that permission tests read as "an agent can…"."""
+
+import itertools
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from crm_provisioning import roles
+from subscriptions import actions
+from subscriptions.actions import ItemSpec
+from subscriptions.demo import ensure_catalog
+from subscriptions.models import CustomerAccount
+
+_serials = itertools.count(1)
+
+
+@pytest.fixture
+def catalog(db):
+    return ensure_catalog()
+
+
+@pytest.fixture
+def account(db):
+    return CustomerAccount.objects.create(number="ACC-1", name="Maria Georgiou")
+
+
+def card_and_box(distributor, n=None):
+    """A smartcard and a set-top box for one viewing point, with fresh serials and CA IDs."""
+    n = n or next(_serials)
+    return [
+        ItemSpec("smartcard", f"SC{n:06d}", f"CA-SC-{n:06d}", distributor, "SC-01", "Smartcard"),
+        ItemSpec("stb", f"STB{n:06d}", f"CA-STB-{n:06d}", distributor, "STB-01", "Decoder"),
+    ]
+
+
+@pytest.fixture
+def subscribe(catalog, account):
+    """Make a subscription through Become subscriber: product codes on MAIN, with card and box."""
+
+    def make(*product_codes, distributor="MAIN", with_items=True):
+        dist = catalog.distributors[distributor]
+        change = actions.become_subscriber(
+            account,
+            catalog.types["RES"],
+            [(catalog.products[code], dist) for code in product_codes],
+            card_and_box(dist) if with_items else [],
+        )
+        return change.subscription
+
+    return make
+
+
+def _user(username: str, role: str) -> User:
+    user = User.objects.create_user(username, password="pw-" + username, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def agent(db):
+    return _user("agent", roles.AGENT)
+
+
+@pytest.fixture
+def operator(db):
+    return _user("operator", roles.OPERATOR)
+
+
+@pytest.fixture
+def administrator(db):
+    return _user("administrator", roles.ADMINISTRATOR)
