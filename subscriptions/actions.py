@@ -10,10 +10,11 @@ Every action
 Views, admin classes, API serializers and tasks call these functions and nothing else.
 """
 
+import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from providers.models import Distributor, ProductCAId
@@ -344,15 +345,25 @@ def _install(sub: Subscription, spec: ItemSpec) -> InstalledItem:
     if not spec.serial_number or not spec.ca_id:
         raise ActionError("A device needs a serial number and a CA ID.", code="invalid_item")
     _check_device_free(spec)
-    item = InstalledItem.objects.create(
-        subscription=sub,
-        kind=spec.kind,
-        serial_number=spec.serial_number,
-        ca_id=spec.ca_id,
-        product_code=spec.product_code,
-        description=spec.description,
-        distributor=spec.distributor,
-    )
+    try:
+        # The check above names the other subscription; the unique constraint is the backstop
+        # when two subscriptions take the same device at the same moment.
+        with transaction.atomic():
+            item = InstalledItem.objects.create(
+                subscription=sub,
+                kind=spec.kind,
+                serial_number=spec.serial_number,
+                ca_id=spec.ca_id,
+                product_code=spec.product_code,
+                description=spec.description,
+                distributor=spec.distributor,
+            )
+    except IntegrityError:
+        raise ActionError(
+            f"{InstalledItem.Kind(spec.kind).label} {spec.serial_number} was just installed on "
+            "another subscription.",
+            code="device_in_use",
+        ) from None
     pairing = sub.pairings.filter(distributor=spec.distributor, cancelled_at__isnull=True).first()
     if pairing is None:
         pairing = Pairing.objects.create(subscription=sub, distributor=spec.distributor)
@@ -396,7 +407,7 @@ def become_subscriber(
         raise ActionError("A subscription needs at least one service.", code="no_services")
     with transaction.atomic():
         sub = Subscription.objects.create(
-            number=number or f"TMP-{timezone.now().timestamp()}",
+            number=number or uuid.uuid4().hex,  # replaced by S<id> below
             account=account,
             subscription_type=subscription_type,
             state=SubState.EFFECTIVE,

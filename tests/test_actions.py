@@ -524,3 +524,40 @@ def test_a_failing_signal_receiver_rolls_the_whole_action_back(subscribe):
     assert sub.state == Sub.EFFECTIVE
     assert states(sub) == {"AGRICULTURE": Svc.EFFECTIVE}
     assert list(sub.events.values_list("action", flat=True)) == ["become_subscriber"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_subscriptions_taking_the_same_card_at_once_one_wins(catalog, account):
+    import threading
+
+    from django.db import connection
+
+    card = ItemSpec("smartcard", "SC-RACE", "CA-SC-RACE", catalog.main)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def take():
+        try:
+            barrier.wait()
+            actions.become_subscriber(
+                account,
+                catalog.types["RES"],
+                [(catalog.products["AGRICULTURE"], catalog.main)],
+                [card],
+            )
+            outcomes.append("ok")
+        except ActionError as err:
+            outcomes.append(err.code)
+        except Exception as err:
+            outcomes.append(repr(err))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["device_in_use", "ok"]
+    assert InstalledItem.objects.filter(serial_number="SC-RACE").count() == 1
+    assert Subscription.objects.count() == 1
