@@ -184,6 +184,9 @@ else:
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # The worker lists the folder this often (kombu's default is 1 s): short enough that a
+        # task expiring after one heartbeat interval is never picked up late.
+        "polling_interval": 0.5,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -219,3 +222,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Provisioning ---------------------------------------------------------------------------
+# One line per installed provider adapter (see providers/registry.py).
+PROVISIONING_ADAPTERS = [
+    "providers.generic.adapter.GenericAdapter",
+]

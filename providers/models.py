@@ -164,6 +164,15 @@ class ProvisioningRequest(models.Model):
         EXPRESS = 1, "Express"
         NORMAL = 5, "Normal"
 
+    class Operation(models.TextChoices):
+        """What the request does, whatever the provider calls its command."""
+
+        ACTIVATE = "activate", "Activate service"
+        DEACTIVATE = "deactivate", "Deactivate service"
+        CREATE_PAIRING = "create_pairing", "Create pairing"
+        ADD_TO_PAIRING = "add_to_pairing", "Add to existing pairing"
+        OTHER = "other", "Other"
+
     class Trigger(models.TextChoices):
         ACTION = "action", "Subscription action"
         RUN = "run", "Run"
@@ -171,7 +180,11 @@ class ProvisioningRequest(models.Model):
         ROLLBACK = "rollback", "Rollback"
 
     uid = models.UUIDField("unique id", default=uuid.uuid4, unique=True, editable=False)
-    command = models.CharField(max_length=60)
+    command = models.CharField(max_length=60, help_text="The provider's own command name.")
+    operation = models.CharField(max_length=20, choices=Operation.choices, default=Operation.OTHER)
+    ca_id = models.CharField(
+        "service CA ID", max_length=64, blank=True, help_text="The service (component) CA ID."
+    )
     parameters = models.JSONField(default=dict)
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="requests")
     distributor = models.ForeignKey(
@@ -235,6 +248,12 @@ class ProvisioningRequest(models.Model):
             ),
             models.Index(fields=["subscription", "id"], name="request_by_subscription"),
             models.Index(fields=["installed_item", "id"], name="request_by_card"),
+            # The reconciler's look-up of what is already on its way for a service.
+            models.Index(
+                fields=["service", "installed_item", "id"],
+                condition=Q(state="pending"),
+                name="request_pending_by_service",
+            ),
             models.Index(fields=["provider", "state", "created_at"], name="request_by_state"),
         ]
 

@@ -742,3 +742,22 @@ def swap_installed_item(
         change.items_removed.append(item)
         change.items_added.append(new_item)
         return _finish(change)
+
+
+# --- Provisioning rollback ----------------------------------------------------------------------
+
+
+def switch_off_rejected_service(service, *, reason: str) -> ActionChange | None:
+    """Roll back an activation the provider rejected: the service is switched off again.
+
+    Recorded like any action (event + signal), so the engine cancels whatever components the
+    provider did accept. Nothing happens if the service is already off.
+    """
+    with transaction.atomic():
+        sub, service = _lock_service(service)
+        if not service.is_on:
+            return None
+        change = ActionChange("provisioning_rollback", sub, reason=reason)
+        _set_state(service, SvcState.NOT_EFFECTIVE)
+        change.services_off.append(service)
+        return _finish(change)

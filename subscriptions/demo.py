@@ -61,7 +61,9 @@ def ensure_catalog(provider_name: str = "Generic", provider_type: str = "generic
         products[code], _ = Product.objects.get_or_create(
             code=code, defaults={"name": name, "kind": Product.Kind.FLEXIBLE_BUNDLE}
         )
-        products[code].components.set([products[c] for c in components])
+        # One at a time: the through rows' order is the components' order (GFA1 before EFA2).
+        for component in components:
+            products[code].components.add(products[component])
 
     distributors: dict[str, Distributor] = {}
     previous = None

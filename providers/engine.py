@@ -1,0 +1,108 @@
+"""The provisioning engine: reconciler commands become provisioning requests (the outbox).
+
+Requests are written in the caller's transaction — the action's, or one chunk of a run — so a
+request exists if and only if the state change that called for it committed. Delivery is only
+woken up after commit (``on_commit``); the request row is the truth and a sweeper re-dispatches
+whatever a lost wake-up left behind.
+"""
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from subscriptions.signals import ActionChange, action_performed
+
+from . import reconciler, registry
+from .models import Provider, ProvisioningRequest
+from .parameters import Context, context_for
+
+Op = ProvisioningRequest.Operation
+
+
+def _rollback(command: reconciler.Command, ctx: Context) -> dict:
+    """What a rejection must undo, recorded with the request when it is made."""
+    if command.operation == Op.ACTIVATE:
+        return {"switch_off_service": command.service_id}
+    if command.operation in (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING):
+        return {"leave_uninitialized": list(command.member_ids)}
+    return {}
+
+
+def create_requests(
+    provider: Provider,
+    commands: Iterable[reconciler.Command],
+    *,
+    trigger: str,
+    trigger_name: str = "",
+    priority: int = ProvisioningRequest.Priority.NORMAL,
+    chunk_size: int = 2000,
+) -> list[int]:
+    """Write one Pending request per command, in order; returns their ids."""
+    adapter = registry.adapter_for(provider)
+    created: list[int] = []
+    iterator: Iterator = iter(commands)
+    while chunk := list(islice(iterator, chunk_size)):
+        ctx = context_for(chunk)
+        requests = [
+            ProvisioningRequest(
+                command=adapter.command_for(c.operation),
+                operation=c.operation,
+                ca_id=c.ca_id,
+                parameters=adapter.parameters_for(c, ctx),
+                provider=provider,
+                distributor_id=c.distributor_id,
+                subscription_id=c.subscription_id,
+                service_id=c.service_id,
+                installed_item_id=c.item_id,
+                priority=priority,
+                trigger=trigger,
+                trigger_name=trigger_name,
+                rollback=_rollback(c, ctx),
+            )
+            for c in chunk
+        ]
+        ProvisioningRequest.objects.bulk_create(requests)
+        Through = ProvisioningRequest.items.through
+        Through.objects.bulk_create(
+            Through(provisioningrequest_id=r.pk, installeditem_id=m)
+            for r, c in zip(requests, chunk, strict=True)
+            for m in (c.member_ids or (c.item_id,))
+        )
+        created.extend(r.pk for r in requests)
+    return created
+
+
+def providers_touched(change: ActionChange) -> list[Provider]:
+    distributor_ids = {s.distributor_id for s in change.services_on + change.services_off} | {
+        i.distributor_id for i in change.items_added + change.items_removed
+    }
+    return list(
+        Provider.objects.filter(distributors__pk__in=distributor_ids, enabled=True).distinct()
+    )
+
+
+@receiver(action_performed, dispatch_uid="provision_action")
+def provision_action(sender, change: ActionChange, **kwargs) -> None:
+    """Real-time: reconcile exactly what the action touched, inside its transaction."""
+    if change.is_empty:
+        return
+    scope = reconciler.Scope(
+        service_ids=frozenset(s.pk for s in change.services_on + change.services_off),
+        item_ids=frozenset(i.pk for i in change.items_added + change.items_removed),
+    )
+    for provider in providers_touched(change):
+        adapter = registry.adapter_for(provider)
+        if not adapter.acts_on_actions:
+            continue  # batch providers: the processing run will pick the change up
+        created = create_requests(
+            provider,
+            reconciler.plan(provider, [change.subscription.pk], scope=scope),
+            trigger=ProvisioningRequest.Trigger.ACTION,
+            trigger_name=change.action,
+        )
+        if created and adapter.delivery == registry.PUSH:
+            from .tasks import deliver
+
+            transaction.on_commit(lambda pk=provider.pk: deliver.delay(pk))

@@ -1,0 +1,1 @@
+"""The Generic provider: any CA / OTT platform, through the Web API (seed 004)."""

@@ -1,0 +1,272 @@
+"""The reconciler: from wanted state and provider state, the commands that bring a provider in step.
+
+One implementation serves every path. A real-time action reconciles the services and devices it
+touched; the processing and reset runs reconcile whole sets of subscriptions. Either way the
+work is a few set-based SQL statements per chunk of subscriptions, never a query per
+subscription, and rows stream through in constant memory.
+
+The model, per subscription service *s* and smartcard *c* on the same viewing point
+(distributor) of the same subscription:
+
+- **wanted(s, c)** — *s* is Effective / Short Term Effective and *c* is in use.
+- **has(s, c)** — what the provider holds once everything already on its way has arrived: the
+  last *pending* activate/deactivate request for (s, c) if there is one; otherwise
+  ``s.authorized and initialized(c)`` (a card the provider has not registered holds nothing,
+  which is how a swapped-in card gets every service of its viewing point).
+- **initialized(c)** — ``c.initialized``, or a pending pairing request that includes *c*.
+
+``wanted and not has`` gives *activate*, ``has and not wanted`` gives *deactivate* (this covers
+services switched off, cards removed or swapped away, and moves between distributors), one
+command per component CA ID of the service's product. A viewing point with a wanted service and
+devices not initialized gives *create pairing* (nothing there registered yet) or *add to
+existing pairing*. Because pending requests count as already applied, running the reconciler
+again before the answers come back creates nothing twice.
+
+Within a subscription, commands come out in the order they must reach the provider: pairings,
+then deactivations, then activations (so a CA ID cancelled on one service and added on another
+ends up active).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import connection
+
+from subscriptions.models import InstalledItem, Product, SubscriptionService
+
+from .models import ProductCAId, ProvisioningRequest
+
+Op = ProvisioningRequest.Operation
+ON_STATES = tuple(SubscriptionService.ON_STATES)
+ENTITLEMENT_OPS = (Op.ACTIVATE, Op.DEACTIVATE)
+PAIRING_OPS = (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING)
+OP_ORDER = {Op.CREATE_PAIRING: 0, Op.ADD_TO_PAIRING: 0, Op.DEACTIVATE: 1, Op.ACTIVATE: 2}
+
+
+@dataclass(frozen=True)
+class Command:
+    operation: str
+    subscription_id: int
+    distributor_id: int
+    item_id: int  # the card addressed (for pairings: the anchor card)
+    service_id: int | None = None
+    ca_id: str = ""
+    member_ids: tuple[int, ...] = ()  # pairings: the devices to register
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Restricts reconciliation to what one action touched."""
+
+    service_ids: frozenset[int] = frozenset()
+    item_ids: frozenset[int] = frozenset()
+
+
+def _tables() -> dict[str, str]:
+    request_items = ProvisioningRequest.items.through
+    return {
+        "service": SubscriptionService._meta.db_table,
+        "item": InstalledItem._meta.db_table,
+        "request": ProvisioningRequest._meta.db_table,
+        "request_items": request_items._meta.db_table,
+        "ri_request": request_items._meta.get_field("provisioningrequest").column,
+        "ri_item": request_items._meta.get_field("installeditem").column,
+        "distributor": "providers_distributor",
+    }
+
+
+# The SQL below is built with f-strings, but only from table and column names taken from the
+# models' metadata and from "%s" placeholders; every value travels as a query parameter.
+
+
+def _in(values: Iterable, params: list) -> str:
+    values = list(values)
+    params.extend(values)
+    return ", ".join(["%s"] * len(values))
+
+
+# has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card).
+_INITIALIZED = """(
+    it.initialized OR EXISTS (
+        SELECT 1 FROM {request} pr JOIN {request_items} ri ON ri.{ri_request} = pr.id
+        WHERE ri.{ri_item} = it.id AND pr.state = 'pending'
+          AND pr.operation IN ('create_pairing', 'add_to_pairing')))"""
+
+_LAST_PENDING = """(
+    SELECT pr.operation FROM {request} pr
+    WHERE pr.service_id = ss.id AND pr.installed_item_id = it.id AND pr.state = 'pending'
+      AND pr.operation IN ('activate', 'deactivate')
+    ORDER BY pr.id DESC LIMIT 1)"""
+
+
+def _entitlement_rows(provider_id: int, subscription_ids: list[int], scope: Scope | None):
+    """(subscription, service, product, distributor, card, operation) where wanted != has."""
+    t = _tables()
+    params: list = [provider_id]
+    sub_in = _in(subscription_ids, params)
+    scope_sql = ""
+    if scope is not None:
+        parts = []
+        if scope.service_ids:
+            parts.append(f"ss.id IN ({_in(scope.service_ids, params)})")
+        if scope.item_ids:
+            parts.append(f"it.id IN ({_in(scope.item_ids, params)})")
+        scope_sql = f"AND ({' OR '.join(parts) or '1 = 0'})"
+    on_params: list = []
+    on_in = _in(ON_STATES, on_params)
+    initialized = _INITIALIZED.format(**t)
+    last_pending = _LAST_PENDING.format(**t)
+    sql = f"""
+        SELECT subscription_id, service_id, product_id, distributor_id, item_id, op FROM (
+            SELECT ss.subscription_id, ss.id AS service_id, ss.product_id, ss.distributor_id,
+                   it.id AS item_id,
+                   CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
+                        THEN 1 ELSE 0 END AS wanted,
+                   CASE {last_pending}
+                        WHEN 'activate' THEN 1
+                        WHEN 'deactivate' THEN 0
+                        ELSE CASE WHEN ss.authorized AND {initialized} THEN 1 ELSE 0 END
+                   END AS has_it,
+                   CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
+                        THEN 'activate' ELSE 'deactivate' END AS op
+            FROM {t["service"]} ss
+            JOIN {t["distributor"]} d ON d.id = ss.distributor_id
+            JOIN {t["item"]} it
+              ON it.subscription_id = ss.subscription_id
+             AND it.distributor_id = ss.distributor_id
+             AND it.kind = 'smartcard'
+            WHERE d.provider_id = %s
+              AND ss.subscription_id IN ({sub_in})
+              {scope_sql}
+        ) candidates
+        WHERE wanted <> has_it
+        ORDER BY subscription_id, service_id, item_id
+    """
+    # Parameter order follows the placeholders: the SELECT list first, then the WHERE clause.
+    all_params = on_params + on_params + params
+    with connection.cursor() as cursor:
+        cursor.execute(sql, all_params)
+        yield from cursor.fetchall()
+
+
+def _pairing_rows(provider_id: int, subscription_ids: list[int], scope: Scope | None):
+    """In-use devices on viewing points that have a wanted service: (sub, dist, item, init)."""
+    t = _tables()
+    on_params: list = []
+    on_in = _in(ON_STATES, on_params)
+    params: list = [provider_id]
+    sub_in = _in(subscription_ids, params)
+    scope_sql = ""
+    if scope is not None:
+        touched = []
+        if scope.service_ids:
+            touched.append(
+                f"""it.distributor_id IN (SELECT distributor_id FROM {t["service"]}
+                     WHERE id IN ({_in(scope.service_ids, params)}))"""
+            )
+        if scope.item_ids:
+            touched.append(
+                f"""it.distributor_id IN (SELECT distributor_id FROM {t["item"]}
+                     WHERE id IN ({_in(scope.item_ids, params)}))"""
+            )
+        scope_sql = f"AND ({' OR '.join(touched) or '1 = 0'})"
+    initialized = _INITIALIZED.format(**t)
+    sql = f"""
+        SELECT it.subscription_id, it.distributor_id, it.id, it.kind,
+               CASE WHEN {initialized} THEN 1 ELSE 0 END AS is_initialized
+        FROM {t["item"]} it
+        JOIN {t["distributor"]} d ON d.id = it.distributor_id
+        WHERE d.provider_id = %s
+          AND it.subscription_id IN ({sub_in})
+          AND it.removed_at IS NULL
+          {scope_sql}
+          AND EXISTS (SELECT 1 FROM {t["service"]} ss
+                      WHERE ss.subscription_id = it.subscription_id
+                        AND ss.distributor_id = it.distributor_id
+                        AND ss.state IN ({on_in}))
+        ORDER BY it.subscription_id, it.distributor_id, it.id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + on_params)
+        yield from cursor.fetchall()
+
+
+class CAIds:
+    """Product → the CA IDs that provision it at one provider (components for a bundle)."""
+
+    def __init__(self, provider_id: int):
+        flat = dict(
+            ProductCAId.objects.filter(provider_id=provider_id).values_list("product_id", "ca_id")
+        )
+        self._map = {pid: [ca] for pid, ca in flat.items()}
+        # Components in the order they were added to the bundle.
+        for bundle_id, component_id in Product.components.through.objects.order_by(
+            "id"
+        ).values_list("from_product_id", "to_product_id"):
+            if component_id in flat:
+                self._map.setdefault(bundle_id, []).append(flat[component_id])
+
+    def __getitem__(self, product_id: int) -> list[str]:
+        return self._map.get(product_id, [])
+
+
+def _pairing_commands(rows) -> list[Command]:
+    by_point: dict[tuple[int, int], list] = defaultdict(list)
+    for sub_id, dist_id, item_id, kind, is_init in rows:
+        by_point[(sub_id, dist_id)].append((item_id, kind, bool(is_init)))
+    commands = []
+    for (sub_id, dist_id), items in by_point.items():
+        new = [i for i in items if not i[2]]
+        if not new:
+            continue
+        registered = [i for i in items if i[2]]
+        if registered:
+            anchor = next((i for i in registered if i[1] == "smartcard"), registered[0])
+            op, members = Op.ADD_TO_PAIRING, new
+        else:
+            anchor = next((i for i in new if i[1] == "smartcard"), new[0])
+            op, members = Op.CREATE_PAIRING, new
+        commands.append(
+            Command(op, sub_id, dist_id, anchor[0], member_ids=tuple(i[0] for i in members))
+        )
+    return commands
+
+
+def _subscription_chunks(subscription_ids: Iterable[int], size: int) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    for sub_id in subscription_ids:
+        chunk.append(sub_id)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def plan(
+    provider,
+    subscription_ids: Iterable[int],
+    *,
+    scope: Scope | None = None,
+    chunk_size: int = 2000,
+) -> Iterator[Command]:
+    """The commands that bring ``provider`` in step for these subscriptions, in sending order.
+
+    ``subscription_ids`` may be a lazy iterator (e.g. ``values_list(..).iterator()``); it is
+    consumed in chunks, so memory stays flat whatever the number of subscriptions.
+    """
+    ca_ids = CAIds(provider.pk)
+    for chunk in _subscription_chunks(subscription_ids, chunk_size):
+        per_sub: dict[int, list[Command]] = defaultdict(list)
+        for command in _pairing_commands(_pairing_rows(provider.pk, chunk, scope)):
+            per_sub[command.subscription_id].append(command)
+        for sub_id, service_id, product_id, dist_id, item_id, op in _entitlement_rows(
+            provider.pk, chunk, scope
+        ):
+            for ca_id in ca_ids[product_id]:
+                per_sub[sub_id].append(
+                    Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)
+                )
+        for sub_id in sorted(per_sub):
+            yield from sorted(per_sub[sub_id], key=lambda c: OP_ORDER[c.operation])

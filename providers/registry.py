@@ -1,0 +1,121 @@
+"""Provider adapters and their registry.
+
+An adapter is everything that differs between CA / OTT platforms. The rest of the product —
+actions, reconciler, outbox, runs, utilities, Web API — is shared and asks the adapter.
+
+The contract (MUST / SHOULD / MAY):
+
+- MUST set ``code`` (stored in ``Provider.type``), ``name`` and ``model`` (real-time, batch or
+  hybrid) and ``delivery``: ``push`` (a worker sends each request now), ``file`` (requests are
+  written into files by a run) or ``pull`` (the platform's connector takes them over the Web
+  API).
+- MUST declare ``connection_form`` and ``parameters_form``: Django forms whose fields are the
+  provider's settings; they validate what operators type and give the defaults.
+- MUST map the reconciler's operations to its own commands in ``commands`` and build each
+  request's parameters in ``parameters_for`` (plain JSON: what the platform needs to act).
+- MUST, when ``delivery == "push"``, implement ``send(request) -> Answer`` and raise
+  ``TransportError`` for anything that may succeed on retry (timeouts, connection refused).
+- SHOULD send ``request.uid`` to the platform wherever its protocol allows, so that the platform
+  can drop a duplicate.
+- MAY declare ``run_types`` and ``utilities`` it offers.
+
+Adding a provider is one new package with an ``Adapter`` subclass and one line in
+``settings.PROVISIONING_ADAPTERS``; nothing else changes.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+
+from django import forms
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+REAL_TIME = "real_time"
+BATCH = "batch"
+HYBRID = "hybrid"
+
+PUSH = "push"
+FILE = "file"
+PULL = "pull"
+
+
+class TransportError(Exception):
+    """Delivery failed for a reason that may pass (network, timeout); the engine retries."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the platform said about one request."""
+
+    accepted: bool
+    error_code: str = ""
+    error_description: str = ""
+    response: dict | None = None
+
+
+class NoSettings(forms.Form):
+    pass
+
+
+class Adapter:
+    code: str = ""
+    name: str = ""
+    model: str = REAL_TIME
+    delivery: str = PUSH
+    connection_form: type[forms.Form] = NoSettings
+    parameters_form: type[forms.Form] = NoSettings
+    # Reconciler operation -> this provider's command name.
+    commands: dict[str, str] = {}
+    run_types: tuple[str, ...] = ()
+    utilities: tuple[str, ...] = ()
+
+    def __init__(self, provider):
+        self.provider = provider
+
+    @property
+    def acts_on_actions(self) -> bool:
+        """Real-time and hybrid providers get requests the moment an action commits; batch
+        providers wait for the processing run."""
+        return self.model in (REAL_TIME, HYBRID)
+
+    def command_for(self, operation: str) -> str:
+        return self.commands[operation]
+
+    def parameters_for(self, command, context) -> dict:
+        """The request's parameters; the standard set serves most platforms."""
+        from .parameters import standard_parameters
+
+        return standard_parameters(command, context)
+
+    def send(self, request) -> Answer:
+        raise NotImplementedError(f"{self.name} does not push requests")
+
+
+@cache
+def _adapters() -> dict[str, type[Adapter]]:
+    loaded = {}
+    for path in settings.PROVISIONING_ADAPTERS:
+        cls = import_string(path)
+        if cls.code in loaded:
+            raise ValueError(f"Two adapters claim provider type {cls.code!r}")
+        loaded[cls.code] = cls
+    return loaded
+
+
+def adapter_classes() -> dict[str, type[Adapter]]:
+    return _adapters()
+
+
+def adapter_class(code: str) -> type[Adapter]:
+    try:
+        return _adapters()[code]
+    except KeyError:
+        raise LookupError(f"No adapter is installed for provider type {code!r}") from None
+
+
+def adapter_for(provider) -> Adapter:
+    return adapter_class(provider.type)(provider)
+
+
+def type_choices() -> list[tuple[str, str]]:
+    return [(cls.code, cls.name) for cls in _adapters().values()]

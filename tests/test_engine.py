@@ -1,0 +1,164 @@
+"""Actions become provisioning requests on the Generic provider; answers apply or roll back."""
+
+import pytest
+
+from providers import reconciler
+from providers.answers import ALREADY_DONE, APPLIED, AnswerConflict, record_answer
+from providers.models import ProvisioningRequest
+from subscriptions import actions
+from subscriptions.models import SubscriptionService
+
+Req = ProvisioningRequest
+Svc = SubscriptionService.State
+
+
+def requests_of(sub, since=0):
+    """(command, service CA ID or device kinds, card CA ID) in creation order."""
+    rows = []
+    for r in sub.provisioning_requests.filter(pk__gt=since).order_by("pk"):
+        if r.operation in (Req.Operation.ACTIVATE, Req.Operation.DEACTIVATE):
+            rows.append((r.command, r.parameters["service_ca_id"], r.parameters["card_ca_id"]))
+        else:
+            kinds = sorted(d["kind"] for d in r.parameters["devices"])
+            rows.append((r.command, "+".join(kinds), r.installed_item.ca_id))
+    return rows
+
+
+def last_id():
+    return Req.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def accept_all(sub):
+    for r in sub.provisioning_requests.filter(state=Req.State.PENDING).order_by("pk"):
+        record_answer(r, accepted=True)
+
+
+def card_of(sub):
+    return sub.installed_items.get(kind="smartcard", removed_at=None).ca_id
+
+
+# --- SPEC's bundle examples ---------------------------------------------------------------
+
+
+def test_become_subscriber_with_bundle_a(subscribe):
+    sub = subscribe("BUNDLE_A")
+    card = card_of(sub)
+    assert requests_of(sub) == [
+        ("CREATE_PAIRING", "smartcard+stb", card),
+        ("ACTIVATE_SERVICE", "GFA1", card),
+        ("ACTIVATE_SERVICE", "EFA2", card),
+    ]
+    r = sub.provisioning_requests.get(ca_id="GFA1")
+    assert (r.state, r.trigger, r.trigger_name) == ("pending", "action", "become_subscriber")
+    assert r.parameters["distributor"] == "MAIN"
+    assert r.parameters["subscription"] == sub.number
+
+
+def test_swap_bundle_a_to_agriculture(catalog, subscribe):
+    sub = subscribe("BUNDLE_A")
+    accept_all(sub)
+    since = last_id()
+    actions.swap_service(sub.services.get(), catalog.products["AGRICULTURE"])
+    card = card_of(sub)
+    assert sorted(requests_of(sub, since)) == sorted(
+        [
+            ("ACTIVATE_SERVICE", "AF1", card),
+            ("DEACTIVATE_SERVICE", "GFA1", card),
+            ("DEACTIVATE_SERVICE", "EFA2", card),
+        ]
+    )
+
+
+def test_swap_bundle_a_to_bundle_b(catalog, subscribe):
+    sub = subscribe("BUNDLE_A")
+    accept_all(sub)
+    since = last_id()
+    actions.swap_service(sub.services.get(), catalog.products["BUNDLE_B"])
+    card = card_of(sub)
+    assert requests_of(sub, since) == [
+        # Cancellations first: a CA ID in both bundles must end up active.
+        ("DEACTIVATE_SERVICE", "GFA1", card),
+        ("DEACTIVATE_SERVICE", "EFA2", card),
+        ("ACTIVATE_SERVICE", "RFB1", card),
+        ("ACTIVATE_SERVICE", "BFB2", card),
+    ]
+
+
+def test_nothing_is_planned_twice_while_requests_are_pending(catalog, subscribe):
+    sub = subscribe("BUNDLE_A")
+    assert list(reconciler.plan(catalog.provider, [sub.pk])) == []
+    accept_all(sub)
+    assert list(reconciler.plan(catalog.provider, [sub.pk])) == []
+
+
+# --- Answers ------------------------------------------------------------------------------
+
+
+def test_accepted_requests_update_provider_state(subscribe):
+    sub = subscribe("BUNDLE_A")
+    accept_all(sub)
+    service = sub.services.get()
+    assert service.authorized and service.authorization_date is not None
+    assert all(i.initialized for i in sub.installed_items.all())
+    assert set(sub.provisioning_requests.values_list("state", flat=True)) == {"completed"}
+
+
+def test_a_rejected_activation_switches_the_service_off_and_cancels_what_was_accepted(
+    subscribe,
+):
+    sub = subscribe("BUNDLE_A")
+    pairing, gfa1, efa2 = sub.provisioning_requests.order_by("pk")
+    record_answer(pairing, accepted=True)
+    record_answer(gfa1, accepted=True)
+    since = last_id()
+
+    outcome = record_answer(
+        efa2, accepted=False, error_code="E42", error_description="Unknown product EFA2"
+    )
+
+    assert outcome.result == APPLIED
+    efa2.refresh_from_db()
+    assert (efa2.state, efa2.error_code, efa2.last_error) == (
+        "rejected",
+        "E42",
+        "Unknown product EFA2",
+    )
+    service = sub.services.get()
+    assert service.state == Svc.NOT_EFFECTIVE
+    event = sub.events.first()
+    assert event.action == "provisioning_rollback"
+    assert f"Request {efa2.uid} (ACTIVATE_SERVICE) rejected: E42 Unknown product EFA2" in (
+        event.reason
+    )
+    card = card_of(sub)
+    # GFA1 was accepted, so the provider holds part of the bundle: both components cancelled.
+    assert requests_of(sub, since) == [
+        ("DEACTIVATE_SERVICE", "GFA1", card),
+        ("DEACTIVATE_SERVICE", "EFA2", card),
+    ]
+    assert sub.provisioning_requests.filter(pk__gt=since).first().trigger_name == (
+        "provisioning_rollback"
+    )
+
+
+def test_a_rejected_pairing_leaves_the_devices_not_initialized(subscribe):
+    sub = subscribe("AGRICULTURE")
+    pairing = sub.provisioning_requests.get(operation="create_pairing")
+    record_answer(pairing, accepted=False, error_description="Card blacklisted")
+    assert not any(i.initialized for i in sub.installed_items.all())
+    assert sub.services.get().state == Svc.EFFECTIVE
+
+
+def test_the_same_answer_twice_is_applied_once_and_a_conflicting_one_refused(subscribe):
+    sub = subscribe("AGRICULTURE")
+    activation = sub.provisioning_requests.get(operation="activate")
+    assert record_answer(activation, accepted=True).result == APPLIED
+    assert record_answer(activation, accepted=True).result == ALREADY_DONE
+    with pytest.raises(AnswerConflict) as err:
+        record_answer(activation, accepted=False)
+    assert str(err.value) == (
+        f"Request {activation.uid} is already Completed; it cannot also be Rejected."
+    )
+    activation.refresh_from_db()
+    assert activation.state == "completed"
+    assert sub.events.filter(action="provisioning_rollback").count() == 0
