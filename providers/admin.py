@@ -1,1 +1,203 @@
+"""Back office for providers, distributors, CA IDs and provisioning requests.
 
+A provider's ``connection`` and ``parameters`` are validated by ``Provider.clean()`` through the
+provider type's forms; the model form runs it, so its errors land on those two fields.
+Provisioning requests are created by the system only: the admin shows them and nothing else,
+whoever asks (superusers included).
+"""
+
+import json
+
+from django.contrib import admin
+from django.db.models import Q
+from django.utils.html import format_html, format_html_join
+
+from subscriptions.admin import (
+    SEARCH_HELP,
+    ViewOnlyAdmin,
+    subscription_ids_matching,
+)
+from subscriptions.models import InstalledItem
+
+from . import types
+from .models import Distributor, ProductCAId, Provider, ProvisioningRequest
+
+MODEL_LABELS = {
+    types.Model.REAL_TIME: "Real-time",
+    types.Model.BATCH: "Batch",
+    types.Model.HYBRID: "Hybrid (real-time + reset runs)",
+}
+
+
+def _settings_table(form_class) -> str:
+    """What a settings form accepts: key, label, whether required, range and default."""
+    rows = []
+    for name, field in form_class.base_fields.items():
+        bounds = []
+        if getattr(field, "min_value", None) is not None:
+            bounds.append(f"min {field.min_value}")
+        if getattr(field, "max_value", None) is not None:
+            bounds.append(f"max {field.max_value}")
+        if getattr(field, "choices", None):
+            bounds.append(" / ".join(str(value) for value, _ in field.choices))
+        rows.append(
+            (
+                name,
+                field.label or name.replace("_", " ").capitalize(),
+                "required" if field.required else "optional",
+                ", ".join(bounds) or "-",
+                "-" if field.initial is None else field.initial,
+            )
+        )
+    if not rows:
+        return format_html("<p>{}</p>", "No settings.")
+    return format_html(
+        "<table><thead><tr><th>Key</th><th>Meaning</th><th></th><th>Allowed</th>"
+        "<th>Default</th></tr></thead><tbody>{}</tbody></table>",
+        format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            rows,
+        ),
+    )
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "type", "provisioning_model_display", "enabled", "external_system"]
+    list_filter = ["type", "enabled"]
+    list_select_related = ["external_system"]
+    search_fields = ["name"]
+    readonly_fields = [
+        "provisioning_model_display",
+        "settings_reference",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "type", "provisioning_model_display", "enabled"]}),
+        (
+            "Settings",
+            {
+                "fields": ["connection", "parameters"],
+                "description": "JSON objects, checked against the provider type. Secrets are "
+                "never stored: a <code>*_env</code> setting names the environment variable "
+                "that holds the secret.",
+            },
+        ),
+        ("Settings of the type", {"fields": ["settings_reference"], "classes": ["collapse"]}),
+        (None, {"fields": ["external_system", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="Provisioning model")
+    def provisioning_model_display(self, obj):
+        if obj is None or obj.type not in types.PROVIDER_TYPES:
+            return "-"
+        return MODEL_LABELS.get(obj.provisioning_model, obj.provisioning_model)
+
+    @admin.display(description="Accepted keys")
+    def settings_reference(self, obj):
+        if obj is not None and obj.type in types.PROVIDER_TYPES:
+            chosen = [obj.provider_type]
+        else:
+            chosen = list(types.PROVIDER_TYPES.values())
+        return format_html_join(
+            "",
+            "<h3>{} — connection</h3>{}<h3>{} — parameters</h3>{}",
+            (
+                (
+                    t.name,
+                    _settings_table(t.connection_form),
+                    t.name,
+                    _settings_table(t.parameters_form),
+                )
+                for t in chosen
+            ),
+        )
+
+
+@admin.register(Distributor)
+class DistributorAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "provider", "required_distributor"]
+    list_filter = ["provider"]
+    list_select_related = ["provider", "required_distributor__provider"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["allowed_products"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "required_distributor":
+            kwargs["queryset"] = Distributor.objects.select_related("provider")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(ProductCAId)
+class ProductCAIdAdmin(admin.ModelAdmin):
+    list_display = ["ca_id", "product", "provider"]
+    list_filter = ["provider"]
+    list_select_related = ["product", "provider"]
+    search_fields = ["ca_id__exact", "product__code"]
+    autocomplete_fields = ["product"]
+
+
+def _pretty_json(value) -> str:
+    if value in (None, {}, []):
+        return "-"
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@admin.register(ProvisioningRequest)
+class ProvisioningRequestAdmin(ViewOnlyAdmin):
+    list_display = [
+        "id",
+        "command",
+        "state",
+        "priority",
+        "provider",
+        "distributor",
+        "subscription",
+        "attempts",
+        "created_at",
+        "answered_at",
+    ]
+    list_filter = ["state", "priority", "trigger", "provider"]
+    list_select_related = ["provider", "distributor__provider", "subscription"]
+    search_fields = ["subscription__number"]
+    search_help_text = SEARCH_HELP
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    # The JSON columns are shown indented; every other field as Django displays it.
+    pretty_json = {
+        "parameters": "parameters_json",
+        "response": "response_json",
+        "rollback": "rollback_json",
+    }
+    readonly_fields = list(pretty_json.values())
+
+    def get_fields(self, request, obj=None):
+        fields = [*self.model._meta.fields, *self.model._meta.many_to_many]
+        return [self.pretty_json.get(f.name, f.name) for f in fields if not f.primary_key]
+
+    def get_search_results(self, request, queryset, search_term):
+        """The requests of the subscriptions a term names, or addressed to the device it names."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        items = InstalledItem.objects.filter(Q(serial_number=term) | Q(ca_id=term)).values_list(
+            "pk", flat=True
+        )[:1000]
+        return queryset.filter(
+            Q(subscription_id__in=subscription_ids_matching(term))
+            | Q(installed_item_id__in=list(items))
+        ), False
+
+    @admin.display(description="Parameters")
+    def parameters_json(self, obj):
+        return _pretty_json(obj.parameters)
+
+    @admin.display(description="Response")
+    def response_json(self, obj):
+        return _pretty_json(obj.response)
+
+    @admin.display(description="Rollback if rejected")
+    def rollback_json(self, obj):
+        return _pretty_json(obj.rollback)
