@@ -1,5 +1,7 @@
 """Providers (CA / OTT platforms), their viewing points (distributors) and provisioning requests."""
 
+import hashlib
+import secrets
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -259,3 +261,39 @@ class ProvisioningRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.command} #{self.pk}"
+
+
+class ConnectorToken(models.Model):
+    """A platform connector's key to the Web API, good for one provider's requests only.
+
+    Only a hash of the key is stored; the key itself is shown once, when it is made.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=8, help_text="The key's first characters, to tell keys apart."
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider_id", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) for {self.provider}"
+
+    @staticmethod
+    def hash(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, provider: Provider, name: str) -> tuple["ConnectorToken", str]:
+        """Make a token; returns it and the key, which is not stored anywhere."""
+        key = secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            provider=provider, name=name, prefix=key[:8], key_hash=cls.hash(key)
+        )
+        return token, key

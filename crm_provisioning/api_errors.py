@@ -1,0 +1,60 @@
+"""One error shape for the whole Web API.
+
+Every error response is ``{"error": {"code": ..., "message": ..., "fields": {...}}}``: ``code``
+is stable for programs, ``message`` is for people, and ``fields`` (on validation errors) maps
+each offending field — with its position in a list, e.g. ``responses[2].status`` — to its
+messages.
+"""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The request conflicts with the current state."
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"a.b[0].c": [messages]}."""
+    fields: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if isinstance(key, int):  # a list serializer's errors, keyed by position
+                name = f"{prefix}[{key}]"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                name = prefix or "non_field_errors"
+            fields.update(_flatten(value, name))
+    elif isinstance(detail, list):
+        if all(isinstance(v, str) for v in detail):
+            fields.setdefault(prefix or "non_field_errors", []).extend(str(v) for v in detail)
+        else:
+            for index, value in enumerate(detail):
+                if value:
+                    fields.update(_flatten(value, f"{prefix}[{index}]"))
+    else:
+        fields.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return fields
+
+
+def handle(exc, context):
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first = next(iter(fields.items()), ("", ["Invalid input."]))
+        message = f"{first[0]}: {first[1][0]}" if first[0] else first[1][0]
+        body = {"code": "invalid", "message": message, "fields": fields}
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = getattr(exc, "default_code", "error")
+        if isinstance(detail, dict | list):
+            body = {"code": code, "message": str(exc.default_detail), "fields": _flatten(detail)}
+        else:
+            body = {"code": getattr(detail, "code", code), "message": str(detail)}
+    return Response({"error": body}, status=response.status_code, headers=response.headers)

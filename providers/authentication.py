@@ -1,0 +1,52 @@
+"""Connector tokens: ``Authorization: Token <key>`` for a platform's connector."""
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import ConnectorToken
+
+
+class Connector:
+    """The principal a connector token authenticates: a provider's connector, not a person."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, token: ConnectorToken):
+        self.token = token
+        self.provider_id = token.provider_id
+        self.username = f"connector:{token.name}"
+
+    def has_perm(self, perm, obj=None) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ConnectorTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Give the token as 'Authorization: Token <key>'.")
+        token = (
+            ConnectorToken.objects.filter(
+                key_hash=ConnectorToken.hash(header[1].decode(errors="replace")),
+                revoked_at__isnull=True,
+            )
+            .select_related("provider")
+            .first()
+        )
+        if token is None:
+            return None  # another scheme (a person's API token) may still know it
+        ConnectorToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return Connector(token), token
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword

@@ -1,0 +1,234 @@
+"""The Generic provider's Web API: *Get Pending* and *Send Response*.
+
+A connector authenticates with its provider's token, reads Pending requests page by page
+(reading changes nothing: a request stays Pending until it is answered) and posts answers.
+"""
+
+import base64
+import binascii
+
+from django.db import transaction
+from django.db.models import F, Min, Q, Window
+from rest_framework import permissions, serializers
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm_provisioning.api_errors import Conflict
+from providers.answers import AnswerConflict, record_answer
+from providers.authentication import Connector
+from providers.models import Provider, ProvisioningRequest
+
+MAX_PAGE = 1000
+Req = ProvisioningRequest
+
+
+class IsConnectorOrAdministrator(permissions.BasePermission):
+    """Connector tokens, or people allowed to see provisioning requests."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if isinstance(user, Connector):
+            return True
+        return bool(user and user.is_authenticated and user.has_perm(view.person_permission))
+
+
+def provider_for(request, provider_id: int | None) -> Provider:
+    """The provider a call is about: a connector's own, or the one asked for by a person."""
+    user = request.user
+    if isinstance(user, Connector):
+        if provider_id is not None and provider_id != user.provider_id:
+            raise PermissionDenied("This token is for another provider's requests.")
+        return user.token.provider
+    if provider_id is None:
+        raise ValidationError({"provider": ["This field is required."]})
+    provider = Provider.objects.filter(pk=provider_id, type="generic").first()
+    if provider is None:
+        raise ValidationError({"provider": [f"No Generic provider with id {provider_id}."]})
+    return provider
+
+
+def _provider_param(request) -> int | None:
+    value = request.query_params.get("provider")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError({"provider": ["A valid integer is required."]}) from None
+
+
+# --- Get Pending ----------------------------------------------------------------------------
+
+
+def encode_cursor(position: tuple[int, int, int]) -> str:
+    return base64.urlsafe_b64encode(":".join(map(str, position)).encode()).decode()
+
+
+def decode_cursor(value: str) -> tuple[int, int, int]:
+    try:
+        parts = base64.urlsafe_b64decode(value.encode()).decode().split(":")
+        group_priority, group_first, request_id = (int(p) for p in parts)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise serializers.ValidationError("Invalid cursor.") from None
+    return group_priority, group_first, request_id
+
+
+class PendingQuery(serializers.Serializer):
+    provider = serializers.IntegerField(required=False, min_value=1)
+    command = serializers.CharField(required=False, max_length=60)
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE, default=100
+    )
+    cursor = serializers.CharField(required=False, max_length=200)
+
+    def validate_cursor(self, value):
+        return decode_cursor(value)
+
+
+class PendingRequestOut(serializers.ModelSerializer):
+    priority = serializers.SerializerMethodField()
+    subscription = serializers.CharField(source="subscription.number", default=None)
+    distributor = serializers.CharField(source="distributor.code", default=None)
+    card_ca_id = serializers.CharField(source="installed_item.ca_id", default=None)
+
+    class Meta:
+        model = Req
+        fields = [
+            "uid",
+            "id",
+            "command",
+            "priority",
+            "created_at",
+            "subscription",
+            "distributor",
+            "card_ca_id",
+            "parameters",
+        ]
+
+    def get_priority(self, obj) -> str:
+        return "EXPRESS" if obj.priority == Req.Priority.EXPRESS else "NORMAL"
+
+
+def pending_page(provider: Provider, *, command=None, page_size=100, cursor=None):
+    """One page of Pending requests: Express first, then oldest first, one subscription's
+    requests together and in creation order. Returns (requests, next cursor or None)."""
+    rows = Req.objects.filter(provider=provider, state=Req.State.PENDING)
+    if command:
+        rows = rows.filter(command=command)
+    # A subscription's requests travel as a group: the group goes as early as its most urgent
+    # and oldest request, so a later Express request never overtakes the same card's earlier one.
+    group = {"partition_by": [F("subscription_id")]}
+    rows = rows.annotate(
+        group_priority=Window(Min("priority"), **group), group_first=Window(Min("id"), **group)
+    )
+    if cursor:
+        gp, gf, last = cursor
+        rows = rows.filter(
+            Q(group_priority__gt=gp)
+            | Q(group_priority=gp, group_first__gt=gf)
+            | Q(group_priority=gp, group_first=gf, id__gt=last)
+        )
+    page = list(
+        rows.select_related("subscription", "distributor", "installed_item").order_by(
+            "group_priority", "group_first", "id"
+        )[: page_size + 1]
+    )
+    if len(page) <= page_size:
+        return page, None
+    page = page[:page_size]
+    tail = page[-1]
+    return page, encode_cursor((tail.group_priority, tail.group_first, tail.id))
+
+
+class PendingView(APIView):
+    person_permission = "providers.view_provisioningrequest"
+    permission_classes = [IsConnectorOrAdministrator]
+
+    def get(self, request):
+        query = PendingQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        provider = provider_for(request, params.get("provider"))
+        page, next_cursor = pending_page(
+            provider,
+            command=params.get("command"),
+            page_size=params["page_size"],
+            cursor=params.get("cursor"),
+        )
+        next_url = None
+        if next_cursor:
+            query_params = request.query_params.copy()
+            query_params["cursor"] = next_cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{query_params.urlencode()}")
+        return Response(
+            {
+                "results": PendingRequestOut(page, many=True).data,
+                "next_cursor": next_cursor,
+                "next": next_url,
+            }
+        )
+
+
+# --- Send Response ------------------------------------------------------------------------
+
+
+class AnswerIn(serializers.Serializer):
+    request = serializers.UUIDField(help_text="The request's uid, as Get Pending gave it.")
+    status = serializers.ChoiceField(choices=["ACCEPTED", "REJECTED"])
+    error_code = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+    error_description = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default=""
+    )
+    response = serializers.JSONField(required=False, help_text="The platform's raw answer.")
+
+
+class SendResponseIn(serializers.Serializer):
+    responses = AnswerIn(many=True, allow_empty=False, max_length=MAX_PAGE)
+
+
+class ResponsesView(APIView):
+    person_permission = "providers.view_provisioningrequest"
+    permission_classes = [IsConnectorOrAdministrator]
+
+    def post(self, request):
+        body = SendResponseIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        answers = body.validated_data["responses"]
+        provider = provider_for(request, _provider_param(request))
+        by_uid = {
+            r.uid: r
+            for r in Req.objects.filter(provider=provider, uid__in=[a["request"] for a in answers])
+        }
+        errors, seen = {}, {}
+        for index, answer in enumerate(answers):
+            uid = answer["request"]
+            if uid not in by_uid:
+                errors[index] = {"request": [f"No request {uid} for provider {provider.name}."]}
+            elif uid in seen and seen[uid] != answer["status"]:
+                errors[index] = {"status": ["This request is answered twice, differently."]}
+            seen[uid] = answer["status"]
+        if errors:
+            raise ValidationError({"responses": [errors.get(i, {}) for i in range(len(answers))]})
+        results = []
+        try:
+            # All answers or none: a conflict anywhere leaves every request as it was.
+            with transaction.atomic():
+                for answer in answers:
+                    outcome = record_answer(
+                        by_uid[answer["request"]],
+                        accepted=answer["status"] == "ACCEPTED",
+                        error_code=answer["error_code"],
+                        error_description=answer["error_description"],
+                        response=answer.get("response"),
+                    )
+                    results.append(
+                        {
+                            "request": str(outcome.request.uid),
+                            "result": outcome.result,
+                            "state": outcome.request.state.upper(),
+                        }
+                    )
+        except AnswerConflict as conflict:
+            raise Conflict(str(conflict)) from None
+        return Response({"results": results})

@@ -1,0 +1,189 @@
+"""The reference connector: what a platform's side of the Generic Web API looks like.
+
+It pulls Pending requests page by page, applies each to an in-memory platform (entitlements per
+card, pairings), and answers. It applies a request id once however often it sees it, counts what
+it received and applied per id, and can be told — over a small control port — to reject some
+requests or to go offline. Tests and the demo run it as a real process over HTTP.
+"""
+
+import json
+import logging
+import threading
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    """An in-memory CA / OTT platform."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entitlements: dict[str, set[str]] = defaultdict(set)
+        self.pairings: dict[str, set[str]] = {}
+        self.received: Counter = Counter()
+        self.applied: Counter = Counter()
+        self.answers: dict[str, dict] = {}
+        self.reject_ca_ids: set[str] = set()
+        self.reject_cards: set[str] = set()
+        self.online = True
+
+    def take(self, request: dict) -> dict:
+        """Apply one request (once per uid) and return the answer to send."""
+        uid = request["uid"]
+        with self.lock:
+            self.received[uid] += 1
+            if uid in self.answers:  # a duplicate: answer again, change nothing
+                return self.answers[uid]
+            answer = self._apply(request)
+            self.answers[uid] = answer
+            if answer["status"] == "ACCEPTED":
+                self.applied[uid] += 1
+            return answer
+
+    def _apply(self, request: dict) -> dict:
+        params = request["parameters"]
+        card = params.get("card_ca_id") or request.get("card_ca_id") or ""
+        ca_id = params.get("service_ca_id", "")
+        command = request["command"]
+        refused_package = command == "ACTIVATE_SERVICE" and ca_id in self.reject_ca_ids
+        if refused_package or card in self.reject_cards:
+            return {
+                "request": request["uid"],
+                "status": "REJECTED",
+                "error_code": "REFUSED",
+                "error_description": f"The platform refuses {ca_id or 'the request'} on {card}.",
+            }
+        if command == "ACTIVATE_SERVICE":
+            self.entitlements[card].add(ca_id)
+        elif command == "DEACTIVATE_SERVICE":
+            self.entitlements[card].discard(ca_id)
+        elif command in ("CREATE_PAIRING", "ADD_TO_EXISTING_PAIRING"):
+            devices = {d["ca_id"] for d in params.get("devices", [])}
+            anchor = params.get("paired_card_ca_id") or card
+            self.pairings.setdefault(anchor, set()).update(devices)
+        return {"request": request["uid"], "status": "ACCEPTED"}
+
+    def state(self) -> dict:
+        with self.lock:
+            return {
+                "online": self.online,
+                "entitlements": {c: sorted(s) for c, s in self.entitlements.items() if s},
+                "pairings": {c: sorted(s) for c, s in self.pairings.items()},
+                "received": dict(self.received),
+                "applied": dict(self.applied),
+            }
+
+
+class GenericConnector:
+    def __init__(self, base_url: str, token: str, platform: Platform, *, page_size: int = 1000):
+        self.pending_url = base_url.rstrip("/") + "/api/v1/generic/pending/"
+        self.responses_url = base_url.rstrip("/") + "/api/v1/generic/responses/"
+        self.platform = platform
+        self.page_size = page_size
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+        self.unsent: dict[str, dict] = {}  # answers not yet acknowledged by the server
+
+    def poll_once(self) -> int:
+        """Pull every Pending request, apply, answer. Returns how many were taken."""
+        if not self.platform.online:
+            return 0
+        self._flush()
+        taken, url, params = 0, self.pending_url, {"page_size": self.page_size}
+        while url:
+            response = self.session.get(url, params=params, timeout=30)
+            response.raise_for_status()
+            page = response.json()
+            for request in page["results"]:
+                self.unsent[request["uid"]] = self.platform.take(request)
+                taken += 1
+            # Answer page by page: the server never waits long for what was already done.
+            self._flush()
+            url, params = page["next"], None
+        return taken
+
+    def _flush(self) -> None:
+        while self.unsent:
+            batch = list(self.unsent.values())[:1000]
+            response = self.session.post(self.responses_url, json={"responses": batch}, timeout=60)
+            if response.status_code == 409:
+                # Someone else answered differently; ours is moot. Log it, drop it.
+                log.warning("Conflict: %s", response.json()["error"]["message"])
+                self.unsent.pop(batch[0]["request"], None)
+                continue
+            response.raise_for_status()
+            for answer in batch:
+                self.unsent.pop(answer["request"], None)
+
+    def run(self, interval: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except requests.RequestException as exc:
+                log.warning("Poll failed, will retry: %s", exc)
+            stop.wait(interval)
+
+
+def control_server(platform: Platform, port: int) -> ThreadingHTTPServer:
+    """GET /state; POST /offline, /online, /reject {"ca_ids": [...], "cards": [...]}.
+
+    /reject makes the platform refuse to activate those CA IDs, and refuse anything for those
+    cards."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, body: dict, status: int = 200) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/state":
+                self._reply(platform.state())
+            else:
+                self._reply({"error": "not found"}, 404)
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            with platform.lock:
+                if self.path == "/offline":
+                    platform.online = False
+                elif self.path == "/online":
+                    platform.online = True
+                elif self.path == "/reject":
+                    platform.reject_ca_ids = set(body.get("ca_ids", []))
+                    platform.reject_cards = set(body.get("cards", []))
+                else:
+                    return self._reply({"error": "not found"}, 404)
+            self._reply({"ok": True})
+
+        def log_message(self, format, *args):  # quiet: the connector logs what matters
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+def serve(base_url: str, token: str, *, interval: float, control_port: int | None) -> None:
+    """Run until interrupted: poll every ``interval`` seconds, control on ``control_port``."""
+    platform = Platform()
+    connector = GenericConnector(base_url, token, platform)
+    stop = threading.Event()
+    server = None
+    if control_port:
+        server = control_server(platform, control_port)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connector.run(interval, stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if server:
+            server.shutdown()

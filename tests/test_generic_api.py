@@ -1,0 +1,178 @@
+"""The Generic provider's Get Pending and Send Response, as a connector uses them."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from providers.models import ConnectorToken, Provider, ProvisioningRequest
+from subscriptions import actions
+
+Req = ProvisioningRequest
+PENDING = "/api/v1/generic/pending/"
+RESPONSES = "/api/v1/generic/responses/"
+
+
+@pytest.fixture
+def connector(catalog):
+    _, key = ConnectorToken.issue(catalog.provider, "reference connector")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def pull_all(client, **params):
+    seen, url, pages = [], PENDING, 0
+    params.setdefault("page_size", 2)
+    while url:
+        response = client.get(url, params if url == PENDING else None)
+        assert response.status_code == 200, response.content
+        seen.extend(response.json()["results"])
+        url, pages = response.json()["next"], pages + 1
+    return seen, pages
+
+
+def test_get_pending_pages_express_first_then_oldest_grouped_by_subscription(connector, subscribe):
+    first = subscribe("AGRICULTURE")
+    second = subscribe("BUNDLE_A")
+    # An Express request for the second subscription: its whole group goes first, in order.
+    Req.objects.filter(subscription=second, ca_id="EFA2").update(priority=Req.Priority.EXPRESS)
+
+    results, pages = pull_all(connector)
+
+    order = [
+        (r["subscription"], r["command"], r["parameters"].get("service_ca_id")) for r in results
+    ]
+    assert order == [
+        (second.number, "CREATE_PAIRING", None),
+        (second.number, "ACTIVATE_SERVICE", "GFA1"),
+        (second.number, "ACTIVATE_SERVICE", "EFA2"),
+        (first.number, "CREATE_PAIRING", None),
+        (first.number, "ACTIVATE_SERVICE", "AF1"),
+    ]
+    assert pages == 3
+    assert [r["priority"] for r in results].count("EXPRESS") == 1
+    # Reading changed nothing.
+    assert Req.objects.filter(state="pending").count() == 5
+
+
+def test_get_pending_filters_by_command_and_rejects_bad_parameters(connector, subscribe):
+    subscribe("BUNDLE_A")
+    results, _ = pull_all(connector, command="ACTIVATE_SERVICE", page_size=1000)
+    assert [r["parameters"]["service_ca_id"] for r in results] == ["GFA1", "EFA2"]
+
+    response = connector.get(PENDING, {"page_size": 1001})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "page_size": ["Ensure this value is less than or equal to 1000."]
+    }
+    response = connector.get(PENDING, {"cursor": "not-a-cursor"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "cursor: Invalid cursor."
+
+
+def test_a_connector_token_reads_only_its_own_provider(connector, catalog, subscribe):
+    other = Provider.objects.create(name="Other platform", type="generic")
+    response = connector.get(PENDING, {"provider": other.pk})
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "This token is for another provider's requests."
+    assert APIClient().get(PENDING).status_code in (401, 403)
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
+    assert bad.get(PENDING).status_code == 401
+
+
+def answer(client, *items):
+    return client.post(RESPONSES, {"responses": list(items)}, format="json")
+
+
+def test_send_response_accepts_and_rejects_in_one_call(connector, subscribe):
+    sub = subscribe("BUNDLE_A")
+    pairing, gfa1, efa2 = sub.provisioning_requests.order_by("pk")
+
+    response = answer(
+        connector,
+        {"request": str(pairing.uid), "status": "ACCEPTED"},
+        {"request": str(gfa1.uid), "status": "ACCEPTED"},
+        {
+            "request": str(efa2.uid),
+            "status": "REJECTED",
+            "error_code": "E7",
+            "error_description": "No such package",
+        },
+    )
+
+    assert response.status_code == 200
+    assert [r["state"] for r in response.json()["results"]] == [
+        "COMPLETED",
+        "COMPLETED",
+        "REJECTED",
+    ]
+    sub.refresh_from_db()
+    service = sub.services.get()
+    assert service.state == "not_effective"  # the rejected activation was rolled back
+    assert sub.events.first().action == "provisioning_rollback"
+
+
+def test_the_same_answer_twice_is_already_done_and_a_conflict_is_409(connector, subscribe):
+    sub = subscribe("AGRICULTURE")
+    activation = sub.provisioning_requests.get(operation="activate")
+    pairing = sub.provisioning_requests.get(operation="create_pairing")
+    ok = {"request": str(activation.uid), "status": "ACCEPTED"}
+    assert answer(connector, ok).json()["results"][0]["result"] == "applied"
+    assert answer(connector, ok).json()["results"][0]["result"] == "already_done"
+
+    response = answer(
+        connector,
+        {"request": str(pairing.uid), "status": "ACCEPTED"},
+        {"request": str(activation.uid), "status": "REJECTED"},
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == {
+        "code": "conflict",
+        "message": f"Request {activation.uid} is already Completed; it cannot also be Rejected.",
+    }
+    pairing.refresh_from_db()
+    assert pairing.state == "pending"  # nothing half-applied
+
+
+def test_send_response_names_the_bad_field_and_applies_nothing(connector, subscribe):
+    sub = subscribe("AGRICULTURE")
+    activation = sub.provisioning_requests.get(operation="activate")
+    response = answer(
+        connector,
+        {"request": str(activation.uid), "status": "ACCEPTED"},
+        {"request": str(activation.uid), "status": "MAYBE"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "responses[1].status": ['"MAYBE" is not a valid choice.']
+    }
+    unknown = "00000000-0000-0000-0000-000000000000"
+    response = answer(connector, {"request": unknown, "status": "ACCEPTED"})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "responses[0].request": [f"No request {unknown} for provider Generic."]
+    }
+    activation.refresh_from_db()
+    assert activation.state == "pending"
+    assert answer(connector).json()["error"]["fields"] == {
+        "responses": ["This list may not be empty."]
+    }
+
+
+def test_an_administrator_reads_pending_with_the_session(client, administrator, catalog, subscribe):
+    subscribe("AGRICULTURE")
+    client.force_login(administrator)
+    response = client.get(PENDING, {"provider": catalog.provider.pk})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 2
+
+
+def test_an_action_after_a_rejection_does_not_resend_what_is_pending(catalog, subscribe):
+    sub = subscribe("AGRICULTURE")
+    before = Req.objects.count()
+    actions.add_service(sub, catalog.products["BUNDLE_B"], catalog.main)
+    new = list(sub.provisioning_requests.filter(pk__gt=0).order_by("pk"))[before:]
+    assert [(r.command, r.ca_id) for r in new] == [
+        ("ACTIVATE_SERVICE", "RFB1"),
+        ("ACTIVATE_SERVICE", "BFB2"),
+    ]
