@@ -198,6 +198,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 1700
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "provisioning-sweeper": {
+        "task": "providers.tasks.sweep",
+        "schedule": env_int("SWEEP_SECONDS", 30),
+        "options": {"expires": max(env_int("SWEEP_SECONDS", 30) - 1, 1)},
+    },
     "worker-heartbeat": {
         "task": "runs.tasks.heartbeat",
         "schedule": env_int("HEARTBEAT_SECONDS", 15),

@@ -297,3 +297,43 @@ class ConnectorToken(models.Model):
             provider=provider, name=name, prefix=key[:8], key_hash=cls.hash(key)
         )
         return token, key
+
+
+class ArchivedRequest(models.Model):
+    """A finished request moved out of the working table; kept, read-only, for look-ups.
+
+    References are kept as plain ids and codes so that archiving never holds up deleting old
+    subscriptions or devices, and the working table stays small for the engine's queries.
+    """
+
+    original_id = models.BigIntegerField(unique=True)
+    uid = models.UUIDField("unique id", unique=True)
+    command = models.CharField(max_length=60)
+    operation = models.CharField(max_length=20)
+    ca_id = models.CharField("service CA ID", max_length=64, blank=True)
+    parameters = models.JSONField(default=dict)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="archive")
+    distributor_code = models.CharField(max_length=32, blank=True)
+    subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    subscription_number = models.CharField(max_length=32, blank=True, db_index=True)
+    service_id = models.BigIntegerField(null=True, blank=True)
+    installed_item_id = models.BigIntegerField(null=True, blank=True)
+    card_ca_id = models.CharField(max_length=64, blank=True, db_index=True)
+    priority = models.PositiveSmallIntegerField(choices=ProvisioningRequest.Priority.choices)
+    trigger = models.CharField(max_length=10, choices=ProvisioningRequest.Trigger.choices)
+    trigger_name = models.CharField(max_length=60, blank=True)
+    final_state = models.CharField(max_length=10, choices=ProvisioningRequest.State.choices)
+    attempts = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=60, blank=True)
+    last_error = models.TextField(blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-original_id"]
+        indexes = [models.Index(fields=["provider", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.command} #{self.original_id} (archived)"

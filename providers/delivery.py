@@ -1,0 +1,172 @@
+"""Delivering Pending requests to push providers, and keeping the queue honest.
+
+The request row is the truth. A worker *claims* due requests with a short lease (a conditional
+write: ``next_attempt_at`` moves into the future and ``attempts`` goes up), sends each, and
+records the answer in its own transaction. A worker that dies after sending and before
+recording leaves the request Pending; when the lease runs out it is sent again *with the same
+uid*, which the platform uses to drop the duplicate. Per card, only the oldest Pending request
+is ever due, so a card's requests reach the platform in creation order; Express goes first.
+
+A transport failure schedules a retry with exponential backoff; past the provider's attempt
+limit the request is ``Failed`` with the reason — visible, retriable, and repaired by a reset.
+For pull providers the same discipline applies to answers: a request the connector has not
+answered within the provider's deadline becomes ``Failed`` with that reason, never silently
+dropped.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from . import registry
+from .answers import record_answer
+from .models import Provider, ProvisioningRequest
+
+log = logging.getLogger(__name__)
+
+Req = ProvisioningRequest
+LEASE = timedelta(seconds=60)
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_CAP_SECONDS = 3600
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(
+        seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
+    )
+
+
+def due(provider: Provider, now=None) -> QuerySet:
+    """Pending requests that may be sent now: their time has come and nothing older for the
+    same card is still Pending."""
+    now = now or timezone.now()
+    older_for_card = Req.objects.filter(
+        state=Req.State.PENDING, installed_item=OuterRef("installed_item"), pk__lt=OuterRef("pk")
+    )
+    return (
+        Req.objects.filter(provider=provider, state=Req.State.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(~Exists(older_for_card))
+        .order_by("priority", "pk")
+    )
+
+
+def claim(provider: Provider, limit: int) -> list[Req]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            due(provider, now)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Req.objects.filter(pk__in=ids, state=Req.State.PENDING).update(
+            next_attempt_at=now + LEASE, attempts=F("attempts") + 1, sent_at=now
+        )
+    return list(Req.objects.filter(pk__in=ids).order_by("priority", "pk"))
+
+
+def _max_attempts(provider: Provider) -> int:
+    return int(provider.parameters.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
+
+
+def fail(request: Req, reason: str) -> None:
+    """Give up on a request: Failed, with why. A later answer may still complete it."""
+    Req.objects.filter(pk=request.pk, state=Req.State.PENDING).update(
+        state=Req.State.FAILED, last_error=reason, next_attempt_at=None
+    )
+
+
+def _transport_failed(request: Req, error: Exception, max_attempts: int) -> None:
+    reason = f"Attempt {request.attempts} failed: {error}"
+    if getattr(error, "permanent", False) or request.attempts >= max_attempts:
+        fail(request, f"{reason}. Gave up after {request.attempts} attempts.")
+        log.warning("Request %s failed: %s", request.uid, reason)
+        return
+    Req.objects.filter(pk=request.pk, state=Req.State.PENDING).update(
+        last_error=reason, next_attempt_at=timezone.now() + backoff(request.attempts)
+    )
+
+
+def deliver_due(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> int:
+    """Send what is due for one push provider; returns how many got an answer."""
+    adapter = registry.adapter_for(provider)
+    max_attempts = _max_attempts(provider)
+    answered = 0
+    for _ in range(max_batches):
+        claimed = claim(provider, batch)
+        if not claimed:
+            break
+        for request in claimed:
+            try:
+                answer = adapter.send(request)
+            except registry.TransportError as error:
+                _transport_failed(request, error, max_attempts)
+                continue
+            record_answer(
+                request,
+                accepted=answer.accepted,
+                error_code=answer.error_code,
+                error_description=answer.error_description,
+                response=answer.response,
+            )
+            answered += 1
+    return answered
+
+
+def retry(requests: QuerySet) -> int:
+    """Failed → Pending again (from the back office or the API); delivery is woken up."""
+    with transaction.atomic():
+        ids = list(requests.filter(state=Req.State.FAILED).values_list("pk", flat=True))
+        Req.objects.filter(pk__in=ids).update(
+            state=Req.State.PENDING, attempts=0, next_attempt_at=None
+        )
+        providers = set(Req.objects.filter(pk__in=ids).values_list("provider_id", flat=True))
+        transaction.on_commit(lambda: wake(providers))
+    return len(ids)
+
+
+def wake(provider_ids) -> None:
+    from .tasks import deliver
+
+    for provider in Provider.objects.filter(pk__in=provider_ids, enabled=True):
+        if registry.adapter_for(provider).delivery == registry.PUSH:
+            deliver.delay(provider.pk)
+
+
+def expire_unanswered(provider: Provider, now=None) -> int:
+    """Pull providers: Pending past the answer deadline → Failed, with the reason."""
+    hours = provider.parameter("answer_deadline_hours")
+    if not hours:
+        return 0
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=hours)
+    return Req.objects.filter(
+        provider=provider, state=Req.State.PENDING, created_at__lt=cutoff
+    ).update(
+        state=Req.State.FAILED,
+        last_error=f"No answer within {hours} hours; the connector may be offline. "
+        "A reset will repair the subscription.",
+    )
+
+
+def sweep() -> dict:
+    """Periodic: wake delivery where work is due (a lost wake-up loses nothing) and fail
+    requests that waited past their deadline."""
+    woken, expired = [], 0
+    for provider in Provider.objects.filter(enabled=True):
+        try:
+            adapter = registry.adapter_for(provider)
+        except LookupError:
+            continue
+        if adapter.delivery == registry.PUSH and due(provider).exists():
+            woken.append(provider.pk)
+        elif adapter.delivery == registry.PULL:
+            expired += expire_unanswered(provider)
+    wake(woken)
+    return {"woken": woken, "expired": expired}
