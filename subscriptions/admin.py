@@ -11,6 +11,7 @@ index-backed lookups only (see ``subscription_ids_matching``).
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -183,11 +184,11 @@ def _bulk_action(name: str):
     label = action_label(name)
 
     def run(modeladmin, request, queryset):
-        modeladmin.run_bulk(request, queryset, name)
+        return modeladmin.run_bulk(request, queryset, name)
 
     run.__name__ = f"bulk_{name}"
     return admin.action(
-        description=f"{label} selected subscriptions", permissions=["perform_actions"]
+        description=f"{label} (selected subscriptions)", permissions=["perform_actions"]
     )(run)
 
 
@@ -324,7 +325,10 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             "requests": requests,
             "requests_url": reverse("admin:providers_provisioningrequest_changelist")
             + f"?subscription__id__exact={sub.pk}",
-            "events": sub.events.select_related("performed_by")[:100],
+            "events": [
+                (event, action_label(event.action))
+                for event in sub.events.select_related("performed_by")[:100]
+            ],
             "products": list(Product.objects.order_by("code")) if can_act else [],
             "distributors": list(distributors()) if can_act else [],
             "in_use_distributors": list(in_use_distributors(sub)) if can_act else [],
@@ -359,17 +363,31 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             reverse("admin:subscriptions_subscription_change", args=[sub.pk])
         )
 
-    def run_bulk(self, request, queryset, name: str) -> None:
-        """Run one life-cycle move on each subscription, each in its own transaction."""
+    def run_bulk(self, request, queryset, name: str):
+        """Run one life-cycle move on each subscription, each in its own transaction.
+
+        Terminating cannot be undone, so it first shows the subscriptions and asks to confirm.
+        """
         label = action_label(name)
-        subs = list(queryset.order_by("pk")[: BULK_LIMIT + 1])
+        subs = list(queryset.select_related("account").order_by("pk")[: BULK_LIMIT + 1])
         if len(subs) > BULK_LIMIT:
             messages.error(
                 request,
                 f"{label}: select at most {BULK_LIMIT} subscriptions at once "
                 "(use a run for more). Nothing was changed.",
             )
-            return
+            return None
+        if name == "terminate" and request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Terminate these subscriptions?",
+                "opts": self.opts,
+                "subscriptions": subs,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/subscriptions/subscription/bulk_terminate.html", context
+            )
         action = getattr(actions, name)
         done, failed = [], []
         for sub in subs:

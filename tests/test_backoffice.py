@@ -121,7 +121,7 @@ def test_agent_sees_the_subscription_list_and_page(agent, subscribe):
     assert "BUNDLE_A" in html
     for item in sub.installed_items.all():
         assert item.serial_number in html and item.ca_id in html
-    assert "become_subscriber" in html
+    assert "<td>Become subscriber</td>" in html  # the history
     assert action_url(sub, "deactivate") in html
     assert action_url(sub, "rest") in html
     assert action_url(sub, "activate") not in html  # not from Effective
@@ -268,6 +268,27 @@ def test_bulk_actions_report_each_subscription(agent, subscribe):
         f"{resting.number}: it is In Resting; this action needs it Effective or "
         "Short Term Effective.",
     ) in messages
+
+
+def test_bulk_terminate_asks_first(agent, subscribe):
+    subs = [subscribe("AGRICULTURE"), subscribe("AGRICULTURE")]
+    client = login(agent)
+    changelist = reverse("admin:subscriptions_subscription_changelist")
+    selected = {"action": "bulk_terminate", "_selected_action": [s.pk for s in subs]}
+
+    question = client.post(changelist, selected)
+
+    assert question.status_code == 200
+    assert "Terminate these subscriptions?" in question.content.decode()
+    assert all(s.number in question.content.decode() for s in subs)
+    assert not Subscription.objects.filter(state=SubState.TERMINATED).exists()
+
+    response = client.post(changelist, {**selected, "confirm": "yes"}, follow=True)
+
+    assert Subscription.objects.filter(state=SubState.TERMINATED).count() == 2
+    assert ("success", f"Terminate: done on 2: {subs[0].number}, {subs[1].number}.") in shown(
+        response
+    )
 
 
 def test_nobody_edits_or_deletes_a_subscription_by_hand(administrator, subscribe):
