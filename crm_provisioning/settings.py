@@ -178,12 +178,14 @@ if CELERY_BROKER_URL:
 else:
     # No broker server: kombu's filesystem transport keeps messages as files in var/broker.
     CELERY_BROKER_URL = "filesystem://"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcast (control) messages; kombu's default is a "control" folder in the cwd.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The worker lists the folder this often (kombu's default is 1 s): short enough that a
         # task expiring after one heartbeat interval is never picked up late.

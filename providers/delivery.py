@@ -68,7 +68,9 @@ def claim(provider: Provider, limit: int) -> list[Req]:
         Req.objects.filter(pk__in=ids, state=Req.State.PENDING).update(
             next_attempt_at=now + LEASE, attempts=F("attempts") + 1, sent_at=now
         )
-    return list(Req.objects.filter(pk__in=ids).order_by("priority", "pk"))
+    return list(
+        Req.objects.filter(pk__in=ids).select_related("installed_item").order_by("priority", "pk")
+    )
 
 
 def _max_attempts(provider: Provider) -> int:

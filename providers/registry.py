@@ -40,7 +40,12 @@ PULL = "pull"
 
 
 class TransportError(Exception):
-    """Delivery failed for a reason that may pass (network, timeout); the engine retries."""
+    """Delivery failed. The engine retries with backoff unless ``permanent`` (a request the
+    platform will never take as it is), which makes the request Failed at once."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

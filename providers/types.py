@@ -44,7 +44,37 @@ def months(label: str, maximum: int, initial: int = 1) -> forms.IntegerField:
 
 
 class GenericConnection(forms.Form):
-    pass  # The connector pulls from our Web API; nothing to connect to.
+    mode = forms.ChoiceField(
+        choices=[
+            ("pull", "Pull: the connector takes Pending requests over our Web API"),
+            ("push", "Push: we POST each request to the connector's URL"),
+        ],
+        initial="pull",
+    )
+    push_url = forms.URLField(
+        label="Connector URL", required=False, assume_scheme="https", help_text="Push mode only."
+    )
+    token_env = SecretFromEnv(label="Bearer token variable")
+    timeout_seconds = forms.IntegerField(min_value=1, max_value=300, initial=10)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mode") == "push" and not data.get("push_url"):
+            self.add_error("push_url", "Push mode needs the connector's URL.")
+        return data
+
+
+class GenericParameters(forms.Form):
+    answer_deadline_hours = forms.IntegerField(
+        label="Answer deadline in hours",
+        min_value=1,
+        max_value=8760,
+        initial=168,
+        help_text="A request unanswered this long becomes Failed (a reset repairs it).",
+    )
+    max_attempts = forms.IntegerField(
+        label="Delivery attempts before Failed (push)", min_value=1, max_value=50, initial=8
+    )
 
 
 class ConaxWSConnection(forms.Form):
@@ -139,7 +169,9 @@ class ProviderType:
 PROVIDER_TYPES: dict[str, ProviderType] = {
     t.code: t
     for t in [
-        ProviderType("generic", "Generic (Web API)", Model.HYBRID, GenericConnection, NoSettings),
+        ProviderType(
+            "generic", "Generic (Web API)", Model.HYBRID, GenericConnection, GenericParameters
+        ),
         ProviderType(
             "conax_ws",
             "Conax Contego Web Services",

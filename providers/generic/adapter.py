@@ -1,17 +1,26 @@
-from providers import registry
+import os
+
+import requests
+
+from providers import registry, types
 from providers.models import ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 
 
 class GenericAdapter(registry.Adapter):
-    """Real-time with reset runs; the platform's connector pulls Pending requests over the Web
-    API (*Get Pending*) and posts each answer (*Send Response*)."""
+    """Any platform through a generic Web API (seed 004), real-time with reset runs.
+
+    *Pull* (the default, as in the seed): the platform's connector takes Pending requests over
+    our Web API (*Get Pending*) and posts each answer (*Send Response*). *Push*: a worker POSTs
+    each request, with its uid, to the connector's URL and reads the answer from the reply.
+    """
 
     code = "generic"
     name = "Generic (Web API)"
     model = registry.HYBRID
-    delivery = registry.PULL
+    connection_form = types.GenericConnection
+    parameters_form = types.GenericParameters
     commands = {
         Op.ACTIVATE: "ACTIVATE_SERVICE",
         Op.DEACTIVATE: "DEACTIVATE_SERVICE",
@@ -20,3 +29,54 @@ class GenericAdapter(registry.Adapter):
     }
     run_types = ("reset_subscriptions", "archive_requests")
     utilities = ("reset_subscription",)
+
+    _sessions: dict[int, requests.Session] = {}  # one pooled HTTP session per provider
+
+    @property
+    def delivery(self) -> str:
+        mode = (self.provider.connection or {}).get("mode", "pull")
+        return registry.PUSH if mode == "push" else registry.PULL
+
+    def _session(self) -> requests.Session:
+        session = self._sessions.get(self.provider.pk)
+        if session is None:
+            session = self._sessions[self.provider.pk] = requests.Session()
+        token_env = self.provider.connection.get("token_env")
+        if token_env and os.environ.get(token_env):
+            session.headers["Authorization"] = f"Bearer {os.environ[token_env]}"
+        return session
+
+    def send(self, request) -> registry.Answer:
+        body = {
+            "uid": str(request.uid),
+            "command": request.command,
+            "priority": "EXPRESS" if request.priority == request.Priority.EXPRESS else "NORMAL",
+            "card_ca_id": request.installed_item.ca_id if request.installed_item_id else None,
+            "parameters": request.parameters,
+        }
+        timeout = self.provider.connection.get("timeout_seconds", 10)
+        try:
+            reply = self._session().post(
+                self.provider.connection["push_url"], json=body, timeout=timeout
+            )
+        except requests.RequestException as exc:
+            raise registry.TransportError(f"{type(exc).__name__}: {exc}") from exc
+        if reply.status_code >= 500:
+            raise registry.TransportError(f"HTTP {reply.status_code} from the connector")
+        if reply.status_code >= 400:
+            raise registry.TransportError(
+                f"HTTP {reply.status_code} from the connector: {reply.text[:300]}", permanent=True
+            )
+        try:
+            answer = reply.json()
+            accepted = answer["status"] == "ACCEPTED"
+        except (ValueError, KeyError, TypeError) as exc:
+            raise registry.TransportError(
+                f"Unreadable answer from the connector: {reply.text[:300]}", permanent=True
+            ) from exc
+        return registry.Answer(
+            accepted=accepted,
+            error_code=str(answer.get("error_code", ""))[:60],
+            error_description=str(answer.get("error_description", "")),
+            response=answer,
+        )

@@ -9,6 +9,7 @@ requests or to go offline. Tests and the demo run it as a real process over HTTP
 import json
 import logging
 import threading
+import time
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,6 +31,7 @@ class Platform:
         self.reject_ca_ids: set[str] = set()
         self.reject_cards: set[str] = set()
         self.online = True
+        self.delay_seconds = 0.0  # push: how long the platform takes to answer
 
     def take(self, request: dict) -> dict:
         """Apply one request (once per uid) and return the answer to send."""
@@ -128,11 +130,15 @@ class GenericConnector:
             stop.wait(interval)
 
 
-def control_server(platform: Platform, port: int) -> ThreadingHTTPServer:
-    """GET /state; POST /offline, /online, /reject {"ca_ids": [...], "cards": [...]}.
+def connector_server(platform: Platform, port: int) -> ThreadingHTTPServer:
+    """The connector's own HTTP side.
 
-    /reject makes the platform refuse to activate those CA IDs, and refuse anything for those
-    cards."""
+    - ``POST /requests``: push mode — one request in, its answer out (503 while offline).
+    - ``GET /state``: entitlements, pairings, and what was received and applied per uid.
+    - ``POST /offline``, ``/online``; ``/reject {"ca_ids": [...], "cards": [...]}`` makes the
+      platform refuse to activate those CA IDs and refuse anything for those cards;
+      ``/slow {"seconds": n}`` makes each pushed request take that long.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, body: dict, status: int = 200) -> None:
@@ -152,6 +158,8 @@ def control_server(platform: Platform, port: int) -> ThreadingHTTPServer:
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path == "/requests":
+                return self._take(body)
             with platform.lock:
                 if self.path == "/offline":
                     platform.online = False
@@ -160,9 +168,18 @@ def control_server(platform: Platform, port: int) -> ThreadingHTTPServer:
                 elif self.path == "/reject":
                     platform.reject_ca_ids = set(body.get("ca_ids", []))
                     platform.reject_cards = set(body.get("cards", []))
+                elif self.path == "/slow":
+                    platform.delay_seconds = float(body.get("seconds", 0))
                 else:
                     return self._reply({"error": "not found"}, 404)
             self._reply({"ok": True})
+
+        def _take(self, request: dict) -> None:
+            if not platform.online:
+                return self._reply({"error": "platform offline"}, 503)
+            if platform.delay_seconds:
+                time.sleep(platform.delay_seconds)
+            self._reply(platform.take(request))
 
         def log_message(self, format, *args):  # quiet: the connector logs what matters
             pass
@@ -170,17 +187,20 @@ def control_server(platform: Platform, port: int) -> ThreadingHTTPServer:
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
-def serve(base_url: str, token: str, *, interval: float, control_port: int | None) -> None:
-    """Run until interrupted: poll every ``interval`` seconds, control on ``control_port``."""
+def serve(base_url: str | None, token: str, *, interval: float, port: int | None) -> None:
+    """Run until interrupted: poll ``base_url`` every ``interval`` seconds (pull mode) and/or
+    serve pushed requests and the control endpoints on ``port``."""
     platform = Platform()
-    connector = GenericConnector(base_url, token, platform)
     stop = threading.Event()
     server = None
-    if control_port:
-        server = control_server(platform, control_port)
+    if port:
+        server = connector_server(platform, port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        connector.run(interval, stop)
+        if base_url:
+            GenericConnector(base_url, token, platform).run(interval, stop)
+        else:
+            stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
