@@ -74,7 +74,7 @@ def test_an_offline_platform_means_retries_with_backoff_then_failed(
     assert pairing.next_attempt_at > pairing.sent_at
     assert list(delivery.due(push_provider)) == []  # waiting for its retry time
 
-    for attempt in (2, 3):
+    for _attempt in (2, 3):
         Req.objects.filter(pk=pairing.pk).update(next_attempt_at=None)  # its time has come
         delivery.deliver_due(push_provider)
     pairing.refresh_from_db()
