@@ -8,8 +8,9 @@ whoever asks (superusers included).
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from subscriptions.admin import (
@@ -20,7 +21,14 @@ from subscriptions.admin import (
 from subscriptions.models import InstalledItem
 
 from . import types
-from .models import Distributor, ProductCAId, Provider, ProvisioningRequest
+from .models import (
+    ArchivedRequest,
+    ConnectorToken,
+    Distributor,
+    ProductCAId,
+    Provider,
+    ProvisioningRequest,
+)
 
 MODEL_LABELS = {
     types.Model.REAL_TIME: "Real-time",
@@ -201,3 +209,77 @@ class ProvisioningRequestAdmin(ViewOnlyAdmin):
     @admin.display(description="Rollback if rejected")
     def rollback_json(self, obj):
         return _pretty_json(obj.rollback)
+
+
+@admin.register(ArchivedRequest)
+class ArchivedRequestAdmin(ViewOnlyAdmin):
+    list_display = [
+        "original_id",
+        "command",
+        "final_state",
+        "provider",
+        "distributor_code",
+        "subscription_number",
+        "card_ca_id",
+        "created_at",
+        "archived_at",
+    ]
+    list_filter = ["final_state", "provider"]
+    list_select_related = ["provider"]
+    search_fields = ["subscription_number__exact", "card_ca_id__exact"]
+    search_help_text = "Exact subscription number or card CA ID."
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    pretty_json = {"parameters": "parameters_json", "response": "response_json"}
+    readonly_fields = list(pretty_json.values())
+
+    def get_fields(self, request, obj=None):
+        fields = self.model._meta.fields
+        return [self.pretty_json.get(f.name, f.name) for f in fields if not f.primary_key]
+
+    @admin.display(description="Parameters")
+    def parameters_json(self, obj):
+        return _pretty_json(obj.parameters)
+
+    @admin.display(description="Response")
+    def response_json(self, obj):
+        return _pretty_json(obj.response)
+
+
+@admin.register(ConnectorToken)
+class ConnectorTokenAdmin(admin.ModelAdmin):
+    """Keys of platform connectors to the Web API: issued here, shown once, then only revoked."""
+
+    list_display = ["name", "provider", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["provider", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["provider"]
+    search_fields = ["name", "prefix__exact"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["provider", "name"]
+        return ["provider", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["provider", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        # The key is made by the model and never stored: this message is the only place it shows.
+        token, key = ConnectorToken.issue(obj.provider, obj.name)
+        obj.pk, obj.prefix, obj.created_at = token.pk, token.prefix, token.created_at
+        messages.warning(
+            request,
+            f"Key for {token.name}: {key} — copy it now; it is not stored and cannot be "
+            "shown again.",
+        )
+        return None
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        messages.success(request, f"Revoked {count} token(s).")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ArchivedRequest, ConnectorToken, Provider, ProvisioningRequest
 from runs.models import WorkerHeartbeat
 from subscriptions.models import InstalledItem, Subscription, SubscriptionEvent, SubscriptionService
 
@@ -560,6 +560,36 @@ def test_subscription_page_lists_its_requests_with_a_link_to_all(agent, subscrib
     listed = set(listing.context["cl"].result_list)
     assert request_row in listed
     assert listed == set(ProvisioningRequest.objects.filter(subscription=sub))
+
+
+def test_administrator_issues_a_connector_key_shown_once(administrator, operator, catalog):
+    add_url = reverse("admin:providers_connectortoken_add")
+    assert login(operator).get(add_url).status_code == 403
+
+    response = login(administrator).post(
+        add_url, {"provider": catalog.provider.pk, "name": "platform"}, follow=True
+    )
+
+    token = ConnectorToken.objects.get(name="platform")
+    (key,) = [
+        re.match(r"Key for platform: (\S+) — copy it now", text).group(1)
+        for level, text in shown(response)
+        if level == "warning"
+    ]
+    assert ConnectorToken.hash(key) == token.key_hash
+    assert key.startswith(token.prefix)
+    # The key is never shown again.
+    page = login(administrator).get(
+        reverse("admin:providers_connectortoken_change", args=[token.pk])
+    )
+    assert key not in page.content.decode()
+
+
+def test_archived_requests_are_view_only(superuser):
+    client = login(superuser)
+    assert client.get(reverse("admin:providers_archivedrequest_changelist")).status_code == 200
+    assert client.get(reverse("admin:providers_archivedrequest_add")).status_code == 403
+    assert not ArchivedRequest.objects.exists()
 
 
 # --- The index -----------------------------------------------------------------------------
