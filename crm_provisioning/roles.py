@@ -48,8 +48,27 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
 }
 
-# Whatever a pattern says, these are never granted.
-NEVER_GRANTED = {f"providers.{verb}_provisioningrequest" for verb in ("add", "change", "delete")}
+# Whatever a pattern says, these are never granted: requests and the audit trail are written by
+# the system only, and subscriptions, services, devices and pairings change only through actions
+# (``subscriptions.perform_actions``).
+NEVER_GRANTED = {
+    *(
+        f"providers.{verb}_{model}"
+        for verb in ("add", "change", "delete")
+        for model in ("provisioningrequest", "archivedrequest")
+    ),
+    *(
+        f"subscriptions.{verb}_{model}"
+        for verb in ("add", "change", "delete")
+        for model in (
+            "subscription",
+            "subscriptionservice",
+            "installeditem",
+            "pairing",
+            "subscriptionevent",
+        )
+    ),
+}
 
 
 def _resolve(patterns: list[str]) -> list[Permission]:

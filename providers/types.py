@@ -6,6 +6,7 @@ Secrets (passwords, private keys) are never stored: a setting names the environm
 that holds the secret (``*_env`` fields), and only that name is shown anywhere.
 """
 
+import re
 from dataclasses import dataclass
 
 from django import forms
@@ -32,10 +33,10 @@ class SecretFromEnv(forms.CharField):
 
     def validate(self, value):
         super().validate(value)
-        if value and not value.replace("_", "").isalnum():
+        if value and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
             raise forms.ValidationError(
-                "Give the name of an environment variable (letters, digits and _), "
-                "not the secret itself."
+                "Give the name of an environment variable (capital letters, digits and _, "
+                "e.g. CONAX_PASSWORD), not the secret itself."
             )
 
 

@@ -328,7 +328,9 @@ class SubscriptionEvent(models.Model):
     changes = models.JSONField(default=dict)
 
     class Meta:
-        ordering = ["-performed_at", "-id"]
+        # Newest first; ids grow with time and are indexed, unlike a sort on performed_at.
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["subscription", "-id"], name="event_by_subscription")]
 
     def __str__(self) -> str:
         return f"{self.action} on {self.subscription_id}"

@@ -64,6 +64,9 @@ def test_a_secret_itself_is_refused_where_its_variable_name_belongs(db):
         "password_env: Give the name of an environment variable"
         in (err.value.message_dict["connection"][0])
     )
+    conn["password_env"] = "Secret123"  # looks like a password, not a variable name
+    with pytest.raises(ValidationError):
+        provider("conax_ws", conn).full_clean()
     conn["password_env"] = "CONAX_WS_PASSWORD"
     provider("conax_ws", conn).full_clean()
 
