@@ -70,3 +70,9 @@ def operator(db):
 @pytest.fixture
 def administrator(db):
     return _user("administrator", roles.ADMINISTRATOR)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Real hashing costs ~0.4 s a login; tests check permissions, not hashing strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
