@@ -238,4 +238,8 @@ LOGGING = {
 # One line per installed provider adapter (see providers/registry.py).
 PROVISIONING_ADAPTERS = [
     "providers.generic.adapter.GenericAdapter",
+    "providers.conax_ws.adapter.ConaxWSAdapter",
+    "providers.conax_sms.adapter.ConaxSMSAdapter",
+    "providers.exset.adapter.ExsetAdapter",
+    "providers.irdeto.adapter.IrdetoAdapter",
 ]

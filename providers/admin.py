@@ -20,7 +20,7 @@ from subscriptions.admin import (
 )
 from subscriptions.models import InstalledItem
 
-from . import types
+from . import registry
 from .models import (
     ArchivedRequest,
     ConnectorToken,
@@ -29,12 +29,6 @@ from .models import (
     Provider,
     ProvisioningRequest,
 )
-
-MODEL_LABELS = {
-    types.Model.REAL_TIME: "Real-time",
-    types.Model.BATCH: "Batch",
-    types.Model.HYBRID: "Hybrid (real-time + reset runs)",
-}
 
 
 def _settings_table(form_class) -> str:
@@ -99,16 +93,16 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Provisioning model")
     def provisioning_model_display(self, obj):
-        if obj is None or obj.type not in types.PROVIDER_TYPES:
+        if obj is None or obj.type not in registry.adapter_classes():
             return "-"
-        return MODEL_LABELS.get(obj.provisioning_model, obj.provisioning_model)
+        return registry.model_label(obj.provisioning_model)
 
     @admin.display(description="Accepted keys")
     def settings_reference(self, obj):
-        if obj is not None and obj.type in types.PROVIDER_TYPES:
+        if obj is not None and obj.type in registry.adapter_classes():
             chosen = [obj.provider_type]
         else:
-            chosen = list(types.PROVIDER_TYPES.values())
+            chosen = list(registry.adapter_classes().values())
         return format_html_join(
             "",
             "<h3>{} — connection</h3>{}<h3>{} — parameters</h3>{}",

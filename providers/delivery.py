@@ -85,7 +85,7 @@ def fail(request: Req, reason: str) -> None:
 
 
 def _transport_failed(request: Req, error: Exception, max_attempts: int) -> None:
-    reason = f"Attempt {request.attempts} failed: {error}"
+    reason = f"Attempt {request.attempts} failed: {str(error).rstrip('.')}"
     if getattr(error, "permanent", False) or request.attempts >= max_attempts:
         fail(request, f"{reason}. Gave up after {request.attempts} attempts.")
         log.warning("Request %s failed: %s", request.uid, reason)

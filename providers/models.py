@@ -8,12 +8,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from . import types
+from . import registry, types
 
 
 class Provider(models.Model):
     name = models.CharField(max_length=100, unique=True)
-    type = models.CharField(max_length=20, choices=types.type_choices())
+    type = models.CharField(max_length=20, choices=registry.type_choices)
     enabled = models.BooleanField(default=True)
     connection = models.JSONField(
         default=dict, blank=True, help_text="Connection settings (secrets by variable name only)."
@@ -38,16 +38,17 @@ class Provider(models.Model):
         return self.name
 
     @property
-    def provider_type(self) -> types.ProviderType:
-        return types.PROVIDER_TYPES[self.type]
+    def provider_type(self) -> "type[registry.Adapter]":
+        """The adapter class of this provider's type."""
+        return registry.adapter_class(self.type)
 
     @property
     def provisioning_model(self) -> str:
         return self.provider_type.model
 
     def clean(self) -> None:
-        if self.type not in types.PROVIDER_TYPES:
-            raise ValidationError({"type": f"Unknown provider type '{self.type}'."})
+        if self.type not in registry.adapter_classes():
+            raise ValidationError({"type": f"No adapter is installed for type '{self.type}'."})
         errors = {}
         for field, form_class in (
             ("connection", self.provider_type.connection_form),

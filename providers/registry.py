@@ -30,6 +30,8 @@ from django import forms
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from . import types
+
 REAL_TIME = "real_time"
 BATCH = "batch"
 HYBRID = "hybrid"
@@ -58,17 +60,13 @@ class Answer:
     response: dict | None = None
 
 
-class NoSettings(forms.Form):
-    pass
-
-
 class Adapter:
     code: str = ""
     name: str = ""
     model: str = REAL_TIME
     delivery: str = PUSH
-    connection_form: type[forms.Form] = NoSettings
-    parameters_form: type[forms.Form] = NoSettings
+    connection_form: type[forms.Form] = types.NoSettings
+    parameters_form: type[forms.Form] = types.NoSettings
     # Reconciler operation -> this provider's command name.
     commands: dict[str, str] = {}
     run_types: tuple[str, ...] = ()
@@ -93,7 +91,7 @@ class Adapter:
         return standard_parameters(command, context)
 
     def send(self, request) -> Answer:
-        raise NotImplementedError(f"{self.name} does not push requests")
+        raise TransportError(f"No transport is installed for {self.name} yet.", permanent=True)
 
 
 @cache
@@ -124,3 +122,11 @@ def adapter_for(provider) -> Adapter:
 
 def type_choices() -> list[tuple[str, str]]:
     return [(cls.code, cls.name) for cls in _adapters().values()]
+
+
+def model_label(model: str) -> str:
+    return {
+        REAL_TIME: "Real-time",
+        BATCH: "Batch",
+        HYBRID: "Hybrid (real-time + reset runs)",
+    }.get(model, model)

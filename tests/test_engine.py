@@ -162,3 +162,57 @@ def test_the_same_answer_twice_is_applied_once_and_a_conflicting_one_refused(sub
     activation.refresh_from_db()
     assert activation.state == "completed"
     assert sub.events.filter(action="provisioning_rollback").count() == 0
+
+
+# --- Provisioning models --------------------------------------------------------------------
+
+
+def test_batch_providers_wait_for_the_processing_run(account):
+    from providers import batch
+    from subscriptions.demo import ensure_catalog
+
+    from .conftest import card_and_box
+
+    sms = ensure_catalog("Conax SMS", "conax_sms")
+    sub = actions.become_subscriber(
+        account,
+        sms.types["RES"],
+        [(sms.products["BUNDLE_A"], sms.main)],
+        card_and_box(sms.main),
+    ).subscription
+    assert not sub.provisioning_requests.exists()  # batch: the action only changes state
+
+    result = batch.reconcile(batch.Selection(sms.provider), trigger_name="process_requests")
+
+    assert result.requests_created == 3
+    assert [r.command for r in sub.provisioning_requests.order_by("pk")] == [
+        "CREATE_PAIRING",
+        "ADD_SUBSCRIPTION",
+        "ADD_SUBSCRIPTION",
+    ]
+
+
+def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(account):
+    from providers import delivery
+    from subscriptions.demo import ensure_catalog
+
+    from .conftest import card_and_box
+
+    conax = ensure_catalog("Conax WS", "conax_ws")
+    sub = actions.become_subscriber(
+        account,
+        conax.types["RES"],
+        [(conax.products["AGRICULTURE"], conax.main)],
+        card_and_box(conax.main),
+    ).subscription
+    assert [r.command for r in sub.provisioning_requests.order_by("pk")] == [
+        "CREATE_PAIRING",
+        "ADD_SUBSCRIPTIONS",
+    ]
+    delivery.deliver_due(conax.provider)
+    failed = sub.provisioning_requests.order_by("pk").first()
+    assert failed.state == "failed"
+    assert failed.last_error == (
+        "Attempt 1 failed: No transport is installed for Conax Contego Web Services yet. "
+        "Gave up after 1 attempts."
+    )

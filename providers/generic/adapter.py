@@ -2,8 +2,10 @@ import os
 
 import requests
 
-from providers import registry, types
+from providers import registry
 from providers.models import ProvisioningRequest
+
+from .forms import GenericConnection, GenericParameters
 
 Op = ProvisioningRequest.Operation
 
@@ -19,8 +21,8 @@ class GenericAdapter(registry.Adapter):
     code = "generic"
     name = "Generic (Web API)"
     model = registry.HYBRID
-    connection_form = types.GenericConnection
-    parameters_form = types.GenericParameters
+    connection_form = GenericConnection
+    parameters_form = GenericParameters
     commands = {
         Op.ACTIVATE: "ACTIVATE_SERVICE",
         Op.DEACTIVATE: "DEACTIVATE_SERVICE",

@@ -1,0 +1,1 @@
+"""EXSET SMS (seed 002): batch, each request a TQUEUE entry."""

@@ -1,0 +1,1 @@
+"""Irdeto (seed 001): real-time, with reset runs."""
