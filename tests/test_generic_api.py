@@ -176,3 +176,20 @@ def test_an_action_after_a_rejection_does_not_resend_what_is_pending(catalog, su
         ("ACTIVATE_SERVICE", "RFB1"),
         ("ACTIVATE_SERVICE", "BFB2"),
     ]
+
+
+def test_connector_token_command_prints_a_working_key_and_replaces_the_old(catalog, capsys):
+    from django.core.management import call_command
+
+    call_command("connector_token", "--provider", "Generic", "--name", "demo")
+    first = capsys.readouterr().out.strip()
+    call_command("connector_token", "--provider", "Generic", "--name", "demo", "--replace")
+    second = capsys.readouterr().out.strip()
+
+    def status(key):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return client.get(PENDING).status_code
+
+    assert (status(first), status(second)) == (401, 200)
+    assert not ConnectorToken.objects.filter(key_hash=first).exists()  # only hashes are kept
