@@ -31,6 +31,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     OPERATOR: [
         *(f"{app}.view_*" for app in DOMAIN_APPS),
+        "providers.retry_provisioningrequest",
         *(
             f"providers.{verb}_{model}"
             for verb in ("add", "change", "delete")

@@ -20,7 +20,7 @@ from subscriptions.admin import (
 )
 from subscriptions.models import InstalledItem
 
-from . import registry
+from . import delivery, registry
 from .models import (
     ArchivedRequest,
     ConnectorToken,
@@ -174,6 +174,21 @@ class ProvisioningRequestAdmin(ViewOnlyAdmin):
         "rollback": "rollback_json",
     }
     readonly_fields = list(pretty_json.values())
+    actions = ["retry_failed"]
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("providers.retry_provisioningrequest")
+
+    @admin.action(description="Retry the selected Failed requests", permissions=["retry"])
+    def retry_failed(self, request, queryset):
+        retried = delivery.retry(queryset)
+        skipped = queryset.count() - retried
+        self.message_user(
+            request,
+            f"{retried} Failed request(s) are Pending again."
+            + (f" {skipped} not Failed, left as they were." if skipped else ""),
+            messages.SUCCESS if retried else messages.WARNING,
+        )
 
     def get_fields(self, request, obj=None):
         fields = [*self.model._meta.fields, *self.model._meta.many_to_many]

@@ -242,6 +242,7 @@ class ProvisioningRequest(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("retry_provisioningrequest", "Can retry Failed provisioning requests")]
         indexes = [
             # The engine's queue: pending work of one provider, Express first, then oldest.
             models.Index(

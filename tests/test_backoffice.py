@@ -619,3 +619,30 @@ def test_index_says_when_no_worker_is_alive(agent):
 def test_index_without_any_heartbeat(agent):
     html = login(agent).get("/admin/").content.decode()
     assert "No live worker — no heartbeat yet" in html
+
+
+# --- Failed requests --------------------------------------------------------------------------
+
+
+def test_an_operator_retries_failed_requests_an_agent_cannot(operator, agent, subscribe):
+    sub = subscribe("AGRICULTURE")
+    failed = sub.provisioning_requests.get(operation="activate")
+    ProvisioningRequest.objects.filter(pk=failed.pk).update(
+        state="failed", attempts=8, last_error="Gave up after 8 attempts."
+    )
+    pending = sub.provisioning_requests.get(operation="create_pairing")
+    url = reverse("admin:providers_provisioningrequest_changelist")
+    post = {"action": "retry_failed", "_selected_action": [failed.pk, pending.pk]}
+
+    agent_page = login(agent).get(url)
+    assert "retry_failed" not in agent_page.content.decode()
+    login(agent).post(url, post)
+    failed.refresh_from_db()
+    assert failed.state == "failed"
+
+    response = login(operator).post(url, post, follow=True)
+    assert shown(response) == [
+        ("success", "1 Failed request(s) are Pending again. 1 not Failed, left as they were.")
+    ]
+    failed.refresh_from_db()
+    assert (failed.state, failed.attempts) == ("pending", 0)
