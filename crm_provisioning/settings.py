@@ -235,6 +235,10 @@ LOGGING = {
 }
 
 # --- Provisioning ---------------------------------------------------------------------------
+# A worker's claim on a request it is sending; past it, the request may be sent again (same uid).
+PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
+# First retry after a transport failure; each further one waits twice as long (at most 1 h).
+PROVISIONING_RETRY_SECONDS = env_int("PROVISIONING_RETRY_SECONDS", 5)
 # One line per installed provider adapter (see providers/registry.py).
 PROVISIONING_ADAPTERS = [
     "providers.generic.adapter.GenericAdapter",

@@ -17,6 +17,7 @@ dropped.
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -28,16 +29,18 @@ from .models import Provider, ProvisioningRequest
 log = logging.getLogger(__name__)
 
 Req = ProvisioningRequest
-LEASE = timedelta(seconds=60)
-BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 3600
 DEFAULT_MAX_ATTEMPTS = 8
 
 
+def lease() -> timedelta:
+    """How long a claimed request is left to its worker before another may send it again."""
+    return timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
+
+
 def backoff(attempts: int) -> timedelta:
-    return timedelta(
-        seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
-    )
+    seconds = settings.PROVISIONING_RETRY_SECONDS * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, BACKOFF_CAP_SECONDS))
 
 
 def due(provider: Provider, now=None) -> QuerySet:
@@ -66,7 +69,7 @@ def claim(provider: Provider, limit: int) -> list[Req]:
         if not ids:
             return []
         Req.objects.filter(pk__in=ids, state=Req.State.PENDING).update(
-            next_attempt_at=now + LEASE, attempts=F("attempts") + 1, sent_at=now
+            next_attempt_at=now + lease(), attempts=F("attempts") + 1, sent_at=now
         )
     return list(
         Req.objects.filter(pk__in=ids).select_related("installed_item").order_by("priority", "pk")

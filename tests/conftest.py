@@ -2,11 +2,13 @@
 user per role so that permission tests read as "an agent can…"."""
 
 import itertools
+import threading
 
 import pytest
 from django.contrib.auth.models import Group, User
 
 from crm_provisioning import roles
+from providers.generic.connector import Platform, connector_server
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
@@ -76,3 +78,26 @@ def administrator(db):
 def fast_password_hashing(settings):
     """Real hashing costs ~0.4 s a login; tests check permissions, not hashing strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def platform():
+    """The reference connector's platform, serving pushed requests on a port of its own."""
+    platform = Platform()
+    server = connector_server(platform, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    platform.url = f"http://127.0.0.1:{server.server_address[1]}/requests"
+    yield platform
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def push_provider(catalog, platform):
+    """The demo's Generic provider, switched to push mode towards ``platform``."""
+    provider = catalog.provider
+    provider.connection = {"mode": "push", "push_url": platform.url, "timeout_seconds": 2}
+    provider.parameters = {"max_attempts": 3}
+    provider.full_clean()
+    provider.save()
+    return provider

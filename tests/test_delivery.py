@@ -1,36 +1,9 @@
 """Push delivery (the Generic provider in push mode) against the reference connector's server."""
 
-import threading
-
-import pytest
-
 from providers import delivery
-from providers.generic.connector import Platform, connector_server
 from providers.models import ProvisioningRequest
 
 Req = ProvisioningRequest
-
-
-@pytest.fixture
-def platform():
-    platform = Platform()
-    server = connector_server(platform, 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    platform.url = f"http://127.0.0.1:{server.server_address[1]}/requests"
-    yield platform
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def push_provider(catalog, platform):
-    provider = catalog.provider
-    provider.connection = {"mode": "push", "push_url": platform.url, "timeout_seconds": 2}
-    provider.parameters = {"max_attempts": 3}
-    provider.full_clean()
-    provider.save()
-    return provider
 
 
 def card(sub):

@@ -137,7 +137,7 @@ def connector_server(platform: Platform, port: int) -> ThreadingHTTPServer:
     - ``GET /state``: entitlements, pairings, and what was received and applied per uid.
     - ``POST /offline``, ``/online``; ``/reject {"ca_ids": [...], "cards": [...]}`` makes the
       platform refuse to activate those CA IDs and refuse anything for those cards;
-      ``/slow {"seconds": n}`` makes each pushed request take that long.
+      ``/slow {"seconds": n}`` makes the answer to each pushed request take that long.
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -177,9 +177,12 @@ def connector_server(platform: Platform, port: int) -> ThreadingHTTPServer:
         def _take(self, request: dict) -> None:
             if not platform.online:
                 return self._reply({"error": "platform offline"}, 503)
+            answer = platform.take(request)
             if platform.delay_seconds:
+                # Applied, but the answer is slow to come back: the window in which a sender
+                # may die having sent a request that is already done.
                 time.sleep(platform.delay_seconds)
-            self._reply(platform.take(request))
+            self._reply(answer)
 
         def log_message(self, format, *args):  # quiet: the connector logs what matters
             pass

@@ -1,0 +1,84 @@
+"""Real Celery workers for tests: started as processes against the test database."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+
+def database_url() -> str:
+    """The test database (not the development one) as a DATABASE_URL for another process."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # Tests use a file (settings: TEST NAME), so that another process can open it.
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if db["ENGINE"].startswith("django.db.backends.postgresql"):
+        auth = quote(db["USER"] or "", safe="")
+        if db["PASSWORD"]:
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db["HOST"] or ""
+        port = f":{db['PORT']}" if db["PORT"] else ""
+        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
+    pytest.fail(f"No DATABASE_URL for engine {db['ENGINE']}")
+
+
+def start(tmp_path: Path, *, beat: bool = False, name: str = "worker", **env) -> subprocess.Popen:
+    """A ``celery worker`` process (with beat if asked) on the test database and the tests'
+    broker, so it runs what the code under test sends. Its log is ``tmp_path/<name>.log``."""
+    environment = {**os.environ, "DATABASE_URL": database_url(), **env}
+    if settings.CELERY_BROKER_URL == "filesystem://":
+        environment["CELERY_BROKER_DIR"] = str(settings.BROKER_DIR)
+    command = [
+        sys.executable, "-m", "celery", "-A", "crm_provisioning", "worker", "-l", "info",
+        "--concurrency", "1", "--without-gossip", "--without-mingle",
+        "--hostname", f"{name}-{os.getpid()}@%h",
+    ]  # fmt: skip
+    if beat:
+        command.append("-B")
+    log = (tmp_path / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        command,
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so a kill takes the pool too
+    )
+
+
+def stop(worker: subprocess.Popen) -> int:
+    """Warm shutdown (SIGTERM); if that hangs, kill the worker's whole process group (its pool
+    and beat processes). Returns the worker's exit code."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            return worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+    return worker.wait(timeout=10)
+
+
+def kill(worker: subprocess.Popen) -> None:
+    """A crash: SIGKILL to the worker and its pool, no chance to finish anything."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+
+
+def wait_until(condition, *, seconds: float, what: str, logs: list[Path] = ()) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    tails = "\n".join(p.read_text(errors="replace")[-2500:] for p in logs if p.exists())
+    pytest.fail(f"Not within {seconds} s: {what}\n{tails}")
