@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("SWEEP_SECONDS", 30),
         "options": {"expires": max(env_int("SWEEP_SECONDS", 30) - 1, 1)},
     },
+    "process-run-sweeper": {
+        "task": "runs.tasks.sweep",
+        "schedule": env_int("SWEEP_SECONDS", 30),
+        "options": {"expires": max(env_int("SWEEP_SECONDS", 30) - 1, 1)},
+    },
     "worker-heartbeat": {
         "task": "runs.tasks.heartbeat",
         "schedule": env_int("HEARTBEAT_SECONDS", 15),
@@ -235,6 +240,10 @@ LOGGING = {
 }
 
 # --- Provisioning ---------------------------------------------------------------------------
+# A process run whose worker has given no sign of life for this long is marked Failed.
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 300)
+# Subscriptions per chunk (one transaction each) in reset and processing runs.
+RUN_CHUNK_SIZE = env_int("RUN_CHUNK_SIZE", 2000)
 # A worker's claim on a request it is sending; past it, the request may be sent again (same uid).
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # First retry after a transport failure; each further one waits twice as long (at most 1 h).

@@ -7,7 +7,7 @@ the chunks it finished; running it again plans only what is still out of step.
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
 
@@ -59,6 +59,7 @@ class Result:
     examined: int = 0
     subscriptions_changed: int = 0
     requests_created: int = 0
+    problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
 def _id_chunks(subs: QuerySet, size: int) -> Iterator[list[int]]:
@@ -106,23 +107,44 @@ def reconcile(
     *,
     trigger_name: str,
     chunk_size: int = 2000,
+    process_run_id: int | None = None,
     progress: Callable[[Result], None] | None = None,
 ) -> Result:
-    """Create the requests that bring every selected subscription in step, chunk by chunk."""
+    """Create the requests that bring every selected subscription in step, chunk by chunk.
+
+    ``progress(result)`` is called after each chunk commits; ``result.problems`` collects, per
+    subscription, what could not be provisioned (the rest of the chunk goes ahead).
+    """
     result = Result()
     for chunk in _id_chunks(selection.subscriptions(), chunk_size):
+        problems: list[tuple[int | None, str]] = []
         with transaction.atomic():
             # Same lock the actions take: an action on one of these waits for this chunk.
             list(Subscription.objects.select_for_update().filter(pk__in=chunk).values_list("pk"))
-            commands = list(reconciler.plan(selection.provider, chunk, chunk_size=chunk_size))
+            commands = list(
+                reconciler.plan(
+                    selection.provider,
+                    chunk,
+                    chunk_size=chunk_size,
+                    on_problem=lambda sub_id, message, found=problems: found.append(
+                        (sub_id, message)
+                    ),
+                )
+            )
             ids = create_requests(
-                selection.provider, commands, trigger=Trigger.RUN, trigger_name=trigger_name
+                selection.provider,
+                commands,
+                trigger=Trigger.RUN,
+                trigger_name=trigger_name,
+                process_run_id=process_run_id,
             )
         result.examined += len(chunk)
         result.subscriptions_changed += len({c.subscription_id for c in commands})
         result.requests_created += len(ids)
+        result.problems.extend(problems)
         if progress:
             progress(result)
+            result.problems = []  # handed over; keep memory flat over a long run
     return result
 
 

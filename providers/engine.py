@@ -37,6 +37,7 @@ def create_requests(
     trigger: str,
     trigger_name: str = "",
     priority: int = ProvisioningRequest.Priority.NORMAL,
+    process_run_id: int | None = None,
     chunk_size: int = 2000,
 ) -> list[int]:
     """Write one Pending request per command, in order; returns their ids."""
@@ -60,6 +61,7 @@ def create_requests(
                 trigger=trigger,
                 trigger_name=trigger_name,
                 rollback=_rollback(c, ctx),
+                process_run_id=process_run_id,
             )
             for c in chunk
         ]

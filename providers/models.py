@@ -235,6 +235,14 @@ class ProvisioningRequest(models.Model):
     rollback = models.JSONField(
         default=dict, blank=True, help_text="What must be undone if the provider rejects it."
     )
+    process_run = models.ForeignKey(
+        "runs.ProcessRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requests",
+        help_text="The run that created it, if a run did.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

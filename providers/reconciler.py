@@ -28,7 +28,7 @@ ends up active).
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.db import connection
@@ -250,11 +250,14 @@ def plan(
     *,
     scope: Scope | None = None,
     chunk_size: int = 2000,
+    on_problem: Callable[[int, str], None] | None = None,
 ) -> Iterator[Command]:
     """The commands that bring ``provider`` in step for these subscriptions, in sending order.
 
     ``subscription_ids`` may be a lazy iterator (e.g. ``values_list(..).iterator()``); it is
     consumed in chunks, so memory stays flat whatever the number of subscriptions.
+    ``on_problem(subscription_id, message)`` hears of what cannot be provisioned (a product
+    without a CA ID at this provider).
     """
     ca_ids = CAIds(provider.pk)
     for chunk in _subscription_chunks(subscription_ids, chunk_size):
@@ -264,6 +267,9 @@ def plan(
         for sub_id, service_id, product_id, dist_id, item_id, op in _entitlement_rows(
             provider.pk, chunk, scope
         ):
+            if not ca_ids[product_id] and on_problem is not None:
+                code = Product.objects.filter(pk=product_id).values_list("code", flat=True)[0]
+                on_problem(sub_id, f"{code} has no CA ID at provider {provider.name}.")
             for ca_id in ca_ids[product_id]:
                 per_sub[sub_id].append(
                     Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)

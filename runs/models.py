@@ -1,6 +1,8 @@
-"""Batch runs. For now: the worker's heartbeat, which shows the back office a live worker."""
+"""Batch runs: definitions operators schedule, and the process run each execution logs."""
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class WorkerHeartbeat(models.Model):
@@ -13,3 +15,135 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
+class RunDefinition(models.Model):
+    """What to run (a run type of one provider, with its criteria and input settings) and when.
+
+    Life cycle: Draft → Submitted (scheduled on beat) → Cancelled, or Completed once a
+    run-once definition has run.
+    """
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+
+    class Schedule(models.TextChoices):
+        ONCE = "once", "Once, at a date and time"
+        INTERVAL = "interval", "Every N minutes, hours or days"
+        CRON = "cron", "Cron expression"
+
+    class Unit(models.TextChoices):
+        SECONDS = "seconds", "seconds"
+        MINUTES = "minutes", "minutes"
+        HOURS = "hours", "hours"
+        DAYS = "days", "days"
+
+    name = models.CharField(max_length=100, unique=True)
+    alternative_code = models.CharField(max_length=32, blank=True)
+    run_type = models.CharField(max_length=40)
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.PROTECT, related_name="run_definitions"
+    )
+    criteria = models.JSONField(default=dict, blank=True)
+    input_settings = models.JSONField(default=dict, blank=True)
+    schedule = models.CharField(max_length=10, choices=Schedule.choices, default=Schedule.ONCE)
+    run_at = models.DateTimeField("run at", null=True, blank=True)
+    every = models.PositiveIntegerField(null=True, blank=True)
+    unit = models.CharField(max_length=10, choices=Unit.choices, blank=True)
+    cron = models.CharField(
+        "cron expression",
+        max_length=100,
+        blank=True,
+        help_text="Five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'.",
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="run_definition",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("operate_rundefinition", "Can submit, cancel and run definitions")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alternative_code"],
+                condition=~Q(alternative_code=""),
+                name="run_definition_alternative_code_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProcessRun(models.Model):
+    """One execution of a definition: when, how it went, what it did, and every error."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        RUN_NOW = "run_now", "Run now"
+        COMMAND = "command", "Command line"
+
+    definition = models.ForeignKey(
+        RunDefinition, on_delete=models.CASCADE, related_name="process_runs"
+    )
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    status = models.CharField(max_length=25, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
+    worker = models.CharField(max_length=200, blank=True)
+    total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many subscriptions (or rows) it will look at."
+    )
+    examined = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField("requests created", default=0)
+    errors = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["definition", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.definition} #{self.pk}"
+
+
+class ProcessRunError(models.Model):
+    run = models.ForeignKey(ProcessRun, on_delete=models.CASCADE, related_name="error_log")
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.message[:80]

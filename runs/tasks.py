@@ -1,9 +1,12 @@
+"""Celery tasks for runs: thin wrappers around runs.services (and the worker heartbeat)."""
+
 import socket
 
 from celery import shared_task
 from django.db.models import F
 from django.utils import timezone
 
+from . import services
 from .models import WorkerHeartbeat
 
 
@@ -17,3 +20,14 @@ def heartbeat() -> None:
         WorkerHeartbeat.objects.get_or_create(
             hostname=hostname, defaults={"last_seen": timezone.now(), "beats": 1}
         )
+
+
+@shared_task(name="runs.tasks.execute_definition")
+def execute_definition(definition_id: int, trigger: str = "schedule") -> int | None:
+    run = services.execute(definition_id, trigger)
+    return run.pk if run else None
+
+
+@shared_task(name="runs.tasks.sweep")
+def sweep() -> int:
+    return services.fail_stale_runs()

@@ -23,3 +23,4 @@ class ConaxSMSAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "CREATE_PAIRING",
         Op.ADD_TO_PAIRING: "CREATE_PAIRING",
     }
+    run_types = ("process_provisioning_requests", "archive_requests")

@@ -22,3 +22,4 @@ class ConaxWSAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "CREATE_PAIRING",
         Op.ADD_TO_PAIRING: "ADD_TO_EXISTING_PAIRING",
     }
+    run_types = ("reset_subscriptions", "archive_requests")

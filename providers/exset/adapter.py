@@ -22,3 +22,4 @@ class ExsetAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "PAIR_UNPAIR_DEVICE_RECEIVER",
         Op.ADD_TO_PAIRING: "PAIR_UNPAIR_DEVICE_RECEIVER",
     }
+    run_types = ("process_provisioning_requests", "archive_requests")

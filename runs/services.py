@@ -1,0 +1,381 @@
+"""Run definitions: validate, submit (schedule on beat), cancel, run now, execute, preview.
+
+Scheduling lives in django-celery-beat's tables: submitting a definition creates its
+``PeriodicTask`` (clocked for once, interval or crontab for recurring), cancelling deletes it,
+and beat — reading the database — picks changes up while the system runs.
+
+An execution logs a ``ProcessRun``. The running row is also the lock: a definition whose last
+run is still *running* with a fresh heartbeat is not started again ("already running" is logged
+instead). A worker that dies leaves its run's heartbeat to go stale; the sweeper then marks the
+run Failed with what it had done, and the next execution goes ahead. Because runs reconcile,
+running again finishes the work without creating any request twice.
+"""
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from celery.schedules import crontab
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+)
+
+from providers import types as settings_forms
+
+from . import types
+from .models import ProcessRun, ProcessRunError, RunDefinition
+
+log = logging.getLogger(__name__)
+
+TASK = "runs.tasks.execute_definition"
+State = RunDefinition.State
+Status = ProcessRun.Status
+
+
+class RunError(Exception):
+    """A request about a definition that cannot be carried out; the message says why."""
+
+
+# --- Validation -------------------------------------------------------------------------------
+
+
+def run_type_of(definition: RunDefinition) -> types.RunType:
+    return types.RUN_TYPES[definition.run_type]
+
+
+def validate(definition: RunDefinition) -> None:
+    """Raise ValidationError naming each field that is wrong; store cleaned settings."""
+    errors: dict[str, list[str]] = {}
+    run_type = types.RUN_TYPES.get(definition.run_type)
+    if run_type is None:
+        errors["run_type"] = [f"Unknown run type '{definition.run_type}'."]
+    elif definition.provider_id and run_type not in types.for_provider(definition.provider):
+        offered = ", ".join(t.name for t in types.for_provider(definition.provider)) or "none"
+        errors["run_type"] = [
+            f"{definition.provider.name} does not offer {run_type.name} (it offers: {offered})."
+        ]
+    else:
+        for field, form_class in (
+            ("criteria", run_type.criteria_form),
+            ("input_settings", run_type.input_form),
+        ):
+            cleaned, field_errors = settings_forms.validate(form_class, getattr(definition, field))
+            if field_errors:
+                errors[field] = [f"{k}: {m}" for k, ms in field_errors.items() for m in ms]
+            else:
+                setattr(definition, field, json.loads(json.dumps(cleaned, default=str)))
+    errors.update(_schedule_errors(definition))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _schedule_errors(definition: RunDefinition) -> dict[str, list[str]]:
+    Schedule = RunDefinition.Schedule
+    if definition.schedule == Schedule.ONCE and not definition.run_at:
+        return {"run_at": ["Give the date and time to run at."]}
+    if definition.schedule == Schedule.INTERVAL:
+        errors = {}
+        if not definition.every:
+            errors["every"] = ["Give how many units apart the runs are (at least 1)."]
+        if not definition.unit:
+            errors["unit"] = ["Give the unit: seconds, minutes, hours or days."]
+        elif definition.unit == RunDefinition.Unit.SECONDS and (definition.every or 0) < 10:
+            errors["every"] = ["Runs every few seconds would overlap; use at least 10 seconds."]
+        return errors
+    if definition.schedule == Schedule.CRON:
+        try:
+            _crontab_fields(definition.cron)
+        except ValueError as exc:
+            return {"cron": [str(exc)]}
+    return {}
+
+
+def _crontab_fields(expression: str) -> dict[str, str]:
+    parts = (expression or "").split()
+    if len(parts) != 5:
+        raise ValueError(
+            "A cron expression has five fields: minute hour day-of-month month day-of-week."
+        )
+    names = ["minute", "hour", "day_of_month", "month_of_year", "day_of_week"]
+    fields = dict(zip(names, parts, strict=True))
+    try:
+        crontab(**fields)  # celery parses every field; a bad one raises ValueError
+    except ValueError as exc:
+        raise ValueError(f"Not a valid cron expression: {exc}") from None
+    return fields
+
+
+# --- Scheduling -------------------------------------------------------------------------------
+
+
+def _task_name(definition: RunDefinition) -> str:
+    return f"Run definition {definition.pk}: {definition.name}"[:200]
+
+
+def _unschedule(definition: RunDefinition) -> None:
+    task = definition.periodic_task
+    if task is None:
+        return
+    clocked = task.clocked
+    definition.periodic_task = None
+    definition.save(update_fields=["periodic_task", "updated_at"])
+    task.delete()
+    if clocked is not None and not clocked.periodictask_set.exists():
+        clocked.delete()
+
+
+def _schedule(definition: RunDefinition) -> None:
+    Schedule = RunDefinition.Schedule
+    task = PeriodicTask(
+        name=_task_name(definition),
+        task=TASK,
+        args=json.dumps([definition.pk]),
+        kwargs=json.dumps({"trigger": ProcessRun.Trigger.SCHEDULE}),
+        # Keep a pile-up from forming: a run not started within a while is dropped, not queued.
+        expires=None,
+    )
+    if definition.schedule == Schedule.ONCE:
+        task.clocked = ClockedSchedule.objects.create(clocked_time=definition.run_at)
+        task.one_off = True
+    elif definition.schedule == Schedule.INTERVAL:
+        task.interval, _ = IntervalSchedule.objects.get_or_create(
+            every=definition.every, period=definition.unit
+        )
+    else:
+        task.crontab, _ = CrontabSchedule.objects.get_or_create(
+            **_crontab_fields(definition.cron), timezone=settings.TIME_ZONE
+        )
+    task.save()
+    definition.periodic_task = task
+    definition.save(update_fields=["periodic_task", "updated_at"])
+
+
+@transaction.atomic
+def submit(definition: RunDefinition) -> RunDefinition:
+    definition = RunDefinition.objects.select_for_update().get(pk=definition.pk)
+    if definition.state not in (State.DRAFT, State.CANCELLED):
+        raise RunError(
+            f"{definition.name} is {definition.get_state_display()}; it cannot be submitted again."
+        )
+    validate(definition)
+    if definition.schedule == RunDefinition.Schedule.ONCE and definition.run_at <= timezone.now():
+        raise RunError(
+            f"{definition.name} is set to run at {definition.run_at:%Y-%m-%d %H:%M}, "
+            "which has passed; choose a later time."
+        )
+    definition.state = State.SUBMITTED
+    definition.save()
+    _schedule(definition)
+    return definition
+
+
+@transaction.atomic
+def cancel(definition: RunDefinition) -> RunDefinition:
+    definition = RunDefinition.objects.select_for_update().get(pk=definition.pk)
+    if definition.state != State.SUBMITTED:
+        raise RunError(
+            f"{definition.name} is {definition.get_state_display()}; only a "
+            "submitted definition can be cancelled."
+        )
+    _unschedule(definition)
+    definition.state = State.CANCELLED
+    definition.save(update_fields=["state", "updated_at"])
+    return definition
+
+
+@transaction.atomic
+def reschedule(definition: RunDefinition) -> None:
+    """After an edit of a submitted definition: its beat schedule follows the new settings."""
+    if definition.state == State.SUBMITTED:
+        _unschedule(definition)
+        _schedule(definition)
+
+
+def run_now(definition: RunDefinition) -> None:
+    """Execute on a worker as soon as one is free (outside any schedule)."""
+    validate(definition)
+    from .tasks import execute_definition
+
+    transaction.on_commit(
+        lambda: execute_definition.delay(definition.pk, ProcessRun.Trigger.RUN_NOW)
+    )
+
+
+def next_run_time(definition: RunDefinition):
+    task = definition.periodic_task
+    if definition.state != State.SUBMITTED or task is None or not task.enabled:
+        return None
+    if task.clocked_id:
+        return task.clocked.clocked_time
+    now = timezone.now()
+    last = task.last_run_at or task.start_time or task.date_changed
+    return now + task.schedule.remaining_estimate(last)
+
+
+# --- Executing --------------------------------------------------------------------------------
+
+
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+
+
+def _fail_stale(run: ProcessRun) -> None:
+    ProcessRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        message=(
+            f"The worker stopped during the run (last sign of life at "
+            f"{run.heartbeat_at or run.started_at:%Y-%m-%d %H:%M:%S %Z}); it had examined "
+            f"{run.examined} and created {run.created} requests. Run it again to finish the "
+            "work: nothing done is done twice."
+        ),
+    )
+
+
+def fail_stale_runs() -> int:
+    """Sweeper: runs whose worker went silent are Failed, with what they had done."""
+    stale = list(ProcessRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=_stale_before()))
+    for run in stale:
+        _fail_stale(run)
+    return len(stale)
+
+
+class _Heartbeat(threading.Thread):
+    """Touches the run's heartbeat while it executes, however long one chunk takes."""
+
+    def __init__(self, run_id: int):
+        super().__init__(daemon=True)
+        self.run_id = run_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = max(settings.RUN_STALE_SECONDS / 5, 1)
+        try:
+            while not self.stopped.wait(interval):
+                ProcessRun.objects.filter(pk=self.run_id, status=Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+
+def _start(definition_id: int, trigger: str) -> ProcessRun | None:
+    """Take the definition's lock by creating its running process run, or log why not."""
+    with transaction.atomic():
+        definition = RunDefinition.objects.select_for_update().get(pk=definition_id)
+        running = definition.process_runs.filter(status=Status.RUNNING).first()
+        if running is not None:
+            if (running.heartbeat_at or running.started_at) >= _stale_before():
+                ProcessRun.objects.create(
+                    definition=definition,
+                    trigger=trigger,
+                    status=Status.SKIPPED,
+                    finished_at=timezone.now(),
+                    message=f"{definition.name} is already running (process run "
+                    f"#{running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z}); "
+                    "this execution was skipped.",
+                )
+                return None
+            _fail_stale(running)
+        return ProcessRun.objects.create(
+            definition=definition,
+            trigger=trigger,
+            heartbeat_at=timezone.now(),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
+
+
+def execute(
+    definition_id: int,
+    trigger: str,
+    *,
+    on_progress: Callable[[ProcessRun], None] | None = None,
+) -> ProcessRun | None:
+    """Run a definition now, in this process; returns its process run (None if skipped)."""
+    run = _start(definition_id, trigger)
+    if run is None:
+        return None
+    definition = run.definition
+    run_type = run_type_of(definition)
+    heartbeat = _Heartbeat(run.pk)
+    heartbeat.start()
+    try:
+        run.total = run_type.total(definition)
+        run.save(update_fields=["total"])
+
+        def report(progress: types.Progress) -> None:
+            run.examined = progress.examined  # both are running totals
+            run.created = progress.created
+            run.heartbeat_at = timezone.now()
+            if progress.problems:
+                ProcessRunError.objects.bulk_create(
+                    ProcessRunError(run=run, subscription_id=sub_id, message=message)
+                    for sub_id, message in progress.problems
+                )
+                run.errors += len(progress.problems)
+            run.save(update_fields=["examined", "created", "errors", "heartbeat_at"])
+            if on_progress:
+                on_progress(run)
+
+        run_type.execute(definition, run.pk, report)
+        run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
+        run.message = f"Examined {run.examined}; created {run.created} requests" + (
+            f"; {run.errors} errors (see the log)." if run.errors else "."
+        )
+    except Exception as exc:
+        log.exception("Process run %s failed", run.pk)
+        run.status = Status.FAILED
+        run.message = (
+            f"Failed: {exc}. It had examined {run.examined} and created {run.created} "
+            "requests; run it again to finish the work."
+        )
+        ProcessRunError.objects.create(run=run, message=f"{type(exc).__name__}: {exc}")
+        run.errors += 1
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=5)
+    run.finished_at = timezone.now()
+    run.save()
+    if trigger == ProcessRun.Trigger.SCHEDULE:
+        _complete_if_once(definition)
+    return run
+
+
+def _complete_if_once(definition: RunDefinition) -> None:
+    with transaction.atomic():
+        definition = RunDefinition.objects.select_for_update().get(pk=definition.pk)
+        if (
+            definition.schedule == RunDefinition.Schedule.ONCE
+            and definition.state == State.SUBMITTED
+        ):
+            _unschedule(definition)
+            definition.state = State.COMPLETED
+            definition.save(update_fields=["state", "updated_at"])
+
+
+def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):
+    """A page of what the definition would do, and whether there is more. Writes nothing."""
+    validate(definition)
+    run_type = run_type_of(definition)
+    if run_type.preview is None:
+        raise RunError(f"{run_type.name} has no preview: it changes no subscription.")
+    rows, more = [], False
+    for index, row in enumerate(run_type.preview(definition)):
+        if index < offset:
+            continue
+        if len(rows) == limit:
+            more = True
+            break
+        rows.append(row)
+    return rows, more

@@ -1,0 +1,165 @@
+"""Run types: what a run definition can do, with the criteria and input settings it takes.
+
+A run type is offered for a provider when the provider's adapter lists its code in
+``run_types`` (see ``providers/registry.py``); providers' own runs (messages, fingerprints,
+error-handling files) register here the same way.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from django import forms
+from django.conf import settings
+
+from providers import archive, batch, registry
+from providers.models import Provider
+from subscriptions.models import SubscriptionType
+
+
+class NoSettings(forms.Form):
+    pass
+
+
+class ResetCriteria(forms.Form):
+    created_from = forms.DateField(
+        required=False, help_text="Only subscriptions created on or after this day."
+    )
+    created_to = forms.DateField(
+        required=False, help_text="Only subscriptions created on or before this day."
+    )
+    subscription_types = forms.MultipleChoiceField(
+        required=False,
+        choices=lambda: SubscriptionType.objects.values_list("code", "name"),
+        help_text="Subscription type codes; none means all.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "The period ends before it starts.")
+        return data
+
+
+class ArchiveInput(forms.Form):
+    older_than_days = forms.IntegerField(
+        min_value=1, max_value=3650, initial=90, help_text="Finished requests older than this."
+    )
+
+
+@dataclass
+class Progress:
+    """What an executing run reports after each chunk."""
+
+    examined: int = 0
+    created: int = 0
+    problems: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    subscription_id: int | None
+    subscription: str
+    what: list[dict]  # {"command": ..., "parameters": {...}}
+
+
+@dataclass(frozen=True)
+class RunType:
+    code: str
+    name: str
+    criteria_form: type[forms.Form]
+    input_form: type[forms.Form]
+    # (definition, process run id, report(Progress)) -> None; raises on a failure of the run
+    execute: Callable
+    # (definition) -> how many subscriptions (or rows) the run will look at
+    total: Callable
+    # (definition) -> the rows a preview shows, in order; None when the type has no preview
+    preview: Callable | None = None
+
+
+def _selection(definition) -> batch.Selection:
+    criteria = definition.criteria or {}
+    type_ids = tuple(
+        SubscriptionType.objects.filter(
+            code__in=criteria.get("subscription_types") or []
+        ).values_list("pk", flat=True)
+    )
+    parse = forms.DateField().to_python
+    return batch.Selection(
+        definition.provider,
+        created_from=parse(criteria.get("created_from")),
+        created_to=parse(criteria.get("created_to")),
+        subscription_type_ids=type_ids,
+    )
+
+
+def _reconcile(trigger_name: str):
+    def execute(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+        def progress(result: batch.Result) -> None:
+            report(Progress(result.examined, result.requests_created, list(result.problems)))
+
+        batch.reconcile(
+            _selection(definition),
+            trigger_name=trigger_name,
+            process_run_id=run_id,
+            progress=progress,
+            chunk_size=settings.RUN_CHUNK_SIZE,
+        )
+
+    return execute
+
+
+def _reconcile_preview(definition) -> Iterator[PreviewRow]:
+    for row in batch.preview(_selection(definition)):
+        yield PreviewRow(row.subscription_id, row.subscription, row.requests)
+
+
+def _archive(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    days = definition.input_settings["older_than_days"]
+    moved = archive.archive(days, provider=definition.provider)
+    report(Progress(examined=moved))
+
+
+RUN_TYPES: dict[str, RunType] = {
+    t.code: t
+    for t in [
+        RunType(
+            "reset_subscriptions",
+            "Reset Subscriptions",
+            ResetCriteria,
+            NoSettings,
+            _reconcile("reset_subscriptions"),
+            total=lambda d: _selection(d).subscriptions().count(),
+            preview=_reconcile_preview,
+        ),
+        RunType(
+            "process_provisioning_requests",
+            "Process Provisioning Requests",
+            NoSettings,
+            NoSettings,
+            _reconcile("process_provisioning_requests"),
+            total=lambda d: _selection(d).subscriptions().count(),
+            preview=_reconcile_preview,
+        ),
+        RunType(
+            "archive_requests",
+            "Archive requests",
+            NoSettings,
+            ArchiveInput,
+            _archive,
+            total=lambda d: archive.archivable(
+                d.input_settings["older_than_days"], d.provider
+            ).count(),
+        ),
+    ]
+}
+
+
+def for_provider(provider: Provider) -> list[RunType]:
+    """The run types this provider's adapter offers."""
+    offered = registry.adapter_for(provider).run_types
+    return [RUN_TYPES[code] for code in offered if code in RUN_TYPES]
+
+
+def choices() -> list[tuple[str, str]]:
+    return [(t.code, t.name) for t in RUN_TYPES.values()]

@@ -1,0 +1,265 @@
+"""Run definitions: validation, submit and cancel on beat's schedule, execution, lock, preview."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, PeriodicTask
+
+from providers.models import Provider, ProvisioningRequest
+from runs import services
+from runs.models import ProcessRun, RunDefinition
+from subscriptions.models import SubscriptionService
+
+Req = ProvisioningRequest
+
+
+@pytest.fixture
+def drifted(subscribe):
+    """Three subscriptions whose services the provider lost (nothing pending for them)."""
+    subs = [subscribe("BUNDLE_A"), subscribe("AGRICULTURE"), subscribe("BUNDLE_B")]
+    for r in Req.objects.all():
+        from providers.answers import record_answer
+
+        record_answer(r, accepted=True)
+    SubscriptionService.objects.update(authorized=False)
+    return subs
+
+
+def definition(catalog, **fields):
+    values = {
+        "name": "Nightly reset",
+        "run_type": "reset_subscriptions",
+        "provider": catalog.provider,
+        "run_at": timezone.now() + timedelta(hours=1),
+    }
+    values.update(fields)
+    return RunDefinition.objects.create(**values)
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "errors"),
+    [
+        (
+            {"run_type": "process_provisioning_requests"},
+            {
+                "run_type": [
+                    "Generic does not offer Process Provisioning Requests (it offers: "
+                    "Reset Subscriptions, Archive requests)."
+                ]
+            },
+        ),
+        (
+            {"criteria": {"created_from": "2026-05-01", "created_to": "2026-04-01"}},
+            {"criteria": ["created_to: The period ends before it starts."]},
+        ),
+        (
+            {"criteria": {"subscription_types": ["XX"]}},
+            {
+                "criteria": [
+                    "subscription_types: Select a valid choice. XX is not one of the "
+                    "available choices."
+                ]
+            },
+        ),
+        ({"run_at": None}, {"run_at": ["Give the date and time to run at."]}),
+        (
+            {"schedule": "interval", "every": 5, "unit": "seconds"},
+            {"every": ["Runs every few seconds would overlap; use at least 10 seconds."]},
+        ),
+        (
+            {"schedule": "cron", "cron": "0 25 * * *"},
+            {"cron": ["Not a valid cron expression: Invalid end range: 25 > 23."]},
+        ),
+        (
+            {"schedule": "cron", "cron": "0 2 * *"},
+            {
+                "cron": [
+                    "A cron expression has five fields: minute hour day-of-month month day-of-week."
+                ]
+            },
+        ),
+        (
+            {"run_type": "archive_requests", "input_settings": {"older_than_days": 0}},
+            {
+                "input_settings": [
+                    "older_than_days: Ensure this value is greater than or equal to 1."
+                ]
+            },
+        ),
+    ],
+)
+def test_validation_names_each_wrong_field(catalog, fields, errors):
+    with pytest.raises(ValidationError) as err:
+        services.validate(definition(catalog, **fields))
+    assert err.value.message_dict == errors
+
+
+def test_valid_settings_are_cleaned_with_their_defaults(catalog):
+    d = definition(catalog, run_type="archive_requests")
+    services.validate(d)
+    assert d.input_settings == {"older_than_days": 90}
+    d = definition(
+        catalog, name="r", criteria={"subscription_types": ["RES"], "created_from": "2026-01-01"}
+    )
+    services.validate(d)
+    assert d.criteria == {
+        "created_from": "2026-01-01",
+        "created_to": None,
+        "subscription_types": ["RES"],
+    }
+
+
+# --- Submit and cancel ----------------------------------------------------------------------
+
+
+def test_submit_schedules_on_beat_and_cancel_removes_it(catalog):
+    d = definition(catalog)
+    services.submit(d)
+    d.refresh_from_db()
+    task = d.periodic_task
+    assert d.state == "submitted"
+    assert (task.task, task.args, task.one_off, task.enabled) == (
+        "runs.tasks.execute_definition",
+        f"[{d.pk}]",
+        True,
+        True,
+    )
+    assert task.clocked.clocked_time == d.run_at
+    assert services.next_run_time(d) == d.run_at
+
+    services.cancel(d)
+    d.refresh_from_db()
+    assert d.state == "cancelled"
+    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+    assert not ClockedSchedule.objects.exists()
+    assert services.next_run_time(d) is None
+
+    with pytest.raises(services.RunError, match="only a submitted definition can be cancelled"):
+        services.cancel(d)
+    services.submit(d)  # a cancelled definition may be submitted again
+    with pytest.raises(services.RunError, match="it cannot be submitted again"):
+        services.submit(d)
+
+
+def test_recurring_schedules(catalog):
+    every = services.submit(definition(catalog, schedule="interval", every=2, unit="hours"))
+    assert (every.periodic_task.interval.every, every.periodic_task.interval.period) == (2, "hours")
+    assert timedelta(hours=1, minutes=59) < services.next_run_time(every) - timezone.now()
+    nightly = services.submit(definition(catalog, name="n", schedule="cron", cron="30 2 * * 1-5"))
+    cron = nightly.periodic_task.crontab
+    assert (cron.minute, cron.hour, cron.day_of_week) == ("30", "2", "1-5")
+
+
+def test_a_once_definition_in_the_past_is_refused(catalog):
+    d = definition(catalog, run_at=timezone.now() - timedelta(minutes=1))
+    with pytest.raises(services.RunError, match="which has passed; choose a later time"):
+        services.submit(d)
+    d.refresh_from_db()
+    assert d.state == "draft" and d.periodic_task is None
+
+
+# --- Execution ------------------------------------------------------------------------------
+
+
+def test_a_reset_run_logs_counts_and_links_the_requests_it_created(catalog, drifted):
+    d = definition(catalog)
+    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+    assert (run.status, run.total, run.examined, run.created, run.errors) == (
+        "completed",
+        3,
+        3,
+        5,
+        0,
+    )
+    assert run.message == "Examined 3; created 5 requests."
+    assert set(run.requests.values_list("ca_id", flat=True)) == {
+        "GFA1",
+        "EFA2",
+        "AF1",
+        "RFB1",
+        "BFB2",
+    }
+    assert run.finished_at and run.heartbeat_at
+
+
+def test_problems_are_logged_per_subscription_and_the_rest_goes_ahead(catalog, drifted):
+    from providers.models import ProductCAId
+
+    ProductCAId.objects.filter(ca_id="AF1").delete()
+    run = services.execute(definition(catalog).pk, ProcessRun.Trigger.RUN_NOW)
+    assert run.status == "completed_with_errors"
+    (error,) = run.error_log.all()
+    assert error.subscription == drifted[1]
+    assert error.message == "AGRICULTURE has no CA ID at provider Generic."
+    assert run.created == 4
+
+
+def test_the_same_definition_never_runs_twice_at_once(catalog, drifted):
+    d = definition(catalog)
+    running = ProcessRun.objects.create(
+        definition=d, trigger="schedule", heartbeat_at=timezone.now()
+    )
+    assert services.execute(d.pk, "run_now") is None
+    skipped = d.process_runs.exclude(pk=running.pk).get()
+    assert skipped.status == "skipped"
+    assert skipped.message.startswith(
+        f"Nightly reset is already running (process run #{running.pk}, started "
+    )
+    assert not Req.objects.filter(state="pending").exists()
+
+
+def test_a_run_whose_worker_died_is_failed_and_the_next_one_goes_ahead(catalog, drifted, settings):
+    d = definition(catalog)
+    dead = ProcessRun.objects.create(
+        definition=d,
+        trigger="schedule",
+        examined=1,
+        created=2,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    assert services.fail_stale_runs() == 1
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+    assert "it had examined 1 and created 2 requests. Run it again" in dead.message
+    assert services.execute(d.pk, "run_now").status == "completed"
+
+
+def test_preview_pages_and_writes_nothing(catalog, drifted):
+    d = definition(catalog)
+    first, more = services.preview(d, limit=2)
+    assert [r.subscription for r in first] == [s.number for s in drifted[:2]]
+    assert more
+    rest, more = services.preview(d, offset=2, limit=2)
+    assert [r.subscription for r in rest] == [drifted[2].number] and not more
+    assert [q["command"] for q in first[0].what] == ["ACTIVATE_SERVICE", "ACTIVATE_SERVICE"]
+    assert not Req.objects.filter(state="pending").exists()
+    assert not ProcessRun.objects.exists()
+
+
+def test_archive_has_no_preview(catalog):
+    with pytest.raises(services.RunError, match="Archive requests has no preview"):
+        services.preview(definition(catalog, run_type="archive_requests"))
+
+
+def test_run_definition_command(catalog, drifted, capsys):
+    definition(catalog)
+    call_command("run_definition", "Nightly reset")
+    out = capsys.readouterr().out
+    assert "Examined 3; created 5 requests." in out
+    assert ProcessRun.objects.get().trigger == "command"
+
+
+def test_other_providers_offer_their_own_run_types(db):
+    from runs import types
+
+    sms = Provider.objects.create(name="SMS", type="conax_sms")
+    assert [t.code for t in types.for_provider(sms)] == [
+        "process_provisioning_requests",
+        "archive_requests",
+    ]
