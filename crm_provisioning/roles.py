@@ -2,8 +2,8 @@
 
 - **agent** (call centre): reads everything, performs subscription actions, keeps customer
   accounts up to date; later runs utilities.
-- **operator** (back office): reads everything, sets up providers, distributors and CA IDs;
-  later defines and schedules runs.
+- **operator** (back office): reads everything, sets up providers, distributors and CA IDs,
+  defines, schedules and runs batch runs, retries Failed requests.
 - **administrator**: everything, including products, users and roles.
 
 Nobody, not even an administrator, may add, change or delete a provisioning request: requests
@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     OPERATOR: [
         *(f"{app}.view_*" for app in DOMAIN_APPS),
         "providers.retry_provisioningrequest",
+        *(f"runs.{verb}_rundefinition" for verb in ("add", "change", "delete", "operate")),
         *(
             f"providers.{verb}_{model}"
             for verb in ("add", "change", "delete")
@@ -57,6 +58,11 @@ NEVER_GRANTED = {
         f"providers.{verb}_{model}"
         for verb in ("add", "change", "delete")
         for model in ("provisioningrequest", "archivedrequest")
+    ),
+    *(
+        f"runs.{verb}_{model}"
+        for verb in ("add", "change", "delete")
+        for model in ("processrun", "processrunerror")
     ),
     *(
         f"subscriptions.{verb}_{model}"
