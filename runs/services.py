@@ -54,8 +54,10 @@ def run_type_of(definition: RunDefinition) -> types.RunType:
     return types.RUN_TYPES[definition.run_type]
 
 
-def validate(definition: RunDefinition) -> None:
-    """Raise ValidationError naming each field that is wrong; store cleaned settings."""
+def validate(definition: RunDefinition, *, schedule: bool = True) -> None:
+    """Raise ValidationError naming each field that is wrong; store cleaned settings.
+
+    ``schedule=False`` leaves the scheduling settings out (run now, preview)."""
     errors: dict[str, list[str]] = {}
     run_type = types.RUN_TYPES.get(definition.run_type)
     if run_type is None:
@@ -75,7 +77,8 @@ def validate(definition: RunDefinition) -> None:
                 errors[field] = [f"{k}: {m}" for k, ms in field_errors.items() for m in ms]
             else:
                 setattr(definition, field, json.loads(json.dumps(cleaned, default=str)))
-    errors.update(_schedule_errors(definition))
+    if schedule:
+        errors.update(_schedule_errors(definition))
     if errors:
         raise ValidationError(errors)
 
@@ -204,7 +207,7 @@ def reschedule(definition: RunDefinition) -> None:
 
 def run_now(definition: RunDefinition) -> None:
     """Execute on a worker as soon as one is free (outside any schedule)."""
-    validate(definition)
+    validate(definition, schedule=False)
     from .tasks import execute_definition
 
     transaction.on_commit(
@@ -366,7 +369,7 @@ def _complete_if_once(definition: RunDefinition) -> None:
 
 def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):
     """A page of what the definition would do, and whether there is more. Writes nothing."""
-    validate(definition)
+    validate(definition, schedule=False)
     run_type = run_type_of(definition)
     if run_type.preview is None:
         raise RunError(f"{run_type.name} has no preview: it changes no subscription.")
