@@ -3,8 +3,9 @@
 Builds the catalogue (``ensure_catalog``), one demo user per role, and a few hundred customer
 accounts with subscriptions. Every subscription is made by ``actions.become_subscriber`` with a
 smartcard and a set-top box per viewing point, and some are then moved through the actions
-(deactivate, rest, short-term (de)activation, terminate, swap / add / stop a service), so every
-subscription state is on show and the provisioning engine sees exactly what an agent would do.
+(deactivate, rest, short-term (de)activation, terminate, swap / add / stop a service; a few
+had their requests fail while the connector was offline), so every subscription state is on
+show and the provisioning engine sees exactly what an agent would do.
 
 The data is a pure function of the subscription's position (a seeded ``random.Random`` draws
 the whole plan up front), so numbers, serials and CA IDs are the same on every machine. Running
@@ -22,6 +23,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from crm_provisioning import roles
+from providers import delivery
+from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import VIEWING_POINTS, Catalog, ensure_catalog
@@ -36,6 +39,10 @@ SEED = 20240108
 DEFAULT_COUNT = 300
 FIRST_DAY = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 REASON = "Demo data (load_demo)"
+OFFLINE = (
+    "No answer: the connector was offline (demo data). A Reset Subscriptions run repairs this "
+    "subscription."
+)
 
 # username, role (group), password. Demo only: printed at the end of every run.
 DEMO_USERS = (
@@ -77,6 +84,9 @@ STORIES = [
     ("swapped", 5),
     ("service_added", 5),
     ("service_stopped", 3),
+    # The connector was offline and its requests went unanswered: Failed, out of step with the
+    # platform, waiting for a Reset Subscriptions run to repair them.
+    ("connector_offline", 4),
 ]
 STORY_OFFER = {
     "swapped": ("BUNDLE_A",),
@@ -214,6 +224,9 @@ def tell_story(sub: Subscription, p: PlannedSubscription, catalog: Catalog, by: 
         actions.add_service(sub, catalog.products["AGRICULTURE"], catalog.main, **kw)
     elif p.story == "service_stopped":
         actions.stop_service(main_services.get(product__code="AGRICULTURE"), **kw)
+    elif p.story == "connector_offline":
+        for request in sub.provisioning_requests.filter(state=ProvisioningRequest.State.PENDING):
+            delivery.fail(request, OFFLINE)
 
 
 def ensure_users() -> dict[str, User]:
