@@ -193,22 +193,32 @@ def _pairing_rows(provider_id: int, subscription_ids: list[int], scope: Scope | 
 
 
 class CAIds:
-    """Product → the CA IDs that provision it at one provider (components for a bundle)."""
+    """Product → the CA IDs that provision it at one provider (components for a bundle), and
+    the flat products among them that have none there."""
 
     def __init__(self, provider_id: int):
         flat = dict(
             ProductCAId.objects.filter(provider_id=provider_id).values_list("product_id", "ca_id")
         )
-        self._map = {pid: [ca] for pid, ca in flat.items()}
+        codes = dict(Product.objects.values_list("pk", "code"))
+        self._ca_ids: dict[int, list[str]] = {}
+        self._missing: dict[int, list[str]] = {}
+        components: dict[int, list[int]] = defaultdict(list)
         # Components in the order they were added to the bundle.
         for bundle_id, component_id in Product.components.through.objects.order_by(
             "id"
         ).values_list("from_product_id", "to_product_id"):
-            if component_id in flat:
-                self._map.setdefault(bundle_id, []).append(flat[component_id])
+            components[bundle_id].append(component_id)
+        for product_id in codes:
+            parts = components.get(product_id) or [product_id]
+            self._ca_ids[product_id] = [flat[p] for p in parts if p in flat]
+            self._missing[product_id] = [codes[p] for p in parts if p not in flat]
 
     def __getitem__(self, product_id: int) -> list[str]:
-        return self._map.get(product_id, [])
+        return self._ca_ids.get(product_id, [])
+
+    def missing(self, product_id: int) -> list[str]:
+        return self._missing.get(product_id, [])
 
 
 def _pairing_commands(rows) -> list[Command]:
@@ -267,9 +277,9 @@ def plan(
         for sub_id, service_id, product_id, dist_id, item_id, op in _entitlement_rows(
             provider.pk, chunk, scope
         ):
-            if not ca_ids[product_id] and on_problem is not None:
-                code = Product.objects.filter(pk=product_id).values_list("code", flat=True)[0]
-                on_problem(sub_id, f"{code} has no CA ID at provider {provider.name}.")
+            if ca_ids.missing(product_id) and on_problem is not None:
+                missing = ", ".join(ca_ids.missing(product_id))
+                on_problem(sub_id, f"{missing} has no CA ID at provider {provider.name}.")
             for ca_id in ca_ids[product_id]:
                 per_sub[sub_id].append(
                     Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)

@@ -124,3 +124,16 @@ def test_commands_name_what_is_wrong(in_step):
         call_command("reset_subscriptions", "--provider", "Nope")
     with pytest.raises(CommandError, match="No subscription type with code 'XX'"):
         call_command("reset_subscriptions", "--provider", "Generic", "--type", "XX")
+
+
+def test_reset_command_names_what_cannot_be_provisioned(catalog, in_step, capsys):
+    from providers.models import ProductCAId
+
+    drift(in_step)
+    ProductCAId.objects.filter(ca_id="GFA1").delete()
+    call_command("reset_subscriptions", "--provider", "Generic")
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"{in_step[0].number}: GEOLOGICAL has no CA ID at provider Generic."
+    )
+    assert "created 5 requests for 2 subscriptions" in captured.out  # EFA2 still goes

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from providers.batch import Selection
 from providers.models import Provider
-from subscriptions.models import SubscriptionType
+from subscriptions.models import Subscription, SubscriptionType
 
 
 def add_selection_arguments(parser, *, filters: bool = True) -> None:
@@ -39,3 +39,10 @@ def selection_from(options) -> Selection:
         created_to=options.get("created_to"),
         subscription_type_ids=tuple(type_ids),
     )
+
+
+def report_problems(stream, problems: list[tuple[int | None, str]]) -> None:
+    """What a run could not provision, one line per subscription."""
+    numbers = Subscription.objects.in_bulk([sub_id for sub_id, _ in problems if sub_id])
+    for sub_id, message in problems:
+        stream.write(f"{numbers[sub_id].number}: {message}" if sub_id in numbers else message)

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from providers import batch
 
-from ._options import add_selection_arguments, selection_from
+from ._options import add_selection_arguments, report_problems, selection_from
 
 
 class Command(BaseCommand):
@@ -20,6 +20,7 @@ class Command(BaseCommand):
             trigger_name="process_provisioning_requests",
             chunk_size=options["chunk_size"],
         )
+        report_problems(self.stderr, result.problems)
         self.stdout.write(
             f"Examined {result.examined} subscriptions; created {result.requests_created} "
             f"requests for {result.subscriptions_changed} subscriptions."

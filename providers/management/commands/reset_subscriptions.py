@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from providers import batch
 
-from ._options import add_selection_arguments, selection_from
+from ._options import add_selection_arguments, report_problems, selection_from
 
 
 class Command(BaseCommand):
@@ -36,6 +36,7 @@ class Command(BaseCommand):
         result = batch.reconcile(
             selection, trigger_name="reset_subscriptions", chunk_size=options["chunk_size"]
         )
+        report_problems(self.stderr, result.problems)
         self.stdout.write(
             f"Examined {result.examined} subscriptions; created {result.requests_created} "
             f"requests for {result.subscriptions_changed} subscriptions."
