@@ -88,7 +88,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 # --- Run definitions ---------------------------------------------------------------------------
 
 
-def schedule_text(definition: RunDefinition) -> str:
+def schedule_text(definition: RunDefinition, *, words: bool = True) -> str:
     """The schedule in words: "Once at …", "Every 2 hours", "Cron 30 2 * * 1-5 (At 02:30 AM…)"."""
     Schedule = RunDefinition.Schedule
     if definition.schedule == Schedule.ONCE:
@@ -100,11 +100,13 @@ def schedule_text(definition: RunDefinition) -> str:
         if definition.every == 1:
             unit = unit.rstrip("s")
         return f"Every {definition.every} {unit}"
+    if not words:
+        return f"Cron {definition.cron}"
     try:
-        words = cron_descriptor.get_description(definition.cron)
+        description = cron_descriptor.get_description(definition.cron)
     except Exception:  # a description is a courtesy; the expression is shown anyway
         return f"Cron {definition.cron}"
-    return f"Cron {definition.cron} ({words})"
+    return f"Cron {definition.cron} ({description})"
 
 
 def _errors_text(error: ValidationError) -> str:
@@ -171,6 +173,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
     search_help_text = "Name, or the exact alternative code."
     readonly_fields = [
         "run_type_display",
+        "schedule_text_display",
         "criteria_display",
         "input_display",
         "state",
@@ -195,7 +198,14 @@ class RunDefinitionAdmin(admin.ModelAdmin):
         fieldsets = [
             (None, {"fields": ["name", "alternative_code", "provider", "run_type_display"]}),
             *settings,
-            ("Scheduling", {"fields": ["schedule", "run_at", ("every", "unit"), "cron"]}),
+            (
+                "Scheduling",
+                {
+                    "fields": ["schedule", "run_at", ("every", "unit"), "cron"]
+                    if editable
+                    else ["schedule_text_display"]
+                },
+            ),
         ]
         if editable:
             fieldsets[0][1]["fields"][-1] = "run_type"
@@ -257,6 +267,13 @@ class RunDefinitionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Schedule")
     def schedule_display(self, obj):
+        # Narrow in the list; the cron expression in words shows on hovering.
+        return format_html(
+            '<span title="{}">{}</span>', schedule_text(obj), schedule_text(obj, words=False)
+        )
+
+    @admin.display(description="Schedule")
+    def schedule_text_display(self, obj):
         return schedule_text(obj)
 
     @admin.display(description="Next run")
@@ -510,8 +527,8 @@ class ProcessRunAdmin(ViewOnlyAdmin):
 
     list_display = [
         "__str__",
-        "started_at",
-        "finished_at",
+        "started",
+        "finished",
         "status",
         "trigger",
         "examined_of_total",
@@ -542,6 +559,14 @@ class ProcessRunAdmin(ViewOnlyAdmin):
             ),
             *super().get_urls(),
         ]
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj):
+        return _local(obj.started_at)
+
+    @admin.display(description="Finished", ordering="finished_at")
+    def finished(self, obj):
+        return _local(obj.finished_at)
 
     @admin.display(description="Examined / total")
     def examined_of_total(self, obj):

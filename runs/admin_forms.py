@@ -31,15 +31,17 @@ def field_name(prefix: str, code: str, name: str) -> str:
     return f"{prefix}-{code}-{name}"
 
 
-def _admin_widget(field: forms.Field) -> forms.Field:
+def _admin_widget(name: str, field: forms.Field) -> forms.Field:
     """A copy of a run type's field, with the admin's widgets where they help."""
     field = copy.deepcopy(field)
+    field.label = field.label or name.replace("_", " ").capitalize()
     if isinstance(field, forms.DateTimeField):
         field.widget = widgets.AdminSplitDateTime()
     elif isinstance(field, forms.DateField):
         field.widget = widgets.AdminDateWidget()
     elif isinstance(field, forms.MultipleChoiceField):
         field.widget = forms.CheckboxSelectMultiple()
+        field.widget.choices = field.choices  # a new widget does not know the field's choices
     elif isinstance(field, forms.IntegerField):
         field.widget = widgets.AdminIntegerFieldWidget()
     # The chosen type's own form judges; these copies only render (see clean()).
@@ -52,7 +54,7 @@ def settings_fields() -> dict[str, forms.Field]:
     for run_type in types.RUN_TYPES.values():
         for prefix, _attr, form_attr, _title in SETTINGS:
             for name, field in getattr(run_type, form_attr).base_fields.items():
-                fields[field_name(prefix, run_type.code, name)] = _admin_widget(field)
+                fields[field_name(prefix, run_type.code, name)] = _admin_widget(name, field)
     return fields
 
 

@@ -1,0 +1,121 @@
+"""In a real browser: a process run's page follows the run live, without reloading.
+
+Headless Chromium from Debian (``apt-get install chromium``; ``./dev test`` installs it when it
+can) driven by Playwright's Python package, against pytest-django's live server. Playwright's own
+browser downloads are never used. Without either, these tests are skipped and say why.
+"""
+
+import os
+import shutil
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from providers.models import ProvisioningRequest
+from runs.models import ProcessRun, RunDefinition
+
+CHROMIUM = "/usr/bin/chromium"
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
+)
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
+    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
+)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+    # plain synchronous code all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def log_in(page, live_server, user, next_url: str) -> None:
+    page.goto(f"{live_server.url}{reverse('admin:login')}?next={next_url}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "pw-" + user.username)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}{next_url}")
+
+
+def test_the_run_page_follows_the_run_live(browser, live_server, operator, catalog, tmp_path):
+    expect = sync_api.expect
+    definition = RunDefinition.objects.create(
+        name="Reset after the outage",
+        run_type="reset_subscriptions",
+        provider=catalog.provider,
+        run_at=timezone.now() + timedelta(hours=1),
+    )
+    run = ProcessRun.objects.create(
+        definition=definition, trigger="run_now", total=10, heartbeat_at=timezone.now()
+    )
+    url = reverse("admin:runs_processrun_change", args=[run.pk])
+    progress_url = reverse("admin:runs_processrun_progress", args=[run.pk])
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if progress_url in r.url else None)
+    log_in(page, live_server, operator, url)
+
+    status, summary = page.locator("#run-status"), page.locator("#run-summary")
+    bar = page.locator("#run-bar")
+    expect(status).to_have_text("Running")
+    expect(summary).to_have_text("Examined 0 of 10 (0%) · 0 requests created · 0 errors")
+    expect(bar).to_have_attribute("aria-valuenow", "0")
+    # Anything a reload would wipe out: it must still be there at the end.
+    page.evaluate("window.notReloaded = true")
+
+    # The worker gets on: 4 examined, 3 requests created (one already answered).
+    for state in ("pending", "pending", "completed"):
+        ProvisioningRequest.objects.create(
+            command="ACTIVATE_SERVICE",
+            provider=catalog.provider,
+            trigger=ProvisioningRequest.Trigger.RUN,
+            state=state,
+            process_run=run,
+        )
+    ProcessRun.objects.filter(pk=run.pk).update(examined=4, created=3, heartbeat_at=timezone.now())
+    expect(summary).to_contain_text(
+        "Examined 4 of 10 (40%) · 3 requests created · 0 errors · about"
+    )
+    expect(bar).to_have_attribute("aria-valuenow", "40")
+    page.wait_for_function("document.getElementById('run-bar-fill').style.width === '40%'")
+    expect(page.locator("#run-requests-pending")).to_have_text("2")
+    expect(page.locator("#run-requests-completed")).to_have_text("1")
+    expect(page.locator("#run-eta")).to_contain_text("about")
+    page.screenshot(path=tmp_path / "run-running.png", full_page=True)
+
+    # It finishes.
+    ProcessRun.objects.filter(pk=run.pk).update(
+        examined=10,
+        created=3,
+        status=ProcessRun.Status.COMPLETED,
+        finished_at=timezone.now(),
+        message="Examined 10; created 3 requests.",
+    )
+    expect(status).to_have_text("Completed")
+    expect(summary).to_have_text("Examined 10 of 10 (100%) · 3 requests created · 0 errors")
+    expect(bar).to_have_attribute("aria-valuenow", "100")
+    expect(page.locator("#run-message")).to_have_text("Examined 10; created 3 requests.")
+    expect(page.locator("#run-eta")).to_have_text("-")
+    expect(page.locator("#run-finished")).not_to_have_text("-")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=tmp_path / "run-finished.png", full_page=True)
+
+    # Polling stops once the run is no longer running.
+    polled = len(polls)
+    assert polled >= 2
+    page.wait_for_timeout(2500)
+    assert len(polls) == polled
