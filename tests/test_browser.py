@@ -10,6 +10,7 @@ import shutil
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def browser(monkeypatch):
+def browser(live_server, monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
     # plain synchronous code all the same.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -40,6 +41,9 @@ def browser(monkeypatch):
         )
         yield browser
         browser.close()
+        # While Playwright's loop runs, the ORM keeps its connection in that loop's context;
+        # close it here, or it would outlive the test and hold the test database open.
+        connections.close_all()
 
 
 def log_in(page, live_server, user, next_url: str) -> None:
