@@ -1,4 +1,5 @@
-"""In a real browser: a process run's page follows the run live, without reloading.
+"""In a real browser: a process run's page follows the run live, without reloading; the
+definition form offers only what the chosen provider offers, then submit and preview.
 
 Headless Chromium from Debian (``apt-get install chromium``; ``./dev test`` installs it when it
 can) driven by Playwright's Python package, against pytest-django's live server. Playwright's own
@@ -14,8 +15,9 @@ from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
-from providers.models import ProvisioningRequest
+from providers.models import Provider, ProvisioningRequest
 from runs.models import ProcessRun, RunDefinition
+from subscriptions.models import SubscriptionService
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -123,3 +125,65 @@ def test_the_run_page_follows_the_run_live(browser, live_server, operator, catal
     assert polled >= 2
     page.wait_for_timeout(2500)
     assert len(polls) == polled
+
+
+def test_the_definition_form_offers_what_the_provider_offers(
+    browser, live_server, operator, catalog, subscribe, tmp_path
+):
+    expect = sync_api.expect
+    sms = Provider.objects.create(name="SMS", type="conax_sms")
+    subscribe("AGRICULTURE")
+    SubscriptionService.objects.update(authorized=False)  # the provider lost it: a reset fixes it
+    ProvisioningRequest.objects.update(state=ProvisioningRequest.State.COMPLETED)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    log_in(page, live_server, operator, reverse("admin:runs_rundefinition_add"))
+
+    def offered():
+        return page.eval_on_selector_all(
+            "#id_run_type option", "os => os.filter(o => o.value && !o.disabled).map(o => o.value)"
+        )
+
+    page.select_option("#id_provider", str(sms.pk))
+    assert offered() == ["process_provisioning_requests", "archive_requests"]
+    page.select_option("#id_provider", str(catalog.provider.pk))
+    assert offered() == ["reset_subscriptions", "archive_requests"]
+
+    criteria = page.locator("fieldset.run-type-reset_subscriptions")
+    archive = page.locator("fieldset.run-type-archive_requests")
+    page.select_option("#id_run_type", "archive_requests")
+    expect(archive).to_be_visible()
+    expect(criteria).to_be_hidden()
+    page.select_option("#id_run_type", "reset_subscriptions")
+    expect(criteria).to_be_visible()
+    expect(archive).to_be_hidden()
+    # A provider that does not offer the chosen type clears the choice.
+    page.select_option("#id_provider", str(sms.pk))
+    expect(page.locator("#id_run_type")).to_have_value("")
+    page.select_option("#id_provider", str(catalog.provider.pk))
+    page.select_option("#id_run_type", "reset_subscriptions")
+
+    page.select_option("#id_schedule", "interval")
+    expect(page.locator(".form-row.field-run_at")).to_be_hidden()
+    expect(page.locator(".form-row.field-every")).to_be_visible()
+    page.select_option("#id_schedule", "once")
+    expect(page.locator(".form-row.field-every")).to_be_hidden()
+
+    later = timezone.localtime() + timedelta(hours=1)
+    page.fill("#id_name", "Reset after the outage")
+    page.check("input[name='criteria-reset_subscriptions-subscription_types'][value='RES']")
+    page.fill("#id_run_at_0", f"{later:%Y-%m-%d}")
+    page.fill("#id_run_at_1", f"{later:%H:%M:%S}")
+    page.click("input[name=_continue]")
+    expect(page.locator("#definition-operations h2")).to_have_text("State: Draft")
+
+    page.click("#definition-operations input[value=Submit]")
+    expect(page.locator("ul.messagelist li.success")).to_contain_text(
+        "Reset after the outage is submitted"
+    )
+    expect(page.locator("#definition-operations h2")).to_have_text("State: Submitted")
+
+    page.click("#definition-operations a:text('Preview')")
+    expect(page.locator("tr.preview-row")).to_have_count(1)
+    expect(page.locator("tr.preview-row")).to_contain_text("ACTIVATE_SERVICE")
+    page.screenshot(path=tmp_path / "preview.png", full_page=True)
+    assert ProvisioningRequest.objects.filter(state="pending").count() == 0
