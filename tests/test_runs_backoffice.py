@@ -211,7 +211,9 @@ def test_an_archive_definition_keeps_its_input_settings(operator, catalog):
 # --- Submit, preview, cancel, run now ---------------------------------------------------------
 
 
-def test_operator_submits_previews_cancels_and_runs_now(operator, catalog, drifted):
+def test_operator_submits_previews_cancels_and_runs_now(
+    operator, catalog, drifted, django_capture_on_commit_callbacks
+):
     client = login(operator)
     d = make_definition(catalog)
 
@@ -262,9 +264,7 @@ def test_operator_submits_previews_cancels_and_runs_now(operator, catalog, drift
     assert shown(response) == [("success", "Nightly reset is cancelled: it will not run again.")]
 
     # Run now sends the task once the request's transaction commits.
-    from django.test import TestCase
-
-    with TestCase.captureOnCommitCallbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(operate(d, "run_now"), follow=True)
     assert len(callbacks) == 1
     assert shown(response) == [
