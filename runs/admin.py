@@ -302,14 +302,11 @@ class RunDefinitionAdmin(admin.ModelAdmin):
             messages.info(request, f"{obj.name} is rescheduled: {schedule_text(obj)}.")
 
     def delete_model(self, request, obj):
-        if obj.state == RunDefinition.State.SUBMITTED:
-            services.cancel(obj)
-        super().delete_model(request, obj)
+        services.delete(obj)
 
     def delete_queryset(self, request, queryset):
-        for definition in queryset.filter(state=RunDefinition.State.SUBMITTED):
-            services.cancel(definition)
-        super().delete_queryset(request, queryset)
+        for definition in queryset:
+            services.delete(definition)
 
     def get_deleted_objects(self, objs, request):
         """A definition that has run keeps its history: it is cancelled, not deleted."""

@@ -103,8 +103,9 @@ class ProcessRun(models.Model):
         RUN_NOW = "run_now", "Run now"
         COMMAND = "command", "Command line"
 
+    # PROTECT: a definition with a history is cancelled, never deleted with it.
     definition = models.ForeignKey(
-        RunDefinition, on_delete=models.CASCADE, related_name="process_runs"
+        RunDefinition, on_delete=models.PROTECT, related_name="process_runs"
     )
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     status = models.CharField(max_length=25, choices=Status.choices, default=Status.RUNNING)

@@ -172,11 +172,7 @@ def submit(definition: RunDefinition) -> RunDefinition:
             f"{definition.name} is {definition.get_state_display()}; it cannot be submitted again."
         )
     validate(definition)
-    if definition.schedule == RunDefinition.Schedule.ONCE and definition.run_at <= timezone.now():
-        raise RunError(
-            f"{definition.name} is set to run at {definition.run_at:%Y-%m-%d %H:%M}, "
-            "which has passed; choose a later time."
-        )
+    _refuse_past(definition)
     definition.state = State.SUBMITTED
     definition.save()
     _schedule(definition)
@@ -197,12 +193,33 @@ def cancel(definition: RunDefinition) -> RunDefinition:
     return definition
 
 
+def _refuse_past(definition: RunDefinition) -> None:
+    if definition.schedule == RunDefinition.Schedule.ONCE and definition.run_at <= timezone.now():
+        raise RunError(
+            f"{definition.name} is set to run at {definition.run_at:%Y-%m-%d %H:%M}, "
+            "which has passed; choose a later time."
+        )
+
+
 @transaction.atomic
 def reschedule(definition: RunDefinition) -> None:
     """After an edit of a submitted definition: its beat schedule follows the new settings."""
     if definition.state == State.SUBMITTED:
+        _refuse_past(definition)
         _unschedule(definition)
         _schedule(definition)
+
+
+@transaction.atomic
+def delete(definition: RunDefinition) -> None:
+    """Delete a definition that never ran (one with a history is cancelled instead), taking its
+    beat schedule with it."""
+    if definition.process_runs.exists():
+        raise RunError(
+            f"{definition.name} has process runs; cancel it instead, so that its history stays."
+        )
+    _unschedule(definition)
+    definition.delete()
 
 
 def run_now(definition: RunDefinition) -> None:

@@ -263,3 +263,21 @@ def test_other_providers_offer_their_own_run_types(db):
         "process_provisioning_requests",
         "archive_requests",
     ]
+
+
+def test_deleting_a_definition_takes_its_schedule_and_keeps_a_history(catalog, drifted):
+    d = services.submit(definition(catalog))
+    task_id = d.periodic_task_id
+    services.delete(d)
+    assert not PeriodicTask.objects.filter(pk=task_id).exists()
+    ran = definition(catalog, name="Ran")
+    services.execute(ran.pk, "run_now")
+    with pytest.raises(services.RunError, match="has process runs; cancel it instead"):
+        services.delete(ran)
+
+
+def test_a_submitted_once_definition_cannot_be_moved_into_the_past(catalog):
+    d = services.submit(definition(catalog))
+    d.run_at = timezone.now() - timedelta(minutes=5)
+    with pytest.raises(services.RunError, match="which has passed"):
+        services.reschedule(d)
