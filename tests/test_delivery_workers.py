@@ -62,13 +62,15 @@ def test_a_worker_killed_after_a_send_loses_nothing_and_applies_nothing_twice(
         done = Req.objects.filter(state="completed").count()
         return done >= 2 and received & pending
 
-    workers.wait_until(
-        in_flight, seconds=60, what="a request in flight", logs=[tmp_path / "first.log"]
-    )
-    sent_not_recorded = set(platform.state()["received"]) & {
-        str(u) for u in Req.objects.filter(state="pending").values_list("uid", flat=True)
-    }
-    workers.kill(first)
+    try:
+        workers.wait_until(
+            in_flight, seconds=60, what="a request in flight", logs=[tmp_path / "first.log"]
+        )
+        sent_not_recorded = set(platform.state()["received"]) & {
+            str(u) for u in Req.objects.filter(state="pending").values_list("uid", flat=True)
+        }
+    finally:
+        workers.kill(first)  # a crash, mid-send (and never a worker left behind)
     platform.delay_seconds = 0
 
     # A new worker with beat: the sweeper wakes delivery, and once the dead worker's lease is

@@ -100,14 +100,16 @@ def test_a_worker_killed_mid_run_leaves_it_failed_and_a_rerun_creates_nothing_tw
 
     worker = workers.start(tmp_path, RUN_CHUNK_SIZE="1", RUN_STALE_SECONDS="3")
     logs = [tmp_path / "worker.log"]
-    services.run_now(d)
-    workers.wait_until(
-        lambda: ProcessRun.objects.filter(definition=d, examined__gte=10).exists(),
-        seconds=60,
-        what="the run under way",
-        logs=logs,
-    )
-    workers.kill(worker)
+    try:
+        services.run_now(d)
+        workers.wait_until(
+            lambda: ProcessRun.objects.filter(definition=d, examined__gte=10).exists(),
+            seconds=60,
+            what="the run under way",
+            logs=logs,
+        )
+    finally:
+        workers.kill(worker)  # a crash mid-run (and never a worker left behind)
     run = ProcessRun.objects.get(definition=d)
     assert run.status == "running" and 10 <= run.examined < 120
 
