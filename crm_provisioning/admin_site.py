@@ -9,6 +9,32 @@ class BackOffice(admin.AdminSite):
     site_title = "CRM Provisioning"
     index_title = "Back office"
 
+    def get_urls(self):
+        from django.urls import path
+
+        from utilities import views as utility_views
+
+        wrap = self.admin_view
+        return [
+            path("utilities/", wrap(utility_views.search), name="utilities-search"),
+            path(
+                "utilities/states/",
+                wrap(utility_views.request_states),
+                name="utilities-request-states",
+            ),
+            path(
+                "utilities/<int:subscription_id>/",
+                wrap(utility_views.subscription_utilities),
+                name="utilities-subscription",
+            ),
+            path(
+                "utilities/<int:subscription_id>/<int:provider_id>/<str:code>/",
+                wrap(utility_views.run_utility),
+                name="utilities-run",
+            ),
+            *super().get_urls(),
+        ]
+
     def index(self, request, extra_context=None):
         from runs.admin import worker_status
 

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
-from . import reconciler, registry
+from . import delivery, reconciler, registry
 from .engine import create_requests
 from .models import Provider, ProvisioningRequest
 from .parameters import context_for
@@ -148,22 +148,35 @@ def reconcile(
     return result
 
 
-def reset_subscription(subscription: Subscription, *, trigger_name: str = "reset_subscription"):
-    """Reset one subscription at every enabled provider it uses; returns the requests made."""
+def reset_subscription(
+    subscription: Subscription,
+    *,
+    provider: Provider | None = None,
+    priority: int = ProvisioningRequest.Priority.NORMAL,
+    trigger_name: str = "reset_subscription",
+):
+    """Reset one subscription at one provider, or at every enabled provider it uses; returns
+    the requests made (after commit, push providers are woken to send them)."""
+    if provider is not None:
+        providers = [provider]
+    else:
+        providers = Provider.objects.filter(
+            enabled=True, distributors__services__subscription=subscription
+        ) | Provider.objects.filter(
+            enabled=True, distributors__installed_items__subscription=subscription
+        )
+        providers = list(providers.distinct().order_by("pk"))
     created: list[int] = []
-    providers = Provider.objects.filter(
-        enabled=True, distributors__services__subscription=subscription
-    )
-    providers = providers | Provider.objects.filter(
-        enabled=True, distributors__installed_items__subscription=subscription
-    )
     with transaction.atomic():
         Subscription.objects.select_for_update().get(pk=subscription.pk)
-        for provider in providers.distinct().order_by("pk"):
+        for each in providers:
             created += create_requests(
-                provider,
-                reconciler.plan(provider, [subscription.pk]),
+                each,
+                reconciler.plan(each, [subscription.pk]),
                 trigger=Trigger.UTILITY,
                 trigger_name=trigger_name,
+                priority=priority,
             )
+        if created:
+            transaction.on_commit(lambda: delivery.wake([p.pk for p in providers]))
     return ProvisioningRequest.objects.filter(pk__in=created).order_by("pk")

@@ -1,0 +1,107 @@
+"""Utilities for agents: found by subscription or device, offered per provider, run through one
+generic screen, their requests followed until the provider answers."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from providers.answers import record_answer
+from providers.models import Provider, ProvisioningRequest
+from subscriptions.models import SubscriptionService
+from utilities import services
+from utilities.registry import for_provider, for_subscription
+
+Req = ProvisioningRequest
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def drifted(subscribe):
+    sub = subscribe("BUNDLE_A")
+    for r in Req.objects.order_by("pk"):
+        record_answer(r, accepted=True)
+    SubscriptionService.objects.update(authorized=False)
+    return sub
+
+
+def test_each_provider_offers_its_own_utilities(catalog, subscribe):
+    assert [u.code for u in for_provider(catalog.provider)] == ["reset_subscription"]
+    sms = Provider.objects.create(name="SMS", type="conax_sms")
+    assert for_provider(sms) == []
+    sub = subscribe("AGRICULTURE")
+    assert [(p.name, u.code) for p, u in for_subscription(sub)] == [
+        ("Generic", "reset_subscription")
+    ]
+
+
+def test_reset_single_subscription_through_the_service(catalog, drifted):
+    outcome = services.run(
+        "reset_subscription", subscription=drifted, provider=catalog.provider, express=True
+    )
+    assert [(r.command, r.ca_id, r.priority, r.trigger) for r in outcome.requests] == [
+        ("ACTIVATE_SERVICE", "GFA1", Req.Priority.EXPRESS, "utility"),
+        ("ACTIVATE_SERVICE", "EFA2", Req.Priority.EXPRESS, "utility"),
+    ]
+    assert outcome.message == f"2 request(s) will bring {drifted.number} in step with Generic."
+    again = services.run("reset_subscription", subscription=drifted, provider=catalog.provider)
+    assert again.requests == []
+    assert again.message == f"{drifted.number} is in step with Generic: nothing to send."
+
+
+def test_a_utility_the_provider_does_not_offer_is_refused(catalog, drifted):
+    with pytest.raises(services.UtilityError) as err:
+        services.run("display_fingerprint", subscription=drifted, provider=catalog.provider)
+    assert str(err.value) == (
+        f"Generic offers no utility 'display_fingerprint' for {drifted.number} "
+        "(it offers: Reset single subscription)."
+    )
+
+
+def test_an_agent_finds_a_subscription_by_its_card_and_resets_it(agent, catalog, drifted):
+    client = login(agent)
+    card = drifted.installed_items.get(kind="smartcard")
+    page = client.get(reverse("admin:utilities-search"), {"q": card.serial_number})
+    assert page.status_code == 200
+    assert drifted.number in page.content.decode()
+
+    page = client.get(reverse("admin:utilities-subscription", args=[drifted.pk]))
+    assert "Reset single subscription" in page.content.decode()
+
+    url = reverse(
+        "admin:utilities-run", args=[drifted.pk, catalog.provider.pk, "reset_subscription"]
+    )
+    assert client.get(url).status_code == 200
+    result = client.post(url, {"priority": "express", "process_immediately": "on"})
+    body = result.content.decode()
+    assert result.status_code == 200
+    assert "ACTIVATE_SERVICE" in body and "GFA1" in body and "Express" in body
+    made = Req.objects.filter(trigger="utility")
+    assert made.count() == 2
+
+    states = client.get(
+        reverse("admin:utilities-request-states"), {"ids": ",".join(str(r.pk) for r in made)}
+    ).json()
+    assert {s["state"] for s in states.values()} == {"Pending"}
+    for r in made:
+        record_answer(r, accepted=True)
+    states = client.get(
+        reverse("admin:utilities-request-states"), {"ids": ",".join(str(r.pk) for r in made)}
+    ).json()
+    assert {s["state"] for s in states.values()} == {"Completed"}
+
+
+def test_utilities_need_the_agents_permission(operator, catalog, drifted):
+    client = login(operator)
+    assert client.get(reverse("admin:utilities-search")).status_code == 403
+    url = reverse(
+        "admin:utilities-run", args=[drifted.pk, catalog.provider.pk, "reset_subscription"]
+    )
+    assert client.post(url, {}).status_code == 403
+    assert not Req.objects.filter(trigger="utility").exists()
+    anonymous = Client().get(reverse("admin:utilities-search"))
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]

@@ -1,0 +1,74 @@
+"""Utilities: single-subscription (or single-device) operations that agents run.
+
+A utility is declared once — its form (fields and validation), what it does, whether it may be
+processed immediately and whether it may take Express priority — and a provider offers it by
+listing its code in its adapter's ``utilities``. From the declaration alone it becomes an agent
+screen in the back office and an endpoint of the Web API; no utility has view code of its own.
+Provider packages add theirs with ``register``.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
+
+from providers import registry as adapters
+from providers.models import Provider, ProvisioningRequest
+
+
+class NoFields(forms.Form):
+    pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running a utility gave: the requests it made, and for an information query the
+    answer as a table (column names, rows)."""
+
+    requests: list[ProvisioningRequest]
+    message: str = ""
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple, ...] = ()
+
+
+@dataclass(frozen=True)
+class Utility:
+    code: str
+    name: str
+    description: str
+    form: type[forms.Form]
+    # (provider, subscription, cleaned data, user, priority, process_immediately) -> Outcome
+    run: Callable[..., Outcome]
+    may_process_immediately: bool = True
+    may_be_express: bool = False
+
+
+UTILITIES: dict[str, Utility] = {}
+
+
+def register(utility: Utility) -> Utility:
+    if utility.code in UTILITIES:
+        raise ValueError(f"Two utilities claim the code {utility.code!r}")
+    UTILITIES[utility.code] = utility
+    return utility
+
+
+def for_provider(provider: Provider) -> list[Utility]:
+    """The utilities this provider's adapter offers, in its order."""
+    from . import builtin  # noqa: F401  (registers the utilities every provider may offer)
+
+    offered = adapters.adapter_for(provider).utilities
+    return [UTILITIES[code] for code in offered if code in UTILITIES]
+
+
+def for_subscription(subscription) -> list[tuple[Provider, Utility]]:
+    """(provider, utility) for every enabled provider the subscription is distributed to."""
+    providers = (
+        Provider.objects.filter(
+            enabled=True, distributors__services__subscription=subscription
+        ).distinct()
+        | Provider.objects.filter(
+            enabled=True, distributors__installed_items__subscription=subscription
+        ).distinct()
+    )
+    return [(p, u) for p in providers.distinct().order_by("name") for u in for_provider(p)]

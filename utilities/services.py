@@ -1,0 +1,53 @@
+"""Running a utility: the one way in for the agent screens and the Web API alike."""
+
+from django.core.exceptions import ValidationError
+
+from providers.models import Provider, ProvisioningRequest
+
+from .registry import Outcome, for_provider, for_subscription
+
+
+class UtilityError(Exception):
+    """The utility cannot run as asked; the message says why."""
+
+
+def offered(subscription, provider: Provider, code: str):
+    for each_provider, utility in for_subscription(subscription):
+        if each_provider.pk == provider.pk and utility.code == code:
+            return utility
+    names = ", ".join(u.name for u in for_provider(provider)) or "none"
+    raise UtilityError(
+        f"{provider.name} offers no utility '{code}' for {subscription.number} "
+        f"(it offers: {names})."
+    )
+
+
+def run(
+    code: str,
+    *,
+    subscription,
+    provider: Provider,
+    data: dict | None = None,
+    user=None,
+    express: bool = False,
+    process_immediately: bool = True,
+) -> Outcome:
+    utility = offered(subscription, provider, code)
+    form = utility.form(data or {})
+    if not form.is_valid():
+        raise ValidationError(
+            {
+                name: [e["message"] for e in errors]
+                for name, errors in form.errors.get_json_data().items()
+            }
+        )
+    if express and not utility.may_be_express:
+        raise UtilityError(f"{utility.name} cannot take Express priority.")
+    if not process_immediately and not utility.may_process_immediately:
+        raise UtilityError(f"{utility.name} is always processed immediately.")
+    priority = (
+        ProvisioningRequest.Priority.EXPRESS if express else ProvisioningRequest.Priority.NORMAL
+    )
+    return utility.run(
+        provider, subscription, form.cleaned_data, user, priority, process_immediately
+    )
