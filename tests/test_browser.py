@@ -187,3 +187,40 @@ def test_the_definition_form_offers_what_the_provider_offers(
     expect(page.locator("tr.preview-row")).to_contain_text("ACTIVATE_SERVICE")
     page.screenshot(path=tmp_path / "preview.png", full_page=True)
     assert ProvisioningRequest.objects.filter(state="pending").count() == 0
+
+
+def test_an_agent_finds_a_subscription_resets_it_and_sees_the_request_complete(
+    browser, live_server, agent, catalog, subscribe, tmp_path
+):
+    from providers.answers import record_answer
+
+    expect = sync_api.expect
+    sub = subscribe("AGRICULTURE")
+    for request in ProvisioningRequest.objects.order_by("pk"):
+        record_answer(request, accepted=True)
+    SubscriptionService.objects.update(authorized=False)  # the platform lost the service
+    card = sub.installed_items.get(kind="smartcard")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    log_in(page, live_server, agent, reverse("admin:index"))
+    page.click("#utilities-entry a")
+    page.fill("input[name=q]", card.serial_number)
+    page.click("#utility-search input[type=submit]")
+    page.click(f"text={sub.number}")
+    page.click("a.utility-link:has-text('Reset single subscription')")
+    page.select_option("#id_priority", "express")
+    page.click("#utility-form input[type=submit]")
+
+    row = page.locator("#utility-requests tr[data-request]")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(1)).to_have_text("ACTIVATE_SERVICE")
+    expect(row.locator(".state")).to_have_text("Pending")
+    page.evaluate("window.notReloaded = true")
+
+    (made,) = ProvisioningRequest.objects.filter(trigger="utility")
+    assert (made.ca_id, made.priority) == ("AF1", ProvisioningRequest.Priority.EXPRESS)
+    record_answer(made, accepted=True)  # the platform's connector answers
+
+    expect(row.locator(".state")).to_have_text("Completed")
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=tmp_path / "utility-result.png", full_page=True)
