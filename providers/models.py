@@ -347,3 +347,29 @@ class ArchivedRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.command} #{self.original_id} (archived)"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST that carried an ``Idempotency-Key`` header.
+
+    The row is inserted (claimed) in the same transaction as the work it guards, under a unique
+    constraint on (principal, key): a repeat — even a concurrent one — finds it and gets the
+    first answer back instead of doing the work twice.
+    """
+
+    principal = models.CharField(max_length=150, help_text="Who sent the key (user id).")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["principal", "key"], name="idempotency_key_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.principal})"

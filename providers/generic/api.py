@@ -9,12 +9,14 @@ import binascii
 
 from django.db import transaction
 from django.db.models import F, Min, Q, Window
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm_provisioning.api_errors import Conflict
+from crm_provisioning.api_permissions import ErrorAwareSchema
 from providers.answers import AnswerConflict, record_answer
 from providers.authentication import Connector
 from providers.models import Provider, ProvisioningRequest
@@ -88,9 +90,11 @@ class PendingQuery(serializers.Serializer):
 
 class PendingRequestOut(serializers.ModelSerializer):
     priority = serializers.SerializerMethodField()
-    subscription = serializers.CharField(source="subscription.number", default=None)
-    distributor = serializers.CharField(source="distributor.code", default=None)
-    card_ca_id = serializers.CharField(source="installed_item.ca_id", default=None)
+    subscription = serializers.CharField(
+        source="subscription.number", default=None, allow_null=True
+    )
+    distributor = serializers.CharField(source="distributor.code", default=None, allow_null=True)
+    card_ca_id = serializers.CharField(source="installed_item.ca_id", default=None, allow_null=True)
 
     class Meta:
         model = Req
@@ -108,6 +112,14 @@ class PendingRequestOut(serializers.ModelSerializer):
 
     def get_priority(self, obj) -> str:
         return "EXPRESS" if obj.priority == Req.Priority.EXPRESS else "NORMAL"
+
+
+class PendingPageOut(serializers.Serializer):
+    """Schema only: one page of Get Pending."""
+
+    results = PendingRequestOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Give it as ?cursor=.")
+    next = serializers.URLField(allow_null=True, help_text="The next page's full address.")
 
 
 def pending_page(provider: Provider, *, command=None, page_size=100, cursor=None):
@@ -144,7 +156,15 @@ def pending_page(provider: Provider, *, command=None, page_size=100, cursor=None
 class PendingView(APIView):
     person_permission = "providers.view_provisioningrequest"
     permission_classes = [IsConnectorOrAdministrator]
+    schema = ErrorAwareSchema()
 
+    @extend_schema(
+        operation_id="generic_pending",
+        parameters=[PendingQuery],
+        responses={200: PendingPageOut},
+        summary="Get Pending: the provider's Pending requests, page by page",
+        tags=["generic"],
+    )
     def get(self, request):
         query = PendingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -187,10 +207,37 @@ class SendResponseIn(serializers.Serializer):
     responses = AnswerIn(many=True, allow_empty=False, max_length=MAX_PAGE)
 
 
+class AnswerResultOut(serializers.Serializer):
+    request = serializers.UUIDField()
+    result = serializers.CharField(help_text="What the answer did to the request.")
+    state = serializers.CharField(help_text="The request's state now, e.g. COMPLETED.")
+
+
+class SendResponseOut(serializers.Serializer):
+    """Schema only: the answer to Send Response."""
+
+    results = AnswerResultOut(many=True)
+
+
 class ResponsesView(APIView):
     person_permission = "providers.view_provisioningrequest"
     permission_classes = [IsConnectorOrAdministrator]
+    schema = ErrorAwareSchema()
 
+    @extend_schema(
+        operation_id="generic_responses",
+        request=SendResponseIn,
+        responses={200: SendResponseOut},
+        parameters=[
+            OpenApiParameter(
+                "provider",
+                int,
+                description="The Generic provider's id; people only (a token knows its own).",
+            )
+        ],
+        summary="Send Response: the platform's answers to requests",
+        tags=["generic"],
+    )
     def post(self, request):
         body = SendResponseIn(data=request.data)
         body.is_valid(raise_exception=True)

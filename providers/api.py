@@ -1,0 +1,234 @@
+"""Web API for providers, distributors and provisioning requests.
+
+Providers and distributors are validated by their models' ``full_clean`` (a provider's
+connection settings and operation parameters by its type's forms), so the API accepts exactly
+what the back office accepts. Requests are read-only: the system creates them; an operator may
+only send a Failed one again (``retry``).
+"""
+
+import copy
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from crm_provisioning.api_permissions import (
+    ApiViewSet,
+    ServiceRefused,
+    choice_field,
+    field_errors,
+)
+
+from . import delivery, idempotency, registry
+from .models import Distributor, Provider, ProvisioningRequest
+
+Req = ProvisioningRequest
+
+
+class FullCleanSerializer(serializers.ModelSerializer):
+    """Runs the model's ``full_clean`` on the would-be object; its errors come back per field
+    and what it cleaned (e.g. a provider's settings with their defaults) is what is saved."""
+
+    def validate(self, attrs):
+        model = self.Meta.model
+        instance = copy.copy(self.instance) if self.instance else model()
+        plain = {k: v for k, v in attrs.items() if not model._meta.get_field(k).many_to_many}
+        for name, value in plain.items():
+            setattr(instance, name, value)
+        try:
+            instance.full_clean()
+        except DjangoValidationError as error:
+            raise field_errors(error) from None
+        for name in plain:
+            attrs[name] = getattr(instance, name)
+        return attrs
+
+
+class ProviderSerializer(FullCleanSerializer):
+    type = serializers.ChoiceField(choices=registry.type_choices())
+    provisioning_model = serializers.CharField(read_only=True)
+    connection = serializers.DictField(
+        required=False,
+        help_text="Connection settings of the provider's type; secrets by variable name only.",
+    )
+    parameters = serializers.DictField(
+        required=False, help_text="Operation parameters of the provider's type."
+    )
+
+    class Meta:
+        model = Provider
+        fields = [
+            "id",
+            "name",
+            "type",
+            "provisioning_model",
+            "enabled",
+            "connection",
+            "parameters",
+            "external_system",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class DistributorSerializer(FullCleanSerializer):
+    class Meta:
+        model = Distributor
+        fields = ["id", "provider", "code", "name", "allowed_products", "required_distributor"]
+
+
+class ProvisioningRequestSerializer(serializers.ModelSerializer):
+    subscription_number = serializers.CharField(
+        source="subscription.number", default=None, read_only=True
+    )
+    distributor_code = serializers.CharField(
+        source="distributor.code", default=None, read_only=True
+    )
+    card_ca_id = serializers.CharField(source="installed_item.ca_id", default=None, read_only=True)
+    priority = serializers.SerializerMethodField()
+    state = choice_field("RequestState", Req.State.choices, read_only=True)
+    trigger = choice_field("RequestTrigger", Req.Trigger.choices, read_only=True)
+
+    class Meta:
+        model = Req
+        fields = [
+            "id",
+            "uid",
+            "command",
+            "operation",
+            "ca_id",
+            "parameters",
+            "provider",
+            "distributor",
+            "distributor_code",
+            "subscription",
+            "subscription_number",
+            "service",
+            "installed_item",
+            "card_ca_id",
+            "items",
+            "priority",
+            "trigger",
+            "trigger_name",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "error_code",
+            "response",
+            "process_run",
+            "created_at",
+            "updated_at",
+            "sent_at",
+            "answered_at",
+        ]
+        read_only_fields = fields
+
+    def get_priority(self, obj) -> str:
+        return "express" if obj.priority == Req.Priority.EXPRESS else "normal"
+
+
+def with_relations(queryset):
+    return queryset.select_related(
+        "subscription", "distributor", "installed_item"
+    ).prefetch_related("items")
+
+
+# --- Viewsets ---------------------------------------------------------------------------------
+
+
+class ProviderViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    ApiViewSet,
+):
+    """Providers: read by every role; set up by those allowed to (operators, administrators)."""
+
+    queryset = Provider.objects.all()
+    serializer_class = ProviderSerializer
+    filterset_fields = ["type", "enabled"]
+    read_permission = "providers.view_provider"
+    write_permissions = {
+        "create": "providers.add_provider",
+        "update": "providers.change_provider",
+        "partial_update": "providers.change_provider",
+    }
+
+
+class DistributorViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    ApiViewSet,
+):
+    queryset = Distributor.objects.prefetch_related("allowed_products")
+    serializer_class = DistributorSerializer
+    filterset_fields = ["provider", "code"]
+    read_permission = "providers.view_distributor"
+    write_permissions = {
+        "create": "providers.add_distributor",
+        "update": "providers.change_distributor",
+        "partial_update": "providers.change_distributor",
+    }
+
+
+class RequestFilter(django_filters.FilterSet):
+    provider = django_filters.NumberFilter()
+    state = django_filters.ChoiceFilter(choices=Req.State.choices)
+    command = django_filters.CharFilter()
+    operation = django_filters.ChoiceFilter(choices=Req.Operation.choices)
+    subscription = django_filters.NumberFilter()
+    subscription_number = django_filters.CharFilter(field_name="subscription__number")
+    card = django_filters.CharFilter(
+        method="filter_card", label="Serial number or CA ID of the card (or device) addressed"
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Req
+        fields = []
+
+    def filter_card(self, queryset, name, value):
+        return queryset.filter(
+            Q(installed_item__serial_number=value) | Q(installed_item__ca_id=value)
+        )
+
+
+class ProvisioningRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Provisioning requests, newest first. Read-only: the system creates them."""
+
+    queryset = with_relations(Req.objects.all())
+    serializer_class = ProvisioningRequestSerializer
+    filterset_class = RequestFilter
+    read_permission = "providers.view_provisioningrequest"
+    write_permissions = {"retry": "providers.retry_provisioningrequest"}
+
+    @extend_schema(
+        request=None,
+        responses={200: ProvisioningRequestSerializer},
+        parameters=[idempotency.PARAMETER],
+        summary="Send a Failed request again",
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        req = self.get_object()
+
+        def work():
+            if delivery.retry(Req.objects.filter(pk=req.pk)) == 0:
+                raise ServiceRefused(
+                    f"Request {req.pk} is {req.get_state_display()}; only a Failed request "
+                    "can be retried.",
+                    "not_failed",
+                )
+            fresh = with_relations(Req.objects.all()).get(pk=req.pk)
+            return Response(self.get_serializer(fresh).data, status=status.HTTP_200_OK)
+
+        return idempotency.once(request, work)

@@ -1,0 +1,543 @@
+"""Web API for subscriptions, their services and installed items, and the product catalogue.
+
+Every action is one endpoint that parses its input, calls the same function of
+``subscriptions.actions`` the back office calls, and answers with the subscription as it now
+is plus the provisioning requests the action created. An ``ActionError`` becomes the one
+error shape: 409 when the subscription's current state refuses the action, 400 when the input
+itself is wrong.
+"""
+
+from collections.abc import Callable
+
+import django_filters
+from django.db.models import Max, Q
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from crm_provisioning.api_permissions import ApiViewSet, ServiceRefused, choice_field
+from providers import idempotency
+from providers.api import ProvisioningRequestSerializer, with_relations
+from providers.models import Distributor, ProvisioningRequest
+
+from . import actions
+from .actions import ActionError, ItemSpec
+from .models import (
+    CustomerAccount,
+    InstalledItem,
+    Product,
+    Subscription,
+    SubscriptionService,
+    SubscriptionType,
+)
+
+PERFORM = "subscriptions.perform_actions"
+LATEST_REQUESTS = 20
+
+# ActionError codes that mean the input is wrong (400); every other code means the current
+# state of the subscription, service or device refuses the action (409).
+BAD_INPUT = frozenset(
+    {
+        "invalid",
+        "invalid_item",
+        "no_services",
+        "same_distributor",
+        "same_product",
+        "product_not_allowed",
+        "empty_bundle",
+        "missing_ca_id",
+    }
+)
+
+
+# --- Read serializers -------------------------------------------------------------------------
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    kind = choice_field("ProductKind", Product.Kind.choices, required=False)
+
+    class Meta:
+        model = Product
+        fields = ["id", "code", "name", "kind", "service_type", "components"]
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    product_code = serializers.CharField(source="product.code", read_only=True)
+    distributor_code = serializers.CharField(source="distributor.code", read_only=True)
+    is_on = serializers.BooleanField(read_only=True)
+    state = choice_field("ServiceState", SubscriptionService.State.choices, read_only=True)
+
+    class Meta:
+        model = SubscriptionService
+        fields = [
+            "id",
+            "subscription",
+            "product",
+            "product_code",
+            "distributor",
+            "distributor_code",
+            "state",
+            "is_on",
+            "swapped_from",
+            "authorized",
+            "authorization_date",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class InstalledItemSerializer(serializers.ModelSerializer):
+    distributor_code = serializers.CharField(source="distributor.code", read_only=True)
+    in_use = serializers.BooleanField(read_only=True)
+    kind = choice_field("ItemKind", InstalledItem.Kind.choices, read_only=True)
+
+    class Meta:
+        model = InstalledItem
+        fields = [
+            "id",
+            "subscription",
+            "kind",
+            "serial_number",
+            "ca_id",
+            "product_code",
+            "description",
+            "distributor",
+            "distributor_code",
+            "initialized",
+            "in_use",
+            "installed_at",
+            "removed_at",
+            "replaced_by",
+        ]
+        read_only_fields = fields
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    account_number = serializers.CharField(source="account.number", read_only=True)
+    account_name = serializers.CharField(source="account.name", read_only=True)
+    subscription_type = serializers.CharField(source="subscription_type.code", read_only=True)
+    state = choice_field("SubscriptionState", Subscription.State.choices, read_only=True)
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "number",
+            "account_number",
+            "account_name",
+            "subscription_type",
+            "state",
+            "created_at",
+            "updated_at",
+            "terminated_at",
+        ]
+        read_only_fields = fields
+
+
+class SubscriptionDetailSerializer(SubscriptionSerializer):
+    services = ServiceSerializer(many=True, read_only=True)
+    installed_items = serializers.SerializerMethodField()
+    latest_requests = serializers.SerializerMethodField()
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = [
+            *SubscriptionSerializer.Meta.fields,
+            "services",
+            "installed_items",
+            "latest_requests",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(InstalledItemSerializer(many=True))
+    def get_installed_items(self, obj) -> list[dict]:
+        items = obj.installed_items.filter(removed_at__isnull=True).select_related("distributor")
+        return InstalledItemSerializer(items, many=True).data
+
+    @extend_schema_field(ProvisioningRequestSerializer(many=True))
+    def get_latest_requests(self, obj) -> list[dict]:
+        requests = with_relations(obj.provisioning_requests.all())[:LATEST_REQUESTS]
+        return ProvisioningRequestSerializer(requests, many=True).data
+
+
+class ActionResultSerializer(serializers.Serializer):
+    subscription = SubscriptionDetailSerializer()
+    requests = ProvisioningRequestSerializer(many=True, help_text="What the action created.")
+
+
+# --- Action input -----------------------------------------------------------------------------
+
+
+def _distributors():
+    return Distributor.objects.select_related("provider")
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="", help_text="For the audit."
+    )
+
+
+class ServiceIn(serializers.Serializer):
+    product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all())
+    distributor = serializers.PrimaryKeyRelatedField(queryset=_distributors())
+
+
+class ItemIn(serializers.Serializer):
+    kind = choice_field("ItemKind", InstalledItem.Kind.choices)
+    serial_number = serializers.CharField(max_length=64)
+    ca_id = serializers.CharField(max_length=64)
+    distributor = serializers.PrimaryKeyRelatedField(queryset=_distributors())
+    product_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, default=""
+    )
+    description = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default=""
+    )
+
+    def spec(self, data) -> ItemSpec:
+        return ItemSpec(
+            data["kind"],
+            data["serial_number"],
+            data["ca_id"],
+            data["distributor"],
+            data["product_code"],
+            data["description"],
+        )
+
+
+class BecomeSubscriberIn(ReasonIn):
+    account = serializers.SlugRelatedField(
+        slug_field="number", queryset=CustomerAccount.objects.all(), help_text="Account number."
+    )
+    subscription_type = serializers.SlugRelatedField(
+        slug_field="code", queryset=SubscriptionType.objects.all()
+    )
+    number = serializers.CharField(
+        max_length=32, required=False, help_text="Subscription number; given one if left out."
+    )
+    services = ServiceIn(many=True, allow_empty=False, max_length=50)
+    items = ItemIn(many=True, required=False, default=list, max_length=20)
+
+    def validate_number(self, value):
+        if Subscription.objects.filter(number=value).exists():
+            raise serializers.ValidationError(f"Subscription {value} already exists.")
+        return value
+
+
+class ChangeDistributionIn(ReasonIn):
+    from_distributor = serializers.PrimaryKeyRelatedField(queryset=_distributors())
+    to_distributor = serializers.PrimaryKeyRelatedField(queryset=_distributors())
+
+
+class AddServiceIn(ReasonIn, ServiceIn):
+    pass
+
+
+class SwapServiceIn(ReasonIn):
+    product = serializers.SlugRelatedField(
+        slug_field="code", queryset=Product.objects.all(), help_text="The new product's code."
+    )
+
+
+class AddItemIn(ReasonIn, ItemIn):
+    pass
+
+
+class SwapItemIn(ReasonIn):
+    serial_number = serializers.CharField(max_length=64)
+    ca_id = serializers.CharField(max_length=64)
+    product_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, default=""
+    )
+    description = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default=""
+    )
+
+
+# --- Performing an action ---------------------------------------------------------------------
+
+
+def _detail_queryset():
+    return Subscription.objects.select_related("account", "subscription_type").prefetch_related(
+        "services__product", "services__distributor"
+    )
+
+
+class ActionMixin:
+    """Parse, authorize (``perform_actions``), call the action, answer with what it did."""
+
+    def perform(
+        self,
+        request,
+        input_class: type[serializers.Serializer],
+        call: Callable[[dict], object],
+        *,
+        created: bool = False,
+    ) -> Response:
+        def work() -> Response:
+            # Validated inside: a repeat is answered from its record before it is validated.
+            body = input_class(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+            before = ProvisioningRequest.objects.aggregate(last=Max("id"))["last"] or 0
+            try:
+                change = call(data)
+            except ActionError as error:
+                refused = status.HTTP_400_BAD_REQUEST if error.code in BAD_INPUT else 409
+                raise ServiceRefused(error.message, error.code, refused) from None
+            sub = _detail_queryset().get(pk=change.subscription.pk)
+            made = with_relations(sub.provisioning_requests.filter(id__gt=before)).order_by("id")
+            result = ActionResultSerializer({"subscription": sub, "requests": made})
+            return Response(result.data, status=201 if created else 200)
+
+        return idempotency.once(request, work)
+
+
+def action_schema(input_class, summary: str, *, created: bool = False):
+    return extend_schema(
+        request=input_class,
+        responses={201 if created else 200: ActionResultSerializer},
+        parameters=[idempotency.PARAMETER],
+        summary=summary,
+    )
+
+
+# --- Viewsets ---------------------------------------------------------------------------------
+
+
+class SubscriptionFilter(django_filters.FilterSet):
+    number = django_filters.CharFilter()
+    account = django_filters.CharFilter(field_name="account__number", label="Account number")
+    state = django_filters.ChoiceFilter(choices=Subscription.State.choices)
+    subscription_type = django_filters.CharFilter(
+        field_name="subscription_type__code", label="Subscription type code"
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    card = django_filters.CharFilter(
+        method="filter_card", label="Serial number or CA ID of an installed item in use"
+    )
+
+    class Meta:
+        model = Subscription
+        fields = []
+
+    def filter_card(self, queryset, name, value):
+        items = InstalledItem.objects.filter(removed_at__isnull=True).filter(
+            Q(serial_number=value) | Q(ca_id=value)
+        )
+        return queryset.filter(pk__in=items.values("subscription_id"))
+
+
+def _transition_action(name: str, url_path: str, summary: str):
+    function = getattr(actions, name)
+
+    def view(self, request, pk=None):
+        sub = self.get_object()
+        return self.perform(
+            request, ReasonIn, lambda d: function(sub, by=request.user, reason=d["reason"])
+        )
+
+    view.__name__ = name
+    # extend_schema goes on the action, not under it, or the schema never sees it.
+    return action_schema(ReasonIn, summary)(
+        action(detail=True, methods=["post"], url_path=url_path)(view)
+    )
+
+
+class SubscriptionViewSet(
+    ActionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
+):
+    """Subscriptions and the subscription actions. Create = Become subscriber."""
+
+    queryset = Subscription.objects.select_related("account", "subscription_type")
+    filterset_class = SubscriptionFilter
+    read_permission = "subscriptions.view_subscription"
+    write_permission = PERFORM
+
+    def get_queryset(self):
+        if self.action == "retrieve" or self.action not in ("list", None):
+            return _detail_queryset()
+        return super().get_queryset()
+
+    def get_serializer_class(self):
+        return SubscriptionSerializer if self.action == "list" else SubscriptionDetailSerializer
+
+    @action_schema(BecomeSubscriberIn, "Become subscriber", created=True)
+    def create(self, request):
+        def become(d):
+            return actions.become_subscriber(
+                d["account"],
+                d["subscription_type"],
+                [(s["product"], s["distributor"]) for s in d["services"]],
+                [ItemIn().spec(i) for i in d["items"]],
+                number=d.get("number"),
+                by=request.user,
+                reason=d["reason"],
+            )
+
+        return self.perform(request, BecomeSubscriberIn, become, created=True)
+
+    activate = _transition_action("activate", "activate", "Activate")
+    deactivate = _transition_action("deactivate", "deactivate", "Deactivate")
+    terminate = _transition_action("terminate", "terminate", "Terminate")
+    rest = _transition_action("rest", "rest", "Rest")
+    end_resting = _transition_action("end_resting", "end-resting", "End resting")
+    short_term_activation = _transition_action(
+        "short_term_activation", "short-term-activation", "Short term activation"
+    )
+    end_short_term_activation = _transition_action(
+        "end_short_term_activation", "end-short-term-activation", "End short term activation"
+    )
+    short_term_deactivation = _transition_action(
+        "short_term_deactivation", "short-term-deactivation", "Short term deactivation"
+    )
+    end_short_term_deactivation = _transition_action(
+        "end_short_term_deactivation",
+        "end-short-term-deactivation",
+        "End short term deactivation",
+    )
+
+    @action_schema(ChangeDistributionIn, "Change subscription distribution")
+    @action(detail=True, methods=["post"], url_path="change-distribution")
+    def change_distribution(self, request, pk=None):
+        sub = self.get_object()
+        return self.perform(
+            request,
+            ChangeDistributionIn,
+            lambda d: actions.change_distribution(
+                sub, d["from_distributor"], d["to_distributor"], by=request.user, reason=d["reason"]
+            ),
+        )
+
+    @action_schema(AddServiceIn, "Add service")
+    @action(detail=True, methods=["post"], url_path="add-service")
+    def add_service(self, request, pk=None):
+        sub = self.get_object()
+        return self.perform(
+            request,
+            AddServiceIn,
+            lambda d: actions.add_service(
+                sub, d["product"], d["distributor"], by=request.user, reason=d["reason"]
+            ),
+        )
+
+    @action_schema(AddItemIn, "Add installed item")
+    @action(detail=True, methods=["post"], url_path="add-item")
+    def add_item(self, request, pk=None):
+        sub = self.get_object()
+        return self.perform(
+            request,
+            AddItemIn,
+            lambda d: actions.add_installed_item(
+                sub, ItemIn().spec(d), by=request.user, reason=d["reason"]
+            ),
+        )
+
+
+def _service_action(function, summary: str, input_class=ReasonIn, **extra):
+    def view(self, request, pk=None):
+        service = self.get_object()
+        return self.perform(
+            request,
+            input_class,
+            lambda d: function(
+                service,
+                *(d[name] for name in extra.get("args", ())),
+                by=request.user,
+                reason=d["reason"],
+            ),
+        )
+
+    view.__name__ = extra["url_path"]
+    return action_schema(input_class, summary)(
+        action(detail=True, methods=["post"], url_path=extra["url_path"])(view)
+    )
+
+
+class ServiceViewSet(ActionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Subscription services (one product on one distributor) and the service actions."""
+
+    queryset = SubscriptionService.objects.select_related("product", "distributor", "subscription")
+    serializer_class = ServiceSerializer
+    filterset_fields = ["subscription", "state", "distributor", "product", "authorized"]
+    read_permission = "subscriptions.view_subscriptionservice"
+    write_permission = PERFORM
+
+    remove = _service_action(actions.remove_service, "Remove service", url_path="remove")
+    swap = _service_action(
+        actions.swap_service, "Swap service", SwapServiceIn, args=("product",), url_path="swap"
+    )
+    regret = _service_action(actions.regret_swap, "Regret (swap)", url_path="regret")
+    start = _service_action(actions.start_service, "Start service", url_path="start")
+    stop = _service_action(actions.stop_service, "Stop service", url_path="stop")
+
+
+class InstalledItemFilter(django_filters.FilterSet):
+    in_use = django_filters.BooleanFilter(field_name="removed_at", lookup_expr="isnull")
+
+    class Meta:
+        model = InstalledItem
+        fields = ["subscription", "kind", "serial_number", "ca_id", "distributor", "initialized"]
+
+
+class InstalledItemViewSet(
+    ActionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
+):
+    """Smartcards and set-top boxes, and the installed item actions."""
+
+    queryset = InstalledItem.objects.select_related("distributor", "subscription")
+    serializer_class = InstalledItemSerializer
+    filterset_class = InstalledItemFilter
+    read_permission = "subscriptions.view_installeditem"
+    write_permission = PERFORM
+
+    @action_schema(ReasonIn, "Remove installed item")
+    @action(detail=True, methods=["post"])
+    def remove(self, request, pk=None):
+        item = self.get_object()
+        return self.perform(
+            request,
+            ReasonIn,
+            lambda d: actions.remove_installed_item(item, by=request.user, reason=d["reason"]),
+        )
+
+    @action_schema(SwapItemIn, "Swap installed item")
+    @action(detail=True, methods=["post"])
+    def swap(self, request, pk=None):
+        item = self.get_object()
+        return self.perform(
+            request,
+            SwapItemIn,
+            lambda d: actions.swap_installed_item(
+                item,
+                d["serial_number"],
+                d["ca_id"],
+                product_code=d["product_code"],
+                description=d["description"],
+                by=request.user,
+                reason=d["reason"],
+            ),
+        )
+
+
+class ProductViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    ApiViewSet,
+):
+    """The catalogue: read by every role, written by administrators."""
+
+    queryset = Product.objects.prefetch_related("components")
+    serializer_class = ProductSerializer
+    filterset_fields = ["code", "kind", "service_type"]
+    read_permission = "subscriptions.view_product"
+    write_permissions = {
+        "create": "subscriptions.add_product",
+        "update": "subscriptions.change_product",
+        "partial_update": "subscriptions.change_product",
+    }
