@@ -28,4 +28,5 @@ router.register("process-runs", ProcessRunViewSet, basename="process-run")
 urlpatterns = [
     path("", include(router.urls)),
     path("generic/", include("providers.generic.urls")),
+    path("utilities/", include("utilities.urls")),
 ]

@@ -112,8 +112,9 @@ def reconcile(
 ) -> Result:
     """Create the requests that bring every selected subscription in step, chunk by chunk.
 
-    ``progress(result)`` is called after each chunk commits; ``result.problems`` collects, per
-    subscription, what could not be provisioned (the rest of the chunk goes ahead).
+    ``progress(result)`` is called in each chunk's transaction, just before it commits;
+    ``result.problems`` collects, per subscription, what could not be provisioned (the rest of
+    the chunk goes ahead).
     """
     result = Result()
     for chunk in _id_chunks(selection.subscriptions(), chunk_size):
@@ -138,13 +139,15 @@ def reconcile(
                 trigger_name=trigger_name,
                 process_run_id=process_run_id,
             )
-        result.examined += len(chunk)
-        result.subscriptions_changed += len({c.subscription_id for c in commands})
-        result.requests_created += len(ids)
-        result.problems.extend(problems)
-        if progress:
-            progress(result)
-            result.problems = []  # handed over; keep memory flat over a long run
+            result.examined += len(chunk)
+            result.subscriptions_changed += len({c.subscription_id for c in commands})
+            result.requests_created += len(ids)
+            result.problems.extend(problems)
+            if progress:
+                # Inside the chunk's transaction: what a run records as done is exactly what
+                # committed, even if the worker dies right after.
+                progress(result)
+                result.problems = []  # handed over; keep memory flat over a long run
     return result
 
 

@@ -105,3 +105,32 @@ def test_utilities_need_the_agents_permission(operator, catalog, drifted):
     assert not Req.objects.filter(trigger="utility").exists()
     anonymous = Client().get(reverse("admin:utilities-search"))
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+
+
+def test_utilities_through_the_web_api(agent, operator, catalog, drifted):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(agent)
+    listed = client.get("/api/v1/utilities/", {"subscription": drifted.pk})
+    assert listed.status_code == 200
+    assert [(u["code"], u["provider_name"], u["may_be_express"]) for u in listed.json()] == [
+        ("reset_subscription", "Generic", True)
+    ]
+    body = {"subscription": drifted.pk, "provider": catalog.provider.pk, "priority": "EXPRESS"}
+    made = client.post("/api/v1/utilities/reset_subscription/", body, format="json")
+    assert made.status_code == 201
+    assert [
+        (r["command"], r["ca_id"], r["priority"], r["state"]) for r in made.json()["requests"]
+    ] == [
+        ("ACTIVATE_SERVICE", "GFA1", "Express", "Pending"),
+        ("ACTIVATE_SERVICE", "EFA2", "Express", "Pending"),
+    ]
+    unknown = client.post("/api/v1/utilities/display_fingerprint/", body, format="json")
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["fields"] == {"code": ["No utility 'display_fingerprint'."]}
+
+    client.force_authenticate(operator)
+    assert (
+        client.post("/api/v1/utilities/reset_subscription/", body, format="json").status_code == 403
+    )
