@@ -6,6 +6,7 @@ each offending field — with its position in a list, e.g. ``responses[2].status
 messages.
 """
 
+from django.db import DataError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -41,7 +42,25 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     return fields
 
 
+class OutOfRange(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "out_of_range"
+    default_detail = (
+        "A number in the request is out of range: ids and counts are at most 9223372036854775807."
+    )
+
+
+def _out_of_range(exc) -> bool:
+    """An id or number the database cannot hold (SQLite: OverflowError; PostgreSQL: "out of
+    range" DataError): the caller's input, not a server fault."""
+    if isinstance(exc, OverflowError):
+        return True
+    return isinstance(exc, DataError) and "out of range" in str(exc)
+
+
 def handle(exc, context):
+    if _out_of_range(exc):
+        exc = OutOfRange()
     response = exception_handler(exc, context)
     if response is None:
         return None

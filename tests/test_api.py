@@ -437,3 +437,18 @@ def test_run_definition_life_cycle(catalog, operator, subscribe):
     assert preview.json()["next_offset"] is None
     queued = client.post(f"{API}/run-definitions/{pk}/run-now/")
     assert queued.status_code == 202
+
+
+def test_an_id_beyond_what_the_database_holds_is_a_clear_answer(administrator):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(administrator)
+    huge = 10**20
+    assert client.get(f"/api/v1/requests/{huge}/").status_code == 404
+    response = client.get("/api/v1/requests/", {"provider": huge})
+    # PostgreSQL compares it and finds nothing; SQLite cannot hold it and says so.
+    if response.status_code == 200:
+        assert response.json()["results"] == []
+    else:
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "out_of_range")

@@ -102,9 +102,6 @@ def admin_token(db, catalog, subscribe, administrator):
     request_finished.connect(close_old_connections)
 
 
-# Known finding, not yet fixed: an id or integer filter beyond 64 bits (e.g. ?provider=10**20,
-# /requests/10**20/) reaches SQLite and answers 500 (OverflowError).
-@pytest.mark.xfail(reason="ids beyond 64-bit integers answer 500; see comment", strict=False)
 @schema.parametrize()
 @settings(
     max_examples=5,
