@@ -114,3 +114,16 @@ def test_bad_input_finds_no_server_error_and_no_off_schema_answer(case, admin_to
         headers={"Authorization": f"Token {admin_token}"},
         checks=[not_a_server_error, response_schema_conformance],
     )
+
+
+@pytest.mark.django_db
+def test_the_schema_and_its_docs_are_for_signed_in_users(client, agent):
+    assert client.get("/api/schema/").status_code in (401, 403)
+    assert client.get("/api/docs/").status_code in (401, 403)
+    client.force_login(agent)
+    assert client.get("/api/schema/?format=json").status_code == 200
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in (
+        docs.content.decode()
+    )
