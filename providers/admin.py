@@ -147,8 +147,26 @@ def _pretty_json(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
+class RequestFieldsMixin:
+    """A request's page (working or archived): every field, the JSON ones indented."""
+
+    pretty_json = {"parameters": "parameters_json", "response": "response_json"}
+
+    def get_fields(self, request, obj=None):
+        fields = [*self.model._meta.fields, *self.model._meta.many_to_many]
+        return [self.pretty_json.get(f.name, f.name) for f in fields if not f.primary_key]
+
+    @admin.display(description="Parameters")
+    def parameters_json(self, obj):
+        return _pretty_json(obj.parameters)
+
+    @admin.display(description="Response")
+    def response_json(self, obj):
+        return _pretty_json(obj.response)
+
+
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(ViewOnlyAdmin):
+class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
     list_display = [
         "id",
         "command",
@@ -190,10 +208,6 @@ class ProvisioningRequestAdmin(ViewOnlyAdmin):
             messages.SUCCESS if retried else messages.WARNING,
         )
 
-    def get_fields(self, request, obj=None):
-        fields = [*self.model._meta.fields, *self.model._meta.many_to_many]
-        return [self.pretty_json.get(f.name, f.name) for f in fields if not f.primary_key]
-
     def get_search_results(self, request, queryset, search_term):
         """The requests of the subscriptions a term names, or addressed to the device it names."""
         term = search_term.strip()
@@ -207,21 +221,13 @@ class ProvisioningRequestAdmin(ViewOnlyAdmin):
             | Q(installed_item_id__in=list(items))
         ), False
 
-    @admin.display(description="Parameters")
-    def parameters_json(self, obj):
-        return _pretty_json(obj.parameters)
-
-    @admin.display(description="Response")
-    def response_json(self, obj):
-        return _pretty_json(obj.response)
-
     @admin.display(description="Rollback if rejected")
     def rollback_json(self, obj):
         return _pretty_json(obj.rollback)
 
 
 @admin.register(ArchivedRequest)
-class ArchivedRequestAdmin(ViewOnlyAdmin):
+class ArchivedRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
     list_display = [
         "original_id",
         "command",
@@ -239,20 +245,7 @@ class ArchivedRequestAdmin(ViewOnlyAdmin):
     search_help_text = "Exact subscription number or card CA ID."
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    pretty_json = {"parameters": "parameters_json", "response": "response_json"}
-    readonly_fields = list(pretty_json.values())
-
-    def get_fields(self, request, obj=None):
-        fields = self.model._meta.fields
-        return [self.pretty_json.get(f.name, f.name) for f in fields if not f.primary_key]
-
-    @admin.display(description="Parameters")
-    def parameters_json(self, obj):
-        return _pretty_json(obj.parameters)
-
-    @admin.display(description="Response")
-    def response_json(self, obj):
-        return _pretty_json(obj.response)
+    readonly_fields = list(RequestFieldsMixin.pretty_json.values())
 
 
 @admin.register(ConnectorToken)

@@ -57,6 +57,18 @@ class ItemSpec:
     product_code: str = ""
     description: str = ""
 
+    @classmethod
+    def from_data(cls, data: dict) -> "ItemSpec":
+        """From a form's or serializer's cleaned data (kind, serial, CA ID, distributor, …)."""
+        return cls(
+            data["kind"],
+            data["serial_number"],
+            data["ca_id"],
+            data["distributor"],
+            data.get("product_code", ""),
+            data.get("description", ""),
+        )
+
 
 # --- Subscription life cycle --------------------------------------------------------------------
 

@@ -156,14 +156,7 @@ class AddInstalledItemForm(SubscriptionActionForm, DeviceFields):
 
     def perform(self, by) -> ActionChange:
         data = self.cleaned_data
-        spec = ItemSpec(
-            data["kind"],
-            data["serial_number"],
-            data["ca_id"],
-            data["distributor"],
-            data["product_code"],
-            data["description"],
-        )
+        spec = ItemSpec.from_data(data)
         return actions.add_installed_item(self.subscription, spec, by=by, reason=data["reason"])
 
 

@@ -197,14 +197,7 @@ class ItemIn(serializers.Serializer):
     )
 
     def spec(self, data) -> ItemSpec:
-        return ItemSpec(
-            data["kind"],
-            data["serial_number"],
-            data["ca_id"],
-            data["distributor"],
-            data["product_code"],
-            data["description"],
-        )
+        return ItemSpec.from_data(data)
 
 
 class BecomeSubscriberIn(ReasonIn):
