@@ -76,6 +76,51 @@ def create_requests(
     return created
 
 
+def create_request(
+    provider: Provider,
+    command: str,
+    parameters: dict,
+    *,
+    trigger: str,
+    trigger_name: str = "",
+    subscription=None,
+    installed_item=None,
+    items=(),
+    distributor=None,
+    priority: int = ProvisioningRequest.Priority.NORMAL,
+    operation: str = Op.OTHER,
+    rollback: dict | None = None,
+    process_run_id: int | None = None,
+    deliver_now: bool = True,
+) -> ProvisioningRequest:
+    """One request that no reconciler planned: a utility's or a message / fingerprint run's
+    command to one card. Written in the caller's transaction; a push provider is woken after
+    commit unless ``deliver_now`` is False (the request then waits for the next processing or
+    export run)."""
+    request = ProvisioningRequest.objects.create(
+        command=command,
+        operation=operation,
+        parameters=parameters,
+        provider=provider,
+        distributor=distributor,
+        subscription=subscription,
+        installed_item=installed_item,
+        priority=priority,
+        trigger=trigger,
+        trigger_name=trigger_name,
+        rollback=rollback or {},
+        process_run_id=process_run_id,
+    )
+    members = list(items) or ([installed_item] if installed_item is not None else [])
+    if members:
+        request.items.set(members)
+    if deliver_now and registry.adapter_for(provider).delivery == registry.PUSH:
+        from .tasks import deliver
+
+        transaction.on_commit(lambda pk=provider.pk: deliver.delay(pk))
+    return request
+
+
 def providers_touched(change: ActionChange) -> list[Provider]:
     distributor_ids = {s.distributor_id for s in change.services_on + change.services_off} | {
         i.distributor_id for i in change.items_added + change.items_removed

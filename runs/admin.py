@@ -132,7 +132,7 @@ def _local(when: datetime | None) -> str:
 
 
 def _run_type_name(code: str) -> str:
-    run_type = types.RUN_TYPES.get(code)
+    run_type = types.get(code)
     return run_type.name if run_type else code
 
 
@@ -242,7 +242,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
         return _run_type_name(obj.run_type)
 
     def _settings_display(self, obj, prefix: str):
-        run_type = types.RUN_TYPES.get(obj.run_type)
+        run_type = types.get(obj.run_type)
         if run_type is None:
             return "-"
         for kind, attr, form_attr, _title in admin_forms.SETTINGS:
@@ -352,7 +352,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
         context["run_types_by_provider"] = admin_forms.run_types_by_provider(providers)
         if obj is not None:
             can_operate = self.has_operate_permission(request)
-            run_type = types.RUN_TYPES.get(obj.run_type)
+            run_type = types.get(obj.run_type)
             context.update(
                 {
                     "definition": obj,

@@ -51,7 +51,7 @@ def _admin_widget(name: str, field: forms.Field) -> forms.Field:
 
 def settings_fields() -> dict[str, forms.Field]:
     fields = {}
-    for run_type in types.RUN_TYPES.values():
+    for run_type in types.all_types().values():
         for prefix, _attr, form_attr, _title in SETTINGS:
             for name, field in getattr(run_type, form_attr).base_fields.items():
                 fields[field_name(prefix, run_type.code, name)] = _admin_widget(name, field)
@@ -61,7 +61,7 @@ def settings_fields() -> dict[str, forms.Field]:
 def settings_fieldsets() -> list[tuple[str, dict]]:
     """One fieldset per run type and kind of settings that has any field."""
     fieldsets = []
-    for run_type in types.RUN_TYPES.values():
+    for run_type in types.all_types().values():
         for prefix, _attr, form_attr, title in SETTINGS:
             names = list(getattr(run_type, form_attr).base_fields)
             if names:
@@ -108,8 +108,8 @@ class RunDefinitionFormBase(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         instance = self.instance
-        if instance.pk and instance.run_type in types.RUN_TYPES:
-            run_type = types.RUN_TYPES[instance.run_type]
+        if instance.pk and instance.run_type in types.all_types():
+            run_type = types.all_types()[instance.run_type]
             for prefix, attr, form_attr, _title in SETTINGS:
                 stored = getattr(instance, attr) or {}
                 for name in getattr(run_type, form_attr).base_fields:
@@ -135,7 +135,7 @@ class RunDefinitionFormBase(forms.ModelForm):
         for name in list(self._errors or {}):
             if name.startswith(tuple(f"{prefix}-" for prefix, *_ in SETTINGS)):
                 del self._errors[name]
-        run_type = types.RUN_TYPES.get(data.get("run_type") or "")
+        run_type = types.get(data.get("run_type") or "")
         self.settings = {}
         if run_type is not None:
             for prefix, attr, form in self._settings_forms(run_type):

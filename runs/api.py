@@ -24,9 +24,8 @@ from crm_provisioning.api_permissions import (
 )
 from providers import idempotency
 
-from . import services
+from . import services, types
 from .models import ProcessRun, ProcessRunError, RunDefinition
-from .types import RUN_TYPES
 
 MAX_PREVIEW_PAGE = 500
 
@@ -36,7 +35,7 @@ def _refused(error: services.RunError) -> ServiceRefused:
 
 
 class RunDefinitionSerializer(serializers.ModelSerializer):
-    run_type = serializers.ChoiceField(choices=[(t.code, t.name) for t in RUN_TYPES.values()])
+    run_type = serializers.ChoiceField(choices=types.choices())
     criteria = serializers.DictField(required=False, help_text="Per run type.")
     input_settings = serializers.DictField(required=False, help_text="Per run type.")
     next_run_at = serializers.SerializerMethodField()

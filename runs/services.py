@@ -51,7 +51,7 @@ class RunError(Exception):
 
 
 def run_type_of(definition: RunDefinition) -> types.RunType:
-    return types.RUN_TYPES[definition.run_type]
+    return types.all_types()[definition.run_type]
 
 
 def validate(definition: RunDefinition, *, schedule: bool = True) -> None:
@@ -59,7 +59,7 @@ def validate(definition: RunDefinition, *, schedule: bool = True) -> None:
 
     ``schedule=False`` leaves the scheduling settings out (run now, preview)."""
     errors: dict[str, list[str]] = {}
-    run_type = types.RUN_TYPES.get(definition.run_type)
+    run_type = types.get(definition.run_type)
     if run_type is None:
         errors["run_type"] = [f"Unknown run type '{definition.run_type}'."]
     elif definition.provider_id and run_type not in types.for_provider(definition.provider):

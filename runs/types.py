@@ -1,12 +1,16 @@
 """Run types: what a run definition can do, with the criteria and input settings it takes.
 
 A run type is offered for a provider when the provider's adapter lists its code in
-``run_types`` (see ``providers/registry.py``); providers' own runs (messages, fingerprints,
-error-handling files) register here the same way.
+``run_types`` (see ``providers/registry.py``). The run types every provider may offer are
+declared here; a provider package declares its own (messages, fingerprints, error-handling
+files) in a ``runs`` module beside its adapter, as a list ``RUN_TYPES``, found on first use.
 """
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import import_module
+from importlib.util import find_spec
 
 from django import forms
 from django.conf import settings
@@ -120,46 +124,60 @@ def _archive(definition, run_id: int, report: Callable[[Progress], None]) -> Non
     report(Progress(examined=moved))
 
 
-RUN_TYPES: dict[str, RunType] = {
-    t.code: t
-    for t in [
-        RunType(
-            "reset_subscriptions",
-            "Reset Subscriptions",
-            ResetCriteria,
-            NoSettings,
-            _reconcile("reset_subscriptions"),
-            total=lambda d: _selection(d).subscriptions().count(),
-            preview=_reconcile_preview,
-        ),
-        RunType(
-            "process_provisioning_requests",
-            "Process Provisioning Requests",
-            NoSettings,
-            NoSettings,
-            _reconcile("process_provisioning_requests"),
-            total=lambda d: _selection(d).subscriptions().count(),
-            preview=_reconcile_preview,
-        ),
-        RunType(
-            "archive_requests",
-            "Archive requests",
-            NoSettings,
-            ArchiveInput,
-            _archive,
-            total=lambda d: archive.archivable(
-                d.input_settings["older_than_days"], d.provider
-            ).count(),
-        ),
-    ]
-}
+BUILTIN: list[RunType] = [
+    RunType(
+        "reset_subscriptions",
+        "Reset Subscriptions",
+        ResetCriteria,
+        NoSettings,
+        _reconcile("reset_subscriptions"),
+        total=lambda d: _selection(d).subscriptions().count(),
+        preview=_reconcile_preview,
+    ),
+    RunType(
+        "process_provisioning_requests",
+        "Process Provisioning Requests",
+        NoSettings,
+        NoSettings,
+        _reconcile("process_provisioning_requests"),
+        total=lambda d: _selection(d).subscriptions().count(),
+        preview=_reconcile_preview,
+    ),
+    RunType(
+        "archive_requests",
+        "Archive requests",
+        NoSettings,
+        ArchiveInput,
+        _archive,
+        total=lambda d: archive.archivable(d.input_settings["older_than_days"], d.provider).count(),
+    ),
+]
+
+
+@cache
+def all_types() -> dict[str, RunType]:
+    """Every run type: the built-in ones, then each installed provider package's ``runs``."""
+    found = {t.code: t for t in BUILTIN}
+    for adapter in registry.adapter_classes().values():
+        package = adapter.__module__.rpartition(".")[0]
+        if not package or find_spec(f"{package}.runs") is None:
+            continue
+        for run_type in import_module(f"{package}.runs").RUN_TYPES:
+            if run_type.code in found:
+                raise ValueError(f"Two run types claim the code {run_type.code!r}")
+            found[run_type.code] = run_type
+    return found
+
+
+def get(code: str) -> RunType | None:
+    return all_types().get(code)
 
 
 def for_provider(provider: Provider) -> list[RunType]:
     """The run types this provider's adapter offers."""
     offered = registry.adapter_for(provider).run_types
-    return [RUN_TYPES[code] for code in offered if code in RUN_TYPES]
+    return [all_types()[code] for code in offered if code in all_types()]
 
 
 def choices() -> list[tuple[str, str]]:
-    return [(t.code, t.name) for t in RUN_TYPES.values()]
+    return [(t.code, t.name) for t in all_types().values()]

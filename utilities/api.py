@@ -12,7 +12,7 @@ from providers.models import Provider, ProvisioningRequest
 from subscriptions.models import Subscription
 
 from . import services
-from .registry import UTILITIES, for_subscription
+from .registry import for_subscription, get
 
 
 class CanRunUtilities(permissions.BasePermission):
@@ -99,7 +99,7 @@ class RunUtilityView(APIView):
     )
     def post(self, request, code: str):
         """Run a utility on one subscription at one provider."""
-        if code not in UTILITIES:
+        if get(code) is None:
             raise ValidationError({"code": [f"No utility '{code}'."]})
         body = RunIn(data=request.data)
         body.is_valid(raise_exception=True)

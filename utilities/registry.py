@@ -4,11 +4,15 @@ A utility is declared once — its form (fields and validation), what it does, w
 processed immediately and whether it may take Express priority — and a provider offers it by
 listing its code in its adapter's ``utilities``. From the declaration alone it becomes an agent
 screen in the back office and an endpoint of the Web API; no utility has view code of its own.
-Provider packages add theirs with ``register``.
+A provider package adds its own with ``register`` in a ``utilities`` module beside its adapter,
+found on first use.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+from importlib.util import find_spec
 
 from django import forms
 
@@ -53,10 +57,24 @@ def register(utility: Utility) -> Utility:
     return utility
 
 
+@cache
+def _discover() -> None:
+    """Import the utilities every provider may offer, then each provider package's own."""
+    import_module("utilities.builtin")
+    for adapter in adapters.adapter_classes().values():
+        package = adapter.__module__.rpartition(".")[0]
+        if package and find_spec(f"{package}.utilities") is not None:
+            import_module(f"{package}.utilities")
+
+
+def get(code: str) -> Utility | None:
+    _discover()
+    return UTILITIES.get(code)
+
+
 def for_provider(provider: Provider) -> list[Utility]:
     """The utilities this provider's adapter offers, in its order."""
-    from . import builtin  # noqa: F401  (registers the utilities every provider may offer)
-
+    _discover()
     offered = adapters.adapter_for(provider).utilities
     return [UTILITIES[code] for code in offered if code in UTILITIES]
 
