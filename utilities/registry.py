@@ -20,7 +20,17 @@ from providers import registry as adapters
 from providers.models import Provider, ProvisioningRequest
 
 
-class NoFields(forms.Form):
+class UtilityForm(forms.Form):
+    """A utility's form. It is made for one subscription at one provider, so that its fields
+    can offer that subscription's own devices (e.g. a choice of its smartcards)."""
+
+    def __init__(self, *args, subscription=None, provider: Provider | None = None, **kwargs):
+        self.subscription = subscription
+        self.provider = provider
+        super().__init__(*args, **kwargs)
+
+
+class NoFields(UtilityForm):
     pass
 
 
@@ -40,7 +50,7 @@ class Utility:
     code: str
     name: str
     description: str
-    form: type[forms.Form]
+    form: type[UtilityForm]
     # (provider, subscription, cleaned data, user, priority, process_immediately) -> Outcome
     run: Callable[..., Outcome]
     may_process_immediately: bool = True

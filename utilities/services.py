@@ -33,7 +33,7 @@ def run(
     process_immediately: bool = True,
 ) -> Outcome:
     utility = offered(subscription, provider, code)
-    form = utility.form(data or {})
+    form = utility.form(data or {}, subscription=subscription, provider=provider)
     if not form.is_valid():
         raise ValidationError(
             {

@@ -82,7 +82,7 @@ def run_utility(request, subscription_id: int, provider_id: int, code: str):
     except services.UtilityError as exc:
         messages.error(request, str(exc))
         return redirect("admin:utilities-subscription", subscription_id=sub.pk)
-    form = utility.form(request.POST or None)
+    form = utility.form(request.POST or None, subscription=sub, provider=provider)
     if request.method == "POST" and form.is_valid():
         try:
             outcome = services.run(
