@@ -2,12 +2,13 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm_provisioning.api_errors import Conflict
+from crm_provisioning.api_permissions import RolePermission
 from providers.models import Provider, ProvisioningRequest
 from subscriptions.models import Subscription
 
@@ -15,12 +16,13 @@ from . import services
 from .registry import for_subscription, get
 
 
-class CanRunUtilities(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(
-            user and user.is_authenticated and user.has_perm("subscriptions.perform_actions")
-        )
+class UtilityView(APIView):
+    """Agents (whoever may perform actions) list and run utilities; connectors may not."""
+
+    permission_classes = [RolePermission]
+
+    def permission_for(self, request) -> str:
+        return "subscriptions.perform_actions"
 
 
 class UtilityOut(serializers.Serializer):
@@ -51,9 +53,7 @@ class RunIn(serializers.Serializer):
     fields = serializers.DictField(required=False, default=dict, help_text="The utility's form.")
 
 
-class UtilitiesView(APIView):
-    permission_classes = [CanRunUtilities]
-
+class UtilitiesView(UtilityView):
     @extend_schema(
         parameters=[OpenApiParameter("subscription", int, required=True)],
         responses=UtilityOut(many=True),
@@ -80,9 +80,7 @@ class UtilitiesView(APIView):
         return Response(UtilityOut(rows, many=True).data)
 
 
-class RunUtilityView(APIView):
-    permission_classes = [CanRunUtilities]
-
+class RunUtilityView(UtilityView):
     @extend_schema(
         request=RunIn,
         responses={
