@@ -195,6 +195,16 @@ else:
         # task expiring after one heartbeat interval is never picked up late.
         "polling_interval": 0.5,
     }
+# Real-time delivery and batch runs go to separate queues, so a million-subscription run never
+# delays an activation: production runs workers for each (docker-compose: worker, worker-batch);
+# a worker started without -Q (./dev run, the tests) consumes all three.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"realtime": {}, "batch": {}, "celery": {}}
+CELERY_TASK_ROUTES = {
+    "providers.tasks.deliver": {"queue": "realtime"},
+    "runs.tasks.execute_definition": {"queue": "batch"},
+    "runs.tasks.*": {"queue": "celery"},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
