@@ -80,11 +80,15 @@ class PreviewRow:
     requests: list[dict]  # {"command": ..., "parameters": {...}} in sending order
 
 
-def preview(selection: Selection, *, chunk_size: int = 2000) -> Iterator[PreviewRow]:
+def preview(
+    selection: Selection, *, chunk_size: int = 2000, today: date | None = None
+) -> Iterator[PreviewRow]:
     """Every subscription out of step, with the requests a run would create. Writes nothing."""
     adapter = registry.adapter_for(selection.provider)
     for chunk in _id_chunks(selection.subscriptions(), chunk_size):
-        commands = list(reconciler.plan(selection.provider, chunk, chunk_size=chunk_size))
+        commands = list(
+            reconciler.plan(selection.provider, chunk, chunk_size=chunk_size, today=today)
+        )
         if not commands:
             continue
         ctx = context_for(commands)
@@ -109,12 +113,14 @@ def reconcile(
     chunk_size: int = 2000,
     process_run_id: int | None = None,
     progress: Callable[[Result], None] | None = None,
+    today: date | None = None,
 ) -> Result:
     """Create the requests that bring every selected subscription in step, chunk by chunk.
 
     ``progress(result)`` is called in each chunk's transaction, just before it commits;
     ``result.problems`` collects, per subscription, what could not be provisioned (the rest of
-    the chunk goes ahead).
+    the chunk goes ahead). ``today`` (default: the local date) is the day date-driven commands
+    such as renewals are planned for.
     """
     result = Result()
     for chunk in _id_chunks(selection.subscriptions(), chunk_size):
@@ -130,6 +136,7 @@ def reconcile(
                     on_problem=lambda sub_id, message, found=problems: found.append(
                         (sub_id, message)
                     ),
+                    today=today,
                 )
             )
             ids = create_requests(

@@ -174,6 +174,8 @@ class ProvisioningRequest(models.Model):
         DEACTIVATE = "deactivate", "Deactivate service"
         CREATE_PAIRING = "create_pairing", "Create pairing"
         ADD_TO_PAIRING = "add_to_pairing", "Add to existing pairing"
+        # Batch providers whose entitlements carry an end date (Conax SMS) extend them.
+        RENEW = "renew", "Renew service"
         OTHER = "other", "Other"
 
     class Trigger(models.TextChoices):
@@ -243,6 +245,14 @@ class ProvisioningRequest(models.Model):
         related_name="requests",
         help_text="The run that created it, if a run did.",
     )
+    transfer_file = models.ForeignKey(
+        "TransferFile",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        help_text="File providers: the request file it was exported in.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -271,6 +281,63 @@ class ProvisioningRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.command} #{self.pk}"
+
+
+class TransferFile(models.Model):
+    """A file exchanged with a file-based provider: a request file we sent, or a response file
+    we read. The ledger that makes both directions happen once.
+
+    Outgoing: the row and its requests' ``transfer_file`` are committed together as *Prepared*
+    before anything is uploaded; the upload then marks it *Uploaded*. A run that dies between
+    the two finds the file Prepared and checks the provider's side before uploading again.
+    Incoming: one row per response file processed, committed with the answers it carried.
+    """
+
+    class Direction(models.TextChoices):
+        OUT = "out", "Request file (sent)"
+        IN = "in", "Response file (received)"
+
+    class State(models.TextChoices):
+        PREPARED = "prepared", "Prepared"
+        UPLOADED = "uploaded", "Uploaded"
+        ANSWERED = "answered", "Answered"
+        REJECTED = "rejected", "Rejected by the provider"
+        PROCESSED = "processed", "Processed"
+        MALFORMED = "malformed", "Malformed"
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="files")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    name = models.CharField(max_length=200)
+    state = models.CharField(max_length=10, choices=State.choices)
+    records = models.PositiveIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True)
+    settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the file's content was built with (e.g. end dates), so that a retry "
+        "rebuilds exactly the same bytes.",
+    )
+    message = models.TextField(blank=True)
+    process_run = models.ForeignKey(
+        "runs.ProcessRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "direction", "name"], name="transfer_file_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["provider", "direction", "state"], name="transfer_file_by_state")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ConnectorToken(models.Model):

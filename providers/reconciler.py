@@ -24,24 +24,34 @@ again before the answers come back creates nothing twice.
 
 Within a subscription, commands come out in the order they must reach the provider: pairings,
 then deactivations, then activations (so a CA ID cancelled on one service and added on another
-ends up active).
+ends up active), then whatever the adapter adds beyond this model (``extra_commands``: e.g.
+renewals of entitlements that carry an end date) when whole subscriptions are reconciled.
 """
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 
 from django.db import connection
+from django.utils import timezone
 
 from subscriptions.models import InstalledItem, Product, SubscriptionService
 
+from . import registry
 from .models import ProductCAId, ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 ON_STATES = tuple(SubscriptionService.ON_STATES)
 ENTITLEMENT_OPS = (Op.ACTIVATE, Op.DEACTIVATE)
 PAIRING_OPS = (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING)
-OP_ORDER = {Op.CREATE_PAIRING: 0, Op.ADD_TO_PAIRING: 0, Op.DEACTIVATE: 1, Op.ACTIVATE: 2}
+OP_ORDER = {
+    Op.CREATE_PAIRING: 0,
+    Op.ADD_TO_PAIRING: 0,
+    Op.DEACTIVATE: 1,
+    Op.ACTIVATE: 2,
+    Op.RENEW: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -261,15 +271,19 @@ def plan(
     scope: Scope | None = None,
     chunk_size: int = 2000,
     on_problem: Callable[[int, str], None] | None = None,
+    today: date | None = None,
 ) -> Iterator[Command]:
     """The commands that bring ``provider`` in step for these subscriptions, in sending order.
 
     ``subscription_ids`` may be a lazy iterator (e.g. ``values_list(..).iterator()``); it is
     consumed in chunks, so memory stays flat whatever the number of subscriptions.
     ``on_problem(subscription_id, message)`` hears of what cannot be provisioned (a product
-    without a CA ID at this provider).
+    without a CA ID at this provider). Without a ``scope`` (whole subscriptions), the adapter's
+    ``extra_commands`` for ``today`` (default: the local date) come last in each subscription.
     """
     ca_ids = CAIds(provider.pk)
+    adapter = registry.adapter_for(provider)
+    today = today or timezone.localdate()
     for chunk in _subscription_chunks(subscription_ids, chunk_size):
         per_sub: dict[int, list[Command]] = defaultdict(list)
         for command in _pairing_commands(_pairing_rows(provider.pk, chunk, scope)):
@@ -284,5 +298,8 @@ def plan(
                 per_sub[sub_id].append(
                     Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)
                 )
+        if scope is None:
+            for command in adapter.extra_commands(chunk, today, ca_ids):
+                per_sub[command.subscription_id].append(command)
         for sub_id in sorted(per_sub):
             yield from sorted(per_sub[sub_id], key=lambda c: OP_ORDER[c.operation])

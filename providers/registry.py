@@ -18,12 +18,17 @@ The contract (MUST / SHOULD / MAY):
 - SHOULD send ``request.uid`` to the platform wherever its protocol allows, so that the platform
   can drop a duplicate.
 - MAY declare ``run_types`` and ``utilities`` it offers.
+- MAY add commands beyond the reconciler's wanted-vs-held model in ``extra_commands`` (e.g.
+  renewals of entitlements that carry an end date); runs reconciling whole subscriptions ask
+  for them per chunk, and they MUST count their own Pending requests as already sent.
 
 Adding a provider is one new package with an ``Adapter`` subclass and one line in
 ``settings.PROVISIONING_ADAPTERS``; nothing else changes.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 
 from django import forms
@@ -89,6 +94,12 @@ class Adapter:
         from .parameters import standard_parameters
 
         return standard_parameters(command, context)
+
+    def extra_commands(self, subscription_ids: list[int], today: date, ca_ids) -> Iterable:
+        """Reconciler ``Command``s this provider needs for these subscriptions besides bringing
+        wanted and held state in step (``ca_ids``: the reconciler's ``CAIds`` of the
+        provider). None by default."""
+        return ()
 
     def send(self, request) -> Answer:
         raise TransportError(f"No transport is installed for {self.name} yet.", permanent=True)

@@ -1,0 +1,259 @@
+"""The layout of Conax SMS request and response files: the one module a deployment replaces.
+
+Conax does not publish the layout of its SAS batch files, so this is ours, kept here and only
+here: the export (``export.py``), the error handling (``responses.py``) and the simulator speak
+to the CAS through these functions. A deployment whose Conax expects another layout replaces
+this module, keeping its names.
+
+Files are UTF-8 text, one record per line, fields separated by ``|``, lines ending ``\\n``. Free
+text (a message) is percent-encoded (spaces kept), so no ``|`` or line break can split a line.
+
+Request file ``CRM<provider id>_<file number>.req`` (uploaded as ``<name>.part`` and renamed,
+so the CAS never reads half a file)::
+
+    H|CONAX-SMS-REQUEST|1|<file name>|<created, ISO 8601 UTC>
+    D|<line number>|<request uid>|<command>|<client id = smartcard CA ID>|<command fields …>
+    T|<number of D lines>|<SHA-256 (hex) of every byte before the trailer line>
+
+Command fields (dates ``YYYY-MM-DD``)::
+
+    ADD_SUBSCRIPTION     service CA ID | start date | end date
+    RENEW_SUBSCRIPTION   service CA ID | end date
+    CANCEL_SUBSCRIPTION  service CA ID | end date
+    CREATE_PAIRING       STB CA IDs (comma separated) | other card CA IDs | paired card CA ID
+    SEND_MESSAGE         MAIL or BARK | sequence 1-255 | duration in seconds | text
+
+Response file ``<request file stem>.rsp``, written by the CAS for each request file::
+
+    H|CONAX-SMS-RESPONSE|1|<file name>|<request file name>|<created>
+    R|<request uid>|OK
+    R|<request uid>|ERROR|<error code>|<error description>
+    F|<error code>|<error description>      (the whole request file was refused)
+    T|<number of R and F lines>|<SHA-256 (hex) of every byte before the trailer line>
+
+A request file holds at most the provider's *Maximum Number of Records in Each File* D lines,
+each addressed to one client id.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote, unquote
+
+VERSION = "1"
+REQUEST_KIND = "CONAX-SMS-REQUEST"
+RESPONSE_KIND = "CONAX-SMS-RESPONSE"
+REQUEST_SUFFIX = ".req"
+RESPONSE_SUFFIX = ".rsp"
+PARTIAL_SUFFIX = ".part"
+
+ADD = "ADD_SUBSCRIPTION"
+RENEW = "RENEW_SUBSCRIPTION"
+CANCEL = "CANCEL_SUBSCRIPTION"
+PAIR = "CREATE_PAIRING"
+MESSAGE = "SEND_MESSAGE"
+
+# Command -> how many fields follow the client id.
+FIELDS = {ADD: 3, RENEW: 2, CANCEL: 2, PAIR: 3, MESSAGE: 4}
+
+
+class FormatError(ValueError):
+    """A file that does not follow the layout (the message says where)."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    uid: str
+    command: str
+    client_id: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    uid: str
+    accepted: bool
+    error_code: str = ""
+    error_description: str = ""
+
+
+@dataclass
+class ParsedResponse:
+    name: str
+    request_name: str
+    records: list[ResponseRecord] = field(default_factory=list)
+    # The CAS refused the whole request file: (code, description).
+    file_error: tuple[str, str] | None = None
+    # Lines that could not be read: (line number, what is wrong); the rest still counts.
+    line_errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+# --- Names ------------------------------------------------------------------------------------
+
+
+def request_file_name(provider_id: int, number: int) -> str:
+    return f"CRM{provider_id:03d}_{number:08d}{REQUEST_SUFFIX}"
+
+
+def response_file_name(request_name: str) -> str:
+    return request_name.removesuffix(REQUEST_SUFFIX) + RESPONSE_SUFFIX
+
+
+def is_request_file(name: str) -> bool:
+    return name.endswith(REQUEST_SUFFIX)
+
+
+def is_response_file(name: str) -> bool:
+    return name.endswith(RESPONSE_SUFFIX)
+
+
+# --- Building request records from requests --------------------------------------------------
+
+
+def _text(value) -> str:
+    return quote(str(value), safe=" ")
+
+
+def _clean(value) -> str:
+    """An identifier or code: must not carry the separator or a line break."""
+    text = str(value if value is not None else "")
+    if any(c in text for c in "|\r\n"):
+        raise FormatError(f"{text!r} cannot be written in a file field.")
+    return text
+
+
+def record_for(uid: str, command: str, parameters: dict, dates: dict[str, str]) -> RequestRecord:
+    """One D line for a request. ``dates``: ``start`` and the end date of each command."""
+    p = parameters
+    if command in (ADD, RENEW, CANCEL):
+        fields = [p["service_ca_id"]]
+        if command == ADD:
+            fields.append(dates["start"])
+        fields.append(dates[command])
+        client = p["card_ca_id"]
+    elif command == PAIR:
+        devices = p.get("devices", [])
+        cards = [d["ca_id"] for d in devices if d["kind"] == "smartcard"]
+        boxes = [d["ca_id"] for d in devices if d["kind"] != "smartcard"]
+        paired = p.get("paired_card_ca_id", "")
+        client = cards[0] if cards else paired
+        fields = [",".join(boxes), ",".join(cards[1:]), paired]
+    elif command == MESSAGE:
+        client = p["card_ca_id"]
+        fields = [p["message_type"], p["sequence"], p["duration_seconds"], _text(p["text"])]
+    else:
+        raise FormatError(f"Conax SMS files carry no command {command!r}.")
+    return RequestRecord(_clean(uid), command, _clean(client), tuple(_clean(f) for f in fields))
+
+
+def message_text(record: RequestRecord) -> str:
+    return unquote(record.fields[3])
+
+
+# --- Writing and reading ----------------------------------------------------------------------
+
+
+def _seal(lines: list[str]) -> bytes:
+    body = "".join(line + "\n" for line in lines).encode()
+    count = len(lines) - 1  # the header is not a record
+    digest = hashlib.sha256(body).hexdigest()
+    return body + f"T|{count}|{digest}\n".encode()
+
+
+def checksum(data: bytes) -> str:
+    """The checksum a file's trailer carries (of the whole file, trailer included: for the
+    ledger, so two uploads of the same bytes are recognized)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_request(name: str, created: datetime, records: Iterable[RequestRecord]) -> bytes:
+    lines = [f"H|{REQUEST_KIND}|{VERSION}|{name}|{created.isoformat()}"]
+    for number, r in enumerate(records, start=1):
+        lines.append("|".join(["D", str(number), r.uid, r.command, r.client_id, *r.fields]))
+    return _seal(lines)
+
+
+def _open(data: bytes, kind: str) -> tuple[list[str], list[str]]:
+    """(header fields, body lines) of a sealed file, its trailer checked."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"Not UTF-8 text: {exc}") from None
+    if not text.endswith("\n"):
+        raise FormatError("The file does not end with a line break (cut short?).")
+    lines = text[:-1].split("\n")
+    if len(lines) < 2:
+        raise FormatError("The file has no header and trailer.")
+    header = lines[0].split("|")
+    if header[:3] != ["H", kind, VERSION]:
+        raise FormatError(f"The first line is not a {kind} version {VERSION} header.")
+    trailer = lines[-1].split("|")
+    if len(trailer) != 3 or trailer[0] != "T":
+        raise FormatError("The last line is not a trailer (T|count|checksum).")
+    body = lines[1:-1]
+    if trailer[1] != str(len(body)):
+        raise FormatError(f"The trailer counts {trailer[1]} records; the file holds {len(body)}.")
+    sealed = "".join(line + "\n" for line in lines[:-1]).encode()
+    if hashlib.sha256(sealed).hexdigest() != trailer[2]:
+        raise FormatError("The checksum in the trailer does not match the file's content.")
+    return header, body
+
+
+def parse_request(data: bytes) -> tuple[str, list[RequestRecord]]:
+    """(file name, records); raises FormatError on the first thing wrong (the CAS refuses the
+    whole file)."""
+    header, body = _open(data, REQUEST_KIND)
+    if len(header) != 5:
+        raise FormatError("The header has the wrong number of fields.")
+    records = []
+    for number, line in enumerate(body, start=1):
+        parts = line.split("|")
+        if len(parts) < 5 or parts[0] != "D" or parts[1] != str(number):
+            raise FormatError(f"Line {number + 1} is not detail record {number}.")
+        command = parts[3]
+        if command not in FIELDS or len(parts) != 5 + FIELDS[command]:
+            raise FormatError(f"Line {number + 1}: unknown command or wrong number of fields.")
+        records.append(RequestRecord(parts[2], command, parts[4], tuple(parts[5:])))
+    return header[3], records
+
+
+def write_response(
+    name: str,
+    request_name: str,
+    created: datetime,
+    records: Iterable[ResponseRecord],
+    file_error: tuple[str, str] | None = None,
+) -> bytes:
+    lines = [f"H|{RESPONSE_KIND}|{VERSION}|{name}|{request_name}|{created.isoformat()}"]
+    if file_error is not None:
+        lines.append("|".join(["F", _clean(file_error[0]), _text(file_error[1])]))
+    for r in records:
+        if r.accepted:
+            lines.append(f"R|{r.uid}|OK")
+        else:
+            lines.append(
+                "|".join(["R", r.uid, "ERROR", _clean(r.error_code), _text(r.error_description)])
+            )
+    return _seal(lines)
+
+
+def parse_response(data: bytes) -> ParsedResponse:
+    """A response file's records; a malformed line is listed in ``line_errors`` and the others
+    still count. Raises FormatError when the file as a whole cannot be trusted (header,
+    trailer, count or checksum wrong)."""
+    header, body = _open(data, RESPONSE_KIND)
+    if len(header) != 6:
+        raise FormatError("The header has the wrong number of fields.")
+    parsed = ParsedResponse(name=header[3], request_name=header[4])
+    for number, line in enumerate(body, start=2):
+        parts = line.split("|")
+        if parts[0] == "F" and len(parts) == 3:
+            parsed.file_error = (parts[1], unquote(parts[2]))
+        elif parts[0] == "R" and len(parts) == 3 and parts[2] == "OK" and parts[1]:
+            parsed.records.append(ResponseRecord(parts[1], True))
+        elif parts[0] == "R" and len(parts) == 5 and parts[2] == "ERROR" and parts[1]:
+            parsed.records.append(ResponseRecord(parts[1], False, parts[3], unquote(parts[4])))
+        else:
+            parsed.line_errors.append((number, f"not a response record: {line[:120]!r}"))
+    return parsed
