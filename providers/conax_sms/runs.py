@@ -1,0 +1,131 @@
+"""Conax SMS run types: export request files, error handling (response files), mail & bark.
+
+The *Process Provisioning Requests* run that creates the entitlement and pairing requests is
+the built-in one (``runs/types.py``); this adapter adds renewals to it (``extra_commands``).
+"""
+
+from collections.abc import Callable
+
+from django import forms
+
+from providers import communications
+from providers.registry import TransportError
+from runs.types import NoSettings, Progress, RunType
+from subscriptions.models import CommunicationQueueEntry, ExternalSystem
+
+from . import export, messages, responses
+
+
+def _export(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    def progress(result: export.Result) -> None:
+        report(Progress(examined=result.records))
+
+    result = export.export(definition.provider, process_run_id=run_id, progress=progress)
+    report(Progress(examined=result.records))
+
+
+def _error_handling(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    def progress(result: responses.Result) -> None:
+        report(Progress(examined=result.completed + result.rejected, problems=result.problems))
+
+    responses.process_responses(definition.provider, process_run_id=run_id, progress=progress)
+
+
+class MessageRunInput(forms.Form):
+    message_type = forms.ChoiceField(choices=messages.MESSAGE_TYPES, initial=messages.MAIL)
+    external_system = forms.ChoiceField(
+        choices=lambda: ExternalSystem.objects.values_list("code", "name"),
+        help_text="Whose Pending outgoing communications the run sends.",
+    )
+    sequence = forms.IntegerField(min_value=1, max_value=255, initial=messages.DEFAULT_SEQUENCE)
+    duration_seconds = forms.IntegerField(
+        min_value=1,
+        max_value=3600,
+        initial=messages.DEFAULT_BARK_SECONDS,
+        help_text="How long a bark message stays on screen.",
+    )
+    process_immediately = forms.BooleanField(
+        required=False,
+        help_text="Export a file at the end of the run, instead of at the next export run.",
+    )
+
+
+def _entries(definition):
+    system = ExternalSystem.objects.get(code=definition.input_settings["external_system"])
+    return communications.pending(system, provider=definition.provider)
+
+
+def _messages(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    provider, settings = definition.provider, definition.input_settings
+    kind = settings["message_type"]
+
+    def build(entry: CommunicationQueueEntry) -> int:
+        text = entry.text
+        if len(text) > messages.MAX_LENGTH[kind]:
+            raise communications.CommunicationFailed(
+                f"The text has {len(text)} characters; a {kind.lower()} message holds at "
+                f"most {messages.MAX_LENGTH[kind]}."
+            )
+        cards = list(messages.smartcards(entry.subscription, provider))
+        if not cards:
+            raise communications.CommunicationFailed(
+                f"{entry.subscription.number} has no smartcard in use at {provider.name}."
+            )
+        for card in cards:
+            messages.send_message(
+                provider,
+                card,
+                message_type=kind,
+                text=text,
+                sequence=settings["sequence"],
+                duration_seconds=settings["duration_seconds"],
+                trigger="run",
+                trigger_name="conax_sms_messages",
+                process_run_id=run_id,
+                communication=entry.number,
+            )
+        return len(cards)
+
+    def progress(result: communications.Result) -> None:
+        report(Progress(result.examined, result.requests_created, list(result.problems)))
+
+    result = communications.process(_entries(definition), build, progress=progress)
+    if settings.get("process_immediately") and result.requests_created:
+        try:
+            export.export(provider, process_run_id=run_id)
+        except TransportError as exc:
+            report(
+                Progress(
+                    result.examined,
+                    result.requests_created,
+                    [(None, f"Could not export now ({exc}); the next export run sends them.")],
+                )
+            )
+
+
+RUN_TYPES = [
+    RunType(
+        "conax_sms_export_files",
+        "Export request files",
+        NoSettings,
+        NoSettings,
+        _export,
+        total=lambda d: export.waiting(d.provider),
+    ),
+    RunType(
+        "conax_sms_error_handling",
+        "Error Handling file run",
+        NoSettings,
+        NoSettings,
+        _error_handling,
+        total=lambda d: None,
+    ),
+    RunType(
+        "conax_sms_messages",
+        "Mail & Bark Messages",
+        NoSettings,
+        MessageRunInput,
+        _messages,
+        total=lambda d: _entries(d).count(),
+    ),
+]
