@@ -1,0 +1,237 @@
+"""Conax SMS error handling: response files applied once; accepted, rejected (rolled back),
+unknown and malformed lines; a malformed file; a request file the CAS refused; renewals."""
+
+import hashlib
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from providers import batch
+from providers.conax_sms import export, responses
+from providers.conax_sms import file_format as ff
+from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
+from providers.models import ProvisioningRequest, TransferFile
+from runs import services
+from runs.models import ProcessRun, RunDefinition
+from subscriptions.models import SubscriptionService
+from tests.conax_sms_fixtures import out_files
+
+pytest_plugins = ["tests.conax_sms_fixtures"]
+
+Req = ProvisioningRequest
+
+
+def process(provider):
+    return batch.reconcile(batch.Selection(provider), trigger_name="process_provisioning_requests")
+
+
+def sealed(lines: list[str]) -> bytes:
+    """A response file with exactly these lines, header first, trailer added."""
+    body = "".join(line + "\n" for line in lines).encode()
+    return body + f"T|{len(lines) - 1}|{hashlib.sha256(body).hexdigest()}\n".encode()
+
+
+def error_handling_run(provider) -> ProcessRun:
+    definition, _ = RunDefinition.objects.get_or_create(
+        name="Conax SMS error handling",
+        defaults={"run_type": "conax_sms_error_handling", "provider": provider},
+    )
+    return services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+
+
+def states(sub) -> list[tuple[str, str, str]]:
+    return list(
+        Req.objects.filter(subscription=sub).order_by("pk").values_list("command", "ca_id", "state")
+    )
+
+
+@pytest.fixture
+def answered(sms, sms_subscribe, simulator):
+    """Three request files: the CAS answers the first (rejecting card B), a hand-made response
+    answers the second (with an unknown and a malformed line), the third's answer is spoiled."""
+    a = sms_subscribe("BUNDLE_A", number="ZX-A")
+    b = sms_subscribe("AGRICULTURE", number="ZX-B")
+    simulator.cas.reject_cards = {b.installed_items.get(kind="smartcard").ca_id}
+    process(sms)
+    export.export(sms)
+    simulator.cas.run_once()
+
+    c = sms_subscribe("BABY", number="ZX-C")
+    process(sms)
+    export.export(sms)
+    second = out_files(sms).last()
+    simulator.cas.files_read.append(second.name)  # answered by hand below, not by the CAS
+    uids = list(second.requests.order_by("pk").values_list("uid", flat=True))
+    name = ff.response_file_name(second.name)
+    (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(
+        sealed(
+            [
+                f"H|{ff.RESPONSE_KIND}|{ff.VERSION}|{name}|{second.name}|2026-01-01T00:00:00",
+                f"R|{uids[0]}|OK",
+                f"R|{uuid.UUID(int=42)}|OK",
+                "R|this line is not a response",
+                f"R|{uids[1]}|OK",
+            ]
+        )
+    )
+
+    d = sms_subscribe("RELIGION", number="ZX-D")
+    process(sms)
+    export.export(sms)
+    simulator.cas.corrupt = 1
+    simulator.cas.run_once()
+    return a, b, c, d
+
+
+def test_response_files_update_states_roll_back_and_log(sms, simulator, answered):
+    a, b, c, d = answered
+    files = list(out_files(sms))
+
+    run = error_handling_run(sms)
+
+    C, R, P = Req.State.COMPLETED, Req.State.REJECTED, Req.State.PENDING
+    assert states(a) == [
+        ("CREATE_PAIRING", "", C),
+        ("ADD_SUBSCRIPTION", "GFA1", C),
+        ("ADD_SUBSCRIPTION", "EFA2", C),
+    ]
+    assert list(a.services.values_list("authorized", flat=True)) == [True]
+    assert a.services.get().authorization_date is not None
+    assert set(a.installed_items.values_list("initialized", flat=True)) == {True}
+    # Card B is blocked at the CAS: both requests rejected with its error, the activation
+    # rolled back through the action layer, the devices left not initialized.
+    assert states(b) == [("CREATE_PAIRING", "", R), ("ADD_SUBSCRIPTION", "AF1", R)]
+    rejected = Req.objects.get(subscription=b, command="ADD_SUBSCRIPTION")
+    assert rejected.error_code == "CARD_BLOCKED"
+    assert "is blocked" in rejected.last_error
+    service = b.services.get()
+    assert (service.state, service.authorized) == (SubscriptionService.State.NOT_EFFECTIVE, False)
+    assert b.events.filter(action="provisioning_rollback").exists()
+    assert set(b.installed_items.values_list("initialized", flat=True)) == {False}
+    assert states(c) == [("CREATE_PAIRING", "", C), ("ADD_SUBSCRIPTION", "BFB2", C)]
+    # The spoiled answer is not applied: D waits.
+    assert states(d) == [("CREATE_PAIRING", "", P), ("ADD_SUBSCRIPTION", "RFB1", P)]
+
+    assert run.status == ProcessRun.Status.COMPLETED_WITH_ERRORS
+    assert run.examined == 7  # answers applied
+    log = list(run.error_log.values_list("subscription__number", "message"))
+    second = ff.response_file_name(files[1].name)
+    third = ff.response_file_name(files[2].name)
+    assert log == [
+        (
+            "ZX-B",
+            f"CREATE_PAIRING {log_uid(b, 'CREATE_PAIRING')} rejected by Conax: "
+            f"CARD_BLOCKED Card {card(b)} is blocked.",
+        ),
+        (
+            "ZX-B",
+            f"ADD_SUBSCRIPTION {log_uid(b, 'ADD_SUBSCRIPTION')} rejected by Conax: "
+            f"CARD_BLOCKED Card {card(b)} is blocked.",
+        ),
+        (None, f"{second}: the answer for {uuid.UUID(int=42)} matches no request of Conax SMS."),
+        (None, f"{second} line 4: not a response record: 'R|this line is not a response'"),
+        (
+            None,
+            f"Response file {third} is malformed and was not applied: The file does not end "
+            "with a line break (cut short?).",
+        ),
+    ]
+
+    out = Path(simulator.root) / RESPONSE_DIR
+    assert sorted(p.name for p in (out / "processed").iterdir()) == sorted(
+        ff.response_file_name(f.name) for f in files[:2]
+    )
+    assert [p.name for p in (out / "failed").iterdir()] == [third]
+    assert not [p for p in out.iterdir() if p.is_file()]
+    assert [f.state for f in out_files(sms)] == [
+        TransferFile.State.ANSWERED,
+        TransferFile.State.ANSWERED,
+        TransferFile.State.UPLOADED,
+    ]
+
+    # Each file is applied once: the next run finds nothing, and a processing run plans
+    # nothing for what was answered (B's service is off and not authorized).
+    again = error_handling_run(sms)
+    assert (again.status, again.examined, again.errors) == (ProcessRun.Status.COMPLETED, 0, 0)
+    assert process(sms).requests_created == 0
+
+
+def card(sub) -> str:
+    return sub.installed_items.get(kind="smartcard").ca_id
+
+
+def log_uid(sub, command) -> str:
+    return str(Req.objects.get(subscription=sub, command=command).uid)
+
+
+def test_a_response_file_seen_before_is_only_moved(sms, sms_subscribe, simulator):
+    sms_subscribe("AGRICULTURE")
+    process(sms)
+    export.export(sms)
+    simulator.cas.run_once()
+    (name,) = [p.name for p in (Path(simulator.root) / RESPONSE_DIR).iterdir()]
+    data = (Path(simulator.root) / RESPONSE_DIR / name).read_bytes()
+    responses.process_responses(sms)
+    # The CAS (or a lost move) puts the same file back: it is not applied again.
+    (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(data)
+
+    result = responses.process_responses(sms)
+
+    assert (result.completed, result.problems) == (0, [])
+    assert TransferFile.objects.filter(direction="in", name=name).count() == 1
+    assert not (Path(simulator.root) / RESPONSE_DIR / name).exists()
+
+
+def test_a_refused_request_file_goes_out_again(sms, sms_subscribe, simulator):
+    sms_subscribe("AGRICULTURE", number="ZX-F")
+    process(sms)
+    export.export(sms)
+    first = out_files(sms).get()
+    on_server = Path(simulator.root) / UPLOAD_DIR / first.name
+    on_server.write_bytes(on_server.read_bytes().replace(b"AF1", b"AF2"))  # damaged on the way
+    simulator.cas.run_once()
+
+    result = responses.process_responses(sms)
+
+    first.refresh_from_db()
+    assert first.state == TransferFile.State.REJECTED
+    assert first.message.startswith("FILE_INVALID: The checksum in the trailer does not match")
+    assert result.problems == [
+        (
+            None,
+            f"Conax refused request file {first.name} ({first.message}); its 2 Pending "
+            "requests go in the next export.",
+        )
+    ]
+    assert not simulator.cas.received
+
+    export.export(sms)
+    simulator.cas.run_once()
+    responses.process_responses(sms)
+
+    assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
+    assert out_files(sms).last().state == TransferFile.State.ANSWERED
+    assert len(simulator.cas.received) == 2
+
+
+def test_an_accepted_renewal_moves_the_authorization_date(sms, sms_subscribe, simulator):
+    sub = sms_subscribe("AGRICULTURE", number="ZX-REN")
+    long_ago = timezone.now() - timedelta(days=70)
+    sub.services.update(authorized=True, authorization_date=long_ago)
+    sub.installed_items.update(initialized=True)
+    process(sms)
+    assert states(sub) == [("RENEW_SUBSCRIPTION", "AF1", Req.State.PENDING)]
+    export.export(sms)
+    simulator.cas.run_once()
+
+    responses.process_responses(sms)
+
+    assert states(sub) == [("RENEW_SUBSCRIPTION", "AF1", Req.State.COMPLETED)]
+    service = sub.services.get()
+    assert service.authorized
+    assert service.authorization_date > timezone.now() - timedelta(minutes=1)
+    assert process(sms).requests_created == 0  # not due again for a month
+    assert simulator.cas.entitlements[card(sub)]["AF1"]
