@@ -1,15 +1,157 @@
+"""Conax Contego Web Services (seed 000): real-time SOAP over zeep, with reset runs.
+
+Every command is one operation of the CAS's web services (``wsdl/conax.wsdl``) naming the
+card(s) by CA client id, with the request's uid as ``RequestId`` so that the CAS drops a
+repeat. The transport (one cached zeep client per provider and process) is ``client.py``.
+"""
+
+from datetime import datetime
+
 from providers import registry
 from providers.models import ProvisioningRequest
 
+from . import client
 from .forms import ConaxWSConnection, ConaxWSParameters
 
 Op = ProvisioningRequest.Operation
 
 
-class ConaxWSAdapter(registry.Adapter):
-    """Declared with its settings and commands; the SOAP transport (zeep) is still to come, so
-    a request pushed now fails at once with that reason rather than waiting unseen."""
+def _cards(*ids) -> dict | None:
+    ids = [i for i in ids if i]
+    return {"CaClientId": ids} if ids else None
 
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _devices(params: dict, kind: str, *, leave_out: str = "") -> list[str]:
+    return [
+        d["ca_id"]
+        for d in params.get("devices", [])
+        if d["kind"] == kind and d["ca_id"] != leave_out
+    ]
+
+
+def _modules(ids: list[str]) -> dict | None:
+    return {"PairingModuleId": ids} if ids else None
+
+
+def _message(r, p: dict) -> dict:
+    return {
+        "CaClientIds": _cards(p["card_ca_id"]),
+        "Message": p["text"],
+        "StartDateTime": _moment(p.get("start_at")),
+        "SequenceNumber": p.get("sequence_number"),
+    }
+
+
+def _bark(r, p: dict) -> dict:
+    return {**_message(r, p), "DisplayDurationInSeconds": p["display_duration_seconds"]}
+
+
+# Command -> (SOAP operation, its values from the request and its parameters).
+OPERATIONS = {
+    "ADD_SUBSCRIPTIONS": (
+        "AddSubscriptions",
+        lambda r, p: {
+            "CaClientIds": _cards(p["card_ca_id"]),
+            "ProductIds": {"ProductId": [p["service_ca_id"]]},
+            # From the request, not the clock: a repeat sends exactly the same thing.
+            "StartDate": r.created_at,
+        },
+    ),
+    "CANCEL_SUBSCRIPTIONS": (
+        "CancelSubscriptions",
+        lambda r, p: {
+            "CaClientIds": _cards(p["card_ca_id"]),
+            "ProductIds": {"ProductId": [p["service_ca_id"]]},
+            "EndDate": r.created_at,
+        },
+    ),
+    "CREATE_PAIRING": (
+        "CreatePairing",
+        lambda r, p: {
+            "CaClientIds": _cards(*_devices(p, "smartcard")),
+            "PairingModuleIds": _modules(_devices(p, "stb")),
+        },
+    ),
+    "ADD_TO_EXISTING_PAIRING": (
+        "AddToExistingPairing",
+        lambda r, p: {
+            "PairedCaClientId": p["paired_card_ca_id"],
+            "CaClientIds": _cards(*_devices(p, "smartcard", leave_out=p["paired_card_ca_id"])),
+            "PairingModuleIds": _modules(_devices(p, "stb")),
+        },
+    ),
+    "GET_ACTIVE_SUBSCRIPTIONS": (
+        "GetActiveSubscriptions",
+        lambda r, p: {"CaClientId": p["card_ca_id"]},
+    ),
+    "GET_PAIRING_STATUS_FOR_CARD": (
+        "GetPairingStatusForCard",
+        lambda r, p: {"CaClientId": p["card_ca_id"]},
+    ),
+    "GET_PAIRING_STATUS_FOR_PAIRING_MODULE": (
+        "GetPairingStatusForPairingModule",
+        lambda r, p: {"PairingModuleId": p["stb_ca_id"]},
+    ),
+    "SEND_MAIL_MESSAGE_TO_CLIENT": ("SendMailMessageToClients", _message),
+    "SEND_BARK_MESSAGE_TO_CLIENT": ("SendBarkMessageToClients", _bark),
+    "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT": (
+        "SendRepeatingBarkMessageToClients",
+        lambda r, p: {
+            **_bark(r, p),
+            "RepetitionCount": p["repetition_count"],
+            "RepetitionIntervalInSeconds": p["repetition_interval_seconds"],
+        },
+    ),
+    "DISPLAY_FINGERPRINT": (
+        "DisplayFingerprint",
+        lambda r, p: {
+            "CaClientIds": _cards(p["card_ca_id"]),
+            "DisplayDateTime": _moment(p.get("display_at")),
+            "DisplayDurationInSeconds": p["duration_seconds"],
+            "PositionX": p.get("position_x"),
+            "PositionY": p.get("position_y"),
+            "Height": p["height"],
+            "Slot": p["slot"],
+        },
+    ),
+    "UPDATE_CA_PIN_TO_DEFAULT_VALUE": (
+        "UpdateCaPinToDefaultValue",
+        lambda r, p: {"CaClientIds": _cards(p["card_ca_id"])},
+    ),
+    "UPDATE_CA_PIN_TO_GIVEN_VALUE": (
+        "UpdateCaPinToGivenValue",
+        lambda r, p: {"CaClientIds": _cards(p["card_ca_id"]), "Pin": p["pin"]},
+    ),
+}
+
+
+def _ids(holder: dict | None, name: str) -> list[str]:
+    return list((holder or {}).get(name) or [])
+
+
+def response_of(raw: dict) -> dict:
+    """The CAS's answer as the request's response: snake_case, lists flattened."""
+    answer = {"request_id": raw.get("RequestId")}
+    if "Duplicate" in raw:
+        answer["duplicate"] = bool(raw["Duplicate"])
+    if "Subscription" in raw:
+        answer["card_ca_id"] = raw.get("CaClientId")
+        answer["subscriptions"] = [
+            {"product_id": s["ProductId"], "start": s["StartDate"], "end": s.get("EndDate")}
+            for s in raw.get("Subscription") or []
+        ]
+    if "PairingId" in raw:
+        answer["pairing_id"] = raw["PairingId"]
+        answer["cards"] = _ids(raw.get("CaClientIds"), "CaClientId")
+        answer["modules"] = _ids(raw.get("PairingModuleIds"), "PairingModuleId")
+    return answer
+
+
+class ConaxWSAdapter(registry.Adapter):
     code = "conax_ws"
     name = "Conax Contego Web Services"
     model = registry.HYBRID
@@ -22,4 +164,41 @@ class ConaxWSAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "CREATE_PAIRING",
         Op.ADD_TO_PAIRING: "ADD_TO_EXISTING_PAIRING",
     }
-    run_types = ("reset_subscriptions", "archive_requests")
+    run_types = (
+        "reset_subscriptions",
+        "conax_ws_mail_bark_messages",
+        "conax_ws_fingerprinting",
+        "archive_requests",
+    )
+    utilities = (
+        "reset_subscription",
+        "conax_ws_information",
+        "conax_ws_display_fingerprint",
+        "conax_ws_pair",
+        "conax_ws_reset_pin",
+        "conax_ws_message",
+    )
+
+    def send(self, request) -> registry.Answer:
+        try:
+            operation, values_of = OPERATIONS[request.command]
+        except KeyError:
+            raise registry.TransportError(
+                f"{request.command} is not a Conax Contego web services command.", permanent=True
+            ) from None
+        try:
+            values = values_of(request, request.parameters)
+        except KeyError as exc:
+            raise registry.TransportError(
+                f"The request's parameters lack {exc.args[0]}.", permanent=True
+            ) from None
+        values = {k: v for k, v in values.items() if v is not None}
+        try:
+            raw = client.client_for(self.provider).call(
+                operation, RequestId=str(request.uid), **values
+            )
+        except client.CasRefusal as refusal:
+            return registry.Answer(
+                accepted=False, error_code=refusal.code, error_description=refusal.message
+            )
+        return registry.Answer(accepted=True, response=response_of(raw))

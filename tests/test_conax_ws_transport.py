@@ -1,0 +1,386 @@
+"""Conax Contego web services over real SOAP: the zeep client against the CAS simulator.
+
+The seed's bundle examples end to end, checked by asking the CAS what each card holds; a
+fault rejected and rolled back; a CAS down, slow, or down past the retry limit and repaired
+by a reset; a repeated RequestId applied once; a WSDL or an answer with a DTD refused.
+"""
+
+import threading
+import uuid
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from providers import engine, registry
+from providers.conax_ws import client
+from providers.conax_ws.adapter import ConaxWSAdapter
+from providers.conax_ws.client import WSDL_FILE
+from providers.models import ProvisioningRequest
+from runs import services as runs
+from runs.models import ProcessRun, RunDefinition
+from subscriptions import actions
+from subscriptions.models import SubscriptionService
+
+from . import conax_ws_fixtures as cws
+from .conax_ws_fixtures import card_of, connection, deliver, requests_of
+
+pytestmark = pytest.mark.django_db
+simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
+
+Req = ProvisioningRequest
+
+
+def active(catalog, card: str) -> list[str]:
+    """What the CAS says the card holds, asked over SOAP (Get Active Subscriptions)."""
+    answer = client.client_for(catalog.provider).call(
+        "GetActiveSubscriptions", RequestId=str(uuid.uuid4()), CaClientId=card
+    )
+    return sorted(s["ProductId"] for s in answer.get("Subscription") or [])
+
+
+def service(sub, code):
+    return sub.services.get(product__code=code, state__in=SubscriptionService.ON_STATES)
+
+
+# --- The seed's examples ------------------------------------------------------------------------
+
+
+def test_become_subscriber_with_bundle_a_pairs_and_entitles_the_card(conax, conax_subscribe):
+    sub = conax_subscribe("BUNDLE_A")
+    assert requests_of(sub) == [
+        ("CREATE_PAIRING", "", "pending"),
+        ("ADD_SUBSCRIPTIONS", "GFA1", "pending"),
+        ("ADD_SUBSCRIPTIONS", "EFA2", "pending"),
+    ]
+    assert deliver(conax) == 3
+    assert requests_of(sub) == [
+        ("CREATE_PAIRING", "", "completed"),
+        ("ADD_SUBSCRIPTIONS", "GFA1", "completed"),
+        ("ADD_SUBSCRIPTIONS", "EFA2", "completed"),
+    ]
+    card, box = (
+        sub.installed_items.get(kind="smartcard"),
+        sub.installed_items.get(kind="stb"),
+    )
+    assert active(conax, card.ca_id) == ["EFA2", "GFA1"]
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING").response
+    assert pairing["cards"] == [card.ca_id] and pairing["modules"] == [box.ca_id]
+    card.refresh_from_db()
+    assert card.initialized
+    assert all(s.authorized for s in sub.services.all())
+
+
+def test_swapping_bundle_a_for_agriculture(conax, conax_subscribe):
+    sub = conax_subscribe("BUNDLE_A")
+    deliver(conax)
+    actions.swap_service(service(sub, "BUNDLE_A"), conax.products["AGRICULTURE"])
+    assert sorted(requests_of(sub)[3:]) == [
+        ("ADD_SUBSCRIPTIONS", "AF1", "pending"),
+        ("CANCEL_SUBSCRIPTIONS", "EFA2", "pending"),
+        ("CANCEL_SUBSCRIPTIONS", "GFA1", "pending"),
+    ]
+    assert deliver(conax) == 3
+    assert active(conax, card_of(sub)) == ["AF1"]
+
+
+def test_swapping_bundle_a_for_bundle_b(conax, conax_subscribe):
+    sub = conax_subscribe("BUNDLE_A")
+    other = conax_subscribe("AGRICULTURE")  # another card, untouched by the swap
+    deliver(conax)
+    actions.swap_service(service(sub, "BUNDLE_A"), conax.products["BUNDLE_B"])
+    assert sorted(requests_of(sub)[3:]) == [
+        ("ADD_SUBSCRIPTIONS", "BFB2", "pending"),
+        ("ADD_SUBSCRIPTIONS", "RFB1", "pending"),
+        ("CANCEL_SUBSCRIPTIONS", "EFA2", "pending"),
+        ("CANCEL_SUBSCRIPTIONS", "GFA1", "pending"),
+    ]
+    assert deliver(conax) == 4
+    assert active(conax, card_of(sub)) == ["BFB2", "RFB1"]
+    assert active(conax, card_of(other)) == ["AF1"]
+
+
+# --- Faults, duplicates --------------------------------------------------------------------------
+
+
+def test_a_soap_fault_rejects_the_request_and_rolls_the_service_back(
+    conax, conax_subscribe, simulator
+):
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    card = card_of(sub)
+    simulator.state.controls.reject_cards = frozenset({card})
+    actions.add_service(sub, conax.products["BUNDLE_B"], conax.main)
+    deliver(conax)
+    rejected = Req.objects.filter(
+        subscription=sub, state="rejected", command="ADD_SUBSCRIPTIONS"
+    ).order_by("pk")
+    assert [(r.command, r.ca_id, r.error_code, r.last_error) for r in rejected] == [
+        ("ADD_SUBSCRIPTIONS", "RFB1", "CA_CLIENT_BLOCKED", f"CA client {card} is blocked."),
+        ("ADD_SUBSCRIPTIONS", "BFB2", "CA_CLIENT_BLOCKED", f"CA client {card} is blocked."),
+    ]
+    bundle = sub.services.get(product__code="BUNDLE_B")
+    assert bundle.state == "not_effective" and not bundle.authorized
+    rollback = sub.events.filter(action="provisioning_rollback").first()
+    assert rollback.reason.startswith(f"Request {rejected[0].uid} (ADD_SUBSCRIPTIONS) rejected")
+    assert "CA_CLIENT_BLOCKED" in rollback.reason
+    simulator.state.controls.reject_cards = frozenset()
+    assert active(conax, card) == ["AF1"]
+
+
+def test_a_card_the_cas_does_not_know_is_refused_with_its_fault(conax, conax_subscribe, simulator):
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    simulator.state.clear()  # the CAS lost its data: it no longer knows the card
+    actions.add_service(sub, conax.products["BUNDLE_A"], conax.main)
+    deliver(conax)
+    first = Req.objects.get(subscription=sub, ca_id="GFA1", command="ADD_SUBSCRIPTIONS")
+    assert (first.state, first.error_code, first.last_error) == (
+        "rejected",
+        "UNKNOWN_CA_CLIENT",
+        f"CA client {card_of(sub)} is unknown to the CAS.",
+    )
+    assert sub.services.get(product__code="BUNDLE_A").state == "not_effective"
+
+
+def test_the_same_request_id_twice_is_applied_once(conax, conax_subscribe, simulator):
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    card = sub.installed_items.get(kind="smartcard")
+    request = engine.create_request(
+        conax.provider,
+        "SEND_MAIL_MESSAGE_TO_CLIENT",
+        {"card_ca_id": card.ca_id, "text": "Your bill is ready."},
+        trigger="utility",
+        subscription=sub,
+        installed_item=card,
+        deliver_now=False,
+    )
+    adapter = ConaxWSAdapter(conax.provider)
+    first, second = adapter.send(request), adapter.send(request)
+    assert first.accepted and second.accepted
+    assert (first.response["duplicate"], second.response["duplicate"]) == (False, True)
+    with simulator.state.lock:
+        assert simulator.state.requests[str(request.uid)] == 2
+        assert simulator.state.duplicates == 1
+        assert [m["text"] for m in simulator.state.cards[card.ca_id]["mailbox"]] == [
+            "Your bill is ready."
+        ]
+
+
+def test_a_slow_cas_times_out_and_the_repeat_is_not_applied_twice(
+    conax, conax_subscribe, simulator, settings
+):
+    settings.PROVISIONING_RETRY_SECONDS = 60
+    conax.provider.connection = connection(simulator, timeout_seconds=1)
+    conax.provider.save()
+    sub = conax_subscribe("AGRICULTURE")
+    simulator.state.controls.slow_seconds = 1.5  # applied, but answered too late
+    deliver(conax)
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
+    assert pairing.state == "pending"
+    assert pairing.last_error == "Attempt 1 failed: No answer within 1 s for CreatePairing"
+    simulator.state.controls.slow_seconds = 0
+    Req.objects.filter(subscription=sub).update(next_attempt_at=None)
+    deliver(conax)
+    assert [r[2] for r in requests_of(sub)] == ["completed", "completed"]
+    pairing.refresh_from_db()
+    assert pairing.response["duplicate"] is True  # the CAS had applied it the first time
+    assert len(simulator.state.pairings) == 1
+    assert active(conax, card_of(sub)) == ["AF1"]
+
+
+# --- Down, retried, failed, reset -------------------------------------------------------------
+
+
+def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
+    conax, conax_subscribe, simulator, settings
+):
+    settings.PROVISIONING_RETRY_SECONDS = 1
+    conax.provider.parameters = {"max_attempts": 5}
+    conax.provider.save()
+    simulator.state.controls.down = True
+    subs = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B")]
+    assert deliver(conax) == 0
+    pending = Req.objects.filter(state="pending")
+    assert pending.count() == 6
+    # Only each card's first request was tried: the others wait behind it.
+    assert sorted(pending.values_list("command", "attempts")) == [
+        ("ADD_SUBSCRIPTIONS", 0),
+        ("ADD_SUBSCRIPTIONS", 0),
+        ("ADD_SUBSCRIPTIONS", 0),
+        ("ADD_SUBSCRIPTIONS", 0),
+        ("CREATE_PAIRING", 1),
+        ("CREATE_PAIRING", 1),
+    ]
+    assert Req.objects.get(subscription=subs[0], command="CREATE_PAIRING").last_error == (
+        "Attempt 1 failed: HTTP 503 from the CAS for CreatePairing"
+    )
+    simulator.state.controls.down = False
+    Req.objects.update(next_attempt_at=None)  # the backoff has passed
+    assert deliver(conax) == 6
+    assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
+    for sub in subs:
+        sent = [r["request_id"] for r in simulator.state.received if card_of(sub) in r["cards"]]
+        in_order = [
+            str(u) for u in sub.provisioning_requests.order_by("pk").values_list("uid", flat=True)
+        ]
+        assert sent == in_order
+    assert active(conax, card_of(subs[0])) == ["EFA2", "GFA1"]
+    assert active(conax, card_of(subs[1])) == ["BFB2", "RFB1"]
+
+
+def test_down_past_the_retry_limit_fails_and_a_reset_run_repairs_exactly_those(
+    conax, conax_subscribe, simulator
+):
+    fine = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    simulator.state.controls.down = True
+    lost = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B")]
+    deliver(conax)  # no backoff in these tests: three attempts each, then Failed
+    failed = Req.objects.filter(state="failed")
+    assert failed.count() == 6
+    assert set(failed.values_list("subscription", flat=True)) == {s.pk for s in lost}
+    assert failed.filter(command="CREATE_PAIRING").first().last_error == (
+        "Attempt 3 failed: HTTP 503 from the CAS for CreatePairing. Gave up after 3 attempts."
+    )
+    simulator.state.controls.down = False
+    definition = RunDefinition.objects.create(
+        name="Reset after the outage",
+        run_type="reset_subscriptions",
+        provider=conax.provider,
+        run_at=timezone.now() + timedelta(hours=1),
+    )
+    run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+    assert (run.status, run.examined, run.created) == ("completed", 3, 6)
+    made = Req.objects.filter(process_run=run)
+    assert set(made.values_list("subscription", flat=True)) == {s.pk for s in lost}
+    assert deliver(conax) == 6
+    assert active(conax, card_of(lost[0])) == ["EFA2", "GFA1"]
+    assert active(conax, card_of(lost[1])) == ["BFB2", "RFB1"]
+    assert active(conax, card_of(fine)) == ["AF1"]
+    assert not made.exclude(state="completed").exists()
+
+
+def test_a_changed_setting_makes_a_new_client_and_bad_credentials_fail_at_once(
+    conax, conax_subscribe, simulator, monkeypatch
+):
+    first = client.client_for(conax.provider)
+    assert client.client_for(conax.provider) is first  # parsed once, reused
+    monkeypatch.setenv("CONAX_WS_WRONG", "not-the-password")
+    conax.provider.connection = {
+        # The shipped WSDL, pointed at the simulator by the endpoint URL.
+        "endpoint_url": simulator.url,
+        "username": "crm",
+        "password_env": "CONAX_WS_WRONG",
+    }
+    conax.provider.full_clean()
+    conax.provider.save()
+    assert client.client_for(conax.provider) is not first
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
+    assert (pairing.state, pairing.attempts) == ("failed", 1)
+    assert pairing.last_error.startswith(
+        "Attempt 1 failed: The CAS refused our credentials (HTTP 401) for CreatePairing"
+    )
+
+
+# --- XML that is never parsed -----------------------------------------------------------------
+
+DTD = '<!DOCTYPE definitions [<!ENTITY secret SYSTEM "file:///etc/passwd">]>\n'
+BOMB = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY secret "&lol;&lol;&lol;&lol;">]>\n'
+
+
+@pytest.mark.parametrize("doctype", [DTD, BOMB], ids=["external-entity", "entity-expansion"])
+def test_a_wsdl_with_a_dtd_or_entities_is_refused(conax, conax_subscribe, tmp_path, doctype):
+    wsdl = WSDL_FILE.read_text().replace("\n", "\n" + doctype, 1)
+    path = tmp_path / "evil.wsdl"
+    path.write_text(wsdl)
+    conax.provider.connection = {**conax.provider.connection, "wsdl_url": str(path)}
+    conax.provider.save()
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
+    assert pairing.state == "failed" and pairing.attempts == 1  # permanent: never retried
+    assert pairing.last_error.startswith(
+        f"Attempt 1 failed: Refused the WSDL at {path}: it carries a DTD, which is never parsed"
+    )
+
+
+class EvilCas(BaseHTTPRequestHandler):
+    """Answers every SOAP call with an acknowledgement that carries a DTD."""
+
+    body = b""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+@pytest.mark.parametrize("doctype", [DTD, BOMB], ids=["external-entity", "entity-expansion"])
+def test_an_answer_with_a_dtd_or_entities_is_refused(conax, conax_subscribe, doctype):
+    handler = type(
+        "Handler",
+        (EvilCas,),
+        {
+            "body": (
+                '<?xml version="1.0"?>\n' + doctype + "<soap:Envelope xmlns:soap="
+                '"http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+                '<cx:CreatePairingResponse xmlns:cx="http://www.conax.com/contego/ca-server/'
+                'webservices/7.5"><cx:RequestId>&secret;</cx:RequestId>'
+                "</cx:CreatePairingResponse></soap:Body></soap:Envelope>"
+            ).encode()
+        },
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conax.provider.connection = {
+            **conax.provider.connection,
+            "wsdl_url": "",
+            "endpoint_url": f"http://127.0.0.1:{server.server_address[1]}",
+        }
+        conax.provider.save()
+        sub = conax_subscribe("AGRICULTURE")
+        deliver(conax)
+    finally:
+        server.shutdown()
+        server.server_close()
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
+    assert (pairing.state, pairing.attempts) == ("failed", 1)
+    assert pairing.last_error.startswith(
+        "Attempt 1 failed: Refused the CAS's answer for CreatePairing: it carries a DTD"
+    )
+
+
+def test_the_simulator_refuses_a_request_with_a_dtd_and_asks_for_credentials(simulator):
+    import requests
+
+    url = f"{simulator.url}/ca-server/webservices/ca-pin"
+    body = (
+        '<?xml version="1.0"?>' + DTD + '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/'
+        'soap/envelope/"><soap:Body/></soap:Envelope>'
+    )
+    assert requests.post(url, data=body, timeout=5).status_code == 401
+    reply = requests.post(url, data=body, auth=("crm", "cas-test-pass"), timeout=5)
+    assert reply.status_code == 500
+    assert b"<faultstring>A request may not carry a DTD.</faultstring>" in reply.content
+    assert b"MALFORMED_REQUEST" in reply.content
+    assert requests.get(f"{url}?wsdl", auth=("crm", "cas-test-pass"), timeout=5).ok
+
+
+def test_an_unknown_command_fails_at_once(conax):
+    request = Req(command="SOMETHING_ELSE", parameters={}, provider=conax.provider)
+    with pytest.raises(registry.TransportError) as err:
+        ConaxWSAdapter(conax.provider).send(request)
+    assert err.value.permanent
+    assert str(err.value) == "SOMETHING_ELSE is not a Conax Contego web services command."
