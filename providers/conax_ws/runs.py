@@ -1,0 +1,296 @@
+"""Run types of Conax Contego web services: Mail & Bark Messages and Fingerprinting.
+
+(Reset Subscriptions and Archive requests are the built-in ones, listed in the adapter.)
+
+Both make one request per smartcard the subscription has in use at this provider, written in
+chunks, each chunk one transaction with its progress, and wake the push worker after each
+chunk commits; the requests then go to the CAS like any other, in order per card.
+"""
+
+from collections.abc import Callable
+
+from django import forms
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+
+from providers import communications, delivery
+from providers.models import ProvisioningRequest
+from runs.types import NoSettings, Progress, RunType
+from subscriptions.models import ExternalSystem, InstalledItem, Segment, Subscription
+
+from .utilities import (
+    MESSAGE_COMMANDS,
+    fingerprint_defaults,
+    fingerprint_parameters,
+    message_length_error,
+    message_parameters,
+    message_settings_clean,
+)
+
+Req = ProvisioningRequest
+Kind = InstalledItem.Kind
+
+
+def _cards(provider, subscription_ids) -> dict[int, list[InstalledItem]]:
+    """Each subscription's smartcards in use at the provider, oldest first."""
+    found: dict[int, list[InstalledItem]] = {}
+    for card in (
+        InstalledItem.objects.filter(
+            subscription_id__in=subscription_ids,
+            kind=Kind.SMARTCARD,
+            removed_at__isnull=True,
+            distributor__provider=provider,
+        )
+        .select_related("distributor")
+        .order_by("subscription_id", "pk")
+    ):
+        found.setdefault(card.subscription_id, []).append(card)
+    return found
+
+
+def _write(provider, rows: list[tuple], *, trigger_name: str, run_id: int) -> int:
+    """Bulk-write (command, subscription, card, parameters) rows as Pending requests of this
+    run, and wake the worker once the caller's transaction commits."""
+    requests = [
+        Req(
+            command=command,
+            parameters=parameters,
+            provider=provider,
+            distributor=card.distributor,
+            subscription=subscription,
+            installed_item=card,
+            trigger=Req.Trigger.RUN,
+            trigger_name=trigger_name,
+            process_run_id=run_id,
+        )
+        for command, subscription, card, parameters in rows
+    ]
+    Req.objects.bulk_create(requests)
+    Through = Req.items.through
+    Through.objects.bulk_create(
+        Through(provisioningrequest_id=r.pk, installeditem_id=r.installed_item_id) for r in requests
+    )
+    if requests:
+        transaction.on_commit(lambda: delivery.wake([provider.pk]))
+    return len(requests)
+
+
+def _card_parameters(subscription, card) -> dict:
+    return {
+        "subscription": subscription.number,
+        "distributor": card.distributor.code,
+        "card_ca_id": card.ca_id,
+        "card_serial_number": card.serial_number,
+    }
+
+
+def _moment(value):
+    return forms.DateTimeField().to_python(value) if value else None
+
+
+# --- Mail & Bark Messages ----------------------------------------------------------------------
+
+
+class MessageInput(forms.Form):
+    message_type = forms.ChoiceField(
+        choices=[
+            ("mail", "Mail message (at most 141 characters)"),
+            ("bark", "Bark message (at most 129 characters)"),
+            ("repeating_bark", "Repeating bark message (at most 129 characters)"),
+        ],
+        initial="mail",
+    )
+    external_system = forms.ChoiceField(
+        label="Communication queue external system",
+        choices=lambda: ExternalSystem.objects.values_list("code", "name"),
+        help_text="Its Pending outgoing communications that refer to a subscription are sent.",
+    )
+    start_at = forms.DateTimeField(label="Start indication date time", required=False)
+    display_duration_seconds = forms.IntegerField(
+        label="Display duration in seconds", required=False, min_value=1, max_value=3600
+    )
+    repetition_count = forms.IntegerField(required=False, min_value=1, max_value=255)
+    repetition_interval_seconds = forms.IntegerField(
+        label="Repetition interval in seconds", required=False, help_text="10 to 2550, by 10."
+    )
+
+    def clean(self):
+        data = super().clean()
+        message_settings_clean(self, data)
+        return data
+
+
+def _pending(definition):
+    system = ExternalSystem.objects.get(code=definition.input_settings["external_system"])
+    return communications.pending(system, provider=definition.provider)
+
+
+def _send_messages(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    provider, data = definition.provider, dict(definition.input_settings)
+    data["start_at"] = _moment(data.get("start_at"))
+    kind = data["message_type"]
+
+    def build(entry) -> int:
+        problem = message_length_error(kind, entry.text)
+        if problem:
+            raise communications.CommunicationFailed(problem)
+        cards = _cards(provider, [entry.subscription_id]).get(entry.subscription_id)
+        if not cards:
+            raise communications.CommunicationFailed(
+                f"{entry.subscription.number} has no smartcard at {provider.name}."
+            )
+        parameters = {
+            **message_parameters(data, entry.text),
+            "communication_queue_number": entry.number,
+        }
+        return _write(
+            provider,
+            [
+                (
+                    MESSAGE_COMMANDS[kind],
+                    entry.subscription,
+                    card,
+                    {**_card_parameters(entry.subscription, card), **parameters},
+                )
+                for card in cards
+            ],
+            trigger_name="mail_bark_messages",
+            run_id=run_id,
+        )
+
+    communications.process(
+        _pending(definition),
+        build,
+        chunk_size=settings.RUN_CHUNK_SIZE,
+        progress=lambda r: report(Progress(r.examined, r.requests_created, list(r.problems))),
+    )
+
+
+# --- Fingerprinting ----------------------------------------------------------------------------
+
+
+def _segments():
+    return Segment.objects.values_list("code", "name")
+
+
+class FingerprintCriteria(forms.Form):
+    included_segments = forms.MultipleChoiceField(
+        choices=_segments, help_text="Subscriptions in any of these segments get the fingerprint."
+    )
+    excluded_segments = forms.MultipleChoiceField(
+        choices=_segments, required=False, help_text="…unless they are in one of these."
+    )
+
+    def clean(self):
+        data = super().clean()
+        both = sorted(
+            set(data.get("included_segments") or []) & set(data.get("excluded_segments") or [])
+        )
+        if both:
+            self.add_error(
+                "excluded_segments",
+                f"A segment cannot be both included and excluded: {', '.join(both)}.",
+            )
+        return data
+
+
+class FingerprintInput(forms.Form):
+    display_at = forms.DateTimeField(
+        label="Display date time", required=False, help_text="Empty: at once."
+    )
+    duration_seconds = forms.IntegerField(
+        label="Display duration in seconds", required=False, min_value=1, max_value=3600
+    )
+    position_x = forms.IntegerField(required=False, min_value=0, max_value=4096)
+    position_y = forms.IntegerField(required=False, min_value=0, max_value=4096)
+    height = forms.IntegerField(
+        label="Height in pixels", required=False, min_value=1, max_value=255
+    )
+    slot = forms.ChoiceField(choices=[("A", "Slot A"), ("B", "Slot B")], required=False)
+
+    def clean(self):
+        data = super().clean()
+        fingerprint_defaults(self, data)
+        return data
+
+
+def _fingerprinted(definition):
+    """Subscriptions in an included segment, in no excluded one, with a smartcard in use at
+    the provider."""
+    criteria = definition.criteria
+    return (
+        Subscription.objects.filter(
+            Exists(
+                Segment.subscriptions.through.objects.filter(
+                    subscription=OuterRef("pk"), segment__code__in=criteria["included_segments"]
+                )
+            ),
+            Exists(
+                InstalledItem.objects.filter(
+                    subscription=OuterRef("pk"),
+                    kind=Kind.SMARTCARD,
+                    removed_at__isnull=True,
+                    distributor__provider=definition.provider,
+                )
+            ),
+        )
+        .exclude(
+            Exists(
+                Segment.subscriptions.through.objects.filter(
+                    subscription=OuterRef("pk"),
+                    segment__code__in=criteria.get("excluded_segments") or [],
+                )
+            )
+        )
+        .order_by("pk")
+    )
+
+
+def _send_fingerprints(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    provider = definition.provider
+    data = dict(definition.input_settings)
+    data["display_at"] = _moment(data.get("display_at"))
+    shown = fingerprint_parameters(data)
+    subscriptions = _fingerprinted(definition)
+    examined = created = 0
+    last = 0
+    while True:
+        with transaction.atomic():
+            chunk = list(subscriptions.filter(pk__gt=last)[: settings.RUN_CHUNK_SIZE])
+            if not chunk:
+                return
+            last = chunk[-1].pk
+            cards = _cards(provider, [s.pk for s in chunk])
+            created += _write(
+                provider,
+                [
+                    ("DISPLAY_FINGERPRINT", sub, card, {**_card_parameters(sub, card), **shown})
+                    for sub in chunk
+                    for card in cards.get(sub.pk, [])
+                ],
+                trigger_name="fingerprinting",
+                run_id=run_id,
+            )
+            examined += len(chunk)
+            report(Progress(examined, created))
+
+
+RUN_TYPES = [
+    RunType(
+        "conax_ws_mail_bark_messages",
+        "Mail & Bark Messages",
+        NoSettings,
+        MessageInput,
+        _send_messages,
+        total=lambda definition: _pending(definition).count(),
+    ),
+    RunType(
+        "conax_ws_fingerprinting",
+        "Fingerprinting",
+        FingerprintCriteria,
+        FingerprintInput,
+        _send_fingerprints,
+        total=lambda definition: _fingerprinted(definition).count(),
+    ),
+]
