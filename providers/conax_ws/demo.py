@@ -1,0 +1,172 @@
+"""Demo data for Conax Contego web services: a provider pointing at the CAS simulator, a dozen
+subscribers made through the actions, messages waiting in the communication queue, segments
+for fingerprinting, and draft run definitions ready to run.
+
+``ensure_demo(url, username, password_env)`` is idempotent: run again, it updates the
+provider's connection and creates only what is missing. Start the simulator beside it:
+``CONAX_WS_PASSWORD=… python manage.py cas_simulator conax-ws --port 8090 --username crm
+--password-env CONAX_WS_PASSWORD --state-file var/conax-ws-cas.json``.
+"""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from providers.models import Provider
+from runs.models import RunDefinition
+from subscriptions import actions
+from subscriptions.actions import ItemSpec
+from subscriptions.demo import ensure_catalog
+from subscriptions.models import (
+    CommunicationQueueEntry,
+    CustomerAccount,
+    Segment,
+    Subscription,
+)
+
+PROVIDER = "Conax WS"
+PREFIX = "ZX-CWS-"
+REASON = "Demo data (Conax WS)"
+
+# number, MAIN products, TWIN1 products, story after Become subscriber
+SUBSCRIBERS = [
+    (1, ("BUNDLE_A",), (), ""),
+    (2, ("BUNDLE_B",), (), ""),
+    (3, ("AGRICULTURE",), (), ""),
+    (4, ("BUNDLE_A", "AGRICULTURE"), ("BUNDLE_B",), ""),
+    (5, ("BUNDLE_A",), (), "swap_to_agriculture"),
+    (6, ("BUNDLE_A",), (), "swap_to_bundle_b"),
+    (7, ("BUNDLE_B", "AGRICULTURE"), (), ""),
+    (8, ("BUNDLE_A",), ("AGRICULTURE",), ""),
+    (9, ("BUNDLE_B",), (), "deactivated"),
+    (10, ("AGRICULTURE",), (), ""),
+    (11, ("BUNDLE_A", "BUNDLE_B"), (), ""),
+    (12, ("BUNDLE_B",), (), "service_added"),
+]
+MESSAGES = [
+    (1, "Your bill for this month is ready in your account."),
+    (2, "New on Religion: the Sunday service live at 10:00."),
+    (4, "Thank you for choosing a second viewing point!"),
+    (7, "Free preview of Bundle A this weekend."),
+]
+FINGERPRINT_SEGMENT = ("CWS-FINGERPRINT", "Conax WS: fingerprint check")
+TRIAL_SEGMENT = ("CWS-TRIAL", "Conax WS: trial subscribers")
+
+
+def _items(n: int, distributor, point: int) -> list[ItemSpec]:
+    tag = f"{n:04d}{point}"
+    return [
+        ItemSpec("smartcard", f"CWS-SC{tag}", f"CWS-CA-SC{tag}", distributor, "SC-CX", "Smartcard"),
+        ItemSpec("stb", f"CWS-STB{tag}", f"CWS-CA-STB{tag}", distributor, "STB-CX", "Decoder"),
+    ]
+
+
+def _subscriber(catalog, n: int, main: tuple, twin: tuple, story: str) -> Subscription:
+    number = f"{PREFIX}{n:04d}"
+    found = Subscription.objects.filter(number=number).first()
+    if found is not None:
+        return found
+    account, _ = CustomerAccount.objects.get_or_create(
+        number=f"ZXA-CWS-{n:04d}", defaults={"name": f"Conax WS demo subscriber {n}"}
+    )
+    points = [("MAIN", main)] + ([("TWIN1", twin)] if twin else [])
+    services, items = [], []
+    for index, (point, products) in enumerate(points):
+        distributor = catalog.distributors[point]
+        services += [(catalog.products[code], distributor) for code in products]
+        items += _items(n, distributor, index)
+    sub = actions.become_subscriber(
+        account, catalog.types["RES"], services, items, number=number, reason=REASON
+    ).subscription
+    bundle_a = sub.services.filter(product__code="BUNDLE_A").first()
+    if story == "swap_to_agriculture":
+        actions.swap_service(bundle_a, catalog.products["AGRICULTURE"], reason=REASON)
+    elif story == "swap_to_bundle_b":
+        actions.swap_service(bundle_a, catalog.products["BUNDLE_B"], reason=REASON)
+    elif story == "deactivated":
+        actions.deactivate(sub, reason=REASON)
+    elif story == "service_added":
+        actions.add_service(sub, catalog.products["AGRICULTURE"], catalog.main, reason=REASON)
+    return sub
+
+
+def _connection(url: str, username: str, password_env: str) -> dict:
+    url = url.rstrip("/")
+    return {
+        "wsdl_url": f"{url}/ca-server/webservices/subscription-management?wsdl",
+        "endpoint_url": url,
+        "username": username,
+        "password_env": password_env,
+        "timeout_seconds": 5,
+    }
+
+
+def ensure_demo(url: str, username: str, password_env: str) -> Provider:
+    """The Conax WS provider at the simulator on ``url``, with its demo subscribers."""
+    catalog = ensure_catalog(PROVIDER, "conax_ws")
+    provider = catalog.provider
+    wanted = _connection(url, username, password_env)
+    held = {name: provider.connection.get(name) for name in wanted}
+    if held != wanted or not provider.parameters:
+        provider.connection = wanted
+        provider.parameters = provider.parameters or {"max_attempts": 8}
+        provider.full_clean()
+        provider.save()  # a changed connection: workers make a new SOAP client
+    subscribers = {
+        n: _subscriber(catalog, n, main, twin, story) for n, main, twin, story in SUBSCRIBERS
+    }
+    with transaction.atomic():
+        for n, text in MESSAGES:
+            CommunicationQueueEntry.objects.get_or_create(
+                number=f"CWS-CQ-{n:04d}",
+                defaults={
+                    "external_system": catalog.external_system,
+                    "subscription": subscribers[n],
+                    "subject": "Demo message",
+                    "text": text,
+                },
+            )
+        fingerprint, _ = Segment.objects.get_or_create(
+            code=FINGERPRINT_SEGMENT[0], defaults={"name": FINGERPRINT_SEGMENT[1]}
+        )
+        fingerprint.subscriptions.add(*(subscribers[n] for n in range(1, 9)))
+        trial, _ = Segment.objects.get_or_create(
+            code=TRIAL_SEGMENT[0], defaults={"name": TRIAL_SEGMENT[1]}
+        )
+        trial.subscriptions.add(subscribers[7], subscribers[8])
+        _drafts(provider)
+    return provider
+
+
+def _drafts(provider: Provider) -> None:
+    """Draft definitions an operator can open and run at once."""
+    later = timezone.now() + timedelta(days=1)
+    for name, run_type, criteria, settings in (
+        ("Conax WS: Reset Subscriptions", "reset_subscriptions", {}, {}),
+        (
+            "Conax WS: Mail & Bark Messages",
+            "conax_ws_mail_bark_messages",
+            {},
+            {"message_type": "mail", "external_system": "ZX-CAS"},
+        ),
+        (
+            "Conax WS: Fingerprinting",
+            "conax_ws_fingerprinting",
+            {
+                "included_segments": [FINGERPRINT_SEGMENT[0]],
+                "excluded_segments": [TRIAL_SEGMENT[0]],
+            },
+            {"duration_seconds": 10, "height": 12, "slot": "A"},
+        ),
+    ):
+        RunDefinition.objects.get_or_create(
+            name=name,
+            defaults={
+                "run_type": run_type,
+                "provider": provider,
+                "criteria": criteria,
+                "input_settings": settings,
+                "run_at": later,
+            },
+        )
