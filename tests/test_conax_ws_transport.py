@@ -384,3 +384,65 @@ def test_an_unknown_command_fails_at_once(conax):
         ConaxWSAdapter(conax.provider).send(request)
     assert err.value.permanent
     assert str(err.value) == "SOMETHING_ELSE is not a Conax Contego web services command."
+
+
+def test_a_share_of_requests_is_rejected_and_each_always_the_same_way(
+    conax, conax_subscribe, simulator
+):
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    card = sub.installed_items.get(kind="smartcard")
+    simulator.state.controls.reject_share = 0.5
+    made = [
+        engine.create_request(
+            conax.provider,
+            "SEND_BARK_MESSAGE_TO_CLIENT",
+            {"card_ca_id": card.ca_id, "text": f"Message {n}", "display_duration_seconds": 20},
+            trigger="utility",
+            subscription=sub,
+            installed_item=card,
+            deliver_now=False,
+        )
+        for n in range(20)
+    ]
+    adapter = ConaxWSAdapter(conax.provider)
+    first = [adapter.send(r).accepted for r in made]
+    assert 0 < first.count(False) < 20
+    assert [adapter.send(r).accepted for r in made] == first
+    refused = next(adapter.send(r) for r, ok in zip(made, first, strict=True) if not ok)
+    assert (refused.error_code, refused.error_description) == (
+        "REQUEST_REJECTED",
+        "The CAS rejected the request (simulated rejection of 50%).",
+    )
+    assert len(simulator.state.cards[card.ca_id]["screen"]) == first.count(True)
+
+
+def test_the_simulator_faults_on_malformed_input(simulator):
+    import requests
+
+    envelope = (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:cx="http://www.conax.com/contego/ca-server/webservices/7.5"><soap:Body>'
+        "{}</soap:Body></soap:Envelope>"
+    )
+    url = f"{simulator.url}/ca-server/webservices/"
+    auth = ("crm", "cas-test-pass")
+    for port, body, fault in [
+        ("ca-pin", "<cx:UpdateCaPinToDefaultValue/>", "RequestId is missing."),
+        (
+            "ca-pin",
+            "<cx:UpdateCaPinToGivenValue><cx:RequestId>r1</cx:RequestId><cx:CaClientIds>"
+            "<cx:CaClientId>C1</cx:CaClientId></cx:CaClientIds><cx:Pin>12a4</cx:Pin>"
+            "</cx:UpdateCaPinToGivenValue>",
+            "A CA PIN is 4 digits.",
+        ),
+        (
+            "pairing",
+            "<cx:AddSubscriptions><cx:RequestId>r2</cx:RequestId></cx:AddSubscriptions>",
+            "AddSubscriptions is not an operation of pairing.",
+        ),
+        ("fingerprint", "<not-xml", "Not well-formed XML"),
+    ]:
+        reply = requests.post(url + port, data=envelope.format(body), auth=auth, timeout=5)
+        assert reply.status_code == 500
+        assert f"<faultstring>{fault}" in reply.text

@@ -456,7 +456,9 @@ class Simulator:
         host, port = self.server.server_address[:2]
         self.url = f"http://{host}:{port}"
         self.wsdl_url = f"{self.url}{BASE_PATH}subscription-management?wsdl"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> "Simulator":
         self._thread.start()
