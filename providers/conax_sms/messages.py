@@ -105,11 +105,16 @@ def pair(provider: Provider, card: InstalledItem, box: InstalledItem, *, trigger
 
 
 def export_now(provider: Provider) -> str:
-    """Process immediately: export what waits now. Called once the requests are committed; a
-    server that cannot be reached leaves them for the export run (and says so)."""
+    """Process immediately: export what waits now. Inside a transaction it waits for the
+    commit (a file must never carry requests that may still roll back); a server that cannot
+    be reached leaves them for the export run, and says so."""
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: export_now(provider))
+        transaction.on_commit(lambda: _export(provider))
         return "They will be exported when this transaction commits."
+    return _export(provider)
+
+
+def _export(provider: Provider) -> str:
     try:
         result = export.export(provider)
     except TransportError as exc:
