@@ -210,3 +210,32 @@ def test_wrong_password_is_a_clear_permanent_error(sms, simulator, monkeypatch):
     with pytest.raises(TransportError, match="refused the credentials of user conax") as err:
         export.export(sms)
     assert err.value.permanent
+
+
+def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
+    import io
+
+    import paramiko
+
+    from providers.conax_sms.simulator import Simulator, public_line
+
+    key = paramiko.ECDSAKey.generate()
+    pem = io.StringIO()
+    key.write_private_key(pem)
+    monkeypatch.setenv("CONAX_SMS_TEST_KEY", pem.getvalue())
+    with Simulator(
+        tmp_path / "keyed", authorized_keys=[public_line(key)], poll_interval=None
+    ) as sim:
+        sms.connection = {
+            **connection(sim),
+            "password_env": "",
+            "private_key_env": "CONAX_SMS_TEST_KEY",
+        }
+        sms.full_clean()
+        sms.save()
+        bulk_requests(sms, 3)
+
+        export.export(sms)
+
+        sim.cas.run_once()
+        assert len(sim.cas.received) == 3
