@@ -9,7 +9,7 @@ import time
 
 from django_celery_beat.models import PeriodicTask
 
-from providers.conax_sms.demo import PREFIX, ensure_demo
+from providers.conax_sms.demo import PREFIX, ensure_demo, simulator_host_key
 from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
@@ -86,7 +86,7 @@ def test_simulator_command_line_prints_the_host_key(tmp_path):
         output = "".join(lines)
         assert re.search(r"SFTP port \d+, user conax", output)
         assert re.search(r"host key: ecdsa-sha2-nistp256 AAAA\S+", output)
-        assert (tmp_path / "conax_sms_sftp_host_key").exists()
+        assert f"host key: {simulator_host_key(tmp_path)}" in output
     finally:
         process.terminate()
         process.wait(timeout=10)

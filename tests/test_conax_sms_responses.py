@@ -235,3 +235,25 @@ def test_an_accepted_renewal_moves_the_authorization_date(sms, sms_subscribe, si
     assert service.authorization_date > timezone.now() - timedelta(minutes=1)
     assert process(sms).requests_created == 0  # not due again for a month
     assert simulator.cas.entitlements[card(sub)]["AF1"]
+
+
+def test_a_silent_cas_leaves_the_requests_pending_and_nothing_is_sent_twice(
+    sms, sms_subscribe, simulator
+):
+    sms_subscribe("AGRICULTURE")
+    process(sms)
+    simulator.cas.silent = True
+    export.export(sms)
+    simulator.cas.run_once()
+
+    run = error_handling_run(sms)
+
+    assert (run.status, run.examined, run.errors) == (ProcessRun.Status.COMPLETED, 0, 0)
+    assert set(Req.objects.values_list("state", flat=True)) == {Req.State.PENDING}
+    assert export.export(sms).uploaded == []  # the file is up: nothing goes twice
+    assert process(sms).requests_created == 0
+
+    simulator.cas.silent = False  # the CAS wakes up and answers
+    simulator.cas.run_once()
+    assert error_handling_run(sms).examined == 2
+    assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}

@@ -9,8 +9,11 @@ Start the simulator beside it, with the same password in the variable::
     CONAX_SMS_PASSWORD=… python manage.py cas_simulator conax-sms --root var/conax-sms \\
         --sftp-port 2222 --ftp-port 2121 --username crm --password-env CONAX_SMS_PASSWORD
 
-It prints the host key to pass as ``host_key`` (kept in ``--root``, so it stays the same).
+It prints the host key to pass as ``host_key``; the key is kept in ``--root``, so it stays the
+same, and ``simulator_host_key(root)`` reads (or makes) it before the simulator first starts.
 """
+
+from pathlib import Path
 
 from django.db import transaction
 
@@ -22,7 +25,7 @@ from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
 from subscriptions.models import CommunicationQueueEntry, CustomerAccount, Subscription
 
-from .simulator import RESPONSE_DIR, UPLOAD_DIR
+from .simulator import RESPONSE_DIR, UPLOAD_DIR, load_host_key, public_line
 
 PROVIDER = "Conax SMS"
 PREFIX = "ZX-CSMS-"
@@ -102,6 +105,11 @@ def _subscriber(catalog, n: int, main: tuple, twin: tuple, story: str) -> Subscr
         elif story == "service_added":
             actions.add_service(sub, catalog.products["AGRICULTURE"], catalog.main, reason=REASON)
     return sub
+
+
+def simulator_host_key(root: str | Path) -> str:
+    """The public host key of the simulator started with ``--root root`` (made if missing)."""
+    return public_line(load_host_key(Path(root)))
 
 
 def connection(host: str, sftp_port: int, host_key: str, username: str, password_env: str):
