@@ -216,3 +216,41 @@ def test_fingerprinting_run_by_included_and_excluded_segments(
         cards(twin_sub)[1]: [(10, 20, 12, "B", 10)],
         card_of(third): [],
     }
+
+
+def test_an_operator_sets_up_a_fingerprinting_run_in_the_back_office(operator, conax):
+    from django.test import Client
+    from django.urls import reverse
+
+    Segment.objects.create(code="VIP", name="VIP")
+    client = Client()
+    client.force_login(operator)
+    later = timezone.localtime() + timedelta(hours=1)
+    code = "conax_ws_fingerprinting"
+    data = {
+        "name": "Fingerprint the VIPs",
+        "alternative_code": "",
+        "provider": str(conax.provider.pk),
+        "run_type": code,
+        f"criteria-{code}-included_segments": ["VIP"],
+        f"input-{code}-display_at_0": "2031-05-04",
+        f"input-{code}-display_at_1": "21:30:00",
+        f"input-{code}-height": "",
+        f"input-{code}-slot": "B",
+        "schedule": "once",
+        "run_at_0": later.strftime("%Y-%m-%d"),
+        "run_at_1": later.strftime("%H:%M:%S"),
+        "every": "",
+        "unit": "",
+        "cron": "",
+    }
+    reply = client.post(reverse("admin:runs_rundefinition_add"), data)
+    assert reply.status_code == 302, reply.content.decode()[-3000:]
+    made = RunDefinition.objects.get(name="Fingerprint the VIPs")
+    assert made.criteria == {"included_segments": ["VIP"], "excluded_segments": []}
+    assert made.input_settings["display_at"].startswith("2031-05-04 21:30:00")
+    assert {k: made.input_settings[k] for k in ("duration_seconds", "height", "slot")} == {
+        "duration_seconds": 10,
+        "height": 12,
+        "slot": "B",
+    }

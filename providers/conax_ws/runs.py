@@ -89,6 +89,26 @@ def _moment(value):
     return forms.DateTimeField().to_python(value) if value else None
 
 
+class MomentWidget(forms.DateTimeInput):
+    def value_from_datadict(self, data, files, name):
+        if name not in data and f"{name}_0" in data:
+            return [data.get(f"{name}_0"), data.get(f"{name}_1")]
+        return super().value_from_datadict(data, files, name)
+
+
+class MomentField(forms.DateTimeField):
+    """A date and time given as one value (stored settings, the API) or as the date and time
+    of the back office's split widget, which the run definition form gives every date-time
+    field of a run type (posted as ``<name>_0`` and ``<name>_1``)."""
+
+    widget = MomentWidget
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):
+            value = " ".join(str(part).strip() for part in value if part)
+        return super().to_python(value)
+
+
 # --- Mail & Bark Messages ----------------------------------------------------------------------
 
 
@@ -106,7 +126,7 @@ class MessageInput(forms.Form):
         choices=lambda: ExternalSystem.objects.values_list("code", "name"),
         help_text="Its Pending outgoing communications that refer to a subscription are sent.",
     )
-    start_at = forms.DateTimeField(label="Start indication date time", required=False)
+    start_at = MomentField(label="Start indication date time", required=False)
     display_duration_seconds = forms.IntegerField(
         label="Display duration in seconds", required=False, min_value=1, max_value=3600
     )
@@ -196,9 +216,7 @@ class FingerprintCriteria(forms.Form):
 
 
 class FingerprintInput(forms.Form):
-    display_at = forms.DateTimeField(
-        label="Display date time", required=False, help_text="Empty: at once."
-    )
+    display_at = MomentField(label="Display date time", required=False, help_text="Empty: at once.")
     duration_seconds = forms.IntegerField(
         label="Display duration in seconds", required=False, min_value=1, max_value=3600
     )
