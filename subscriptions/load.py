@@ -271,3 +271,31 @@ def generate(
             for model in (CustomerAccount, Subscription, SubscriptionService, InstalledItem):
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
     return result
+
+
+def redrift(provider_name: str, share: float) -> int:
+    """Put a fixed share of the provider's load subscriptions out of step again (every
+    service's provider side flipped), so a benchmark can be run any number of times on the
+    same data. Returns how many subscriptions were touched."""
+    every = max(round(1 / share), 1) if share > 0 else 0
+    if not every:
+        return 0
+    services = SubscriptionService.objects.filter(
+        distributor__provider__name=provider_name,
+        subscription__number__startswith=PREFIX,
+    )
+    on = list(SubscriptionService.ON_STATES)
+    now = datetime.now(tz=UTC)
+    chosen = (
+        Subscription.objects.filter(number__startswith=PREFIX)
+        .annotate(bucket=models.F("id") % every)
+        .filter(bucket=0)
+    )
+    with transaction.atomic():
+        services.filter(subscription__in=chosen, state__in=on).update(
+            authorized=False, authorization_date=None
+        )
+        services.filter(subscription__in=chosen).exclude(state__in=on).exclude(
+            state__in=HISTORY_STATES
+        ).update(authorized=True, authorization_date=now)
+    return chosen.count()

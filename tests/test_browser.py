@@ -144,7 +144,13 @@ def test_the_definition_form_offers_what_the_provider_offers(
         )
 
     page.select_option("#id_provider", str(sms.pk))
-    assert offered() == ["process_provisioning_requests", "archive_requests"]
+    assert offered() == [  # in the menu's order: the built-in types first
+        "process_provisioning_requests",
+        "archive_requests",
+        "conax_sms_export_files",
+        "conax_sms_error_handling",
+        "conax_sms_messages",
+    ]
     page.select_option("#id_provider", str(catalog.provider.pk))
     assert offered() == ["reset_subscriptions", "archive_requests"]
 

@@ -198,21 +198,20 @@ def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(a
 
     from .conftest import card_and_box
 
-    conax = ensure_catalog("Conax WS", "conax_ws")
+    irdeto = ensure_catalog("Irdeto", "irdeto")
     sub = actions.become_subscriber(
         account,
-        conax.types["RES"],
-        [(conax.products["AGRICULTURE"], conax.main)],
-        card_and_box(conax.main),
+        irdeto.types["RES"],
+        [(irdeto.products["AGRICULTURE"], irdeto.main)],
+        card_and_box(irdeto.main),
     ).subscription
     assert [r.command for r in sub.provisioning_requests.order_by("pk")] == [
-        "CREATE_PAIRING",
-        "ADD_SUBSCRIPTIONS",
+        "PAIR_SECURE_CLIENT",
+        "ADD_ENTITLEMENT",
     ]
-    delivery.deliver_due(conax.provider)
+    delivery.deliver_due(irdeto.provider)
     failed = sub.provisioning_requests.order_by("pk").first()
     assert failed.state == "failed"
     assert failed.last_error == (
-        "Attempt 1 failed: No transport is installed for Conax Contego Web Services yet. "
-        "Gave up after 1 attempts."
+        "Attempt 1 failed: No transport is installed for Irdeto yet. Gave up after 1 attempts."
     )

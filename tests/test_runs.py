@@ -261,6 +261,9 @@ def test_other_providers_offer_their_own_run_types(db):
     sms = Provider.objects.create(name="SMS", type="conax_sms")
     assert [t.code for t in types.for_provider(sms)] == [
         "process_provisioning_requests",
+        "conax_sms_export_files",
+        "conax_sms_error_handling",
+        "conax_sms_messages",
         "archive_requests",
     ]
 

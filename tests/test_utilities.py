@@ -32,7 +32,11 @@ def drifted(subscribe):
 def test_each_provider_offers_its_own_utilities(catalog, subscribe):
     assert [u.code for u in for_provider(catalog.provider)] == ["reset_subscription"]
     sms = Provider.objects.create(name="SMS", type="conax_sms")
-    assert for_provider(sms) == []
+    assert [u.code for u in for_provider(sms)] == [
+        "conax_sms_pair_devices",
+        "conax_sms_send_message",
+        "reset_subscription",
+    ]
     sub = subscribe("AGRICULTURE")
     assert [(p.name, u.code) for p, u in for_subscription(sub)] == [
         ("Generic", "reset_subscription")

@@ -1,0 +1,7 @@
+"""The benchmark (``python manage.py bench``): the product's figures at scale, each beside its
+floor — the same work done by hand-written SQL or raw I/O in the same run — so a figure says
+both how fast we are and how far from the best this machine allows.
+
+``report`` holds the figures and prints / writes them; ``figures`` measures; ``processes``
+starts the real parts (a web server, Celery workers) against the benchmark's database.
+"""

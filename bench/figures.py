@@ -1,0 +1,244 @@
+"""What the benchmark measures. Each function adds its figure(s) to the report, our time first,
+then the floor: the same work by hand-written SQL (or raw I/O) in the same run."""
+
+import time
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from providers import batch
+from providers.generic.connector import GenericConnector, Platform
+from providers.models import ConnectorToken, Distributor, ProductCAId, ProvisioningRequest
+from runs import services
+from runs.models import ProcessRun, RunDefinition
+from subscriptions.models import InstalledItem, Product, SubscriptionService
+
+from . import processes
+from .report import Figure, Report
+
+TARGET_PREVIEW_S = 20
+TARGET_RUN_S = 60
+TARGET_GENERIC_PER_S = 5000
+TARGET_WORKER_MB = 500
+Req = ProvisioningRequest
+
+
+def _ca_ids_per_product(provider) -> dict[int, int]:
+    """How many CA IDs (requests) a service of each product fans out to at this provider."""
+    flat = dict(
+        ProductCAId.objects.filter(provider=provider).values_list("product_id", "product_id")
+    )
+    counts = {pk: 1 for pk in flat}
+    for product in Product.objects.exclude(kind=Product.Kind.FLAT).prefetch_related("components"):
+        counts[product.pk] = sum(1 for c in product.components.all() if c.pk in flat)
+    return counts
+
+
+def _out_of_step_sql(provider) -> tuple[str, list]:
+    """By hand: (service, card) pairs whose provider side differs from the wanted state, each
+    counted once per CA ID, plus viewing points with a card to pair."""
+    counts = _ca_ids_per_product(provider)
+    values = ", ".join(f"({pk}, {n})" for pk, n in counts.items()) or "(0, 0)"
+    service = SubscriptionService._meta.db_table
+    item = InstalledItem._meta.db_table
+    distributors = list(Distributor.objects.filter(provider=provider).values_list("pk", flat=True))
+    on = tuple(SubscriptionService.ON_STATES)
+    sql = f"""
+        SELECT
+          (SELECT COALESCE(SUM(p.n), 0)
+             FROM {service} s
+             JOIN {item} c ON c.subscription_id = s.subscription_id
+              AND c.distributor_id = s.distributor_id AND c.kind = 'smartcard'
+              AND c.removed_at IS NULL
+             JOIN (VALUES {values}) AS p(product_id, n) ON p.product_id = s.product_id
+            WHERE s.distributor_id IN ({", ".join(["%s"] * len(distributors))})
+              AND (s.state IN %s) <> (s.authorized AND c.initialized))
+        + (SELECT COUNT(DISTINCT (c.subscription_id, c.distributor_id))
+             FROM {item} c
+             JOIN {service} s ON s.subscription_id = c.subscription_id
+              AND s.distributor_id = c.distributor_id AND s.state IN %s
+            WHERE c.removed_at IS NULL AND NOT c.initialized
+              AND c.distributor_id IN ({", ".join(["%s"] * len(distributors))}))
+    """  # noqa: S608  (table names from model metadata, values from the database)
+    return sql, [*distributors, on, on, *distributors]
+
+
+def _has_floors() -> bool:
+    """The floors are written for PostgreSQL, where the benchmark's figures count."""
+    return connection.vendor == "postgresql"
+
+
+def _timed(work) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = work()
+    return time.perf_counter() - started, result
+
+
+def reset_preview(report: Report, provider) -> int:
+    """Reset Subscriptions preview over every subscription of the provider."""
+    selection = batch.Selection(provider)
+
+    def ours():
+        rows = requests = 0
+        for row in batch.preview(selection):
+            rows += 1
+            requests += len(row.requests)
+        return rows, requests
+
+    seconds, (rows, requests) = _timed(ours)
+    sql, params = _out_of_step_sql(provider)
+
+    def floor():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()[0]
+
+    floor_seconds, floor_requests = _timed(floor) if _has_floors() else (None, None)
+    report.add(
+        Figure(
+            "Reset preview",
+            seconds,
+            "s",
+            target=TARGET_PREVIEW_S,
+            floor=floor_seconds,
+            detail=f"{rows:,} subscriptions out of step, {requests:,} requests "
+            f"(by hand: {floor_requests if floor_requests is not None else '-'})",
+        )
+    )
+    return requests
+
+
+def reset_run(report: Report, provider, workdir: Path, name: str = "Reset run") -> int:
+    """A Reset Subscriptions run executed by a real Celery worker (batch queue): its time,
+    the requests it created, and the worker's peak memory."""
+    definition, _ = RunDefinition.objects.get_or_create(
+        name=f"Bench: {name}",
+        defaults={"run_type": "reset_subscriptions", "provider": provider},
+    )
+    before = ProcessRun.objects.filter(definition=definition).count()
+    floor_seconds = _insert_floor(*_out_of_step_sql(provider)) if _has_floors() else None
+    with processes.worker(workdir / "bench-worker.log", "batch", name="bench-batch") as worker:
+        with transaction.atomic():
+            services.run_now(definition)
+        deadline = time.monotonic() + 3600
+        run = None
+        while time.monotonic() < deadline:
+            run = (
+                ProcessRun.objects.filter(definition=definition)
+                .order_by("-pk")
+                .exclude(status=ProcessRun.Status.RUNNING)
+                .first()
+            )
+            if run and ProcessRun.objects.filter(definition=definition).count() > before:
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"The worker stopped; see {workdir / 'bench-worker.log'}")
+            time.sleep(0.5)
+        memory = processes.peak_memory_mb(worker.pid)
+    if run is None or run.status != ProcessRun.Status.COMPLETED:
+        raise RuntimeError(f"The run did not complete: {run and run.status} {run and run.message}")
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    report.add(
+        Figure(
+            name,
+            seconds,
+            "s",
+            target=TARGET_RUN_S,
+            floor=floor_seconds,
+            detail=f"{run.examined:,} subscriptions examined, {run.created:,} requests created",
+        )
+    )
+    report.add(
+        Figure(
+            f"Worker peak memory ({name.lower()})",
+            memory,
+            "MB",
+            target=TARGET_WORKER_MB,
+            detail="VmHWM of the worker and its pool process",
+        )
+    )
+    return run.created
+
+
+def _insert_floor(sql: str, params: list) -> float:
+    """By hand: find what is out of step and write as many request rows, in one statement
+    (rolled back)."""
+    table = Req._meta.db_table
+    started = time.perf_counter()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            count = cursor.fetchone()[0]
+            cursor.execute(
+                f"CREATE TEMP TABLE bench_floor AS SELECT * FROM {table} WITH NO DATA"  # noqa: S608
+            )
+            cursor.execute(
+                "INSERT INTO bench_floor (uid, command, operation, ca_id, parameters, "
+                "provider_id, priority, trigger, trigger_name, state, attempts, last_error, "
+                "error_code, rollback, created_at, updated_at) "
+                "SELECT md5(g::text)::uuid, 'ACTIVATE_SERVICE', 'activate', 'CA', "
+                "'{\"card_ca_id\": \"x\"}', %s, 5, 'run', 'bench', 'pending', 0, '', '', '{}', "
+                "now(), now() FROM generate_series(1, %s) g",
+                [1, count],
+            )
+            cursor.execute("DROP TABLE bench_floor")
+        transaction.set_rollback(True)
+    return time.perf_counter() - started
+
+
+def generic_round_trip(report: Report, provider, workdir: Path) -> None:
+    """The reference connector pulls every Pending request of the Generic provider through the
+    Web API and answers each (gunicorn serving)."""
+    pending = Req.objects.filter(provider=provider, state=Req.State.PENDING)
+    count = pending.count()
+    if not count:
+        return
+    floor_seconds = _round_trip_floor(provider) if _has_floors() else None
+    _, key = ConnectorToken.issue(provider, "bench")
+    with processes.web_server(workdir / "bench-web.log") as url:
+        connector = GenericConnector(url, key, Platform(), page_size=1000)
+        started = time.perf_counter()
+        taken = 0
+        while batch_taken := connector.poll_once():
+            taken += batch_taken
+        seconds = time.perf_counter() - started
+    left = pending.count()
+    report.add(
+        Figure(
+            "Generic round trip",
+            taken / seconds,
+            "requests/s",
+            target=TARGET_GENERIC_PER_S,
+            direction="min",
+            floor=count / floor_seconds if floor_seconds else None,
+            detail=f"{taken:,} requests pulled and answered over HTTP; {left:,} left Pending",
+        )
+    )
+
+
+def _round_trip_floor(provider) -> float:
+    """By hand: page through the Pending requests 1000 at a time and mark each page answered,
+    in SQL (rolled back)."""
+    table = Req._meta.db_table
+    started = time.perf_counter()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            last = 0
+            while True:
+                cursor.execute(
+                    f"SELECT id, uid, command, parameters FROM {table} "  # noqa: S608
+                    "WHERE provider_id = %s AND state = 'pending' AND id > %s "
+                    "ORDER BY id LIMIT 1000",
+                    [provider.pk, last],
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                last = rows[-1][0]
+                cursor.execute(
+                    f"UPDATE {table} SET state = 'completed', answered_at = now() "  # noqa: S608
+                    "WHERE id = ANY(%s)",
+                    [[r[0] for r in rows]],
+                )
+        transaction.set_rollback(True)
+    return time.perf_counter() - started

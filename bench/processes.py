@@ -1,0 +1,160 @@
+"""The real parts a benchmark runs against: a web server and Celery workers, as processes on the
+benchmark's own database and broker, and the memory they used."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+
+def database_url() -> str:
+    """The database this process uses, as a DATABASE_URL for another process."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if db["ENGINE"].startswith("django.db.backends.postgresql"):
+        auth = quote(db["USER"] or "", safe="")
+        if db["PASSWORD"]:
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db["HOST"] or ""
+        port = f":{db['PORT']}" if db["PORT"] else ""
+        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
+    raise RuntimeError(f"No DATABASE_URL for database engine {db['ENGINE']}")
+
+
+def environment(**extra) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url(), **extra}
+    if settings.CELERY_BROKER_URL == "filesystem://":
+        env["CELERY_BROKER_DIR"] = str(settings.BROKER_DIR)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def web_server(log: Path, workers: int = 2) -> Iterator[str]:
+    """gunicorn serving the product; yields its base URL once it answers."""
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "crm_provisioning.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+            ],
+            cwd=settings.BASE_DIR,
+            env=environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{url}/admin/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"The web server did not start; see {log}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def worker(log: Path, queues: str, concurrency: int = 1, name: str = "bench"):
+    """A Celery worker process on the given queues; yields the Popen."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "crm_provisioning",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"{name}-{os.getpid()}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The highest resident memory (VmHWM) of a process and its children, in MB (Linux)."""
+    peak = 0
+    for each in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{each}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            for child in children.read().split():
+                found.append(int(child))
+                found.extend(_children(int(child)))
+    except OSError:
+        pass
+    return found

@@ -1,0 +1,67 @@
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from bench import figures
+from bench.report import Report
+from providers.models import Provider, ProvisioningRequest
+from subscriptions import load
+from subscriptions.models import Subscription
+
+PROVIDER = "Generic"
+
+
+class Command(BaseCommand):
+    help = (
+        "The benchmark: load subscriptions (generate_load), put a share out of step, and measure "
+        "each figure with its floor (the same work by hand-written SQL). Prints one table and "
+        "writes it as JSON. Meant for PostgreSQL + Redis; elsewhere the floors are left out."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--subscriptions", type=int, default=1_000_000, metavar="N")
+        parser.add_argument("--drift", type=float, default=0.05)
+        parser.add_argument(
+            "--json",
+            type=Path,
+            default=None,
+            help="Where to write the figures (default var/bench-N.json).",
+        )
+
+    def handle(self, *args, **options):
+        n = options["subscriptions"]
+        workdir = Path(settings.VAR_DIR)
+        workdir.mkdir(parents=True, exist_ok=True)
+        out = options["json"] or workdir / f"bench-{n}.json"
+        if Subscription.objects.exclude(number__startswith=load.PREFIX).exists():
+            raise CommandError(
+                "bench rewrites the provider side of its data and deletes its requests: run it "
+                "on a database of its own (DATABASE_URL=postgres://…/crm_bench), not this one."
+            )
+        if connection.vendor != "postgresql":
+            self.stderr.write("Not on PostgreSQL: figures are measured, floors left out.")
+        started = time.monotonic()
+        self.stdout.write(f"Loading {n:,} subscriptions on '{PROVIDER}' …")
+        load.generate(n, provider_name=PROVIDER, drift=0)
+        provider = Provider.objects.get(name=PROVIDER)
+        # A clean slate on every run: no requests left from the last one, the same share out
+        # of step.
+        ProvisioningRequest.objects.filter(provider=provider).delete()
+        drifted = load.redrift(PROVIDER, options["drift"])
+        self.stdout.write(
+            f"{drifted:,} subscriptions out of step ({time.monotonic() - started:.0f} s)."
+        )
+        report = Report(subscriptions=n)
+        self.stdout.write("Reset preview …")
+        figures.reset_preview(report, provider)
+        self.stdout.write("Reset run on a worker …")
+        figures.reset_run(report, provider, workdir)
+        self.stdout.write("Generic round trip …")
+        figures.generic_round_trip(report, provider, workdir)
+        self.stdout.write("")
+        self.stdout.write(report.table())
+        report.write(out)
+        self.stdout.write(f"\nWritten to {out}")

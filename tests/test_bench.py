@@ -1,0 +1,56 @@
+"""The benchmark's small version: every code path it measures runs, on the suite's database,
+with a real worker and a real web server. Timing targets are the bench's business, not the
+tests': nothing here asserts a speed."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from providers.models import ProvisioningRequest
+from subscriptions.models import CustomerAccount, Subscription
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_the_bench_measures_every_figure_and_writes_the_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    # 10,000 as the issue asks on PostgreSQL; the embedded SQLite reconciles far slower (a
+    # known gap, see the README's benchmark section), so it keeps the paths working on 2,000.
+    n = 10000 if connection.vendor == "postgresql" else 2000
+    call_command("bench", "--subscriptions", str(n), "--json", str(out))
+
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    names = [f["name"] for f in report["figures"]]
+    assert names == [
+        "Reset preview",
+        "Reset run",
+        "Worker peak memory (reset run)",
+        "Generic round trip",
+    ]
+    for name in names:
+        assert name in printed
+    assert report["subscriptions"] == n
+    assert report["machine"]["cpus"] >= 1
+    figures = {f["name"]: f for f in report["figures"]}
+    # The preview announced what the run then made, and the connector took all of it.
+    preview_requests = int(
+        figures["Reset preview"]["detail"].split(", ")[1].split()[0].replace(",", "")
+    )
+    assert f"{preview_requests:,} requests created" in figures["Reset run"]["detail"]
+    assert preview_requests > 0
+    assert "0 left Pending" in figures["Generic round trip"]["detail"]
+    assert not ProvisioningRequest.objects.filter(state=ProvisioningRequest.State.PENDING).exists()
+    assert 0 < figures["Worker peak memory (reset run)"]["value"] < 2000
+
+
+def test_the_bench_refuses_a_database_with_real_subscriptions(catalog, account):
+    Subscription.objects.create(
+        number="ZX-REAL", account=account, subscription_type=catalog.types["RES"],
+        created_at="2024-01-01T00:00:00Z",
+    )  # fmt: skip
+    with pytest.raises(Exception, match="database of its own"):
+        call_command("bench", "--subscriptions", "10")
+    assert CustomerAccount.objects.count() == 1
