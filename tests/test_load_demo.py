@@ -51,7 +51,10 @@ def check_second_run_creates_nothing(demo):
     second_output = load_demo()
 
     assert counts() == first
-    assert first["accounts"] == first["subscriptions"] == DEFAULT_COUNT
+    # The Company ZX subscriptions on the Generic provider, and a dozen on each Conax one.
+    assert first["accounts"] == first["subscriptions"] == DEFAULT_COUNT + 12 + 12
+    assert Subscription.objects.filter(number__startswith="ZX-CWS-").count() == 12
+    assert Subscription.objects.filter(number__startswith="ZX-CSMS-").count() == 12
     assert f"{DEFAULT_COUNT} subscriptions created, 0 already there." in demo
     assert f"0 subscriptions created, {DEFAULT_COUNT} already there." in second_output
 
@@ -73,7 +76,9 @@ def check_every_subscription_state_is_shown():
 
 def check_subscriptions_are_made_through_become_subscriber():
     # Every subscription has its Become subscriber event, done by the demo agent.
-    become = SubscriptionEvent.objects.filter(action="become_subscriber")
+    everyone = SubscriptionEvent.objects.filter(action="become_subscriber")
+    assert everyone.count() == Subscription.objects.count()
+    become = everyone.exclude(subscription__number__startswith="ZX-C")
     assert become.count() == DEFAULT_COUNT
     assert set(become.values_list("performed_by__username", flat=True)) == {"agent"}
     # Later stories went through their own actions too.
@@ -93,16 +98,23 @@ def check_subscriptions_are_made_through_become_subscriber():
 def check_the_seed_catalogue():
     bundle_a = Product.objects.get(code="BUNDLE_A")
     assert bundle_a.name == "Flexible Bundle A"
-    assert [(p.name, p.ca_ids.get().ca_id) for p in bundle_a.provisioned_products()] == [
+    assert [
+        (p.name, p.ca_ids.get(provider__name="Generic").ca_id)
+        for p in bundle_a.provisioned_products()
+    ] == [
         ("Entertain", "EFA2"),
         ("Geological", "GFA1"),
     ]
     bundle_b = Product.objects.get(code="BUNDLE_B")
-    assert sorted(p.ca_ids.get().ca_id for p in bundle_b.provisioned_products()) == [
+    assert sorted(
+        p.ca_ids.get(provider__name="Generic").ca_id for p in bundle_b.provisioned_products()
+    ) == [
         "BFB2",
         "RFB1",
     ]
-    assert Product.objects.get(code="AGRICULTURE").ca_ids.get().ca_id == "AF1"
+    assert (
+        Product.objects.get(code="AGRICULTURE").ca_ids.get(provider__name="Generic").ca_id == "AF1"
+    )
 
 
 def check_twin_viewing_points_follow_the_chain():
