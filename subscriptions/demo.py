@@ -26,6 +26,15 @@ BUNDLES = [
     ("BUNDLE_B", "Flexible Bundle B", ["RELIGION", "BABY"]),
 ]
 VIEWING_POINTS = ["MAIN", "TWIN1", "TWIN2", "TWIN3"]
+# What Company ZX sells on a viewing point, with weights (the demo and the load generator).
+OFFERS = [
+    (("BUNDLE_A",), 30),
+    (("BUNDLE_B",), 20),
+    (("AGRICULTURE",), 15),
+    (("BUNDLE_A", "AGRICULTURE"), 15),
+    (("BUNDLE_B", "AGRICULTURE"), 10),
+    (("BUNDLE_A", "BUNDLE_B"), 10),
+]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection, models, transaction
 
-from .demo import VIEWING_POINTS, ensure_catalog
+from .demo import OFFERS, VIEWING_POINTS, ensure_catalog
 from .models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 
 PREFIX = "LD-"
@@ -43,15 +43,6 @@ SUBSCRIPTION_STATES = [
     (Sub.SHORT_TERM_EFFECTIVE, 3, Svc.SHORT_TERM_EFFECTIVE),
     (Sub.SHORT_TERM_NOT_EFFECTIVE, 3, Svc.SHORT_TERM_NOT_EFFECTIVE),
     (Sub.TERMINATED, 3, Svc.CANCELLED),
-]
-# What is sold on each viewing point, with weights: flat products and bundles.
-OFFERS = [
-    (("BUNDLE_A",), 30),
-    (("BUNDLE_B",), 20),
-    (("AGRICULTURE",), 15),
-    (("BUNDLE_A", "AGRICULTURE"), 15),
-    (("BUNDLE_B", "AGRICULTURE"), 10),
-    (("BUNDLE_A", "BUNDLE_B"), 10),
 ]
 VIEWING_POINT_COUNTS = [(1, 62), (2, 20), (3, 11), (4, 7)]
 # Ended services kept as history beside the current ones, on some subscriptions.

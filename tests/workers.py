@@ -7,27 +7,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from bench import processes
 
 
 def database_url() -> str:
-    """The test database (not the development one) as a DATABASE_URL for another process."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        # Tests use a file (settings: TEST NAME), so that another process can open it.
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if db["ENGINE"].startswith("django.db.backends.postgresql"):
-        auth = quote(db["USER"] or "", safe="")
-        if db["PASSWORD"]:
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = db["HOST"] or ""
-        port = f":{db['PORT']}" if db["PORT"] else ""
-        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
-    pytest.fail(f"No DATABASE_URL for engine {db['ENGINE']}")
+    """The test database (not the development one) as a DATABASE_URL for another process.
+    On SQLite the tests use a file (settings: TEST NAME), so that another process can open it."""
+    try:
+        return processes.database_url()
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def start(tmp_path: Path, *, beat: bool = False, name: str = "worker", **env) -> subprocess.Popen:

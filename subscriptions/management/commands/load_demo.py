@@ -30,7 +30,7 @@ from providers.conax_ws import demo as conax_ws
 from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
-from subscriptions.demo import VIEWING_POINTS, Catalog, ensure_catalog
+from subscriptions.demo import OFFERS, VIEWING_POINTS, Catalog, ensure_catalog
 from subscriptions.models import (
     CustomerAccount,
     InstalledItem,
@@ -63,15 +63,6 @@ LAST_NAMES = [
     "Nicolaou", "Panayiotou", "Savva", "Antoniou", "Michael", "Kyriacou", "Petrou", "Loizou",
 ]  # fmt: skip
 
-# What is sold on the MAIN viewing point, with weights.
-OFFERS = [
-    (("BUNDLE_A",), 30),
-    (("BUNDLE_B",), 20),
-    (("AGRICULTURE",), 15),
-    (("BUNDLE_A", "AGRICULTURE"), 15),
-    (("BUNDLE_B", "AGRICULTURE"), 10),
-    (("BUNDLE_A", "BUNDLE_B"), 10),
-]
 # How many TWIN viewing points, with weights.
 TWINS = [(0, 62), (1, 20), (2, 11), (3, 7)]
 
