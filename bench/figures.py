@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from django.db import connection, transaction
+from django.db.models import Max
 
 from providers import batch
 from providers.generic.connector import GenericConnector, Platform
@@ -108,28 +109,32 @@ def reset_preview(report: Report, provider) -> int:
     return requests
 
 
-def reset_run(report: Report, provider, workdir: Path, name: str = "Reset run") -> int:
-    """A Reset Subscriptions run executed by a real Celery worker (batch queue): its time,
-    the requests it created, and the worker's peak memory."""
+def reset_run(report: Report, provider, workdir: Path, *, worker_processes: int = 1) -> ProcessRun:
+    """A Reset Subscriptions run executed by a real Celery worker (batch queue) with this many
+    pool processes, which share the run's parts: its time, the requests it created, and the
+    worker's peak memory."""
+    plural = "es" if worker_processes > 1 else ""
+    name = f"Reset run, {worker_processes} worker process{plural}"
     definition, _ = RunDefinition.objects.get_or_create(
-        name=f"Bench: {name}",
+        name="Bench: reset run",
         defaults={"run_type": "reset_subscriptions", "provider": provider},
     )
-    before = ProcessRun.objects.filter(definition=definition).count()
+    before = ProcessRun.objects.filter(definition=definition).aggregate(last=Max("pk"))["last"] or 0
     floor_seconds = _insert_floor(*_out_of_step_sql(provider)) if _has_floors() else None
-    with processes.worker(workdir / "bench-worker.log", "batch", name="bench-batch") as worker:
+    with processes.worker(
+        workdir / "bench-worker.log", "batch", concurrency=worker_processes, name="bench-batch"
+    ) as worker:
         with transaction.atomic():
             services.run_now(definition)
         deadline = time.monotonic() + 3600
         run = None
         while time.monotonic() < deadline:
             run = (
-                ProcessRun.objects.filter(definition=definition)
-                .order_by("-pk")
+                ProcessRun.objects.filter(definition=definition, pk__gt=before)
                 .exclude(status=ProcessRun.Status.RUNNING)
                 .first()
             )
-            if run and ProcessRun.objects.filter(definition=definition).count() > before:
+            if run is not None:
                 break
             if worker.poll() is not None:
                 raise RuntimeError(f"The worker stopped; see {workdir / 'bench-worker.log'}")
@@ -150,14 +155,14 @@ def reset_run(report: Report, provider, workdir: Path, name: str = "Reset run") 
     )
     report.add(
         Figure(
-            f"Worker peak memory ({name.lower()})",
+            f"Worker peak memory, {name[0].lower()}{name[1:]}",
             memory,
             "MB",
             target=TARGET_WORKER_MB,
-            detail="VmHWM of the worker and its pool process",
+            detail="VmHWM of the worker and its pool processes, the highest of them",
         )
     )
-    return run.created
+    return run
 
 
 def _insert_floor(sql: str, params: list) -> float:

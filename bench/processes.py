@@ -3,6 +3,7 @@ benchmark's own database and broker, and the memory they used."""
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,7 +34,17 @@ def database_url() -> str:
 
 
 def environment(**extra) -> dict:
-    env = {**os.environ, "DATABASE_URL": database_url(), **extra}
+    """The environment of the bench's worker and web server: the product as deployed, with
+    DEBUG off (DEBUG keeps every SQL statement in memory, which would skew time and memory)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DEBUG": "false",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback, no TLS proxy in front
+        **extra,
+    }
     if settings.CELERY_BROKER_URL == "filesystem://":
         env["CELERY_BROKER_DIR"] = str(settings.BROKER_DIR)
     return env
@@ -88,9 +99,10 @@ def web_server(log: Path, workers: int = 2) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(f"{url}/admin/login/", timeout=2)
+                # The first request loads the application: slow on a busy machine.
+                requests.get(f"{url}/admin/login/", timeout=30)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"The web server did not start; see {log}") from None
                 time.sleep(0.2)

@@ -203,6 +203,7 @@ CELERY_TASK_QUEUES = {"realtime": {}, "batch": {}, "celery": {}}
 CELERY_TASK_ROUTES = {
     "providers.tasks.deliver": {"queue": "realtime"},
     "runs.tasks.execute_definition": {"queue": "batch"},
+    "runs.tasks.execute_part": {"queue": "batch"},
     "runs.tasks.*": {"queue": "celery"},
 }
 CELERY_TASK_IGNORE_RESULT = True
@@ -278,8 +279,10 @@ LOGGING = {
 # --- Provisioning ---------------------------------------------------------------------------
 # A process run whose worker has given no sign of life for this long is marked Failed.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 300)
-# Subscriptions per chunk (one transaction each) in reset and processing runs.
-RUN_CHUNK_SIZE = env_int("RUN_CHUNK_SIZE", 2000)
+# A run over subscriptions works in transactions of RUN_CHUNK_SIZE subscription ids, and is split
+# into parts of RUN_PART_SIZE ids that any worker on the batch queue may take.
+RUN_CHUNK_SIZE = env_int("RUN_CHUNK_SIZE", 10_000)
+RUN_PART_SIZE = env_int("RUN_PART_SIZE", 100_000)
 # A worker's claim on a request it is sending; past it, the request may be sent again (same uid).
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # First retry after a transport failure; each further one waits twice as long (at most 1 h).

@@ -1,9 +1,10 @@
 """Reconciling many subscriptions at once: Reset Subscriptions and Process Provisioning Requests.
 
-Both walk the chosen subscriptions in keyed chunks. Each chunk is one transaction that locks its
-subscriptions (so an agent's action on one of them waits, and nothing is planned twice), runs
-the reconciler set-based over the chunk and writes the requests. A run killed half-way keeps
-the chunks it finished; running it again plans only what is still out of step.
+Both walk the subscription table in id ranges (``Span``s). Each chunk is one transaction that
+locks the subscriptions it changes (so an agent's action on one of them waits, and nothing is
+planned twice), runs the reconciler set-based over the chunk and writes the requests. A run
+killed half-way keeps the chunks it finished; running it again plans only what is still out of
+step. Chunks are independent: the workers of several machines can share one run.
 """
 
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from datetime import date
 from itertools import groupby
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
@@ -44,14 +45,42 @@ class Selection:
                 subscription=OuterRef("pk"), distributor__provider=self.provider
             )
         )
-        subs = Subscription.objects.filter(on_provider)
+        return (self.criteria() or Subscription.objects.all()).filter(on_provider).order_by("pk")
+
+    def criteria(self) -> QuerySet | None:
+        """The subscriptions the run's criteria keep, whatever their provider; None: all."""
+        if not (self.created_from or self.created_to or self.subscription_type_ids):
+            return None
+        subs = Subscription.objects.all()
         if self.created_from:
             subs = subs.filter(created_at__date__gte=self.created_from)
         if self.created_to:
             subs = subs.filter(created_at__date__lte=self.created_to)
         if self.subscription_type_ids:
             subs = subs.filter(subscription_type_id__in=self.subscription_type_ids)
-        return subs.order_by("pk")
+        return subs
+
+    def spans(
+        self, size: int, id_range: tuple[int, int] | None = None
+    ) -> Iterator[reconciler.Span]:
+        """The subscription table (or ``id_range``, [low, high)) in id ranges of ``size``, the
+        chunks runs work in. Each chunk costs the database the same wherever it lies (a keyset
+        ``LIMIT`` over the selection would test every subscription past the cursor, chunk after
+        chunk); subscriptions made after the run started are left to their own actions."""
+        where = self.criteria()
+        for low, high in id_ranges(size, id_range):
+            yield reconciler.Span(low, high, where)
+
+
+def id_ranges(size: int, within: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """[low, high) ranges of ``size`` subscription ids covering the table (or ``within``)."""
+    if within is None:
+        bounds = Subscription.objects.aggregate(low=Min("pk"), high=Max("pk"))
+        if bounds["low"] is None:
+            return []
+        within = (bounds["low"], bounds["high"] + 1)
+    low, high = within
+    return [(start, min(start + size, high)) for start in range(low, high, size)]
 
 
 @dataclass
@@ -62,17 +91,6 @@ class Result:
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
-def _id_chunks(subs: QuerySet, size: int) -> Iterator[list[int]]:
-    """Subscription ids in ascending chunks, by keyset (no OFFSET, no long-held cursor)."""
-    last = 0
-    while True:
-        chunk = list(subs.filter(pk__gt=last).values_list("pk", flat=True)[:size])
-        if not chunk:
-            return
-        yield chunk
-        last = chunk[-1]
-
-
 @dataclass(frozen=True)
 class PreviewRow:
     subscription_id: int
@@ -81,14 +99,12 @@ class PreviewRow:
 
 
 def preview(
-    selection: Selection, *, chunk_size: int = 2000, today: date | None = None
+    selection: Selection, *, chunk_size: int = 10000, today: date | None = None
 ) -> Iterator[PreviewRow]:
     """Every subscription out of step, with the requests a run would create. Writes nothing."""
     adapter = registry.adapter_for(selection.provider)
-    for chunk in _id_chunks(selection.subscriptions(), chunk_size):
-        commands = list(
-            reconciler.plan(selection.provider, chunk, chunk_size=chunk_size, today=today)
-        )
+    for span in selection.spans(chunk_size):
+        commands = list(reconciler.plan(selection.provider, span, today=today))
         if not commands:
             continue
         ctx = context_for(commands)
@@ -110,12 +126,14 @@ def reconcile(
     selection: Selection,
     *,
     trigger_name: str,
-    chunk_size: int = 2000,
+    chunk_size: int = 10000,
     process_run_id: int | None = None,
     progress: Callable[[Result], None] | None = None,
     today: date | None = None,
+    id_range: tuple[int, int] | None = None,
 ) -> Result:
-    """Create the requests that bring every selected subscription in step, chunk by chunk.
+    """Create the requests that bring every selected subscription (with an id in ``id_range``
+    if given) in step, chunk by chunk.
 
     ``progress(result)`` is called in each chunk's transaction, just before it commits;
     ``result.problems`` collects, per subscription, what could not be provisioned (the rest of
@@ -123,39 +141,73 @@ def reconcile(
     such as renewals are planned for.
     """
     result = Result()
-    for chunk in _id_chunks(selection.subscriptions(), chunk_size):
+    for span in selection.spans(chunk_size, id_range):
+        reconcile_span(
+            selection,
+            span,
+            result,
+            trigger_name=trigger_name,
+            process_run_id=process_run_id,
+            progress=progress,
+            today=today,
+        )
+    return result
+
+
+def reconcile_span(
+    selection: Selection,
+    span: reconciler.Span,
+    result: Result,
+    *,
+    trigger_name: str,
+    process_run_id: int | None = None,
+    progress: Callable[[Result], None] | None = None,
+    today: date | None = None,
+) -> None:
+    """One chunk of a run, in one transaction, adding to ``result``.
+
+    The chunk is planned first without locks: most subscriptions are in step, and locking each
+    would write every row of a table of millions. Those that need something are then locked —
+    the lock the actions take, so an agent's action on one of them waits — and planned again,
+    so what is written reflects exactly what is committed."""
+    provider = selection.provider
+    touched: set[int] = set()
+    for command in reconciler.plan(
+        provider, span, on_problem=lambda sub_id, _: touched.add(sub_id), today=today
+    ):
+        touched.add(command.subscription_id)
+    with transaction.atomic():
+        examined = selection.subscriptions().filter(pk__gte=span.low, pk__lt=span.high).count()
+        commands: list[reconciler.Command] = []
         problems: list[tuple[int | None, str]] = []
-        with transaction.atomic():
-            # Same lock the actions take: an action on one of these waits for this chunk.
-            list(Subscription.objects.select_for_update().filter(pk__in=chunk).values_list("pk"))
+        if touched:
+            ids = sorted(touched)
+            list(Subscription.objects.select_for_update().filter(pk__in=ids).values_list("pk"))
             commands = list(
                 reconciler.plan(
-                    selection.provider,
-                    chunk,
-                    chunk_size=chunk_size,
-                    on_problem=lambda sub_id, message, found=problems: found.append(
-                        (sub_id, message)
-                    ),
+                    provider,
+                    ids,
+                    chunk_size=len(ids),
+                    on_problem=lambda sub_id, message: problems.append((sub_id, message)),
                     today=today,
                 )
             )
-            ids = create_requests(
-                selection.provider,
-                commands,
-                trigger=Trigger.RUN,
-                trigger_name=trigger_name,
-                process_run_id=process_run_id,
-            )
-            result.examined += len(chunk)
-            result.subscriptions_changed += len({c.subscription_id for c in commands})
-            result.requests_created += len(ids)
-            result.problems.extend(problems)
-            if progress:
-                # Inside the chunk's transaction: what a run records as done is exactly what
-                # committed, even if the worker dies right after.
-                progress(result)
-                result.problems = []  # handed over; keep memory flat over a long run
-    return result
+        created = create_requests(
+            provider,
+            commands,
+            trigger=Trigger.RUN,
+            trigger_name=trigger_name,
+            process_run_id=process_run_id,
+        )
+        result.examined += examined
+        result.subscriptions_changed += len({c.subscription_id for c in commands})
+        result.requests_created += len(created)
+        result.problems.extend(problems)
+        if progress:
+            # Inside the chunk's transaction: what a run records as done is exactly what
+            # committed, even if the worker dies right after.
+            progress(result)
+            result.problems = []  # handed over; keep memory flat over a long run
 
 
 def reset_subscription(

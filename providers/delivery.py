@@ -98,6 +98,15 @@ def _transport_failed(request: Req, error: Exception, max_attempts: int) -> None
     )
 
 
+def _release(requests: list[Req], failed: Req) -> None:
+    """Give claimed, unsent requests back: due again with the failed one, the attempt not
+    counted."""
+    retry_at = Req.objects.filter(pk=failed.pk).values_list("next_attempt_at", flat=True).first()
+    Req.objects.filter(pk__in=[r.pk for r in requests], state=Req.State.PENDING).update(
+        next_attempt_at=retry_at, attempts=F("attempts") - 1
+    )
+
+
 def deliver_due(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> int:
     """Send what is due for one push provider; returns how many got an answer."""
     adapter = registry.adapter_for(provider)
@@ -107,11 +116,17 @@ def deliver_due(provider: Provider, *, batch: int = 50, max_batches: int = 100) 
         claimed = claim(provider, batch)
         if not claimed:
             break
-        for request in claimed:
+        for index, request in enumerate(claimed):
             try:
                 answer = adapter.send(request)
             except registry.TransportError as error:
                 _transport_failed(request, error, max_attempts)
+                if not getattr(error, "permanent", False):
+                    # The platform is unreachable or failing: the rest waits with this one,
+                    # unsent. Trying each would outlast the claim's lease (another worker would
+                    # then send them too) and could let a card's later request overtake this.
+                    _release(claimed[index + 1 :], request)
+                    return answered
                 continue
             record_answer(
                 request,

@@ -6,6 +6,7 @@ woken up after commit (``on_commit``); the request row is the truth and a sweepe
 whatever a lost wake-up left behind.
 """
 
+import uuid
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -14,7 +15,7 @@ from django.dispatch import receiver
 
 from subscriptions.signals import ActionChange, action_performed
 
-from . import reconciler, registry
+from . import bulk, reconciler, registry
 from .models import Provider, ProvisioningRequest
 from .parameters import Context, context_for
 
@@ -46,33 +47,38 @@ def create_requests(
     iterator: Iterator = iter(commands)
     while chunk := list(islice(iterator, chunk_size)):
         ctx = context_for(chunk)
-        requests = [
-            ProvisioningRequest(
-                command=adapter.command_for(c.operation),
-                operation=c.operation,
-                ca_id=c.ca_id,
-                parameters=adapter.parameters_for(c, ctx),
-                provider=provider,
-                distributor_id=c.distributor_id,
-                subscription_id=c.subscription_id,
-                service_id=c.service_id,
-                installed_item_id=c.item_id,
-                priority=priority,
-                trigger=trigger,
-                trigger_name=trigger_name,
-                rollback=_rollback(c, ctx),
-                process_run_id=process_run_id,
-            )
-            for c in chunk
-        ]
-        ProvisioningRequest.objects.bulk_create(requests)
-        Through = ProvisioningRequest.items.through
-        Through.objects.bulk_create(
-            Through(provisioningrequest_id=r.pk, installeditem_id=m)
-            for r, c in zip(requests, chunk, strict=True)
-            for m in (c.member_ids or (c.item_id,))
+        ids = bulk.insert(
+            ProvisioningRequest,
+            [
+                {
+                    "uid": uuid.uuid4(),
+                    "command": adapter.command_for(c.operation),
+                    "operation": c.operation,
+                    "ca_id": c.ca_id,
+                    "parameters": adapter.parameters_for(c, ctx),
+                    "provider_id": provider.pk,
+                    "distributor_id": c.distributor_id,
+                    "subscription_id": c.subscription_id,
+                    "service_id": c.service_id,
+                    "installed_item_id": c.item_id,
+                    "priority": priority,
+                    "trigger": trigger,
+                    "trigger_name": trigger_name,
+                    "rollback": _rollback(c, ctx),
+                    "process_run_id": process_run_id,
+                }
+                for c in chunk
+            ],
         )
-        created.extend(r.pk for r in requests)
+        bulk.insert(
+            ProvisioningRequest.items.through,
+            [
+                {"provisioningrequest_id": pk, "installeditem_id": member}
+                for pk, c in zip(ids, chunk, strict=True)
+                for member in (c.member_ids or (c.item_id,))
+            ],
+        )
+        created.extend(ids)
     return created
 
 

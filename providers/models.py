@@ -191,7 +191,11 @@ class ProvisioningRequest(models.Model):
         "service CA ID", max_length=64, blank=True, help_text="The service (component) CA ID."
     )
     parameters = models.JSONField(default=dict)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="requests")
+    # provider, subscription and installed_item lead composite indexes (Meta), which serve
+    # their look-ups too: a single-column index each would only slow every insert down.
+    provider = models.ForeignKey(
+        Provider, on_delete=models.PROTECT, related_name="requests", db_index=False
+    )
     distributor = models.ForeignKey(
         Distributor, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
     )
@@ -201,6 +205,7 @@ class ProvisioningRequest(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="provisioning_requests",
+        db_index=False,
     )
     service = models.ForeignKey(
         "subscriptions.SubscriptionService",
@@ -216,6 +221,7 @@ class ProvisioningRequest(models.Model):
         on_delete=models.PROTECT,
         related_name="provisioning_requests",
         help_text="The smartcard (or device) the request is addressed to.",
+        db_index=False,
     )
     items = models.ManyToManyField(
         "subscriptions.InstalledItem",

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from subscriptions.models import InstalledItem, Product, SubscriptionService
+from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 
 from . import registry
 from .models import ProductCAId, ProvisioningRequest
@@ -71,6 +72,43 @@ class Scope:
 
     service_ids: frozenset[int] = frozenset()
     item_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Span:
+    """A batch run's chunk: the subscriptions with ids in [low, high) that ``where`` (a
+    Subscription queryset of the run's criteria, or None for all) keeps.
+
+    The database gets a range, not a list of ids: it reads each chunk's services and cards by
+    range scans, and a chunk costs the same wherever it lies in a table of millions."""
+
+    low: int
+    high: int
+    where: QuerySet | None = None
+
+    def sql(self, column: str, params: list) -> str:
+        params.extend([self.low, self.high])
+        sql = f"{column} >= %s AND {column} < %s"
+        if self.where is not None:
+            chosen = self.where.filter(pk__gte=self.low, pk__lt=self.high).order_by().values("pk")
+            chosen_sql, chosen_params = chosen.query.sql_with_params()
+            params.extend(chosen_params)
+            sql += f" AND {column} IN ({chosen_sql})"
+        return sql
+
+    def ids(self) -> list[int]:
+        subs = self.where if self.where is not None else Subscription.objects.all()
+        chosen = subs.filter(pk__gte=self.low, pk__lt=self.high).order_by("pk")
+        return list(chosen.values_list("pk", flat=True))
+
+
+Subscriptions = list[int] | Span
+
+
+def _subscriptions_sql(subscriptions: Subscriptions, column: str, params: list) -> str:
+    if isinstance(subscriptions, Span):
+        return subscriptions.sql(column, params)
+    return f"{column} IN ({_in(subscriptions, params)})"
 
 
 def _tables() -> dict[str, str]:
@@ -110,11 +148,17 @@ _LAST_PENDING = """(
     ORDER BY pr.id DESC LIMIT 1)"""
 
 
-def _entitlement_rows(provider_id: int, subscription_ids: list[int], scope: Scope | None):
-    """(subscription, service, product, distributor, card, operation) where wanted != has."""
+def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
+    """(subscription, service, product, distributor, card, operation) where wanted != has.
+
+    CROSS JOIN keeps SQLite's join order (PostgreSQL reorders freely): the chunk's services
+    first, found by subscription. Without statistics SQLite would otherwise start from the
+    provider's distributors and scan every service and card on them, chunk after chunk."""
     t = _tables()
     params: list = [provider_id]
-    sub_in = _in(subscription_ids, params)
+    # On both tables: PostgreSQL does not carry a range across the join's equality.
+    chosen = _subscriptions_sql(subscriptions, "ss.subscription_id", params)
+    chosen += " AND " + _subscriptions_sql(subscriptions, "it.subscription_id", params)
     scope_sql = ""
     if scope is not None:
         parts = []
@@ -141,13 +185,14 @@ def _entitlement_rows(provider_id: int, subscription_ids: list[int], scope: Scop
                    CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
                         THEN 'activate' ELSE 'deactivate' END AS op
             FROM {t["service"]} ss
-            JOIN {t["distributor"]} d ON d.id = ss.distributor_id
-            JOIN {t["item"]} it
-              ON it.subscription_id = ss.subscription_id
-             AND it.distributor_id = ss.distributor_id
-             AND it.kind = 'smartcard'
-            WHERE d.provider_id = %s
-              AND ss.subscription_id IN ({sub_in})
+            CROSS JOIN {t["distributor"]} d
+            CROSS JOIN {t["item"]} it
+            WHERE d.id = ss.distributor_id
+              AND it.subscription_id = ss.subscription_id
+              AND it.distributor_id = ss.distributor_id
+              AND it.kind = 'smartcard'
+              AND d.provider_id = %s
+              AND {chosen}
               {scope_sql}
         ) candidates
         WHERE wanted <> has_it
@@ -160,24 +205,28 @@ def _entitlement_rows(provider_id: int, subscription_ids: list[int], scope: Scop
         yield from cursor.fetchall()
 
 
-def _pairing_rows(provider_id: int, subscription_ids: list[int], scope: Scope | None):
-    """In-use devices on viewing points that have a wanted service: (sub, dist, item, init)."""
+def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
+    """In-use devices on viewing points that have a wanted service and a device the provider
+    has not registered: (sub, dist, item, kind, init).
+
+    Found from the unregistered devices (a partial index holds exactly those), so a chunk in
+    which every device is registered costs next to nothing."""
     t = _tables()
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
     params: list = [provider_id]
-    sub_in = _in(subscription_ids, params)
+    chosen = _subscriptions_sql(subscriptions, "n.subscription_id", params)
     scope_sql = ""
     if scope is not None:
         touched = []
         if scope.service_ids:
             touched.append(
-                f"""it.distributor_id IN (SELECT distributor_id FROM {t["service"]}
+                f"""n.distributor_id IN (SELECT distributor_id FROM {t["service"]}
                      WHERE id IN ({_in(scope.service_ids, params)}))"""
             )
         if scope.item_ids:
             touched.append(
-                f"""it.distributor_id IN (SELECT distributor_id FROM {t["item"]}
+                f"""n.distributor_id IN (SELECT distributor_id FROM {t["item"]}
                      WHERE id IN ({_in(scope.item_ids, params)}))"""
             )
         scope_sql = f"AND ({' OR '.join(touched) or '1 = 0'})"
@@ -185,13 +234,18 @@ def _pairing_rows(provider_id: int, subscription_ids: list[int], scope: Scope | 
     sql = f"""
         SELECT it.subscription_id, it.distributor_id, it.id, it.kind,
                CASE WHEN {initialized} THEN 1 ELSE 0 END AS is_initialized
-        FROM {t["item"]} it
-        JOIN {t["distributor"]} d ON d.id = it.distributor_id
-        WHERE d.provider_id = %s
-          AND it.subscription_id IN ({sub_in})
-          AND it.removed_at IS NULL
-          {scope_sql}
-          AND EXISTS (SELECT 1 FROM {t["service"]} ss
+        FROM (SELECT DISTINCT n.subscription_id, n.distributor_id
+              FROM {t["item"]} n
+              JOIN {t["distributor"]} d ON d.id = n.distributor_id
+              WHERE d.provider_id = %s
+                AND {chosen}
+                AND n.removed_at IS NULL AND NOT n.initialized
+                {scope_sql}) points
+        JOIN {t["item"]} it
+          ON it.subscription_id = points.subscription_id
+         AND it.distributor_id = points.distributor_id
+         AND it.removed_at IS NULL
+        WHERE EXISTS (SELECT 1 FROM {t["service"]} ss
                       WHERE ss.subscription_id = it.subscription_id
                         AND ss.distributor_id = it.distributor_id
                         AND ss.state IN ({on_in}))
@@ -266,7 +320,7 @@ def _subscription_chunks(subscription_ids: Iterable[int], size: int) -> Iterator
 
 def plan(
     provider,
-    subscription_ids: Iterable[int],
+    subscription_ids: Iterable[int] | Span,
     *,
     scope: Scope | None = None,
     chunk_size: int = 2000,
@@ -276,7 +330,8 @@ def plan(
     """The commands that bring ``provider`` in step for these subscriptions, in sending order.
 
     ``subscription_ids`` may be a lazy iterator (e.g. ``values_list(..).iterator()``); it is
-    consumed in chunks, so memory stays flat whatever the number of subscriptions.
+    consumed in chunks, so memory stays flat whatever the number of subscriptions. A ``Span``
+    is planned as one chunk.
     ``on_problem(subscription_id, message)`` hears of what cannot be provisioned (a product
     without a CA ID at this provider). Without a ``scope`` (whole subscriptions), the adapter's
     ``extra_commands`` for ``today`` (default: the local date) come last in each subscription.
@@ -284,7 +339,13 @@ def plan(
     ca_ids = CAIds(provider.pk)
     adapter = registry.adapter_for(provider)
     today = today or timezone.localdate()
-    for chunk in _subscription_chunks(subscription_ids, chunk_size):
+    # Most adapters add nothing; only those that do pay for listing a span's ids.
+    extra = type(adapter).extra_commands is not registry.Adapter.extra_commands
+    if isinstance(subscription_ids, Span):
+        chunks: Iterable[Subscriptions] = [subscription_ids]
+    else:
+        chunks = _subscription_chunks(subscription_ids, chunk_size)
+    for chunk in chunks:
         per_sub: dict[int, list[Command]] = defaultdict(list)
         for command in _pairing_commands(_pairing_rows(provider.pk, chunk, scope)):
             per_sub[command.subscription_id].append(command)
@@ -298,8 +359,9 @@ def plan(
                 per_sub[sub_id].append(
                     Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)
                 )
-        if scope is None:
-            for command in adapter.extra_commands(chunk, today, ca_ids):
+        if scope is None and extra:
+            ids = chunk.ids() if isinstance(chunk, Span) else chunk
+            for command in adapter.extra_commands(ids, today, ca_ids):
                 per_sub[command.subscription_id].append(command)
         for sub_id in sorted(per_sub):
             yield from sorted(per_sub[sub_id], key=lambda c: OP_ORDER[c.operation])

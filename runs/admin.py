@@ -468,7 +468,13 @@ def progress(run: ProcessRun, now=None) -> dict:
     elif run.total == 0 and run.status != ProcessRun.Status.RUNNING:
         percent = 100
     requests = {state.value: counts.get(state.value, 0) for state in ProvisioningRequest.State}
+    parts = list(run.parts.values_list("finished_at", "worker"))
+    workers = sorted({worker for _, worker in parts if worker})
+    parts_text = f"{sum(1 for done, _ in parts if done)} of {len(parts)} done" + (
+        f", on {', '.join(workers)}" if workers else ""
+    )
     return {
+        "parts_text": parts_text if parts else "-",
         "id": run.pk,
         "status": run.status,
         "status_label": ProcessRun.Status(run.status).label,

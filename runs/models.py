@@ -148,3 +148,25 @@ class ProcessRunError(models.Model):
 
     def __str__(self) -> str:
         return self.message[:80]
+
+
+class ProcessRunPart(models.Model):
+    """One independent piece of a process run, executed by whichever worker takes it: a run over
+    millions of subscriptions is split by subscription id so that several workers (on several
+    machines) share it. A run without pieces has one part covering everything."""
+
+    run = models.ForeignKey(ProcessRun, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveIntegerField()
+    low = models.BigIntegerField(null=True, blank=True, help_text="First subscription id.")
+    high = models.BigIntegerField(
+        null=True, blank=True, help_text="Subscription id after the last."
+    )
+    worker = models.CharField(max_length=200, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="run_part_once")]
+
+    def __str__(self) -> str:
+        return f"{self.run} part {self.number}"

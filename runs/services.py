@@ -23,6 +23,7 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -34,7 +35,7 @@ from django_celery_beat.models import (
 from providers import types as settings_forms
 
 from . import types
-from .models import ProcessRun, ProcessRunError, RunDefinition
+from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
 
 log = logging.getLogger(__name__)
 
@@ -321,55 +322,142 @@ def execute(
     trigger: str,
     *,
     on_progress: Callable[[ProcessRun], None] | None = None,
+    fan_out: bool = False,
 ) -> ProcessRun | None:
-    """Run a definition now, in this process; returns its process run (None if skipped)."""
+    """Start a run of a definition; returns its process run (None if skipped).
+
+    The run is split into parts (a run type over subscriptions: id ranges of
+    ``RUN_PART_SIZE``; any other: one part). With ``fan_out`` each part becomes a Celery task
+    on the batch queue, for whichever workers are free, and the run is returned while they
+    work; the part that finishes last completes the run. Without, the parts run here, one
+    after the other, and the run is returned finished."""
     run = _start(definition_id, trigger)
     if run is None:
         return None
     definition = run.definition
     run_type = run_type_of(definition)
-    heartbeat = _Heartbeat(run.pk)
-    heartbeat.start()
     try:
         run.total = run_type.total(definition)
+        ranges = (
+            run_type.parts(definition, settings.RUN_PART_SIZE) if run_type.parts else [None]
+        ) or [None]
+    except Exception as exc:
+        log.exception("Process run %s could not start", run.pk)
+        _fail(run, exc)
+        return run
+    with transaction.atomic():
         run.save(update_fields=["total"])
+        parts = ProcessRunPart.objects.bulk_create(
+            ProcessRunPart(
+                run=run,
+                number=number,
+                low=bounds[0] if bounds else None,
+                high=bounds[1] if bounds else None,
+            )
+            for number, bounds in enumerate(ranges, start=1)
+        )
+        if fan_out:
+            from .tasks import execute_part as task
 
-        def report(progress: types.Progress) -> None:
-            run.examined = progress.examined  # both are running totals
-            run.created = progress.created
-            run.heartbeat_at = timezone.now()
-            if progress.problems:
-                ProcessRunError.objects.bulk_create(
-                    ProcessRunError(run=run, subscription_id=sub_id, message=message)
-                    for sub_id, message in progress.problems
-                )
-                run.errors += len(progress.problems)
-            run.save(update_fields=["examined", "created", "errors", "heartbeat_at"])
-            if on_progress:
-                on_progress(run)
+            for part in parts:
+                transaction.on_commit(lambda n=part.number: task.delay(run.pk, n))
+    if not fan_out:
+        for part in parts:
+            execute_part(run.pk, part.number, on_progress=on_progress)
+    run.refresh_from_db()
+    return run
 
-        run_type.execute(definition, run.pk, report)
+
+def execute_part(
+    run_id: int, number: int, *, on_progress: Callable[[ProcessRun], None] | None = None
+) -> None:
+    """Execute one part of a run, here. A part already finished (a redelivered task) or of a
+    run no longer running (it failed, or went stale) is left alone."""
+    part = ProcessRunPart.objects.select_related("run__definition").get(
+        run_id=run_id, number=number
+    )
+    run = part.run
+    if part.finished_at is not None or run.status != Status.RUNNING:
+        return
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    ProcessRunPart.objects.filter(pk=part.pk).update(worker=worker)
+    definition = run.definition
+    run_type = run_type_of(definition)
+    reported = types.Progress()
+
+    def report(progress: types.Progress) -> None:
+        # Several workers report on one run: each adds what its part did since it last
+        # reported, in the transaction of the work it reports.
+        problems = progress.problems
+        if problems:
+            ProcessRunError.objects.bulk_create(
+                ProcessRunError(run_id=run_id, subscription_id=sub_id, message=message)
+                for sub_id, message in problems
+            )
+        ProcessRun.objects.filter(pk=run_id).update(
+            examined=F("examined") + (progress.examined - reported.examined),
+            created=F("created") + (progress.created - reported.created),
+            errors=F("errors") + len(problems),
+            heartbeat_at=timezone.now(),
+        )
+        reported.examined, reported.created = progress.examined, progress.created
+        if on_progress:
+            on_progress(ProcessRun.objects.get(pk=run_id))
+
+    heartbeat = _Heartbeat(run_id)
+    heartbeat.start()
+    try:
+        if run_type.parts:
+            bounds = (part.low, part.high) if part.low is not None else None
+            run_type.execute(definition, run_id, report, bounds)
+        else:
+            run_type.execute(definition, run_id, report)
+    except Exception as exc:
+        log.exception("Process run %s part %s failed", run_id, number)
+        _fail(ProcessRun.objects.get(pk=run_id), exc)
+        return
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=5)
+    _finish_part(part)
+
+
+def _finish_part(part: ProcessRunPart) -> None:
+    """Mark a part done; the last one completes the run (under the run's lock, so exactly
+    one worker does)."""
+    with transaction.atomic():
+        run = (
+            ProcessRun.objects.select_for_update().select_related("definition").get(pk=part.run_id)
+        )
+        ProcessRunPart.objects.filter(pk=part.pk).update(finished_at=timezone.now())
+        if run.status != Status.RUNNING or run.parts.filter(finished_at__isnull=True).exists():
+            return
         run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
         run.message = f"Examined {run.examined}; created {run.created} requests" + (
             f"; {run.errors} errors (see the log)." if run.errors else "."
         )
-    except Exception as exc:
-        log.exception("Process run %s failed", run.pk)
-        run.status = Status.FAILED
-        run.message = (
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "message", "finished_at"])
+    if run.trigger == ProcessRun.Trigger.SCHEDULE:
+        _complete_if_once(run.definition)
+
+
+def _fail(run: ProcessRun, exc: Exception) -> None:
+    """The run failed: visible with its reason, and what it had done (running it again
+    finishes the work; nothing done is done twice)."""
+    ProcessRunError.objects.create(run=run, message=f"{type(exc).__name__}: {exc}")
+    ProcessRun.objects.filter(pk=run.pk).update(errors=F("errors") + 1)
+    run.refresh_from_db()
+    updated = ProcessRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        message=(
             f"Failed: {exc}. It had examined {run.examined} and created {run.created} "
             "requests; run it again to finish the work."
-        )
-        ProcessRunError.objects.create(run=run, message=f"{type(exc).__name__}: {exc}")
-        run.errors += 1
-    finally:
-        heartbeat.stopped.set()
-        heartbeat.join(timeout=5)
-    run.finished_at = timezone.now()
-    run.save()
-    if trigger == ProcessRun.Trigger.SCHEDULE:
-        _complete_if_once(definition)
-    return run
+        ),
+    )
+    if updated and run.trigger == ProcessRun.Trigger.SCHEDULE:
+        _complete_if_once(run.definition)
 
 
 def _complete_if_once(definition: RunDefinition) -> None:

@@ -24,8 +24,13 @@ def heartbeat() -> None:
 
 @shared_task(name="runs.tasks.execute_definition")
 def execute_definition(definition_id: int, trigger: str = "schedule") -> int | None:
-    run = services.execute(definition_id, trigger)
+    run = services.execute(definition_id, trigger, fan_out=True)
     return run.pk if run else None
+
+
+@shared_task(name="runs.tasks.execute_part")
+def execute_part(run_id: int, number: int) -> None:
+    services.execute_part(run_id, number)
 
 
 @shared_task(name="runs.tasks.sweep")

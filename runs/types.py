@@ -79,6 +79,10 @@ class RunType:
     total: Callable
     # (definition) -> the rows a preview shows, in order; None when the type has no preview
     preview: Callable | None = None
+    # (definition, size) -> [(low, high)] subscription id ranges that can run as independent
+    # parts on several workers; None: the run is one piece. With parts, ``execute`` takes
+    # (definition, process run id, report, id_range).
+    parts: Callable | None = None
 
 
 def _selection(definition) -> batch.Selection:
@@ -98,7 +102,7 @@ def _selection(definition) -> batch.Selection:
 
 
 def _reconcile(trigger_name: str):
-    def execute(definition, run_id: int, report: Callable[[Progress], None]) -> None:
+    def execute(definition, run_id: int, report: Callable[[Progress], None], id_range) -> None:
         def progress(result: batch.Result) -> None:
             report(Progress(result.examined, result.requests_created, list(result.problems)))
 
@@ -108,9 +112,14 @@ def _reconcile(trigger_name: str):
             process_run_id=run_id,
             progress=progress,
             chunk_size=settings.RUN_CHUNK_SIZE,
+            id_range=id_range,
         )
 
     return execute
+
+
+def _reconcile_parts(definition, size: int) -> list[tuple[int, int]]:
+    return batch.id_ranges(size)
 
 
 def _reconcile_preview(definition) -> Iterator[PreviewRow]:
@@ -133,6 +142,7 @@ BUILTIN: list[RunType] = [
         _reconcile("reset_subscriptions"),
         total=lambda d: _selection(d).subscriptions().count(),
         preview=_reconcile_preview,
+        parts=_reconcile_parts,
     ),
     RunType(
         "process_provisioning_requests",
@@ -142,6 +152,7 @@ BUILTIN: list[RunType] = [
         _reconcile("process_provisioning_requests"),
         total=lambda d: _selection(d).subscriptions().count(),
         preview=_reconcile_preview,
+        parts=_reconcile_parts,
     ),
     RunType(
         "archive_requests",

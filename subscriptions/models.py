@@ -229,7 +229,20 @@ class InstalledItem(models.Model):
                 violation_error_message="This CA ID is already in use on a subscription.",
             ),
         ]
-        indexes = [models.Index(fields=["ca_id"]), models.Index(fields=["serial_number"])]
+        indexes = [
+            models.Index(fields=["ca_id"]),
+            models.Index(fields=["serial_number"]),
+            # The reconciler's lookup: the cards on one viewing point of one subscription.
+            models.Index(
+                fields=["subscription", "distributor", "kind"], name="item_by_viewing_point"
+            ),
+            # The devices still to register with their provider: few, whatever the base.
+            models.Index(
+                fields=["subscription", "distributor"],
+                condition=Q(initialized=False, removed_at__isnull=True),
+                name="item_not_registered",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.serial_number}"

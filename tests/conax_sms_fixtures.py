@@ -31,13 +31,15 @@ def simulator(tmp_path):
 
 
 def connection(sim: Simulator, protocol: str = "sftp") -> dict:
+    port = {"sftp": "sftp_port", "ftp": "ftp_port", "ftps": "ftps_port"}[protocol]
     return {
         "protocol": protocol,
         "host": sim.host,
-        "port": sim.sftp_port if protocol == "sftp" else sim.ftp_port,
+        "port": getattr(sim, port),
         "username": "conax",
         "password_env": PASSWORD_ENV,
         "host_key": sim.host_key,
+        "tls_ca_certificate": sim.tls_ca_certificate,
         "upload_directory": f"/{UPLOAD_DIR}",
         "response_directory": f"/{RESPONSE_DIR}",
     }

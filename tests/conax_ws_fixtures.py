@@ -1,11 +1,21 @@
 """Fixtures for the Conax Contego web services tests: the SOAP CAS simulator on a free port of
-this process, and the Company ZX catalogue at a Conax WS provider pointing at it.
+this process, the Company ZX catalogue at a Conax WS provider pointing at it, and a throwaway
+public key infrastructure for HTTPS with client certificates.
 
 A test module takes the fixtures it uses by name (``conax = conax_ws_fixtures.conax``), which
 keeps them out of ``conftest.py`` and visible where they are used.
 """
 
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from providers import delivery
 from providers.conax_ws.simulator import Simulator
@@ -82,3 +92,115 @@ def requests_of(subscription) -> list[tuple[str, str, str]]:
         (r.command, r.ca_id, r.state)
         for r in ProvisioningRequest.objects.filter(subscription=subscription).order_by("pk")
     ]
+
+
+# --- HTTPS: a certificate authority, the CAS's server certificate, our client certificates ---
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _certificate(subject, issuer, public_key, signing_key, extensions) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+@dataclass
+class Authority:
+    name: str
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    path: Path  # its certificate, PEM: what the other side trusts
+
+    def issue(
+        self, directory: Path, name: str, *, server: bool = False, hosts=("localhost", "127.0.0.1")
+    ) -> tuple[str, str]:
+        """(certificate file, key file) of a new leaf certificate signed by this authority; a
+        server's is for ``hosts`` (names or IP addresses)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        extensions = [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([usage]), False),
+        ]
+        if server:
+            extensions.append(
+                (
+                    x509.SubjectAlternativeName([_host(h) for h in hosts]),
+                    False,
+                )
+            )
+        certificate = _certificate(name, self.name, key.public_key(), self.key, extensions)
+        return _write(directory, name, certificate, key)
+
+
+def _host(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _write(directory: Path, name: str, certificate, key=None) -> tuple[str, str]:
+    certificate_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    if key is not None:
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return str(certificate_path), str(key_path)
+
+
+def authority(directory: Path, name: str) -> Authority:
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _certificate(
+        name,
+        name,
+        key.public_key(),
+        key,
+        [(x509.BasicConstraints(ca=True, path_length=None), True)],
+    )
+    path, _key = _write(directory, name.replace(" ", "-"), certificate)
+    return Authority(name, key, certificate, Path(path))
+
+
+@dataclass
+class PKI:
+    """The operator's authority (signs the CAS's server certificate and our client
+    certificate), the CAS's certificate, ours, and a stranger's from another authority."""
+
+    authority: Authority
+    other_authority: Authority
+    server: tuple[str, str]
+    client: tuple[str, str]
+    stranger: tuple[str, str]
+
+
+@pytest.fixture
+def pki(tmp_path) -> PKI:
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    ours, other = authority(directory, "Operator CA"), authority(directory, "Other CA")
+    return PKI(
+        authority=ours,
+        other_authority=other,
+        server=ours.issue(directory, "cas", server=True),
+        client=ours.issue(directory, "crm"),
+        stranger=other.issue(directory, "stranger"),
+    )

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from providers.models import Provider, ProvisioningRequest
-from runs.models import ProcessRun, RunDefinition
+from runs.models import ProcessRun, ProcessRunPart, RunDefinition
 from subscriptions.models import SubscriptionService
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,6 +67,9 @@ def test_the_run_page_follows_the_run_live(browser, live_server, operator, catal
     run = ProcessRun.objects.create(
         definition=definition, trigger="run_now", total=10, heartbeat_at=timezone.now()
     )
+    first, _ = ProcessRunPart.objects.bulk_create(
+        ProcessRunPart(run=run, number=n, low=1 + 5 * (n - 1), high=1 + 5 * n) for n in (1, 2)
+    )
     url = reverse("admin:runs_processrun_change", args=[run.pk])
     progress_url = reverse("admin:runs_processrun_progress", args=[run.pk])
 
@@ -79,6 +82,7 @@ def test_the_run_page_follows_the_run_live(browser, live_server, operator, catal
     bar = page.locator("#run-bar")
     expect(status).to_have_text("Running")
     expect(summary).to_have_text("Examined 0 of 10 (0%) · 0 requests created · 0 errors")
+    expect(page.locator("#run-parts")).to_have_text("0 of 2 done")
     expect(bar).to_have_attribute("aria-valuenow", "0")
     # Anything a reload would wipe out: it must still be there at the end.
     page.evaluate("window.notReloaded = true")
@@ -93,6 +97,7 @@ def test_the_run_page_follows_the_run_live(browser, live_server, operator, catal
             process_run=run,
         )
     ProcessRun.objects.filter(pk=run.pk).update(examined=4, created=3, heartbeat_at=timezone.now())
+    ProcessRunPart.objects.filter(pk=first.pk).update(worker="w1:42", finished_at=timezone.now())
     expect(summary).to_contain_text(
         "Examined 4 of 10 (40%) · 3 requests created · 0 errors · about"
     )
@@ -101,6 +106,7 @@ def test_the_run_page_follows_the_run_live(browser, live_server, operator, catal
     expect(page.locator("#run-requests-pending")).to_have_text("2")
     expect(page.locator("#run-requests-completed")).to_have_text("1")
     expect(page.locator("#run-eta")).to_contain_text("about")
+    expect(page.locator("#run-parts")).to_have_text("1 of 2 done, on w1:42")
     page.screenshot(path=tmp_path / "run-running.png", full_page=True)
 
     # It finishes.

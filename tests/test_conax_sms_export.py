@@ -7,13 +7,13 @@ import pytest
 from django.utils import timezone
 
 from providers import batch
-from providers.conax_sms import export, responses, transport
+from providers.conax_sms import export, members, responses, transport
 from providers.conax_sms import file_format as ff
 from providers.models import ProvisioningRequest, TransferFile
 from providers.registry import TransportError
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from tests.conax_sms_fixtures import connection, out_files, request_files
+from tests.conax_sms_fixtures import card_and_box, connection, out_files, request_files
 
 pytest_plugins = ["tests.conax_sms_fixtures"]
 
@@ -60,12 +60,19 @@ def test_45001_requests_make_three_files_express_first(sms, simulator):
     assert {r.uid for r in first[:45]} == {str(u) for u in express}
     assert sum(len(records) for records in on_server.values()) == 45001
     # Every request is in exactly one file, and still Pending until Conax answers.
-    assert not Req.objects.filter(transfer_file__isnull=True).exists()
-    assert Req.objects.filter(state=Req.State.PENDING, sent_at__isnull=False).count() == 45001
+    in_files = [set(members.requests_in(f).values_list("pk", flat=True)) for f in files]
+    assert [len(ids) for ids in in_files] == [20000, 20000, 5001]
+    assert set.union(*in_files) == set(Req.objects.values_list("pk", flat=True))
+    assert set(Req.objects.values_list("state", flat=True)) == {Req.State.PENDING}
+    assert export.waiting(sms) == 0
+    assert export.export(sms).records == 0  # nothing goes twice
 
     simulator.cas.run_once()
     assert len(simulator.cas.received) == 45001
     assert set(simulator.cas.received.values()) == {1}
+    # Answered, each request is linked to its file.
+    responses.process_responses(sms)
+    assert [f.requests.count() for f in files] == [20000, 20000, 5001]
 
 
 def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe, simulator):
@@ -107,54 +114,91 @@ def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe,
 
 
 class Killed(Exception):
-    """Stands for the worker dying: raised right after the file reached the server."""
+    """Stands for the worker dying at a chosen step of an upload."""
 
 
-class DiesAfterUpload(transport.Transport):
-    """Wraps the real transport (passed to ``export.export(connect=…)``)."""
+class KilledAt(transport.Transport):
+    """The real transport (passed to ``export.export(connect=…)``), dying once at ``step``:
+    right after the temporary file is written (before the export records it), just before
+    the rename (after the record), or right after the rename (before it is marked
+    Uploaded)."""
 
-    def __init__(self, inner: transport.Transport):
-        self.inner = inner
+    def __init__(self, inner: transport.Transport, step: str):
+        self.inner, self.step = inner, step
 
-    def listdir(self, directory):
-        return self.inner.listdir(directory)
+    def exists(self, path):
+        return self.inner.exists(path)
 
-    def upload(self, data, path):
-        self.inner.upload(data, path)
-        raise Killed(path)
+    def put(self, data, path):
+        self.inner.put(data, path)
+        if self.step == "after_put":
+            raise Killed(path)
 
-    def download(self, path):
-        return self.inner.download(path)
-
-    def move(self, path, directory):
-        self.inner.move(path, directory)
+    def rename(self, path, target):
+        if self.step == "before_rename":
+            raise Killed(path)
+        self.inner.rename(path, target)
+        if self.step == "after_rename":
+            raise Killed(target)
 
     def close(self):
         self.inner.close()
 
 
-@pytest.mark.parametrize("cas_reads_it_first", [False, True])
-def test_a_run_killed_after_the_upload_does_not_send_twice(sms, simulator, cas_reads_it_first):
+@pytest.mark.parametrize(
+    ("step", "cas_takes_it", "recorded", "protocol"),
+    [
+        ("after_put", False, False, "sftp"),
+        ("before_rename", False, True, "sftp"),
+        ("after_rename", False, True, "sftp"),
+        # The hard one: the CAS took (deleted) the file and has not answered yet, so the
+        # server shows neither the file nor a response.
+        ("after_rename", True, True, "sftp"),
+        ("before_rename", False, True, "ftp"),
+        ("after_rename", True, True, "ftp"),
+    ],
+)
+def test_a_run_killed_during_the_upload_sends_each_request_once(
+    sms, simulator, step, cas_takes_it, recorded, protocol
+):
+    sms.connection = connection(simulator, protocol)
+    sms.save()
     bulk_requests(sms, 7)
     with pytest.raises(Killed):
-        export.export(sms, connect=lambda p: DiesAfterUpload(transport.connect(p)))
-    (file,) = out_files(sms)
-    assert file.state == TransferFile.State.PREPARED  # the upload's commit never happened
-    assert file.requests.count() == 7
-    if cas_reads_it_first:
-        simulator.cas.run_once()  # the CAS took it (and answered) before the rerun
+        export.export(sms, connect=lambda p: KilledAt(transport.connect(p), step))
+    if recorded:
+        (file,) = out_files(sms)
+        assert file.state == TransferFile.State.PREPARED  # its delivery was never recorded
+        assert members.requests_in(file).count() == 7
+    else:
+        assert not out_files(sms).exists()  # rolled back: as if nothing happened
+    taken = simulator.cas.pick_up() if cas_takes_it else []
+    # The CAS never reads a temporary file, so before the rename it has nothing to take.
+    assert taken == ([out_files(sms).get().name] if cas_takes_it else [])
 
     result = export.export(sms)
 
-    assert result.uploaded == []
-    assert result.found_delivered == [file.name]
-    file.refresh_from_db()
+    (file,) = out_files(sms)
     assert file.state == TransferFile.State.UPLOADED
-    assert "not uploaded again" in file.message
+    if step == "after_rename":
+        assert (result.uploaded, result.found_delivered) == ([], [file.name])
+        assert file.message == (
+            "Renamed into place by an earlier run that stopped before recording it; "
+            "not uploaded again."
+        )
+    else:
+        assert (result.uploaded, result.found_delivered) == ([file.name], [])
+    assert result.records == 7
+    assert export.export(sms).records == 0  # and nothing more on the run after
+
     simulator.cas.run_once()
+    assert simulator.cas.deliveries == {file.name: 1}
     assert len(simulator.cas.received) == 7
     assert set(simulator.cas.received.values()) == {1}
-    assert simulator.cas.files_read == [file.name]
+    assert responses.process_responses(sms).completed == 7
+    assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
+    # No temporary file is left behind for the CAS or the operator to wonder about.
+    assert sorted(p.name for p in (simulator.root / "in").iterdir()) == []
 
 
 def test_ftp_transport_round_trip(sms, sms_subscribe, simulator):
@@ -192,7 +236,8 @@ def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
     assert f"127.0.0.1:{simulator.sftp_port} presented the host key ecdsa-sha2-nistp256" in message
     assert "Refusing to connect" in message
     assert request_files(simulator) == {}
-    assert out_files(sms).get().state == TransferFile.State.PREPARED
+    assert not out_files(sms).exists()
+    assert export.waiting(sms) == 2  # still waiting
 
     # As a run: Failed, with the reason in its log; nothing sent.
     definition = RunDefinition.objects.create(
@@ -239,3 +284,61 @@ def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
 
         sim.cas.run_once()
         assert len(sim.cas.received) == 3
+
+
+def test_a_request_without_a_card_fails_alone_with_the_reason(
+    sms, sms_catalog, sms_account, simulator
+):
+    from subscriptions import actions
+
+    main = sms_catalog.distributors["MAIN"]
+    lone_box = actions.become_subscriber(
+        sms_account,
+        sms_catalog.types["RES"],
+        [(sms_catalog.products["AGRICULTURE"], main)],
+        [card_and_box(main)[1]],  # a set-top box and no smartcard
+        number="ZX-NOCARD",
+    ).subscription
+    batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
+    bulk_requests(sms, 2)
+
+    export.export(sms)
+
+    pairing = Req.objects.get(subscription=lone_box)
+    assert (pairing.command, pairing.state) == (ff.PAIR, Req.State.FAILED)
+    assert pairing.last_error == (
+        "Cannot be written in a Conax SMS file: "
+        "FormatError('CREATE_PAIRING has no smartcard CA ID to address it to.')"
+    )
+    (records,) = request_files(simulator).values()
+    assert len(records) == 2  # the others went out
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "ftp"])
+def test_secrets_are_never_logged(sms, simulator, monkeypatch, caplog, protocol):
+    """Not in the process run's log, not in the application's log (paramiko's debug lines
+    included), whether the login works or not."""
+    import logging
+
+    from tests.conax_sms_fixtures import PASSWORD, PASSWORD_ENV
+
+    caplog.set_level(logging.DEBUG)
+    sms.connection = connection(simulator, protocol)
+    sms.full_clean()
+    sms.save()
+    bulk_requests(sms, 2)
+    definition = RunDefinition.objects.create(
+        name="Export", run_type="conax_sms_export_files", provider=sms
+    )
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD + "-wrong")
+    refused = services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    done = services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+
+    assert refused.status == ProcessRun.Status.FAILED
+    assert done.status == ProcessRun.Status.COMPLETED
+    assert len(request_files(simulator)) == 1
+    shown = [refused.message, done.message, caplog.text]
+    shown += [e.message for run in (refused, done) for e in run.error_log.all()]
+    assert "refused" in refused.message
+    assert not [text for text in shown if PASSWORD in text]

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from providers import batch
-from providers.conax_sms import export, responses
+from providers.conax_sms import export, members, responses
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
 from providers.models import ProvisioningRequest, TransferFile
@@ -63,8 +63,9 @@ def answered(sms, sms_subscribe, simulator):
     process(sms)
     export.export(sms)
     second = out_files(sms).last()
-    simulator.cas.files_read.append(second.name)  # answered by hand below, not by the CAS
-    uids = list(second.requests.order_by("pk").values_list("uid", flat=True))
+    # The CAS takes it; the answer below is written by hand.
+    (Path(simulator.root) / UPLOAD_DIR / second.name).unlink()
+    uids = list(members.requests_in(second).order_by("pk").values_list("uid", flat=True))
     name = ff.response_file_name(second.name)
     (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(
         sealed(

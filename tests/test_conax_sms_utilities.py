@@ -51,10 +51,9 @@ def test_pairing_is_express_sent_at_once_and_initializes_on_success(sms, sms_sub
 
     (request,) = outcome.requests
     assert (request.command, request.priority) == ("CREATE_PAIRING", Req.Priority.EXPRESS)
-    assert request.transfer_file is not None
     assert outcome.message == (
         f"Create Pairing of {card.serial_number} and {box.serial_number}. "
-        f"Exported now: {request.transfer_file.name}."
+        f"Exported now: {out_files(sms).get().name}."
     )
     (records,) = request_files(simulator).values()
     assert [(r.command, r.client_id, r.fields) for r in records] == [

@@ -194,6 +194,24 @@ def test_a_slow_cas_times_out_and_the_repeat_is_not_applied_twice(
 # --- Down, retried, failed, reset -------------------------------------------------------------
 
 
+def test_a_cas_that_does_not_listen_is_retried_with_the_reason(
+    conax, conax_subscribe, simulator, settings
+):
+    settings.PROVISIONING_RETRY_SECONDS = 60
+    deliver(conax)
+    client.client_for(conax.provider)  # the WSDL loaded while the CAS was there
+    address = simulator.url.removeprefix("http://")
+    simulator.stop()
+    sub = conax_subscribe("AGRICULTURE")
+    deliver(conax)
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
+    assert (pairing.state, pairing.attempts) == ("pending", 1)  # to be sent again
+    assert pairing.last_error == (
+        f"Attempt 1 failed: Could not connect to the CAS at {address} for CreatePairing: "
+        "Connection refused"
+    )
+
+
 def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
     conax, conax_subscribe, simulator, settings
 ):
@@ -205,18 +223,20 @@ def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
     assert deliver(conax) == 0
     pending = Req.objects.filter(state="pending")
     assert pending.count() == 6
-    # Only each card's first request was tried: the others wait behind it.
+    # One request was tried: the CAS being down, the rest wait with it, unsent (each card's
+    # later requests behind its first one).
     assert sorted(pending.values_list("command", "attempts")) == [
         ("ADD_SUBSCRIPTIONS", 0),
         ("ADD_SUBSCRIPTIONS", 0),
         ("ADD_SUBSCRIPTIONS", 0),
         ("ADD_SUBSCRIPTIONS", 0),
-        ("CREATE_PAIRING", 1),
+        ("CREATE_PAIRING", 0),
         ("CREATE_PAIRING", 1),
     ]
     assert Req.objects.get(subscription=subs[0], command="CREATE_PAIRING").last_error == (
         "Attempt 1 failed: HTTP 503 from the CAS for CreatePairing"
     )
+    assert Req.objects.get(subscription=subs[1], command="CREATE_PAIRING").last_error == ""
     simulator.state.controls.down = False
     Req.objects.update(next_attempt_at=None)  # the backoff has passed
     assert deliver(conax) == 6
@@ -238,7 +258,10 @@ def test_down_past_the_retry_limit_fails_and_a_reset_run_repairs_exactly_those(
     deliver(conax)
     simulator.state.controls.down = True
     lost = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B")]
-    deliver(conax)  # no backoff in these tests: three attempts each, then Failed
+    # No backoff in these tests. Each delivery stops at the first failure (the CAS is down);
+    # the sweeper would wake the next one: three attempts each, then Failed.
+    for _ in range(6 * 3):
+        deliver(conax)
     failed = Req.objects.filter(state="failed")
     assert failed.count() == 6
     assert set(failed.values_list("subscription", flat=True)) == {s.pk for s in lost}
@@ -261,6 +284,16 @@ def test_down_past_the_retry_limit_fails_and_a_reset_run_repairs_exactly_those(
     assert active(conax, card_of(lost[1])) == ["BFB2", "RFB1"]
     assert active(conax, card_of(fine)) == ["AF1"]
     assert not made.exclude(state="completed").exists()
+
+
+def test_one_client_per_provider_keeps_its_connection_to_the_cas(conax, conax_subscribe, simulator):
+    first = conax_subscribe("BUNDLE_A")
+    second = conax_subscribe("BUNDLE_B")
+    assert deliver(conax) == 6
+    assert active(conax, card_of(first)) == ["EFA2", "GFA1"]
+    assert active(conax, card_of(second)) == ["BFB2", "RFB1"]
+    # The WSDL and eight calls over one kept-alive connection of the pooled session.
+    assert simulator.server.accepted == 1
 
 
 def test_a_changed_setting_makes_a_new_client_and_bad_credentials_fail_at_once(
@@ -291,6 +324,57 @@ def test_a_changed_setting_makes_a_new_client_and_bad_credentials_fail_at_once(
 
 DTD = '<!DOCTYPE definitions [<!ENTITY secret SYSTEM "file:///etc/passwd">]>\n'
 BOMB = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY secret "&lol;&lol;&lol;&lol;">]>\n'
+
+
+class SchemaHost(BaseHTTPRequestHandler):
+    """A host a WSDL imports a schema from; it notes every request."""
+
+    SCHEMA = (
+        b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:extra">'
+        b'<xs:element name="Note" type="xs:string"/></xs:schema>'
+    )
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.seen.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(self.SCHEMA)))
+        self.end_headers()
+        self.wfile.write(self.SCHEMA)
+
+
+def test_a_wsdl_that_imports_from_the_network_is_refused_and_nothing_fetched(
+    conax, conax_subscribe, tmp_path
+):
+    host = ThreadingHTTPServer(("127.0.0.1", 0), SchemaHost)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    schema = f"http://127.0.0.1:{host.server_address[1]}/extra.xsd"
+    opening = 'elementFormDefault="qualified">'
+    wsdl = tmp_path / "importing.wsdl"
+    wsdl.write_text(
+        WSDL_FILE.read_text().replace(
+            opening, f'{opening}<xs:import namespace="urn:extra" schemaLocation="{schema}"/>', 1
+        )
+    )
+    try:
+        conax.provider.connection = {**conax.provider.connection, "wsdl_url": str(wsdl)}
+        conax.provider.save()
+        sub = conax_subscribe("AGRICULTURE")
+        deliver(conax)
+    finally:
+        host.shutdown()
+        host.server_close()
+    pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
+    assert (pairing.state, pairing.attempts) == ("failed", 1)
+    assert pairing.last_error.startswith(
+        f"Attempt 1 failed: Refused the WSDL at {wsdl}: it carries an external reference, "
+        f"which is never parsed (ExternalReferenceForbidden(url='{schema}'))"
+    )
+    assert SchemaHost.seen == []  # nothing fetched (nor our credentials sent) from there
 
 
 @pytest.mark.parametrize("doctype", [DTD, BOMB], ids=["external-entity", "entity-expansion"])

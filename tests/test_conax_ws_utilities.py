@@ -138,6 +138,10 @@ def test_with_two_cards_the_agent_chooses_one(conax, account):
             {"message_type": "mail", "text": "m" * 142},
             {"text": ["A mail message holds at most 141 characters; this one has 142."]},
         ),
+        (
+            {"message_type": "mail", "text": "m" * 2001},
+            {"text": ["A mail message holds at most 141 characters; this one has 2001."]},
+        ),
         ({"message_type": "bark", "text": "b" * 129}, None),
         (
             {"message_type": "bark", "text": "b" * 130},
@@ -219,6 +223,7 @@ def test_with_two_cards_the_agent_chooses_one(conax, account):
     ids=[
         "mail-141",
         "mail-142",
+        "mail-2001",
         "bark-129",
         "bark-130",
         "repeating-130",

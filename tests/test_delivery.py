@@ -55,7 +55,9 @@ def test_an_offline_platform_means_retries_with_backoff_then_failed(
     assert pairing.last_error == (
         "Attempt 3 failed: HTTP 503 from the connector. Gave up after 3 attempts."
     )
-    # With the card's first request Failed, the next one for the card went out (and waits).
+    # With the card's first request Failed, the next one for the card goes out at the next
+    # delivery (each stops at a failure: the platform is down) and waits in turn.
+    delivery.deliver_due(push_provider)
     activation = sub.provisioning_requests.get(operation="activate")
     assert (activation.state, activation.attempts) == ("pending", 1)
     Req.objects.filter(pk=activation.pk).update(next_attempt_at=None)

@@ -24,6 +24,7 @@ def test_conax_sms_defaults_fill_in_the_operation_parameters(db):
         "renewal_frequency_months": 1,
         "renew_end_period_months": 1,
         "cancel_end_period_months": 1,
+        "answer_deadline_hours": 24,
     }
     assert p.connection["protocol"] == "sftp"
 

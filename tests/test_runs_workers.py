@@ -134,3 +134,44 @@ def test_a_worker_killed_mid_run_leaves_it_failed_and_a_rerun_creates_nothing_tw
     )
     assert len(keys) == wanted and set(keys.values()) == {1}
     assert list(services.preview(d)[0]) == []
+
+
+def test_two_workers_share_one_run_part_by_part_and_nothing_is_created_twice(
+    catalog, subscribe, tmp_path
+):
+    subs = [subscribe("BUNDLE_A") for _ in range(60)]
+    drift(subs)
+    d = reset_definition(catalog)
+    wanted = sum(len(row.what) for row in services.preview(d, limit=1000)[0])
+    assert wanted == 120
+
+    small = {"RUN_PART_SIZE": "6", "RUN_CHUNK_SIZE": "2"}
+    pair = [workers.start(tmp_path, name=f"w{i}", **small) for i in (1, 2)]
+    logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    try:
+        workers.wait_until(
+            lambda: (
+                all(" ready." in p.read_text() for p in logs if p.exists())
+                and all(p.exists() for p in logs)
+            ),
+            seconds=60,
+            what="both workers ready",
+            logs=logs,
+        )
+        services.run_now(d)
+        workers.wait_until(
+            lambda: runs_of(d, status="completed"), seconds=120, what="the run", logs=logs
+        )
+    finally:
+        for worker in pair:
+            workers.stop(worker)
+    (run,) = runs_of(d)
+    parts = list(run.parts.all())
+    assert len(parts) >= 10 and all(p.finished_at for p in parts)
+    assert len({p.worker for p in parts}) == 2  # both workers took parts of the one run
+    assert (run.examined, run.created, run.errors) == (60, wanted, 0)
+    assert run.message == f"Examined 60; created {wanted} requests."
+    keys = Counter(
+        Req.objects.filter(state="pending").values_list("service_id", "installed_item_id", "ca_id")
+    )
+    assert len(keys) == wanted and set(keys.values()) == {1}

@@ -1,38 +1,50 @@
-"""File export: Pending requests into request files, uploaded to the CAS once each.
+"""File export: Pending requests into request files, each delivered to the CAS exactly once.
 
-Two steps, each safe to repeat:
+One file at a time, in two transactions that each hold the provider's row (exporters take
+turns, so a scheduled run and a *process immediately* never write the same request twice):
 
-1. **Prepare** (one transaction per file, the provider's row locked so that two exporters take
-   turns): the oldest Pending requests not yet in a file — Express first — up to *Maximum
-   Number of Records in Each File*, are assigned to a new ``TransferFile`` in state Prepared,
-   with a deterministic name and the end dates its lines carry (from the operation
-   parameters, counted from the day it is prepared). The file's bytes are a function of what
-   is committed, so a retry rebuilds exactly the same file (its checksum is recorded).
-2. **Upload** each Prepared file, oldest first, holding its row: if the file is already on the
-   server under its final name, or the CAS has already answered it, it is not uploaded again;
-   otherwise it goes up under a temporary name and is renamed. The file becomes Uploaded in
-   the same transaction that held it.
+1. **Stage**: the next waiting requests — Express first, then oldest — up to *Maximum Number of
+   Records in Each File* are read as plain values (keyset by priority and id), written as one
+   file whose lines carry end dates from the operation parameters, and put on the server under
+   its temporary name ``<name>.part``. In the same transaction the file is recorded: one
+   ``TransferFile`` row, state Prepared, holding its request ids (``members.py``: the request
+   rows themselves are written when their answer comes). A request that cannot be written
+   fails alone, with the reason.
+2. **Deliver**: the ``.part`` is renamed to its final name — the moment the CAS may take it,
+   and delete it — and the file becomes Uploaded.
 
-A run killed after an upload and before its commit leaves the file Prepared; the next run finds
-it on the server and only records it. Requests stay Pending until a response file answers them
-(``responses.py``).
+A run may die anywhere; what the next run finds tells it what happened:
+
+- died before stage 1 committed: nothing was recorded and nothing was renamed, so the CAS
+  never saw the file; the requests are written again (a leftover ``.part`` is never renamed
+  and is overwritten by the next file of that name);
+- died after stage 1 committed: the file is Prepared. If ``<name>.part`` is still on the server
+  the rename never happened, and the run renames it now. If it is gone the rename did happen
+  — the CAS may already have taken and deleted the file without answering yet — so it is only
+  recorded as Uploaded, never sent again. (Nothing but our rename removes a ``.part``: the CAS
+  reads only files with their final name.)
+
+Requests stay Pending until a response file answers them, or until the answer deadline
+passes (``responses.py``).
 """
 
 import posixpath
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from dateutil.relativedelta import relativedelta
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Case, F, JSONField, TextField, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from providers.delivery import fail
 from providers.models import Provider, ProvisioningRequest, TransferFile
 
 from . import file_format as ff
-from . import transport
+from . import members, transport
 
 Req = ProvisioningRequest
 END_PERIODS = {
@@ -40,6 +52,8 @@ END_PERIODS = {
     ff.RENEW: "renew_end_period_months",
     ff.CANCEL: "cancel_end_period_months",
 }
+# Express (1) sorts before Normal (5).
+PRIORITIES = sorted(Req.Priority.values)
 
 
 class ExportError(Exception):
@@ -48,11 +62,12 @@ class ExportError(Exception):
 
 @dataclass
 class Result:
-    prepared: list[str] = field(default_factory=list)
+    # Files this run renamed into place.
     uploaded: list[str] = field(default_factory=list)
-    # Files found already delivered by an earlier, interrupted run: recorded, not sent again.
+    # Files an interrupted run had already renamed into place: recorded, not sent again.
     found_delivered: list[str] = field(default_factory=list)
-    records: int = 0
+    records: int = 0  # requests in the files above
+    failed: int = 0  # requests that could not be written
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
@@ -66,130 +81,178 @@ def dates_for(provider: Provider, today: date) -> dict[str, str]:
 
 
 def _queue(provider: Provider):
+    """Pending and not yet linked to a file (``members.py``: open files' requests are left
+    out as well, by id)."""
     return Req.objects.filter(
         provider=provider, state=Req.State.PENDING, transfer_file__isnull=True
-    ).order_by("priority", "pk")
+    )
 
 
 def waiting(provider: Provider) -> int:
-    """Requests a run would export: not in a file yet, or in a file not uploaded yet."""
-    return (
-        _queue(provider).count()
-        + Req.objects.filter(
-            provider=provider,
-            transfer_file__state=TransferFile.State.PREPARED,
-        ).count()
+    """Requests a run would export: waiting for a file, or in a file not delivered yet."""
+    files = TransferFile.objects.filter(
+        provider=provider, direction=TransferFile.Direction.OUT, state__in=members.OPEN
     )
+    count = _queue(provider).count()
+    for file in files:
+        if file.state == TransferFile.State.PREPARED:
+            continue  # its requests are counted among the waiting, as they are
+        count -= sum(part.count() for part in members.each(_queue(provider), file))
+    return count
 
 
-def _records(file: TransferFile, rows) -> tuple[list[ff.RequestRecord], list[tuple[int, str]]]:
-    records, bad = [], []
-    for pk, uid, command, parameters in rows:
-        try:
-            records.append(ff.record_for(str(uid), command, parameters, file.settings["dates"]))
-        except (ff.FormatError, KeyError, TypeError) as exc:
-            bad.append((pk, f"Cannot be written in a Conax SMS file: {exc!r}"))
-    return records, bad
+def _paths(provider: Provider, name: str) -> tuple[str, str]:
+    final = posixpath.join(provider.connection.get("upload_directory", "/in"), name)
+    return final, final + ff.PARTIAL_SUFFIX
 
 
-def content(file: TransferFile) -> bytes:
-    """The bytes of a request file, from what is committed."""
-    rows = (
-        file.requests.order_by("priority", "pk")
-        .values_list("pk", "uid", "command", "parameters")
-        .iterator(chunk_size=5000)
+def _lock(provider: Provider) -> None:
+    list(Provider.objects.select_for_update().filter(pk=provider.pk).values_list("pk"))
+
+
+def _read(provider: Provider, priority: int, after: int, limit: int) -> list[tuple]:
+    """Waiting requests of one priority after an id, as plain columns: the uid as text, only
+    the parameters their line needs (all of them for the few commands that need more). Run
+    with the database cursor: no model instances, no per-row conversions."""
+    postgres = connection.vendor == "postgresql"
+    queryset = (
+        _queue(provider)
+        .filter(priority=priority, pk__gt=after)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            Cast("uid", TextField()) if postgres else "uid",
+            "command",
+            *(KT(f"parameters__{key}") for key in ff.LINE_KEYS),
+            Case(
+                When(command__in=list(ff.LINE_PARAMETERS), then=Value(None)),
+                default=F("parameters"),
+                output_field=JSONField(),
+            ),
+        )[:limit]
     )
-    records, _bad = _records(file, rows)
-    return ff.write_request(file.name, file.created_at, records)
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
-def prepare_next(
-    provider: Provider, *, now: datetime | None = None, process_run_id: int | None = None
+def _next_rows(provider, after, limit, open_files) -> list[tuple]:
+    """Up to ``limit`` waiting requests, Express first, then by id; ``after`` holds the last
+    id read per priority, so a run reads each row once."""
+    rows: list[tuple] = []
+    for priority in PRIORITIES:
+        while len(rows) < limit:
+            batch = _read(provider, priority, after.get(priority, 0), limit - len(rows))
+            if not batch:
+                break
+            after[priority] = batch[-1][0]
+            rows += [r for r in batch if r[0] not in open_files] if open_files else batch
+    return rows
+
+
+def _lines(rows, dates) -> tuple[list[str], list[int], list[tuple[int, str]]]:
+    """(D lines, ids written, (id, why not) for the requests that cannot be written)."""
+    if connection.vendor != "postgresql":  # uids stored as 32 hex digits: as the CAS sees them
+        rows = [(pk, str(uuid.UUID(str(uid))), *rest) for pk, uid, *rest in rows]
+    return ff.request_lines(rows, dates)
+
+
+def _fail(bad: list[tuple[int, str]], now: datetime, result: Result) -> None:
+    """Requests that cannot be written: Failed with the reason, and in the run's log."""
+    subscriptions = dict(
+        Req.objects.filter(pk__in=[pk for pk, _ in bad]).values_list("pk", "subscription_id")
+    )
+    for pk, reason in bad:  # rare: one statement each, with its own reason
+        Req.objects.filter(pk=pk, state=Req.State.PENDING).update(
+            state=Req.State.FAILED, last_error=reason, next_attempt_at=None, updated_at=now
+        )
+        result.problems.append((subscriptions.get(pk), f"Request {pk}: {reason}"))
+    result.failed += len(bad)
+
+
+@dataclass
+class _Run:
+    """What one export run carries from file to file."""
+
+    after: dict[int, int]
+    open_files: members.OpenFiles
+
+
+def _stage(
+    provider: Provider,
+    remote: transport.Transport,
+    run: _Run,
+    now: datetime,
+    process_run_id: int | None,
+    result: Result,
 ) -> TransferFile | None:
-    """Put the next batch of waiting requests in a new Prepared file (None: nothing waits)."""
+    """Stage 1 for the next file (None: nothing waits)."""
     with transaction.atomic():
-        provider = Provider.objects.select_for_update().get(pk=provider.pk)
-        if not _queue(provider).exists():
-            return None
-        now = now or timezone.now()
+        _lock(provider)
+        run.open_files.refresh()  # files another exporter made meanwhile
+        limit = int(provider.parameter("max_records_per_file"))
+        dates = dates_for(provider, timezone.localdate(now))
         number = TransferFile.objects.filter(
             provider=provider, direction=TransferFile.Direction.OUT
         ).count()
+        name = ff.request_file_name(provider.pk, number + 1)
+        created = now.replace(microsecond=0)
+        while True:
+            rows = _next_rows(provider, run.after, limit, run.open_files)
+            if not rows:
+                return None
+            lines, written, bad = _lines(rows, dates)
+            if bad:
+                _fail(bad, now, result)
+            if written:
+                break
+        data = ff.write_request_lines(name, created, lines)
         file = TransferFile.objects.create(
             provider=provider,
             direction=TransferFile.Direction.OUT,
-            name=ff.request_file_name(provider.pk, number + 1),
+            name=name,
             state=TransferFile.State.PREPARED,
-            created_at=now.replace(microsecond=0),
-            settings={"dates": dates_for(provider, timezone.localdate(now))},
+            records=len(written),
+            checksum=ff.checksum(data),
+            settings={"dates": dates, members.KEY: members.runs_of(written)},
+            created_at=created,
             process_run_id=process_run_id,
         )
-        limit = int(provider.parameter("max_records_per_file"))
-        Req.objects.filter(pk__in=_queue(provider).values("pk")[:limit]).update(transfer_file=file)
-        # A request that cannot be written (e.g. a card without CA ID) must not hold up the
-        # others: it leaves the file Failed, with the reason.
-        _good, bad = _records(
-            file, file.requests.values_list("pk", "uid", "command", "parameters").iterator()
-        )
-        for pk, reason in bad:
-            Req.objects.filter(pk=pk).update(transfer_file=None)
-            fail(Req(pk=pk), reason)
-        file.records = file.requests.count()
-        if not file.records:
-            file.delete()
-            return prepare_next(provider, now=now, process_run_id=process_run_id)
-        data = content(file)
-        file.checksum = ff.checksum(data)
-        file.save(update_fields=["records", "checksum"])
-        return file
+        # Our own file: the keyset is past its requests already, no need to look them up.
+        run.open_files.last_file = file.pk
+        remote.put(data, _paths(provider, name)[1])
+    return file
 
 
-def _delivered(provider: Provider, remote: transport.Transport, file: TransferFile) -> bool:
-    """Whether the CAS already has this file: on the server under its final name, or answered
-    (a response file seen by us or waiting on the server)."""
-    settings = provider.connection
-    response = ff.response_file_name(file.name)
-    if TransferFile.objects.filter(
-        provider=provider, direction=TransferFile.Direction.IN, name=response
-    ).exists():
-        return True
-    response_dir = settings.get("response_directory", "/out")
-    return any(
-        remote.exists(path)
-        for path in (
-            posixpath.join(settings.get("upload_directory", "/in"), file.name),
-            posixpath.join(response_dir, response),
-            posixpath.join(response_dir, "processed", response),
-        )
-    )
-
-
-def upload(provider: Provider, remote: transport.Transport, file_id: int, result: Result) -> None:
+def _deliver(
+    provider: Provider,
+    remote: transport.Transport,
+    file_id: int,
+    now: datetime,
+    result: Result,
+    *,
+    staged_now: bool,
+) -> None:
+    """Stage 2: rename a Prepared file into place, or find that an earlier run did."""
     with transaction.atomic():
-        file = (
-            TransferFile.objects.select_for_update(skip_locked=True)
-            .filter(pk=file_id, state=TransferFile.State.PREPARED)
-            .first()
-        )
+        _lock(provider)
+        file = TransferFile.objects.filter(pk=file_id, state=TransferFile.State.PREPARED).first()
         if file is None:
-            return  # another exporter holds it, or it has gone up meanwhile
-        data = content(file)
-        if ff.checksum(data) != file.checksum:
-            raise ExportError(f"{file.name} no longer has the content it was prepared with.")
-        now = timezone.now()
-        if _delivered(provider, remote, file):
-            file.message = "Found on the server by a later run; not uploaded again."
-            result.found_delivered.append(file.name)
-        else:
-            path = posixpath.join(provider.connection.get("upload_directory", "/in"), file.name)
-            remote.upload(data, path)
+            return  # another exporter finished it (we waited for its lock)
+        final, partial = _paths(provider, file.name)
+        if staged_now or remote.exists(partial):
+            remote.rename(partial, final)
             result.uploaded.append(file.name)
+        else:
+            file.message = (
+                "Renamed into place by an earlier run that stopped before recording it; "
+                "not uploaded again."
+            )
+            result.found_delivered.append(file.name)
         file.state = TransferFile.State.UPLOADED
         file.uploaded_at = now
         file.save(update_fields=["state", "uploaded_at", "message"])
-        Req.objects.filter(transfer_file=file, state=Req.State.PENDING).update(
-            sent_at=now, attempts=F("attempts") + 1
-        )
         result.records += file.records
 
 
@@ -201,16 +264,14 @@ def export(
     now: datetime | None = None,
     progress: Callable[[Result], None] | None = None,
 ) -> Result:
-    """Prepare files for every waiting request, then upload every Prepared file.
+    """Deliver the files earlier runs left Prepared, then every waiting request in new files.
 
     ``connect(provider)`` opens the file server (default: the provider's SFTP / FTP); pass
-    another to wrap the transport (tests use it to interrupt a run after an upload).
-    Raises ``TransportError`` when the server cannot be reached or refuses a file: what was
-    prepared stays Prepared, for the next run."""
+    another to wrap the transport (tests use it to stop a run at a chosen step). ``now``: the
+    clock (the files' dates and times). Raises ``TransportError`` when the server cannot be
+    reached or refuses a file: what is not recorded is written again by the next run."""
     result = Result()
-    while file := prepare_next(provider, now=now, process_run_id=process_run_id):
-        result.prepared.append(file.name)
-    prepared = list(
+    left = list(
         TransferFile.objects.filter(
             provider=provider,
             direction=TransferFile.Direction.OUT,
@@ -219,11 +280,26 @@ def export(
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    if not prepared:
-        return result
+    if not left and not _queue(provider).exists():
+        return result  # (requests in open files may remain: the stages find nothing then)
     with connect(provider) as remote:
-        for file_id in prepared:
-            upload(provider, remote, file_id, result)
+        for file_id in left:
+            _deliver(provider, remote, file_id, now or timezone.now(), result, staged_now=False)
+            if progress:
+                progress(result)
+        run = _Run({}, members.OpenFiles(provider))
+        while True:
+            moment = now or timezone.now()
+            file = _stage(provider, remote, run, moment, process_run_id, result)
+            if file is None:
+                break
+            _deliver(provider, remote, file.pk, moment, result, staged_now=True)
             if progress:
                 progress(result)
     return result
+
+
+def export_pending(provider: Provider, **options) -> int:
+    """Export everything waiting for ``provider``; returns how many requests went out (the
+    benchmark's entry point: ``bench_data.pending_requests`` makes the work)."""
+    return export(provider, **options).records

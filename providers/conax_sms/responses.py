@@ -6,33 +6,43 @@ For every response file in the provider's response directory, oldest name first:
   it is moved to ``processed/`` again and nothing else happens;
 - cannot be trusted as a whole (header, trailer, record count or checksum wrong) → nothing in
   it is applied; it is recorded Malformed, logged in the run and moved to ``failed/``;
-- otherwise each line is matched to its request by uid and recorded with ``record_answer``:
+- otherwise each line is matched to its request by uid and recorded, set-based, with
+  ``record_answers``:
   Completed (a service authorized, devices initialized, and — for a Renew — the authorization
   date moved to today, so it is not renewed again before its time) or Rejected with the CAS's
   error (the change rolled back through the action layer). A line that matches no request of
   this provider, or that cannot be read, is logged in the run; the rest of the file goes ahead.
   A refused request file (``F`` line) puts its requests back in the export queue. The ledger
   row is committed with the answers, then the file is moved to ``processed/``.
+
+Then requests whose file was uploaded longer ago than the answer deadline and that are still
+unanswered become Failed (``deadline.py``).
 """
 
 import posixpath
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from providers.answers import APPLIED, AnswerConflict, record_answer
+from providers.answers import APPLIED, Answer, AnswerConflict, Outcome, record_answers
 from providers.models import Provider, ProvisioningRequest, TransferFile
 from subscriptions.models import SubscriptionService
 
 from . import file_format as ff
-from . import transport
+from . import members, transport
+from .deadline import expire_unanswered
 
 Req = ProvisioningRequest
 PROCESSED = "processed"
 FAILED = "failed"
+# Answers recorded per statement set (and uids looked up per query).
+ANSWER_CHUNK = 5000
 
 
 @dataclass
@@ -40,13 +50,14 @@ class Result:
     files: int = 0
     completed: int = 0
     rejected: int = 0
+    expired: int = 0  # Failed: no answer within the deadline
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
-def _renewed(request: Req, now) -> None:
-    """An accepted Renew extends the entitlement: the renewal frequency counts from now."""
+def _renewed(service_ids: list[int], now) -> None:
+    """Accepted Renews extend the entitlement: the renewal frequency counts from now."""
     SubscriptionService.objects.filter(
-        pk=request.service_id, authorized=True, state__in=SubscriptionService.ON_STATES
+        pk__in=service_ids, authorized=True, state__in=SubscriptionService.ON_STATES
     ).update(authorization_date=now, updated_at=now)
 
 
@@ -57,40 +68,77 @@ def _normal(uid: str) -> str:
         return uid
 
 
-def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Result) -> None:
-    now = timezone.now()
-    by_uid: dict[str, Req] = {}
+def _requests(provider: Provider, records: list[ff.ResponseRecord]) -> dict[str, Req]:
     uids = []
-    for record in parsed.records:
+    for record in records:
         try:
             uids.append(uuid.UUID(record.uid))
         except ValueError:
             continue
-    for start in range(0, len(uids), 5000):
-        for request in Req.objects.filter(provider=provider, uid__in=uids[start : start + 5000]):
-            by_uid[str(request.uid)] = request
-    for record in parsed.records:
-        request = by_uid.get(_normal(record.uid))
+    found: dict[str, Req] = {}
+    for start in range(0, len(uids), ANSWER_CHUNK):
+        for request in Req.objects.filter(
+            provider=provider, uid__in=uids[start : start + ANSWER_CHUNK]
+        ).only("pk", "uid", "state", "command", "operation", "service_id", "subscription_id"):
+            found[str(request.uid)] = request
+    return found
+
+
+def _record(answers: list[Answer]) -> list[Outcome | AnswerConflict]:
+    """Set-based (``record_answers``), a chunk at a time; a chunk with a conflict — a request
+    answered the other way meanwhile, or twice the other way in this file — is recorded one
+    answer at a time, so that only the conflicting answer is left out."""
+    outcomes: list[Outcome | AnswerConflict] = []
+    for start in range(0, len(answers), ANSWER_CHUNK):
+        chunk = answers[start : start + ANSWER_CHUNK]
+        try:
+            outcomes += record_answers(chunk)
+            continue
+        except AnswerConflict:
+            pass
+        for answer in chunk:
+            try:
+                outcomes += record_answers([answer])
+            except AnswerConflict as exc:
+                outcomes.append(exc)
+    return outcomes
+
+
+def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Result) -> None:
+    now = timezone.now()
+    by_uid = _requests(provider, parsed.records)
+    lines: list[tuple[ff.ResponseRecord, Req | None]] = [
+        (record, by_uid.get(_normal(record.uid))) for record in parsed.records
+    ]
+    answers = [
+        Answer(
+            request.pk,
+            record.accepted,
+            record.error_code,
+            record.error_description,
+            # An acceptance needs no more than its state and its file (linked below): the
+            # common answer stays one UPDATE for the lot. A rejection keeps where it was said.
+            None if record.accepted else {"file": name, "status": "ERROR"},
+        )
+        for record, request in lines
+        if request is not None
+    ]
+    outcomes = iter(_record(answers))
+    renewed = []
+    # The run's log in the order of the file's lines.
+    for record, request in lines:
         if request is None:
             result.problems.append(
                 (None, f"{name}: the answer for {record.uid} matches no request of {provider}.")
             )
             continue
-        try:
-            outcome = record_answer(
-                request,
-                accepted=record.accepted,
-                error_code=record.error_code,
-                error_description=record.error_description,
-                response={"file": name, "status": "OK" if record.accepted else "ERROR"},
-            )
-        except AnswerConflict as exc:
-            result.problems.append((request.subscription_id, f"{name}: {exc}"))
-            continue
-        if record.accepted:
+        outcome = next(outcomes)
+        if isinstance(outcome, AnswerConflict):
+            result.problems.append((request.subscription_id, f"{name}: {outcome}"))
+        elif record.accepted:
             result.completed += 1
             if outcome.result == APPLIED and request.operation == Req.Operation.RENEW:
-                _renewed(request, now)
+                renewed.append(request.service_id)
         else:
             result.rejected += 1
             result.problems.append(
@@ -100,6 +148,8 @@ def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Res
                     f"{record.error_code} {record.error_description}".rstrip(),
                 )
             )
+    if renewed:
+        _renewed(renewed, now)
     for line, message in parsed.line_errors:
         result.problems.append((None, f"{name} line {line}: {message}"))
 
@@ -114,8 +164,9 @@ def _refused(provider: Provider, name: str, parsed: ff.ParsedResponse, result: R
             (None, f"{name}: Conax refused {parsed.request_name}, which we never sent.")
         )
         return
-    back = Req.objects.filter(transfer_file=sent, state=Req.State.PENDING).update(
-        transfer_file=None, sent_at=None
+    # A refused file is not open: its Pending requests are in the export queue again.
+    back = sum(
+        part.count() for part in members.each(Req.objects.filter(state=Req.State.PENDING), sent)
     )
     sent.state = TransferFile.State.REJECTED
     sent.message = f"{code}: {description}"
@@ -126,6 +177,26 @@ def _refused(provider: Provider, name: str, parsed: ff.ParsedResponse, result: R
             f"Conax refused request file {sent.name} ({code}: {description}); its {back} "
             "Pending requests go in the next export.",
         )
+    )
+
+
+def _answered(provider: Provider, request_name: str, now) -> None:
+    """The request file is answered: its requests are linked to it now (``members.py``: the
+    export did not write them), and it is Answered — from Prepared too, since the CAS may
+    answer a file between its rename and the export's record of that."""
+    sent = TransferFile.objects.filter(
+        provider=provider, direction=TransferFile.Direction.OUT, name=request_name
+    ).first()
+    if sent is None:
+        return
+    for part in members.each(Req.objects.filter(transfer_file__isnull=True), sent):
+        part.update(transfer_file=sent, sent_at=sent.uploaded_at or now)
+    TransferFile.objects.filter(
+        pk=sent.pk, state__in=(TransferFile.State.PREPARED, TransferFile.State.UPLOADED)
+    ).update(
+        state=TransferFile.State.ANSWERED,
+        processed_at=now,
+        uploaded_at=Coalesce("uploaded_at", Value(now)),
     )
 
 
@@ -184,12 +255,7 @@ def handle_file(
             _refused(provider, name, parsed, result)
         else:
             _apply(provider, name, parsed, result)
-            TransferFile.objects.filter(
-                provider=provider,
-                direction=TransferFile.Direction.OUT,
-                name=parsed.request_name,
-                state=TransferFile.State.UPLOADED,
-            ).update(state=TransferFile.State.ANSWERED, processed_at=now)
+            _answered(provider, parsed.request_name, now)
     remote.move(path, posixpath.join(response_dir, PROCESSED))
     result.files += 1
 
@@ -200,17 +266,27 @@ def process_responses(
     connect: Callable[[Provider], transport.Transport] = transport.connect,
     process_run_id: int | None = None,
     progress: Callable[[Result], None] | None = None,
+    now: datetime | None = None,
 ) -> Result:
-    """Apply every response file waiting on the server. ``progress(result)`` after each file,
-    with running counts; ``result.problems`` holds only the new problems and is emptied after
-    each call."""
+    """Apply every response file waiting on the server, then fail what waited past the answer
+    deadline (``deadline.py``; ``now``: the clock) — that too when the server cannot be
+    reached, which is when it matters most. ``progress(result)`` after each file and at the
+    end, with running counts; ``result.problems`` holds only the new problems and is emptied
+    after each call."""
     result = Result()
     response_dir = provider.connection.get("response_directory", "/out")
-    with connect(provider) as remote:
-        names = sorted(n for n in remote.listdir(response_dir) if ff.is_response_file(n))
-        for name in names:
-            handle_file(provider, remote, name, result, process_run_id)
-            if progress:
-                progress(result)
-                result.problems = []
+    try:
+        with connect(provider) as remote:
+            names = sorted(n for n in remote.listdir(response_dir) if ff.is_response_file(n))
+            for name in names:
+                handle_file(provider, remote, name, result, process_run_id)
+                if progress:
+                    progress(result)
+                    result.problems = []
+    finally:
+        result.expired, problems = expire_unanswered(provider, now or timezone.now())
+        result.problems += problems
+        if progress:
+            progress(result)
+            result.problems = []
     return result

@@ -18,10 +18,12 @@ from . import export, messages, responses
 
 def _export(definition, run_id: int, report: Callable[[Progress], None]) -> None:
     def progress(result: export.Result) -> None:
-        report(Progress(examined=result.records))
+        # Problems are reported once: the list holds only those since the last file.
+        report(Progress(examined=result.records, problems=result.problems))
+        result.problems = []
 
     result = export.export(definition.provider, process_run_id=run_id, progress=progress)
-    report(Progress(examined=result.records))
+    report(Progress(examined=result.records, problems=result.problems))
 
 
 def _error_handling(definition, run_id: int, report: Callable[[Progress], None]) -> None:

@@ -3,7 +3,9 @@
 - an **SFTP server** (paramiko's server interface over a local directory) with an ECDSA host
   key generated once and kept in a directory, so the key the provider is configured with stays
   valid across restarts;
-- an **FTP server** (pyftpdlib) over the same directory;
+- an **FTP server** (pyftpdlib) over the same directory, and on request an **FTPS server**
+  (explicit TLS, pyftpdlib with pyOpenSSL) whose certificate is signed by a throwaway CA
+  (``simulator_tls.py``): ``simulator.tls_ca_certificate`` is what the provider trusts;
 - a **CAS** thread that picks up request files from the upload directory (``in/``), checks
   them (record count, checksum), applies them to its state (entitlements per card with end
   dates, pairings, messages) and writes a response file for each into ``out/`` (through a
@@ -11,8 +13,10 @@
   arrived once. Switches: ``reject_cards`` (answer ERROR for those card ids), ``corrupt``
   (spoil the next N response files), ``silent`` (pick nothing up, answer nothing).
 
-Request files are left where they are (the CAS keeps its own list of what it has read), so the
-export can see that a file it uploaded is there.
+Request files are taken out of ``in/`` as the CAS picks them up (``pick_up``), before it answers
+(``answer``), as a real CAS does: the export cannot count on finding a file it uploaded. The CAS
+counts every pickup of a file name (``deliveries``) and every arrival of a request uid
+(``received``), so a test sees a file or a request that came twice.
 
 In-process for tests: ``Simulator(root).start()`` on loopback with ports 0. From the command
 line: ``python manage.py cas_simulator conax-sms --root DIR --sftp-port 2222 --ftp-port 2121``,
@@ -36,6 +40,7 @@ from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
 
 from . import file_format as ff
+from .simulator_tls import CA_FILE, load_certificates
 
 UPLOAD_DIR = "in"
 RESPONSE_DIR = "out"
@@ -232,22 +237,49 @@ class SFTPServerThread:
 
 
 class FTPServerThread(threading.Thread):
-    def __init__(self, root: Path, host: str, port: int, username: str, password: str):
+    """pyftpdlib over ``root``. With ``tls_certificate`` (certificate and key in one PEM file)
+    it is an FTPS server, explicit TLS (AUTH TLS): the login and every data connection must
+    be encrypted, as a Conax site offering FTPS requires (pyftpdlib needs pyOpenSSL for it)."""
+
+    def __init__(
+        self,
+        root: Path,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        tls_certificate: Path | None = None,
+    ):
         from pyftpdlib.authorizers import DummyAuthorizer
-        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
         super().__init__(daemon=True)
         authorizer = DummyAuthorizer()
         authorizer.add_user(username, password, str(root), perm="elradfmwMT")
-        handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "Conax"})
-        self.server = FTPServer((host, port), handler)
+        attributes = {"authorizer": authorizer, "banner": "Conax"}
+        if tls_certificate is None:
+            from pyftpdlib.handlers import FTPHandler as base
+        else:
+            from pyftpdlib.handlers import TLS_FTPHandler as base
+
+            attributes.update(
+                certfile=str(tls_certificate),
+                tls_control_required=True,
+                tls_data_required=True,
+                ssl_context=None,  # the class caches its context: one per server
+            )
+        handler = type("Handler", (base,), attributes)
+        # An IO loop of its own: pyftpdlib's default is one per process, and two servers'
+        # threads polling the same sockets at once corrupt each other's TLS records.
+        self.server = FTPServer((host, port), handler, ioloop=IOLoop())
         self.port = self.server.socket.getsockname()[1]
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
-            self.server.serve_forever(timeout=0.1, blocking=False, handle_exit=False)
+            # One round of the loop at a time (serve_forever would log each round).
+            self.server.ioloop.loop(timeout=0.1, blocking=False)
         self.server.close_all()
 
     def stop(self) -> None:
@@ -273,8 +305,11 @@ class CAS:
         self.corrupt = 0
         self.silent = False
         # State.
-        self.received: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()  # request uid -> times it arrived
+        self.deliveries: Counter[str] = Counter()  # request file name -> times picked up
         self.files_read: list[str] = []
+        # Picked up, not answered yet: (file name, its bytes).
+        self.inbox: list[tuple[str, bytes]] = []
         self.entitlements: dict[str, dict[str, str]] = {}  # card -> service CA ID -> end date
         self.pairings: dict[str, dict[str, list[str]]] = {}  # card -> {"stbs": [], "cards": []}
         self.messages: list[dict] = []
@@ -284,6 +319,7 @@ class CAS:
         if self.state_file and self.state_file.exists():
             data = json.loads(self.state_file.read_text())
             self.received.update(data.get("received", {}))
+            self.deliveries.update(data.get("deliveries", {}))
             self.files_read = data.get("files_read", [])
             self.entitlements = data.get("entitlements", {})
             self.pairings = data.get("pairings", {})
@@ -293,6 +329,7 @@ class CAS:
         if self.state_file:
             data = {
                 "received": self.received,
+                "deliveries": self.deliveries,
                 "files_read": self.files_read,
                 "entitlements": self.entitlements,
                 "pairings": self.pairings,
@@ -303,26 +340,46 @@ class CAS:
             partial.replace(self.state_file)
 
     def run_once(self) -> list[str]:
-        """Read every new request file; returns the names of the response files written."""
-        written = []
+        """Pick up every request file and answer it; returns the response files written."""
         with self.lock:
             if self.silent:
-                return written
+                return []
+            self.pick_up()
+            return self.answer()
+
+    def pick_up(self) -> list[str]:
+        """Take the complete request files out of the upload directory (a ``.part`` is still
+        being written: left alone). Answered by ``answer()``; until then the export sees
+        neither the request file nor a response."""
+        taken = []
+        with self.lock:
             for path in sorted(self.upload_dir.iterdir()):
-                if not ff.is_request_file(path.name) or path.name in self.files_read:
+                if not ff.is_request_file(path.name):
                     continue
-                written.append(self._read(path))
+                self.inbox.append((path.name, path.read_bytes()))
+                path.unlink()
+                self.deliveries[path.name] += 1
+                self.files_read.append(path.name)
+                taken.append(path.name)
+            if taken:
+                self._save()
+        return taken
+
+    def answer(self) -> list[str]:
+        """Apply the picked-up files and write a response file for each."""
+        with self.lock:
+            written = [self._read(name, data) for name, data in self.inbox]
+            self.inbox = []
             if written:
                 self._save()
         return written
 
-    def _read(self, path: Path) -> str:
-        self.files_read.append(path.name)
+    def _read(self, request_name: str, data: bytes) -> str:
         now = datetime.now(UTC)
         results: list[ff.ResponseRecord] = []
         file_error = None
         try:
-            _name, records = ff.parse_request(path.read_bytes())
+            _name, records = ff.parse_request(data)
         except ff.FormatError as exc:
             file_error = ("FILE_INVALID", str(exc))
             records = []
@@ -332,8 +389,8 @@ class CAS:
                 results.append(ff.ResponseRecord(record.uid, True))  # a duplicate: dropped
                 continue
             results.append(self._apply(record))
-        name = ff.response_file_name(path.name)
-        data = ff.write_response(name, path.name, now, results, file_error)
+        name = ff.response_file_name(request_name)
+        data = ff.write_response(name, request_name, now, results, file_error)
         if self.corrupt > 0:
             self.corrupt -= 1
             data = data[:-10]  # cut short: the trailer is broken
@@ -396,6 +453,7 @@ class Simulator:
         host: str = "127.0.0.1",
         sftp_port: int | None = 0,
         ftp_port: int | None = 0,
+        ftps_port: int | None = None,
         username: str = "conax",
         password: str = "conax-secret",  # noqa: S107 - the simulator's own test login
         authorized_keys: list[str] = (),
@@ -421,6 +479,13 @@ class Simulator:
             if ftp_port is not None
             else None
         )
+        self.ftps, self.tls_ca_certificate = None, ""
+        if ftps_port is not None:
+            certificates = load_certificates(key_dir or self.root.parent)
+            self.tls_ca_certificate = certificates.ca_pem
+            self.ftps = FTPServerThread(
+                self.root, host, ftps_port, username, password, certificates.server_file
+            )
         self.poller = _Poller(self.cas, poll_interval) if poll_interval else None
 
     @property
@@ -431,8 +496,12 @@ class Simulator:
     def ftp_port(self) -> int:
         return self.ftp.port
 
+    @property
+    def ftps_port(self) -> int:
+        return self.ftps.port
+
     def start(self) -> "Simulator":
-        for part in (self.sftp, self.ftp, self.poller):
+        for part in (self.sftp, self.ftp, self.ftps, self.poller):
             if part is not None:
                 part.start()
         return self
@@ -441,7 +510,7 @@ class Simulator:
         if self.poller is not None:
             self.poller.stopped.set()
             self.poller.join(timeout=5)
-        for part in (self.sftp, self.ftp):
+        for part in (self.sftp, self.ftp, self.ftps):
             if part is not None:
                 part.stop()
 
@@ -460,6 +529,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--sftp-port", type=int, default=2222, help="0 = any free port.")
     parser.add_argument("--ftp-port", type=int, default=2121, help="-1 = no FTP server.")
+    parser.add_argument(
+        "--ftps-port",
+        type=int,
+        default=-1,
+        help="FTPS (explicit TLS) server port; -1 = none (default). Needs pyOpenSSL.",
+    )
     parser.add_argument("--username", default="conax")
     parser.add_argument(
         "--password-env",
@@ -483,6 +558,7 @@ def serve(options: dict, stdout) -> None:
         host=options["host"],
         sftp_port=options["sftp_port"],
         ftp_port=None if options["ftp_port"] < 0 else options["ftp_port"],
+        ftps_port=None if options.get("ftps_port", -1) < 0 else options["ftps_port"],
         username=options["username"],
         password=os.environ.get(options["password_env"], "conax-secret"),
         authorized_keys=options["authorized_key"],
@@ -498,6 +574,10 @@ def serve(options: dict, stdout) -> None:
     stdout.write(f"  SFTP port {sim.sftp_port}, user {options['username']}")
     if sim.ftp is not None:
         stdout.write(f"  FTP port {sim.ftp_port}")
+    if sim.ftps is not None:
+        key_dir = Path(options["key_dir"]).resolve() if options.get("key_dir") else root
+        stdout.write(f"  FTPS port {sim.ftps_port} (explicit TLS)")
+        stdout.write(f"  FTPS CA certificate (trust it in the provider): {key_dir / CA_FILE}")
     stdout.write(f"  upload directory /{UPLOAD_DIR}, response directory /{RESPONSE_DIR}")
     stdout.write(f"  host key: {sim.host_key}")
     stdout.flush()

@@ -5,10 +5,13 @@ the error handling use nothing else, so a test or a deployment can wrap it (see
 ``export.export(..., connect=...)``).
 
 SFTP checks the server's host key against the one configured for the provider *before*
-authenticating: a different key is refused (``HostKeyMismatch``), never learnt. Secrets are
+authenticating: a different key is refused (``HostKeyMismatch``), never learnt. FTPS (explicit
+TLS) verifies the server's certificate and host name against the configured CA before the
+login (``CertificateRefused``). Secrets are
 read from the environment variables the settings name, and are never stored or logged.
-Uploads go to ``<name>.part`` and are renamed to ``<name>`` when complete, so the CAS never
-reads half a file.
+Uploads go to ``<name>.part`` (``put``) and are renamed to ``<name>`` (``rename``) when
+complete, so the CAS never reads half a file; the export records the upload between the two
+(``export.py``).
 """
 
 import base64
@@ -19,6 +22,7 @@ import io
 import os
 import posixpath
 import socket
+import ssl
 from collections.abc import Callable
 
 import paramiko
@@ -28,6 +32,9 @@ from providers.registry import TransportError
 from .file_format import PARTIAL_SUFFIX
 
 TIMEOUT_SECONDS = 30
+# Bytes handed to the connection at a time on upload: a request file goes in a few large
+# writes instead of thousands of small ones.
+WRITE_BUFFER = 1 << 20
 KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
@@ -86,15 +93,22 @@ class Transport:
         raise NotImplementedError
 
     def exists(self, path: str) -> bool:
-        directory, name = posixpath.split(path)
-        try:
-            return name in self.listdir(directory)
-        except TransportError:
-            return False
+        """Whether a file is there. Raises ``TransportError`` when the server cannot say: an
+        export must never take "could not look" for "not there"."""
+        raise NotImplementedError
+
+    def put(self, data: bytes, path: str) -> None:
+        """Write ``data`` to ``path`` (the caller's temporary name), complete when it returns."""
+        raise NotImplementedError
+
+    def rename(self, path: str, target: str) -> None:
+        """Give a file its final name, in one step: the CAS sees all of it or nothing."""
+        raise NotImplementedError
 
     def upload(self, data: bytes, path: str) -> None:
         """Write ``data`` to ``path`` through a temporary name."""
-        raise NotImplementedError
+        self.put(data, path + PARTIAL_SUFFIX)
+        self.rename(path + PARTIAL_SUFFIX, path)
 
     def download(self, path: str) -> bytes:
         raise NotImplementedError
@@ -166,10 +180,30 @@ class SFTPTransport(Transport):
     def listdir(self, directory: str) -> list[str]:
         return self._call(f"listing {directory}", self._sftp.listdir, directory)
 
-    def upload(self, data: bytes, path: str) -> None:
-        partial = path + PARTIAL_SUFFIX
-        self._call(f"upload of {partial}", self._sftp.putfo, io.BytesIO(data), partial, len(data))
-        self._call(f"rename to {path}", self._sftp.posix_rename, partial, path)
+    def exists(self, path: str) -> bool:
+        try:
+            self._sftp.stat(path)
+        except FileNotFoundError:
+            return False
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise TransportError(f"SFTP looking for {path} failed: {exc}") from None
+        return True
+
+    def put(self, data: bytes, path: str) -> None:
+        self._call(f"upload of {path}", self._write, data, path)
+
+    def _write(self, data: bytes, path: str) -> None:
+        # One buffered write, pipelined: paramiko sends its 32 KiB requests without waiting
+        # for each acknowledgement, and close() collects them all (a refused write raises).
+        with self._sftp.open(path, "wb", bufsize=WRITE_BUFFER) as remote:
+            remote.set_pipelined(True)
+            remote.write(data)
+        size = self._sftp.stat(path).st_size
+        if size != len(data):
+            raise OSError(f"{path} holds {size} bytes on the server, not {len(data)}")
+
+    def rename(self, path: str, target: str) -> None:
+        self._call(f"rename to {target}", self._sftp.posix_rename, path, target)
 
     def download(self, path: str) -> bytes:
         buffer = io.BytesIO()
@@ -188,17 +222,65 @@ class SFTPTransport(Transport):
         self._ssh.close()
 
 
+class _TLSSocket(ssl.SSLSocket):
+    """ftplib ends each data transfer with ``unwrap()``. Many FTPS servers (pyftpdlib among
+    them) close the data connection without a close_notify, or before TLS 1.3 has finished
+    its post-handshake messages on an empty listing, which fails the unwrap although every
+    byte arrived; ftplib would then leave the server's ``226`` unread
+    and every later reply one behind. Completion is what the ``226`` on the (verified) control
+    connection says; a response file is also checked against its own trailer."""
+
+    def unwrap(self):
+        try:
+            return super().unwrap()
+        except OSError:  # ssl.SSLError included: e.g. EOF, or "shutdown while in init"
+            return None
+
+
+def tls_context(settings: dict) -> ssl.SSLContext:
+    """FTPS: the server's certificate is always verified, hostname included. Trusted: the CA
+    (or the server's own self-signed certificate) in ``tls_ca_certificate``, else the system's
+    CAs. There is no setting to switch verification off."""
+    pem = (settings.get("tls_ca_certificate") or "").strip()
+    try:
+        context = ssl.create_default_context(cadata=pem or None)
+    except (ssl.SSLError, ValueError) as exc:
+        raise TransportError(
+            f"The configured FTPS CA certificate cannot be read: {exc}", permanent=True
+        ) from None
+    context.sslsocket_class = _TLSSocket
+    return context
+
+
+class CertificateRefused(TransportError):
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
 class FTPTransport(Transport):
     def __init__(self, settings: dict, *, tls: bool):
         host, port = settings["host"], settings.get("port") or 21
-        # Plain FTP is what some Conax sites offer; the operator chooses it knowingly.
-        ftp_class = ftplib.FTP_TLS if tls else ftplib.FTP
-        self._ftp = ftp_class(timeout=TIMEOUT_SECONDS)
+        if tls:
+            # ftplib's own default context would not check the certificate: ours does.
+            context = tls_context(settings)
+            self._ftp = ftplib.FTP_TLS(context=context, timeout=TIMEOUT_SECONDS)  # noqa: S321
+        else:
+            # Plain FTP is what some Conax sites offer; the operator chooses it knowingly.
+            self._ftp = ftplib.FTP(timeout=TIMEOUT_SECONDS)  # noqa: S321
         try:
             self._ftp.connect(host, port)
+            # FTP_TLS.login() secures the control connection (AUTH TLS) before the password.
             self._ftp.login(settings["username"], _secret(settings.get("password_env"), "password"))
             if tls:
                 self._ftp.prot_p()  # the data connections are encrypted too
+        except ssl.SSLCertVerificationError as exc:
+            self._ftp.close()
+            raise CertificateRefused(
+                f"The FTPS server {host}:{port} presented a certificate that could not be "
+                f"verified ({exc.verify_message}). Refusing to connect: if the server's "
+                "certificate or CA changed on purpose, put the CA in the provider's connection "
+                "settings."
+            ) from None
         except ftplib.error_perm as exc:
             self._ftp.close()
             raise TransportError(
@@ -228,12 +310,30 @@ class FTPTransport(Transport):
             raise TransportError(f"FTP listing {directory} failed: {exc}") from None
         return [posixpath.basename(n) for n in names]
 
-    def upload(self, data: bytes, path: str) -> None:
-        partial = path + PARTIAL_SUFFIX
+    def exists(self, path: str) -> bool:
+        # SIZE asks on the control connection alone (a listing needs a data connection).
+        try:
+            self._ftp.voidcmd("TYPE I")  # servers answer SIZE in binary mode only
+            self._ftp.size(path)
+        except ftplib.error_perm as exc:
+            if str(exc).startswith("550"):
+                return False
+            raise TransportError(f"FTP looking for {path} failed: {exc}") from None
+        except ftplib.all_errors as exc:
+            raise TransportError(f"FTP looking for {path} failed: {exc}") from None
+        return True
+
+    def put(self, data: bytes, path: str) -> None:
         self._call(
-            f"upload of {partial}", self._ftp.storbinary, f"STOR {partial}", io.BytesIO(data)
+            f"upload of {path}",
+            self._ftp.storbinary,
+            f"STOR {path}",
+            io.BytesIO(data),
+            WRITE_BUFFER,
         )
-        self._call(f"rename to {path}", self._ftp.rename, partial, path)
+
+    def rename(self, path: str, target: str) -> None:
+        self._call(f"rename to {target}", self._ftp.rename, path, target)
 
     def download(self, path: str) -> bytes:
         buffer = io.BytesIO()

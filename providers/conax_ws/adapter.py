@@ -192,6 +192,10 @@ class ConaxWSAdapter(registry.Adapter):
             raise registry.TransportError(
                 f"The request's parameters lack {exc.args[0]}.", permanent=True
             ) from None
+        except (TypeError, ValueError) as exc:
+            raise registry.TransportError(
+                f"The request's parameters are unusable: {exc}.", permanent=True
+            ) from None
         values = {k: v for k, v in values.items() if v is not None}
         try:
             raw = client.client_for(self.provider).call(

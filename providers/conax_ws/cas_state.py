@@ -19,7 +19,14 @@ What the CAS knows:
   **PIN** and **fingerprints** shown.
 - **answered**: every request id with the answer it got. A request id seen before is answered
   as before — with ``Duplicate`` true — and not applied again. ``requests`` counts how many
-  times each id arrived, ``received`` lists arrivals in order (what the tests check order by).
+  times each id arrived, ``received`` lists arrivals in order with the wall-clock time each
+  came in (what the tests check order by, and the benchmark measures latency with).
+
+With a state file, the state survives restarts. A change only marks the state changed; a
+background thread writes the whole file at most every ``SAVE_EVERY`` seconds (and ``close``
+writes the last changes), because writing it per request would make every request cost as
+much as the whole state and cap the simulator far below a real CAS's pace. ``received`` is a
+log, not state: it is not written.
 """
 
 import hashlib
@@ -27,6 +34,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +42,7 @@ from pathlib import Path
 DEFAULT_PIN = "1234"
 MAIL_MAX = 141
 BARK_MAX = 129
+SAVE_EVERY = 0.5  # seconds between writes of the state file, at most
 
 
 class CasFault(Exception):
@@ -84,6 +93,11 @@ class CasState:
         self.lock = threading.RLock()
         self.path = Path(path) if path else None
         self.controls = Controls()
+        self.writes = 0  # of the state file, since start
+        self._changed = False
+        self._writing = threading.Lock()  # one writer at a time, so files land in order
+        self._stop = threading.Event()
+        self._saver: threading.Thread | None = None
         self.clear()
         for card in known_cards:
             self._card(card)
@@ -102,7 +116,7 @@ class CasState:
 
     # --- persistence (optional: the demo's simulator keeps its state across restarts) -------
 
-    def snapshot(self) -> dict:
+    def _persisted(self) -> dict:
         return {
             "cards": self.cards,
             "modules": sorted(self.modules),
@@ -110,9 +124,16 @@ class CasState:
             "next_pairing": self.next_pairing,
             "answered": self.answered,
             "requests": self.requests,
-            "received": self.received,
             "duplicates": self.duplicates,
+        }
+
+    def snapshot(self) -> dict:
+        """Everything, for ``/control/state``."""
+        return {
+            **self._persisted(),
+            "received": self.received,
             "controls": self.controls.as_dict(),
+            "state_file": {"path": str(self.path) if self.path else None, "writes": self.writes},
         }
 
     def _load(self, data: dict) -> None:
@@ -122,29 +143,69 @@ class CasState:
         self.next_pairing = data.get("next_pairing", 1)
         self.answered = data.get("answered", {})
         self.requests = data.get("requests", {})
-        self.received = data.get("received", [])
         self.duplicates = data.get("duplicates", 0)
 
-    def save(self) -> None:
+    def mark_changed(self) -> None:
+        """Mark the state changed: the saver thread writes it within ``SAVE_EVERY`` s."""
+        self._changed = True
+
+    def flush(self) -> None:
+        """Write the state file now, if there is one and anything changed since the last
+        write. The state is serialised under the lock and written outside it."""
         if self.path is None:
             return
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.snapshot()))
-        os.replace(temporary, self.path)
+        with self._writing:
+            with self.lock:
+                if not self._changed:
+                    return
+                data = json.dumps(self._persisted())
+                self._changed = False
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(data)
+            os.replace(temporary, self.path)
+            self.writes += 1
+
+    def start_saving(self, every: float = SAVE_EVERY) -> None:
+        """Write changes to the state file in the background, at most every ``every`` s."""
+        if self.path is None or self._saver is not None:
+            return
+
+        def run():
+            while not self._stop.wait(every):
+                self.flush()
+
+        self._saver = threading.Thread(target=run, name="cas-state-saver", daemon=True)
+        self._saver.start()
+
+    def close(self) -> None:
+        """Stop the saver and write the last changes."""
+        self._stop.set()
+        if self._saver is not None:
+            self._saver.join()
+        self.flush()
 
     # --- requests: dedupe, misbehaviour, dispatch -------------------------------------------
 
     def handle(
-        self, request_id: str, operation: str, cards: list[str], apply, *, query: bool = False
+        self,
+        request_id: str,
+        operation: str,
+        cards: list[str],
+        apply,
+        *,
+        query: bool = False,
+        received_at: float | None = None,
     ) -> dict:
         """Answer one request: a repeat of a known id gets the first answer (``duplicate``),
         else the controls may reject it, else ``apply()`` runs. Raises ``CasFault``. A
-        ``query`` changes nothing, so it is answered afresh each time and not remembered."""
+        ``query`` changes nothing, so it is answered afresh each time and not remembered.
+        ``received_at`` (``time.time()`` when it came in) is logged in ``received``."""
         self.requests[request_id] = self.requests.get(request_id, 0) + 1
         first = None if query else self.answered.get(request_id)
         self.received.append(
             {
                 "request_id": request_id,
+                "received_at": received_at if received_at is not None else time.time(),
                 "operation": operation,
                 "cards": cards,
                 "duplicate": bool(first),
@@ -172,10 +233,10 @@ class CasState:
                 "operation": operation,
                 "fault": {"code": fault.code, "message": fault.message, "sender": fault.sender},
             }
-            self.save()
+            self.mark_changed()
             raise
         self.answered[request_id] = {"operation": operation, "result": result}
-        self.save()
+        self.mark_changed()
         return {**result, "duplicate": False}
 
     def _misbehave(self, request_id: str, cards: list[str]) -> None:
@@ -215,7 +276,7 @@ class CasState:
     def register(self, cards) -> None:
         for card in cards:
             self._card(card)
-        self.save()
+        self.mark_changed()
 
     def _pairing_of(self, device: str, kind: str) -> str | None:
         for pairing_id, pairing in self.pairings.items():

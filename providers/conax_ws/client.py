@@ -15,8 +15,8 @@ middle) that answers like that; a Reset repairs the subscription once it is sort
 How answers map (see ``call``): a SOAP Fault is the CAS's refusal → ``CasRefusal`` (the
 adapter makes it a Rejected request). A timeout, a refused connection, HTTP 5xx without a
 Fault, or garbage instead of XML → ``TransportError`` (retried with backoff). HTTP 401/403/404
-(wrong credentials, wrong address), a request the schema refuses, and refused XML →
-``TransportError(permanent=True)``.
+(wrong credentials, wrong address), a TLS handshake the settings cannot pass (``tls.py``), a
+request the schema refuses, and refused XML → ``TransportError(permanent=True)``.
 """
 
 import json
@@ -32,6 +32,8 @@ from zeep import exceptions as zeep_errors
 from zeep.helpers import serialize_object
 
 from providers.registry import TransportError
+
+from . import tls
 
 NS = "http://www.conax.com/contego/ca-server/webservices/7.5"
 WSDL_FILE = Path(__file__).with_name("wsdl") / "conax.wsdl"
@@ -75,6 +77,14 @@ def _plain(value):
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def _why(exc: requests.RequestException) -> str:
+    """The operating system's reason under requests' wrapping ("Connection refused"), or the
+    kind of failure."""
+    # requests' own exceptions are OSErrors too, without an operating system's reason.
+    cause = tls.underlying(exc, OSError, lambda e: e.strerror)
+    return cause.strerror if cause is not None else type(exc).__name__
 
 
 def _secret(variable: str, what: str) -> str:
@@ -123,16 +133,15 @@ class ConaxClient:
                 permanent=True,
             )
         self.timeout = int(connection.get("timeout_seconds") or 10)
+        self.has_certificate = bool(connection.get("client_certificate_path"))
+        tls.check_files(connection)
         session = requests.Session()
         if connection.get("username"):
             password = ""
             if connection.get("password_env"):
                 password = _secret(connection["password_env"], "password")
             session.auth = requests.auth.HTTPBasicAuth(connection["username"], password)
-        certificate = connection.get("client_certificate_path")
-        if certificate:
-            key = connection.get("client_key_path")
-            session.cert = (certificate, key) if key else certificate
+        tls.configure(session, connection)
         self.session = session
         transport = zeep.Transport(
             session=session, timeout=self.timeout, operation_timeout=self.timeout
@@ -149,18 +158,30 @@ class ConaxClient:
         except requests.HTTPError as exc:
             raise _http_failure(exc.response.status_code, f"loading the WSDL {wsdl}") from exc
         except requests.RequestException as exc:
-            raise TransportError(f"Could not load the WSDL {wsdl}: {type(exc).__name__}") from exc
+            where = f"loading the WSDL {wsdl}"
+            raise self._tls_failure(exc, where) or TransportError(
+                f"Could not load the WSDL {wsdl}: {_why(exc)}"
+            ) from exc
         except (zeep_errors.Error, OSError) as exc:
             raise TransportError(f"Unusable WSDL at {wsdl}: {exc}", permanent=True) from exc
         self.services = {}
         endpoint = (connection.get("endpoint_url") or "").rstrip("/")
         for binding in set(BINDINGS.values()):
             port = next(
-                p
-                for s in self.client.wsdl.services.values()
-                for p in s.ports.values()
-                if p.binding.name.localname == binding
+                (
+                    p
+                    for s in self.client.wsdl.services.values()
+                    for p in s.ports.values()
+                    if p.binding.name.localname == binding
+                ),
+                None,
             )
+            if port is None:
+                raise TransportError(
+                    f"The WSDL at {wsdl} has no port for {binding}: not a Conax Contego 7.5 "
+                    "web services WSDL.",
+                    permanent=True,
+                )
             address = port.binding_options["address"]
             if endpoint:
                 # The endpoint URL names the CAS (scheme, host, port); each web service keeps
@@ -199,9 +220,17 @@ class ConaxClient:
             ) from exc
         except requests.Timeout as exc:
             raise TransportError(f"No answer within {self.timeout} s {where}") from exc
+        except requests.ConnectionError as exc:
+            address = urlsplit(exc.request.url).netloc if exc.request is not None else "?"
+            raise self._tls_failure(exc, where) or TransportError(
+                f"Could not connect to the CAS at {address} {where}: {_why(exc)}"
+            ) from exc
         except requests.RequestException as exc:
             raise TransportError(f"{type(exc).__name__} {where}: {exc}") from exc
         return _plain(serialize_object(result, dict)) or {}
+
+    def _tls_failure(self, exc: Exception, where: str) -> TransportError | None:
+        return tls.failure(exc, where, has_certificate=self.has_certificate)
 
 
 _clients: dict[int, tuple[str, ConaxClient]] = {}

@@ -1,4 +1,10 @@
-"""Settings of this provider type: connection and operation parameters."""
+"""Settings of this provider type: connection and operation parameters.
+
+Secrets are never stored here: the password comes from the environment variable named by
+``password_env``, and the TLS client key, like the certificates, is a file on the workers.
+"""
+
+from urllib.parse import urlsplit
 
 from django import forms
 
@@ -11,7 +17,8 @@ class ConaxWSConnection(forms.Form):
         max_length=500,
         required=False,
         help_text="The CAS's WSDL (e.g. https://cas.example.net/ca-server/webservices/"
-        "subscription-management?wsdl) or a file path; empty: the WSDL shipped with the product.",
+        "subscription-management?wsdl) or a file path; empty: the WSDL shipped with the product. "
+        "It must be self-contained: a WSDL that imports schemas from the network is refused.",
     )
     endpoint_url = forms.URLField(
         label="Endpoint URL",
@@ -23,14 +30,24 @@ class ConaxWSConnection(forms.Form):
     username = forms.CharField(max_length=100)
     password_env = SecretFromEnv(label="Password variable")
     client_certificate_path = forms.CharField(
-        label="TLS client certificate file", max_length=500, required=False
+        label="TLS client certificate file",
+        max_length=500,
+        required=False,
+        help_text="PEM file of the certificate this product shows the CAS (HTTPS only).",
     )
     client_key_path = forms.CharField(
         label="TLS client key file",
         max_length=500,
         required=False,
-        help_text="Path of the private key (readable by the workers only); the key itself is "
-        "never stored here.",
+        help_text="Path of the unencrypted PEM private key (readable by the workers only); the "
+        "key itself is never stored here.",
+    )
+    server_ca_bundle_path = forms.CharField(
+        label="CA bundle of the CAS's server certificate",
+        max_length=500,
+        required=False,
+        help_text="PEM file of the authority that signed the CAS's server certificate; empty: "
+        "the system's trusted authorities. The server certificate is always verified.",
     )
     timeout_seconds = forms.IntegerField(min_value=1, max_value=300, initial=10)
 
@@ -42,6 +59,18 @@ class ConaxWSConnection(forms.Form):
             )
         if data.get("client_key_path") and not data.get("client_certificate_path"):
             self.add_error("client_certificate_path", "A client key needs its certificate.")
+        for name in ("wsdl_url", "endpoint_url"):
+            if urlsplit(data.get(name) or "").password is not None:
+                self.add_error(
+                    name, "Leave the password out of the URL: give it in the password variable."
+                )
+        address = data.get("endpoint_url") or data.get("wsdl_url") or ""
+        if address.startswith("http://"):
+            for name in ("client_certificate_path", "server_ca_bundle_path"):
+                if data.get(name):
+                    self.add_error(
+                        name, "TLS settings need an https:// endpoint URL (or WSDL location)."
+                    )
         return data
 
 

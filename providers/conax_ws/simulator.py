@@ -5,9 +5,18 @@ serves the ports under ``/ca-server/webservices/…`` (and the WSDL at ``…?wsd
 rewritten to this server), checks HTTP Basic auth (401 otherwise), and keeps a CAS's state
 (``cas_state.CasState``): entitlements with end dates, pairings, mailbox and screen messages,
 PINs, fingerprints. It faults on unknown cards and malformed input, answers a repeated
-RequestId as before without applying it again, and refuses any request carrying a DTD.
+RequestId as before without applying it again, and refuses any request carrying a DTD
+(``cas_soap.py`` reads and writes the envelopes). Connections are kept alive (HTTP/1.1), as a
+client's pooled session expects.
 
-Misbehaving on purpose, for the tests and the demo (no auth on these; bind to localhost):
+HTTPS, as a production CAS: ``--tls-cert FILE --tls-key FILE`` serve TLS with that server
+certificate; ``--client-ca FILE`` also requires every client to show a certificate issued by
+that authority (a client without one, or with one from another authority, gets a TLS alert
+and no answer). ``--state-file FILE`` keeps the state across restarts (written in the
+background at most twice a second, and on exit).
+
+Misbehaving on purpose, for the tests and the demo (no Basic auth on these, so bind to
+localhost; over HTTPS with ``--client-ca`` they need a client certificate like the rest):
 
 - ``POST /control/down`` / ``POST /control/up``: answer every SOAP request with HTTP 503;
 - ``POST /control/slow?seconds=N``: apply each request, then wait N s before answering (a
@@ -19,307 +28,76 @@ Misbehaving on purpose, for the tests and the demo (no auth on these; bind to lo
 - ``POST /control/clear``: forget everything; ``GET /control/state``: the whole state as JSON,
   with how many times each request id arrived (``requests``) and every arrival in order.
 
-In tests: ``Simulator(username, password).start()`` serves on a free port in a thread.
+Measuring, for the benchmark (latency from a request's commit to its arrival at the CAS):
+
+- ``GET /control/received``: ``[[request_id, received_at], …]`` in arrival order, one entry
+  per SOAP request that reached the CAS (repeats included; not those answered 503 while
+  down, nor those too malformed to carry a RequestId); ``received_at`` is the wall-clock
+  ``time.time()`` at which the request came in, before it was parsed or applied. The log is
+  kept in memory (never in the state file) until cleared; ``?clear=1`` returns it and
+  forgets it in one step;
+- ``DELETE /control/received``: forget them (the CAS's state stays).
+
+In tests: ``Simulator(username, password).start()`` serves on a free port in a thread
+(``tls=TLS(cert, key, client_ca)`` for HTTPS, ``state_file=`` to keep the state).
 """
 
 import base64
+import contextlib
 import hmac
 import json
 import os
+import signal
+import socket
+import ssl
 import sys
 import threading
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from lxml import etree
+from .cas_soap import PORTS, answer
+from .cas_state import CasState
 
-from .cas_state import CasFault, CasState
-
-NS = "http://www.conax.com/contego/ca-server/webservices/7.5"
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSDL_FILE = Path(__file__).with_name("wsdl") / "conax.wsdl"
 WSDL_HOST = "http://localhost:8080"  # the placeholder host of the shipped WSDL's addresses
 BASE_PATH = "/ca-server/webservices/"
 MAX_BODY = 1_000_000
-
-# The parser refuses what a CAS must never act on: no DTD is loaded, no entity expanded, no
-# network touched; a document that declares a DOCTYPE at all is refused below.
-PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
-)
+HANDSHAKE_SECONDS = 10
 
 
-def q(name: str) -> str:
-    return f"{{{NS}}}{name}"
+@dataclass(frozen=True)
+class TLS:
+    """HTTPS: the server's certificate and key; with ``client_ca``, a client certificate
+    issued by that authority is required."""
 
+    certificate: str
+    key: str | None = None
+    client_ca: str | None = None
 
-# --- reading a request ------------------------------------------------------------------------
-
-
-def parse_envelope(body: bytes) -> etree._Element:
-    """The operation element inside the SOAP body."""
-    try:
-        root = etree.fromstring(body, PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise CasFault("MALFORMED_REQUEST", f"Not well-formed XML: {exc}") from None
-    info = root.getroottree().docinfo
-    if info.doctype or info.internalDTD is not None:
-        raise CasFault("MALFORMED_REQUEST", "A request may not carry a DTD.")
-    if root.tag != f"{{{SOAP_ENV}}}Envelope":
-        raise CasFault("MALFORMED_REQUEST", "Not a SOAP 1.1 envelope.")
-    body_el = root.find(f"{{{SOAP_ENV}}}Body")
-    if body_el is None or len(body_el) != 1:
-        raise CasFault("MALFORMED_REQUEST", "The SOAP body must hold exactly one operation.")
-    return body_el[0]
-
-
-def text(el, name: str, *, required: bool = True) -> str | None:
-    found = el.find(q(name))
-    value = (found.text or "").strip() if found is not None else ""
-    if not value:
-        if required:
-            raise CasFault("MALFORMED_REQUEST", f"{name} is missing.")
-        return None
-    return value
-
-
-def integer(el, name: str, *, required: bool = True) -> int | None:
-    value = text(el, name, required=required)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise CasFault("MALFORMED_REQUEST", f"{name} is not a whole number: {value!r}.") from None
-
-
-def moment(el, name: str) -> datetime | None:
-    value = text(el, name, required=False)
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CasFault("MALFORMED_REQUEST", f"{name} is not a date and time: {value!r}.") from None
-
-
-def iso(el, name: str) -> str | None:
-    value = moment(el, name)
-    return value.isoformat() if value else None
-
-
-def id_list(el, list_name: str, item_name: str, *, required: bool = True) -> list[str]:
-    holder = el.find(q(list_name))
-    ids = [] if holder is None else [(i.text or "").strip() for i in holder.findall(q(item_name))]
-    ids = [i for i in ids if i]
-    if required and not ids:
-        raise CasFault("MALFORMED_REQUEST", f"{list_name} names no {item_name}.")
-    return ids
-
-
-# --- writing an answer ------------------------------------------------------------------------
-
-
-def envelope(payload: etree._Element) -> bytes:
-    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "cx": NS})
-    etree.SubElement(env, f"{{{SOAP_ENV}}}Body").append(payload)
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
-
-
-def fault_body(fault: CasFault) -> bytes:
-    el = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"soap": SOAP_ENV})
-    etree.SubElement(el, "faultcode").text = f"soap:{fault.sender}"
-    etree.SubElement(el, "faultstring").text = fault.message
-    detail = etree.SubElement(el, "detail")
-    etree.SubElement(detail, q("ErrorCode"), nsmap={"cx": NS}).text = fault.code
-    return envelope(el)
-
-
-def add(parent, name: str, value) -> None:
-    if value is not None:
-        etree.SubElement(parent, q(name)).text = str(value)
-
-
-def add_list(parent, list_name: str, item_name: str, values) -> None:
-    holder = etree.SubElement(parent, q(list_name))
-    for value in values:
-        add(holder, item_name, value)
-
-
-def acknowledgement(operation: str, request_id: str, result: dict) -> etree._Element:
-    el = etree.Element(q(f"{operation}Response"), nsmap={"cx": NS})
-    add(el, "RequestId", request_id)
-    add(el, "Duplicate", "true" if result["duplicate"] else "false")
-    return el
-
-
-def pairing_status(operation: str, request_id: str, result: dict) -> etree._Element:
-    el = etree.Element(q(f"{operation}Response"), nsmap={"cx": NS})
-    add(el, "RequestId", request_id)
-    if not operation.startswith("Get"):
-        add(el, "Duplicate", "true" if result["duplicate"] else "false")
-    if result["pairing_id"]:
-        add(el, "PairingId", result["pairing_id"])
-        add_list(el, "CaClientIds", "CaClientId", result["cards"])
-        add_list(el, "PairingModuleIds", "PairingModuleId", result["modules"])
-    return el
-
-
-def active_subscriptions(operation: str, request_id: str, result: dict) -> etree._Element:
-    el = etree.Element(q(f"{operation}Response"), nsmap={"cx": NS})
-    add(el, "RequestId", request_id)
-    add(el, "CaClientId", result["card"])
-    for held in result["subscriptions"]:
-        sub = etree.SubElement(el, q("Subscription"))
-        add(sub, "ProductId", held["product_id"])
-        add(sub, "StartDate", held["start"])
-        add(sub, "EndDate", held["end"])
-    return el
-
-
-# --- the operations: port, how to read the request, what it does to the state ------------------
-
-
-def _plan(state: CasState, operation: str, request_id: str, el):
-    """(cards named, apply() -> result, query?, render) for one request, or CasFault."""
-    if operation == "AddSubscriptions":
-        cards, products = (
-            id_list(el, "CaClientIds", "CaClientId"),
-            id_list(el, "ProductIds", "ProductId"),
-        )
-        start, end = moment(el, "StartDate"), moment(el, "EndDate")
-        return cards, lambda: state.add_subscriptions(cards, products, start, end), False, None
-    if operation == "CancelSubscriptions":
-        cards, products = (
-            id_list(el, "CaClientIds", "CaClientId"),
-            id_list(el, "ProductIds", "ProductId"),
-        )
-        end = moment(el, "EndDate")
-        return cards, lambda: state.cancel_subscriptions(cards, products, end), False, None
-    if operation == "GetActiveSubscriptions":
-        card = text(el, "CaClientId")
-        return (
-            [card],
-            lambda: {"card": card, "subscriptions": state.active_subscriptions(card)},
-            True,
-            active_subscriptions,
-        )
-    if operation == "CreatePairing":
-        cards = id_list(el, "CaClientIds", "CaClientId")
-        modules = id_list(el, "PairingModuleIds", "PairingModuleId", required=False)
-        return cards, lambda: state.create_pairing(cards, modules), False, pairing_status
-    if operation == "AddToExistingPairing":
-        paired = text(el, "PairedCaClientId")
-        cards = id_list(el, "CaClientIds", "CaClientId", required=False)
-        modules = id_list(el, "PairingModuleIds", "PairingModuleId", required=False)
-        return (
-            [paired, *cards],
-            lambda: state.add_to_pairing(paired, cards, modules),
-            False,
-            pairing_status,
-        )
-    if operation == "GetPairingStatusForCard":
-        card = text(el, "CaClientId")
-        return [card], lambda: state.pairing_for_card(card), True, pairing_status
-    if operation == "GetPairingStatusForPairingModule":
-        module = text(el, "PairingModuleId")
-        return [], lambda: state.pairing_for_module(module), True, pairing_status
-    if operation in (
-        "SendMailMessageToClients",
-        "SendBarkMessageToClients",
-        "SendRepeatingBarkMessageToClients",
-    ):
-        cards = id_list(el, "CaClientIds", "CaClientId")
-        message = {
-            "text": text(el, "Message"),
-            "start": iso(el, "StartDateTime"),
-            "sequence_number": integer(el, "SequenceNumber", required=False),
-        }
-        box = "mailbox"
-        if operation != "SendMailMessageToClients":
-            box = "screen"
-            message["kind"] = "bark"
-            message["display_seconds"] = integer(el, "DisplayDurationInSeconds")
-        if operation == "SendRepeatingBarkMessageToClients":
-            message["kind"] = "repeating_bark"
-            message["repetition_count"] = integer(el, "RepetitionCount")
-            message["repetition_interval"] = integer(el, "RepetitionIntervalInSeconds")
-        return cards, lambda: state.message(request_id, cards, box, message), False, None
-    if operation == "DisplayFingerprint":
-        cards = id_list(el, "CaClientIds", "CaClientId")
-        shown = {
-            "display_at": iso(el, "DisplayDateTime"),
-            "duration_seconds": integer(el, "DisplayDurationInSeconds"),
-            "x": integer(el, "PositionX", required=False),
-            "y": integer(el, "PositionY", required=False),
-            "height": integer(el, "Height"),
-            "slot": text(el, "Slot"),
-        }
-        return cards, lambda: state.fingerprint(request_id, cards, shown), False, None
-    if operation == "UpdateCaPinToDefaultValue":
-        cards = id_list(el, "CaClientIds", "CaClientId")
-        return cards, lambda: state.set_pin(cards), False, None
-    if operation == "UpdateCaPinToGivenValue":
-        cards = id_list(el, "CaClientIds", "CaClientId")
-        pin = text(el, "Pin")
-        return cards, lambda: state.set_pin(cards, pin), False, None
-    raise CasFault("MALFORMED_REQUEST", f"Unknown operation {operation}.")
-
-
-PORTS = {
-    "subscription-management": {
-        "AddSubscriptions",
-        "CancelSubscriptions",
-        "GetActiveSubscriptions",
-    },
-    "pairing": {
-        "CreatePairing",
-        "AddToExistingPairing",
-        "GetPairingStatusForCard",
-        "GetPairingStatusForPairingModule",
-    },
-    "user-text-messaging": {
-        "SendMailMessageToClients",
-        "SendBarkMessageToClients",
-        "SendRepeatingBarkMessageToClients",
-    },
-    "fingerprint": {"DisplayFingerprint"},
-    "ca-pin": {"UpdateCaPinToDefaultValue", "UpdateCaPinToGivenValue"},
-}
-
-
-def answer(state: CasState, port: str, body: bytes) -> tuple[int, bytes]:
-    """(HTTP status, SOAP envelope) for one request to one port."""
-    try:
-        el = parse_envelope(body)
-        if etree.QName(el).namespace != NS:
-            raise CasFault("MALFORMED_REQUEST", f"Unknown namespace {etree.QName(el).namespace}.")
-        operation = etree.QName(el).localname
-        if operation not in PORTS[port]:
-            raise CasFault("MALFORMED_REQUEST", f"{operation} is not an operation of {port}.")
-        request_id = text(el, "RequestId")
-        with state.lock:
-            cards, apply, query, render = _plan(state, operation, request_id, el)
-            result = state.handle(request_id, operation, cards, apply, query=query)
-    except CasFault as fault:
-        return HTTPStatus.INTERNAL_SERVER_ERROR, fault_body(fault)
-    return HTTPStatus.OK, envelope((render or acknowledgement)(operation, request_id, result))
-
-
-# --- the HTTP server --------------------------------------------------------------------------
+    def context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.certificate, self.key)
+        if self.client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.client_ca)
+        return context
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "ConaxContegoSimulator/7.5"
-    state: CasState
-    credentials: tuple[str, str]
+    protocol_version = "HTTP/1.1"  # keep-alive: a pooled client reuses its connections
+    timeout = 120  # an idle kept-alive connection is closed after this long
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
+    # client's delayed ACK (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):
-        if getattr(self.server, "verbose", False):
+        if self.server.verbose:
             super().log_message(format, *args)
 
     def _send(self, status: int, body: bytes, content_type: str, headers=()) -> None:
@@ -330,6 +108,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _json(self, value) -> None:
+        self._send(HTTPStatus.OK, json.dumps(value, default=str).encode(), "application/json")
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -359,15 +140,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         url = urlsplit(self.path)
+        state = self.server.state
         if url.path == "/control/state":
-            with self.server.state.lock:
-                body = json.dumps(self.server.state.snapshot(), default=str).encode()
-            return self._send(HTTPStatus.OK, body, "application/json")
+            with state.lock:
+                return self._json(state.snapshot())
+        if url.path == "/control/received":
+            with state.lock:
+                received = [[r["request_id"], r["received_at"]] for r in state.received]
+                if parse_qs(url.query).get("clear") == ["1"]:
+                    state.received = []
+            return self._json(received)
         if self._port(url.path) and url.query.lower() == "wsdl":
             if not self._authorized():
                 return self._refuse()
+            scheme = "https" if self.server.tls_context else "http"
             address = "{}:{}".format(*self.server.server_address[:2])
-            host = f"http://{self.headers.get('Host') or address}"
+            host = f"{scheme}://{self.headers.get('Host') or address}"
             return self._send(
                 HTTPStatus.OK,
                 WSDL_FILE.read_text().replace(WSDL_HOST, host).encode(),
@@ -375,10 +163,23 @@ class Handler(BaseHTTPRequestHandler):
             )
         return self._send(HTTPStatus.NOT_FOUND, b"Not found", "text/plain")
 
+    def do_DELETE(self):
+        if urlsplit(self.path).path != "/control/received":
+            return self._send(HTTPStatus.NOT_FOUND, b"Not found", "text/plain")
+        state = self.server.state
+        with state.lock:
+            cleared, state.received = len(state.received), []
+        self._json({"cleared": cleared})
+
     def do_POST(self):
+        received_at = time.time()
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = MAX_BODY + 1
         if length > MAX_BODY:
+            self.close_connection = True  # the unread body would be taken for the next request
             return self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"Too large", "text/plain")
         body = self.rfile.read(length)
         if url.path.startswith("/control/"):
@@ -391,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if state.controls.down:
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"CAS is down", "text/plain")
-        status, reply = answer(state, port, body)
+        status, reply = answer(state, port, body, received_at)
         if state.controls.slow_seconds:
             time.sleep(state.controls.slow_seconds)
         self._send(status, reply, "text/xml; charset=utf-8")
@@ -419,54 +220,133 @@ class Handler(BaseHTTPRequestHandler):
                     state.register(c for c in first("cards").split(",") if c)
                 elif what == "clear":
                     state.clear()
-                    state.save()
+                    state.mark_changed()
                 else:
                     return self._send(HTTPStatus.NOT_FOUND, b"Unknown control", "text/plain")
             except ValueError as exc:
                 return self._send(HTTPStatus.BAD_REQUEST, str(exc).encode(), "text/plain")
-            body = json.dumps(controls.as_dict()).encode()
-        self._send(HTTPStatus.OK, body, "application/json")
+            body = controls.as_dict()
+        self._json(body)
+
+
+def _linger(connection: ssl.SSLSocket) -> None:
+    """After a refused handshake: stop sending, and read what the client still sends until
+    it hangs up. Closing with its request unread would send a TCP reset, which can reach the
+    client before our TLS alert and leave it with a bare "connection reset" instead of the
+    reason."""
+    raw = socket.socket(fileno=connection.detach())
+    try:
+        raw.shutdown(socket.SHUT_WR)
+        raw.settimeout(1)
+        while raw.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        raw.close()
 
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, address, state: CasState, credentials, tls: TLS | None = None):
+        self.tls_context = tls.context() if tls else None  # unusable files: before binding
+        super().__init__(address, Handler)
+        self.state = state
+        self.credentials = credentials
+        self.verbose = False
+        self.accepted = 0  # connections, since start: a pooled client opens few
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def get_request(self):
+        connection, address = super().get_request()
+        self.accepted += 1
+        if self.tls_context is not None:
+            # The handshake is made in the connection's own thread (finish_request), so a
+            # slow or refused client never holds up the accepting loop.
+            connection = self.tls_context.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, address
+
+    def finish_request(self, request, client_address):
+        if self.tls_context is not None:
+            request.settimeout(HANDSHAKE_SECONDS)
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                if self.verbose:
+                    sys.stderr.write(f"TLS handshake from {client_address[0]} refused: {exc}\n")
+                _linger(request)
+                return
+        with self._connections_lock:
+            self.connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self.connections.discard(request)
+
+    def close_connections(self) -> None:
+        """Hang up on every kept-alive client (their threads are waiting for a next
+        request)."""
+        with self._connections_lock:
+            for connection in self.connections:
+                # The plain socket's shutdown, under TLS too: it wakes the connection's thread
+                # with an end of stream instead of pulling its TLS state away.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(connection, socket.SHUT_RDWR)
+
     def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # the client gave up waiting (a timeout): nothing to report
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
+            return  # the client gave up or hung up: nothing to report
         super().handle_error(request, client_address)
 
 
 def make_server(
-    state: CasState, *, host: str = "127.0.0.1", port: int = 0, username: str, password: str
+    state: CasState,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    username: str,
+    password: str,
+    tls: TLS | None = None,
 ) -> Server:
-    server = Server((host, port), Handler)
-    server.state = state
-    server.credentials = (username, password)
-    server.verbose = False
-    return server
+    return Server((host, port), state, (username, password), tls)
 
 
 class Simulator:
     """The simulator in this process, on a free port, for tests."""
 
-    def __init__(self, username: str, password: str, *, known_cards=()):
-        self.state = CasState(known_cards)
-        self.server = make_server(self.state, username=username, password=password)
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        known_cards=(),
+        tls: TLS | None = None,
+        state_file: str | Path | None = None,
+    ):
+        self.state = CasState(known_cards, path=state_file)
+        self.server = make_server(self.state, username=username, password=password, tls=tls)
         host, port = self.server.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
         self.wsdl_url = f"{self.url}{BASE_PATH}subscription-management?wsdl"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
     def start(self) -> "Simulator":
+        self.state.start_saving()
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.server.close_connections()
+        self.state.close()
 
     def active(self, card: str) -> list[str]:
         """Product ids active on a card now (for checks beside the SOAP query)."""
@@ -479,7 +359,7 @@ class Simulator:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=int, default=8090, help="0: any free port.")
     parser.add_argument("--username", default="crm")
     parser.add_argument(
         "--password-env",
@@ -492,32 +372,68 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--state-file", default="", help="Keep the CAS's state in this JSON file across restarts."
     )
+    parser.add_argument("--tls-cert", default="", help="Serve HTTPS with this certificate (PEM).")
+    parser.add_argument(
+        "--tls-key", default="", help="The certificate's private key (PEM), if not in its file."
+    )
+    parser.add_argument(
+        "--client-ca",
+        default="",
+        help="Require a TLS client certificate issued by this authority (PEM); needs --tls-cert.",
+    )
     parser.add_argument("--verbose", action="store_true", help="Log every HTTP request.")
+
+
+def _tls(options: dict) -> TLS | None:
+    if not options["tls_cert"]:
+        if options["tls_key"] or options["client_ca"]:
+            sys.exit("--tls-key and --client-ca need --tls-cert.")
+        return None
+    for option in ("tls_cert", "tls_key", "client_ca"):
+        if options[option] and not os.path.isfile(options[option]):
+            sys.exit(f"--{option.replace('_', '-')} {options[option]}: no such file.")
+    return TLS(options["tls_cert"], options["tls_key"] or None, options["client_ca"] or None)
+
+
+def _stop_on_sigterm(signum, frame):
+    # Leave serve_forever through the finally below, which writes the state file.
+    raise KeyboardInterrupt
 
 
 def serve(options: dict, stdout) -> None:
     password = os.environ.get(options["password_env"])
     if not password:
         sys.exit(f"Set the password in ${options['password_env']} (see --password-env).")
+    tls = _tls(options)
     state = CasState(options["card"], path=options["state_file"] or None)
-    server = make_server(
-        state,
-        host=options["host"],
-        port=options["port"],
-        username=options["username"],
-        password=password,
-    )
+    try:
+        server = make_server(
+            state,
+            host=options["host"],
+            port=options["port"],
+            username=options["username"],
+            password=password,
+            tls=tls,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        sys.exit(f"Cannot serve: {exc}")
     server.verbose = options["verbose"]
     host, port = server.server_address[:2]
+    base = f"{'https' if tls else 'http'}://{host}:{port}"
+    client_check = f"; client certificates from {tls.client_ca}" if tls and tls.client_ca else ""
     stdout.write(
-        f"Conax Contego WS simulator on http://{host}:{port}{BASE_PATH}… "
-        f"(WSDL: http://{host}:{port}{BASE_PATH}subscription-management?wsdl; "
-        f"user {options['username']}; state {options['state_file'] or 'in memory'})\n"
+        f"Conax Contego WS simulator on {base}{BASE_PATH}… "
+        f"(WSDL: {base}{BASE_PATH}subscription-management?wsdl; "
+        f"user {options['username']}; state {options['state_file'] or 'in memory'}"
+        f"{client_check})\n"
     )
     stdout.flush()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    state.start_saving()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        state.close()

@@ -504,7 +504,9 @@ class MessageForm(DeviceForm):
         initial="mail",
     )
     smartcard = DeviceField(kind=Kind.SMARTCARD, label="Smartcard")
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+    # No max_length: the limit depends on the message type, and clean() names it; a field
+    # limit would answer a long text with its own number instead (and cut it off in the form).
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
     start_at = forms.DateTimeField(
         label="Start indication date time", required=False, help_text="Empty: at once."
     )

@@ -7,7 +7,6 @@ A connector authenticates with its provider's token, reads Pending requests page
 import base64
 import binascii
 
-from django.db import transaction
 from django.db.models import F, Min, Q, Window
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
@@ -17,7 +16,7 @@ from rest_framework.views import APIView
 
 from crm_provisioning.api_errors import Conflict
 from crm_provisioning.api_permissions import ErrorAwareSchema
-from providers.answers import AnswerConflict, record_answer
+from providers.answers import Answer, AnswerConflict, record_answers
 from providers.authentication import Connector
 from providers.models import Provider, ProvisioningRequest
 
@@ -122,9 +121,17 @@ class PendingPageOut(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page's full address.")
 
 
+PENDING_FIELDS = {
+    "subscription_number": F("subscription__number"),
+    "distributor_code": F("distributor__code"),
+    "card_ca_id": F("installed_item__ca_id"),
+}
+
+
 def pending_page(provider: Provider, *, command=None, page_size=100, cursor=None):
     """One page of Pending requests: Express first, then oldest first, one subscription's
-    requests together and in creation order. Returns (requests, next cursor or None)."""
+    requests together and in creation order. Returns (rows as ``PendingRequestOut`` gives
+    them, next cursor or None)."""
     rows = Req.objects.filter(provider=provider, state=Req.State.PENDING)
     if command:
         rows = rows.filter(command=command)
@@ -141,16 +148,42 @@ def pending_page(provider: Provider, *, command=None, page_size=100, cursor=None
             | Q(group_priority=gp, group_first__gt=gf)
             | Q(group_priority=gp, group_first=gf, id__gt=last)
         )
-    page = list(
-        rows.select_related("subscription", "distributor", "installed_item").order_by(
-            "group_priority", "group_first", "id"
+    # The order is worked out on narrow rows (id and group keys) only; the page's own rows are
+    # then read by id, as plain values: sorting every Pending request with its parameters and
+    # joins, page after page, would cost a connector more than the requests themselves.
+    keys = list(
+        rows.order_by("group_priority", "group_first", "id").values_list(
+            "id", "group_priority", "group_first"
         )[: page_size + 1]
     )
-    if len(page) <= page_size:
-        return page, None
+    by_id = {
+        row["id"]: row
+        for row in Req.objects.filter(pk__in=[k[0] for k in keys]).values(
+            "uid", "id", "command", "priority", "created_at", "parameters", **PENDING_FIELDS
+        )
+    }
+    page = [by_id[pk] | {"group_priority": gp, "group_first": gf} for pk, gp, gf in keys]
+    more = len(page) > page_size
     page = page[:page_size]
+    timestamp = serializers.DateTimeField().to_representation
+    results = [
+        {
+            "uid": str(row["uid"]),
+            "id": row["id"],
+            "command": row["command"],
+            "priority": "EXPRESS" if row["priority"] == Req.Priority.EXPRESS else "NORMAL",
+            "created_at": timestamp(row["created_at"]),
+            "subscription": row["subscription_number"],
+            "distributor": row["distributor_code"],
+            "card_ca_id": row["card_ca_id"],
+            "parameters": row["parameters"],
+        }
+        for row in page
+    ]
+    if not more:
+        return results, None
     tail = page[-1]
-    return page, encode_cursor((tail.group_priority, tail.group_first, tail.id))
+    return results, encode_cursor((tail["group_priority"], tail["group_first"], tail["id"]))
 
 
 class PendingView(APIView):
@@ -183,7 +216,7 @@ class PendingView(APIView):
             next_url = request.build_absolute_uri(f"{request.path}?{query_params.urlencode()}")
         return Response(
             {
-                "results": PendingRequestOut(page, many=True).data,
+                "results": page,
                 "next_cursor": next_cursor,
                 "next": next_url,
             }
@@ -257,25 +290,28 @@ class ResponsesView(APIView):
             seen[uid] = answer["status"]
         if errors:
             raise ValidationError({"responses": [errors.get(i, {}) for i in range(len(answers))]})
-        results = []
         try:
             # All answers or none: a conflict anywhere leaves every request as it was.
-            with transaction.atomic():
-                for answer in answers:
-                    outcome = record_answer(
-                        by_uid[answer["request"]],
-                        accepted=answer["status"] == "ACCEPTED",
-                        error_code=answer["error_code"],
-                        error_description=answer["error_description"],
-                        response=answer.get("response"),
+            outcomes = record_answers(
+                [
+                    Answer(
+                        by_uid[a["request"]].pk,
+                        accepted=a["status"] == "ACCEPTED",
+                        error_code=a["error_code"],
+                        error_description=a["error_description"],
+                        response=a.get("response"),
                     )
-                    results.append(
-                        {
-                            "request": str(outcome.request.uid),
-                            "result": outcome.result,
-                            "state": outcome.request.state.upper(),
-                        }
-                    )
+                    for a in answers
+                ]
+            )
         except AnswerConflict as conflict:
             raise Conflict(str(conflict)) from None
+        results = [
+            {
+                "request": str(o.request.uid),
+                "result": o.result,
+                "state": o.request.state.upper(),
+            }
+            for o in outcomes
+        ]
         return Response({"results": results})

@@ -1,0 +1,661 @@
+"""The real-time figure: subscription actions through the Web API, delivered by a real-time
+Celery worker to the Conax Contego WS simulator — actions/s, and the latency from each
+request's commit to the CAS's receipt (p50, p99).
+
+``realtime(report, workdir, actions=10_000)`` measures on an idle system;
+``realtime(report, workdir, under_load=lambda: reset_run_load(generic, workdir))`` measures
+the same while a Reset Subscriptions run over the Generic provider's subscriptions executes on
+a batch worker of its own, and names the figures "… under a reset run".
+
+What runs, as processes on the benchmark's database and broker:
+
+- the simulator (``manage.py cas_simulator conax-ws``) on a free port, knowing the cards;
+- gunicorn (``processes.web_server``: 2 processes x 4 threads);
+- one Celery worker on the ``realtime`` queue with ``WORKER_PROCESSES`` pool processes.
+
+The actions: ``CLIENTS`` threads, each with its own ``requests.Session`` and a person's API
+token (role agent), stop or start (whichever the service's state allows) one service each, a
+flat product on a viewing point with one smartcard, at the provider "Bench Conax WS" — so
+each action makes exactly one request (CancelSubscriptions / AddSubscriptions), and no two
+actions touch one card. Subscriptions come from the load generator (``subscriptions.load``,
+provider type conax_ws, none out of step); as many are added as the actions need.
+
+Measured: actions/s from the first send to the simulator's receipt of the last request;
+latency per request from its row's ``created_at`` to the simulator's ``received_at`` (both
+``time.time()`` of this machine's clock). ``created_at`` is written inside the action's
+transaction a few milliseconds before it commits, so the latency is slightly overstated,
+never understated; the moment the API call returns comes *after* the commit and after the
+response is serialized, and the worker often delivers before that — taking it would
+understate the latency (or make it negative).
+
+The floor of actions/s is the raw I/O: as many hand-written SOAP AddSubscriptions sent
+straight to the same simulator by as many threads, measured the same way (first send to
+receipt of the last), on the idle system. Latency has no floor: a bare SOAP call's transit
+time is not the same work as commit → queue → worker → CAS, and a ratio to it would say
+nothing.
+"""
+
+import contextlib
+import math
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from rest_framework.authtoken.models import Token
+
+from crm_provisioning import roles
+from providers.conax_ws.cas_soap import NS, SOAP_ENV
+from providers.models import Provider, ProvisioningRequest
+from runs import services
+from runs.models import ProcessRun, RunDefinition
+from subscriptions import load
+from subscriptions.demo import ensure_catalog
+from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+
+from . import processes
+from .report import Figure, Report
+
+PROVIDER = "Bench Conax WS"
+USERNAME = "crm"
+PASSWORD_ENV = "CONAX_WS_PASSWORD"  # noqa: S105 (the variable's name)
+BENCH_USER = "bench-realtime"
+TARGET_PER_S = 200
+TARGET_P99_MS = 250
+TARGET_P99_LOADED_MS = 500
+# Client threads: as many as gunicorn's 2 processes x 4 threads can serve at once.
+CLIENTS = 8
+# Real-time worker pool processes: one per core. A pool process delivers one request at a
+# time and waits on PostgreSQL (claim, answer) and on the CAS between its bursts of CPU; a
+# second process overlaps those waits, so one request is claimed while another is on the wire
+# (skip-locked claims keep them apart). More would only compete with gunicorn, PostgreSQL and
+# the simulator for the same two cores, and cost ~100 MB each.
+WORKER_PROCESSES = 2
+# Actions sent (and delivered) before measuring: every gunicorn process and worker process
+# has loaded its code, opened its connections and built its SOAP client.
+WARM_UP = 16
+SOAP_PATH = "/ca-server/webservices/subscription-management"
+Req = ProvisioningRequest
+Svc = SubscriptionService.State
+
+
+@dataclass(frozen=True)
+class Target:
+    """One action to send: stop or start one service, which makes one request to one card."""
+
+    service_id: int
+    stop: bool
+    card: str
+
+
+@dataclass
+class Sent:
+    target: Target
+    sent_at: float
+    returned_at: float
+    status: int
+    uids: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+# --- the simulator ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator(workdir: Path, password: str) -> Iterator[str]:
+    """``manage.py cas_simulator conax-ws`` on a free port (state in memory); yields its URL."""
+    log = workdir / "bench-conax-ws.log"
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 (our own command line)
+            [
+                sys.executable,
+                "manage.py",
+                "cas_simulator",
+                "conax-ws",
+                "--port",
+                "0",
+                "--username",
+                USERNAME,
+                "--password-env",
+                PASSWORD_ENV,
+            ],
+            cwd=settings.BASE_DIR,
+            env=processes.environment(**{PASSWORD_ENV: password}),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with log.open("rb") as written:
+                written.seek(offset)
+                found = re.search(rb"on (http://127\.0\.0\.1:\d+)/", written.read())
+            if found:
+                url = found.group(1).decode()
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"The Conax WS simulator did not start; see {log}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        processes._stop(process)
+
+
+def _received(url: str, *, clear: bool = True) -> list[tuple[str, float]]:
+    answer = requests.get(
+        f"{url}/control/received", params={"clear": "1"} if clear else {}, timeout=60
+    )
+    answer.raise_for_status()
+    return [(request_id, at) for request_id, at in answer.json()]
+
+
+def _register(url: str, cards: list[str], chunk: int = 400) -> None:
+    for start in range(0, len(cards), chunk):
+        answer = requests.post(
+            f"{url}/control/register",
+            params={"cards": ",".join(cards[start : start + chunk])},
+            timeout=60,
+        )
+        answer.raise_for_status()
+
+
+def _wait_received(
+    url: str, uids: set[str], seconds: float, got: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Collect the simulator's receipts (first arrival per request id) until every one of
+    ``uids`` has arrived; raises when they have not within ``seconds``."""
+    got = {} if got is None else got
+    deadline = time.monotonic() + seconds
+    while True:
+        for request_id, at in _received(url):
+            got.setdefault(request_id, at)
+        missing = uids - got.keys()
+        if not missing:
+            return got
+        if time.monotonic() > deadline:
+            states = dict(
+                Req.objects.filter(uid__in=list(missing)[:1000])
+                .values_list("state")
+                .annotate(n=Count("id"))
+            )
+            raise RuntimeError(
+                f"{len(missing):,} of {len(uids):,} requests did not reach the simulator within "
+                f"{seconds:.0f} s (their states: {states})"
+            )
+        time.sleep(0.25)
+
+
+# --- the data -----------------------------------------------------------------------------------
+
+
+def ensure_provider(url: str) -> Provider:
+    """The Conax WS provider of the benchmark, pointing at the simulator on ``url``."""
+    catalog = ensure_catalog(PROVIDER, "conax_ws")
+    provider = catalog.provider
+    if provider.type != "conax_ws":
+        raise RuntimeError(f"Provider {PROVIDER!r} exists with type {provider.type!r}.")
+    wanted = {
+        "wsdl_url": f"{url}{SOAP_PATH}?wsdl",
+        "endpoint_url": url,
+        "username": USERNAME,
+        "password_env": PASSWORD_ENV,
+        "timeout_seconds": 5,
+    }
+    if provider.connection != wanted or not provider.enabled or not provider.parameters:
+        provider.connection = wanted
+        provider.parameters = provider.parameters or {"max_attempts": 8}
+        provider.enabled = True
+        provider.full_clean()
+        provider.save()
+    return provider
+
+
+def _eligible(provider: Provider, count: int) -> list[Target]:
+    """Up to ``count`` services an action can switch with exactly one request: a flat product
+    on an Effective load subscription, in step with the provider (Effective and authorized, or
+    Not Effective and not), on a viewing point with exactly one smartcard, paired, and nothing
+    Pending for the subscription at the provider; one per subscription, so that no two
+    actions wait for the same subscription's lock."""
+    flat = Product.objects.filter(kind=Product.Kind.FLAT, ca_ids__provider=provider)
+    candidates = list(
+        SubscriptionService.objects.filter(
+            distributor__provider=provider,
+            product__in=flat,
+            subscription__state=Subscription.State.EFFECTIVE,
+            subscription__number__startswith=load.PREFIX,
+        )
+        .filter(
+            Q(state=Svc.EFFECTIVE, authorized=True) | Q(state=Svc.NOT_EFFECTIVE, authorized=False)
+        )
+        .order_by("id")
+        .values_list("id", "subscription_id", "distributor_id", "state")[: count * 2 + 100]
+    )
+    subscriptions = {c[1] for c in candidates}
+    cards: dict[tuple[int, int], list[tuple[str, bool]]] = {}
+    pending: set[int] = set()
+    ids = sorted(subscriptions)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for sub, distributor, ca_id, initialized in InstalledItem.objects.filter(
+            subscription_id__in=chunk, kind="smartcard", removed_at__isnull=True
+        ).values_list("subscription_id", "distributor_id", "ca_id", "initialized"):
+            cards.setdefault((sub, distributor), []).append((ca_id, initialized))
+        pending.update(
+            Req.objects.filter(
+                subscription_id__in=chunk, provider=provider, state=Req.State.PENDING
+            ).values_list("subscription_id", flat=True)
+        )
+    found: list[Target] = []
+    used: set[int] = set()
+    for service_id, sub, distributor, state in candidates:
+        held = cards.get((sub, distributor), [])
+        if sub in pending or len(held) != 1 or not held[0][1] or sub in used:
+            continue
+        used.add(sub)
+        found.append(Target(service_id, state == Svc.EFFECTIVE, held[0][0]))
+        if len(found) == count:
+            break
+    return found
+
+
+def ensure_targets(provider: Provider, count: int) -> list[Target]:
+    """``count`` targets, adding load subscriptions at the provider until there are enough.
+
+    ``load.generate`` counts every load subscription (``LD-…``) whatever its provider, so the
+    ones added here come after those already there (the bench loads its Generic subscriptions
+    first)."""
+    for _ in range(10):
+        found = _eligible(provider, count)
+        if len(found) >= count:
+            return found
+        # About one eligible service for every two load subscriptions.
+        more = (count - len(found)) * 2 + 50
+        total = Subscription.objects.filter(number__startswith=load.PREFIX).count()
+        load.generate(total + more, provider_name=PROVIDER, provider_type="conax_ws", drift=0)
+    raise RuntimeError(f"Could not make {count:,} services to switch at {PROVIDER}")
+
+
+def _analyze() -> None:
+    """Fresh planner statistics for the request tables, as autovacuum keeps them in
+    production: a table that grew from empty since its last analyze gets plans for an empty
+    table (PostgreSQL hashed every installed item to find one request's cards)."""
+    if connection.vendor != "postgresql":
+        return
+    through = Req.items.through._meta.db_table
+    with connection.cursor() as cursor:
+        for table in (Req._meta.db_table, through):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+
+def _token() -> str:
+    """An API token of a person with the agent role (created once)."""
+    user, _ = User.objects.get_or_create(username=BENCH_USER, defaults={"is_active": True})
+    user.groups.add(Group.objects.get(name=roles.AGENT))
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+def _send_all(
+    api: str, key: str, targets: list[Target], clients: int, rate: float | None = None
+) -> list[Sent]:
+    """Every target's action, from ``clients`` threads each with its own session: as fast as
+    the answers come back, or (``rate``) the n-th action not before n / rate seconds."""
+    results: list[list[Sent]] = [[] for _ in range(clients)]
+    began = time.time()
+
+    def client(index: int) -> None:
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Token {key}"
+            for n in range(index, len(targets), clients):
+                target = targets[n]
+                if rate:
+                    time.sleep(max(0.0, began + n / rate - time.time()))
+                verb = "stop" if target.stop else "start"
+                sent_at = time.time()
+                try:
+                    answer = session.post(
+                        f"{api}/api/v1/services/{target.service_id}/{verb}/",
+                        json={"reason": "bench: real-time"},
+                        timeout=60,
+                    )
+                except requests.RequestException as exc:
+                    results[index].append(Sent(target, sent_at, time.time(), 0, error=str(exc)))
+                    continue
+                returned_at = time.time()
+                sent = Sent(target, sent_at, returned_at, answer.status_code)
+                if answer.status_code == 200:
+                    # Only this service's: the answer also lists what a concurrent action on
+                    # the same subscription made (one target per subscription avoids that).
+                    made = answer.json()["requests"]
+                    sent.uids = [r["uid"] for r in made if r["service"] == target.service_id]
+                else:
+                    sent.error = answer.text[:300]
+                results[index].append(sent)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = [s for each in results for s in each]
+    failed = [s for s in sent if s.status != 200 or len(s.uids) != 1]
+    if failed:
+        first = failed[0]
+        raise RuntimeError(
+            f"{len(failed):,} of {len(sent):,} actions did not make exactly one request; the "
+            f"first: service {first.target.service_id} HTTP {first.status} "
+            f"{first.error or first.uids}"
+        )
+    return sent
+
+
+def _moments(uids: list[str]) -> dict[str, tuple[float, float | None]]:
+    """Each request's created_at, and when a worker last claimed it to send (sent_at)."""
+    found: dict[str, tuple[float, float | None]] = {}
+    for start in range(0, len(uids), 1000):
+        for uid, created, claimed in Req.objects.filter(
+            uid__in=uids[start : start + 1000]
+        ).values_list("uid", "created_at", "sent_at"):
+            found[str(uid)] = (created.timestamp(), claimed.timestamp() if claimed else None)
+    return found
+
+
+def _wait_answered(uids: list[str], seconds: float = 120) -> dict[str, int]:
+    """Wait until none of the requests is Pending; their states, counted."""
+    deadline = time.monotonic() + seconds
+    while True:
+        states: dict[str, int] = {}
+        for start in range(0, len(uids), 1000):
+            for state in Req.objects.filter(uid__in=uids[start : start + 1000]).values_list(
+                "state", flat=True
+            ):
+                states[state] = states.get(state, 0) + 1
+        if not states.get(Req.State.PENDING) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.25)
+
+
+# --- the floor: raw SOAP straight to the simulator ----------------------------------------------
+
+ENVELOPE = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:cx="{NS}"><soap:Body>'
+    "<cx:AddSubscriptions><cx:RequestId>{request_id}</cx:RequestId>"
+    "<cx:CaClientIds><cx:CaClientId>{card}</cx:CaClientId></cx:CaClientIds>"
+    "<cx:ProductIds><cx:ProductId>{product}</cx:ProductId></cx:ProductIds>"
+    "<cx:StartDate>{start}</cx:StartDate></cx:AddSubscriptions>"
+    "</soap:Body></soap:Envelope>"
+)
+
+
+def soap_floor(url: str, password: str, cards: list[str], count: int, clients: int) -> float:
+    """By hand: ``count`` AddSubscriptions envelopes (written as strings) POSTed straight to
+    the simulator by ``clients`` threads; requests per second from the first send to the
+    simulator's receipt of the last."""
+    start = datetime.now(tz=UTC).isoformat()
+    bodies = [
+        ENVELOPE.format(
+            request_id=uuid.uuid4(), card=cards[i % len(cards)], product="AF1", start=start
+        ).encode()
+        for i in range(count)
+    ]
+    ids = {b.split(b"<cx:RequestId>")[1].split(b"<")[0].decode() for b in bodies}
+    errors: list[str] = []
+
+    def client(index: int) -> None:
+        with requests.Session() as session:
+            session.auth = (USERNAME, password)
+            session.headers["Content-Type"] = "text/xml; charset=utf-8"
+            for body in bodies[index::clients]:
+                answer = session.post(f"{url}{SOAP_PATH}", data=body, timeout=30)
+                if answer.status_code != 200:
+                    errors.append(answer.text[:300])
+
+    _received(url)  # start from an empty log
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    began = time.time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} raw SOAP calls failed; the first: {errors[0]}")
+    got = _wait_received(url, ids, 60)
+    return count / (max(got[i] for i in ids) - began)
+
+
+# --- the figure ---------------------------------------------------------------------------------
+
+
+def _percentile(ordered: list[float], share: float) -> float:
+    """Nearest rank; NaN of nothing."""
+    if not ordered:
+        return math.nan
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
+def realtime(
+    report: Report,
+    workdir: Path,
+    *,
+    actions: int = 10_000,
+    under_load: Callable[[], contextlib.AbstractContextManager] | None = None,
+    load_name: str = "a reset run",
+    clients: int = CLIENTS,
+    worker_processes: int = WORKER_PROCESSES,
+    rate: float | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict:
+    """Send ``actions`` actions through the Web API and measure their delivery to the Conax WS
+    simulator; adds three figures (actions/s, latency p50, latency p99) to the report and
+    returns the raw numbers.
+
+    ``under_load``: a callable returning a context manager that starts a load and keeps it
+    running while the actions are sent (e.g. ``lambda: reset_run_load(provider, workdir)``);
+    the figures are then named "… under a reset run" (``load_name``) and held to the loaded
+    latency target. When the yielded value has ``window()`` (epoch seconds the load ran, read
+    after the context closed), the detail says how much of the measurement it covered.
+
+    ``rate``: offer the actions at this many per second (the clients wait for their turn)
+    instead of as fast as the answers come back; the latency is then the latency at that
+    load, not at saturation.
+
+    Needs the provider's password in ``$CONAX_WS_PASSWORD`` for the worker and the simulator;
+    one is made (and set in this process's environment) when it is not there. ``say``: called
+    with a line at each step (the bench's progress)."""
+    say = say or (lambda line: None)
+    workdir.mkdir(parents=True, exist_ok=True)
+    password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(16)
+    os.environ[PASSWORD_ENV] = password  # the worker takes its environment from ours
+    loaded = under_load is not None
+    suffix = f" under {load_name}" if loaded else ""
+    with simulator(workdir, password) as sim:
+        provider = ensure_provider(sim)
+        targets = ensure_targets(provider, actions + WARM_UP)
+        _analyze()
+        _register(sim, sorted({t.card for t in targets}))
+        say(f"  {len(targets):,} services to switch; floor: {actions:,} raw SOAP calls …")
+        floor = soap_floor(sim, password, [t.card for t in targets], actions, clients)
+        say(f"  floor {floor:,.0f} requests/s; starting gunicorn and the real-time worker …")
+        key = _token()
+        with (
+            processes.web_server(workdir / "bench-web-realtime.log") as api,
+            processes.worker(
+                workdir / "bench-worker-realtime.log",
+                "realtime",
+                concurrency=worker_processes,
+                name="bench-realtime",
+            ) as worker,
+        ):
+            warm = _send_all(api, key, targets[:WARM_UP], min(clients, WARM_UP))
+            _wait_received(sim, {s.uids[0] for s in warm}, 120)
+            _wait_answered([s.uids[0] for s in warm])
+            _received(sim)  # forget the warm-up's receipts
+            measured = targets[WARM_UP:]
+            with under_load() if loaded else contextlib.nullcontext() as load_info:
+                say(f"  {actions:,} actions{suffix} …")
+                began = time.time()
+                sent = _send_all(api, key, measured, clients, rate)
+                uids = [s.uids[0] for s in sent]
+                received = _wait_received(sim, set(uids), max(120, actions / 20))
+                ended = max(received[u] for u in uids)
+            states = _wait_answered(uids)
+            if worker.poll() is not None:
+                raise RuntimeError("The real-time worker stopped; see its log")
+    moments = _moments(uids)
+    latencies = sorted((received[u] - moments[u][0]) * 1000 for u in uids)
+    # Of which: from the row's creation to a worker's claim (wake-up, queue, claim), and from
+    # the claim to the CAS's receipt (building and sending the SOAP call).
+    waits = sorted((moments[u][1] - moments[u][0]) * 1000 for u in uids if moments[u][1])
+    transits = sorted((received[u] - moments[u][1]) * 1000 for u in uids if moments[u][1])
+    calls = sorted((s.returned_at - s.sent_at) * 1000 for s in sent)
+    before_return = sum(received[s.uids[0]] < s.returned_at for s in sent)
+    per_s = len(uids) / (ended - began)
+    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+    stops = sum(t.stop for t in measured)
+    overlap = ""
+    window = getattr(load_info, "window", None)
+    if callable(window):
+        start, end = window()
+        covered = max(0.0, min(end, ended) - max(start, began)) / (ended - began)
+        overlap = f"; {load_name} was executing for {covered:.0%} of it"
+    paced = f"; offered at {rate:g} actions/s" if rate else ""
+    states_text = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
+    report.add(
+        Figure(
+            f"Real-time actions{suffix}",
+            per_s,
+            "actions/s",
+            target=TARGET_PER_S,
+            direction="min",
+            floor=floor,
+            detail=f"{len(uids):,} actions through the Web API ({stops:,} stop, "
+            f"{len(uids) - stops:,} start service) from {clients} clients, delivered by "
+            f"{worker_processes} real-time worker processes to the Conax WS simulator in "
+            f"{ended - began:.1f} s (first send to the last receipt){paced}{overlap}; requests "
+            f"{states_text}; floor: as many raw SOAP calls straight to the simulator",
+        )
+    )
+    common = (
+        f"from the request row's created_at (in the action's transaction, just before commit) "
+        f"to the simulator's receipt, {len(latencies):,} requests; max "
+        f"{latencies[-1]:.0f} ms; of it, created → a worker's claim p50 "
+        f"{_percentile(waits, 0.5):.0f} / p99 {_percentile(waits, 0.99):.0f} ms, claim → "
+        f"receipt p50 {_percentile(transits, 0.5):.0f} / p99 {_percentile(transits, 0.99):.0f} "
+        f"ms; {before_return / len(sent):.0%} arrived before the API call had "
+        f"returned{paced}{overlap}"
+    )
+    report.add(Figure(f"Real-time latency p50{suffix}", p50, "ms", detail=common))
+    report.add(
+        Figure(
+            f"Real-time latency p99{suffix}",
+            p99,
+            "ms",
+            target=TARGET_P99_LOADED_MS if loaded else TARGET_P99_MS,
+            detail=common,
+        )
+    )
+    return {
+        "actions": len(uids),
+        "seconds": ended - began,
+        "per_s": per_s,
+        "floor_per_s": floor,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "max_ms": latencies[-1],
+        "api_call_p50_ms": _percentile(calls, 0.50),
+        "api_call_p99_ms": _percentile(calls, 0.99),
+        "to_claim_p50_ms": _percentile(waits, 0.5),
+        "to_claim_p99_ms": _percentile(waits, 0.99),
+        "claim_to_receipt_p50_ms": _percentile(transits, 0.5),
+        "claim_to_receipt_p99_ms": _percentile(transits, 0.99),
+        "states": states,
+        "latencies_ms": latencies,
+    }
+
+
+# --- the load: a reset run on a batch worker ----------------------------------------------------
+
+
+@dataclass
+class RunLoad:
+    """What ``reset_run_load`` yields: the run, once it has started; its window once done."""
+
+    run: ProcessRun | None = None
+
+    def window(self) -> tuple[float, float]:
+        run = self.run
+        finished = run.finished_at.timestamp() if run and run.finished_at else time.time()
+        return (run.started_at.timestamp() if run else time.time()), finished
+
+
+@contextlib.contextmanager
+def reset_run_load(
+    provider: Provider,
+    workdir: Path,
+    *,
+    drift: float | None = 0.05,
+    worker_processes: int = 1,
+    keep_requests: bool = False,
+    seconds: float = 3600,
+) -> Iterator[RunLoad]:
+    """A Reset Subscriptions run over ``provider``'s subscriptions executing on a batch worker
+    of its own (``worker_processes`` pool processes): yields once the run has started; on
+    leaving, waits for it to finish, and (unless ``keep_requests``) deletes the requests it
+    made, so the data is as before. ``drift``: first put that share of the provider's load
+    subscriptions out of step (``load.redrift``), so that the run writes requests as well as
+    reads."""
+    if drift:
+        load.redrift(provider.name, drift)
+    definition, _ = RunDefinition.objects.get_or_create(
+        name="Bench: reset run under real-time load",
+        defaults={"run_type": "reset_subscriptions", "provider": provider},
+    )
+    before = ProcessRun.objects.filter(definition=definition).order_by("-pk").first()
+    log = workdir / "bench-worker-batch-load.log"
+    info = RunLoad()
+    with processes.worker(
+        log, "batch", concurrency=worker_processes, name="bench-batch-load"
+    ) as worker:
+        with transaction.atomic():
+            services.run_now(definition)
+        runs = ProcessRun.objects.filter(definition=definition)
+        if before is not None:
+            runs = runs.filter(pk__gt=before.pk)
+        deadline = time.monotonic() + 120
+        while info.run is None:
+            info.run = runs.order_by("pk").first()
+            if info.run is None and (worker.poll() is not None or time.monotonic() > deadline):
+                raise RuntimeError(f"The reset run did not start; see {log}")
+            time.sleep(0.1)
+        try:
+            yield info
+        finally:
+            deadline = time.monotonic() + seconds
+            while True:
+                info.run.refresh_from_db()
+                if info.run.status != ProcessRun.Status.RUNNING:
+                    break
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"The reset run did not finish; see {log}")
+                time.sleep(0.5)
+            if not keep_requests:
+                Req.objects.filter(process_run=info.run).delete()

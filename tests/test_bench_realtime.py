@@ -1,0 +1,49 @@
+"""The real-time figure's small version: actions through a real web server, delivered by a real
+worker to the Conax WS simulator, on the suite's database. Nothing here asserts a speed."""
+
+import pytest
+
+from bench import realtime
+from bench.report import Report
+from providers.models import Provider, ProvisioningRequest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+Req = ProvisioningRequest
+NAMES = ["Real-time actions", "Real-time latency p50", "Real-time latency p99"]
+
+
+def test_realtime_measures_actions_from_the_api_to_the_simulator(tmp_path, monkeypatch):
+    monkeypatch.setenv(realtime.PASSWORD_ENV, "bench-test-pass")
+    report = Report(subscriptions=0)
+    n = 200
+    raw = realtime.realtime(report, tmp_path, actions=n)
+
+    assert [f.name for f in report.figures] == NAMES
+    rate, p50, p99 = report.figures
+    assert (rate.unit, rate.direction, rate.target) == ("actions/s", "min", 200)
+    assert rate.value > 0 and rate.floor > 0
+    assert f"{n} actions through the Web API ({n} stop, 0 start service)" in rate.detail
+    assert f"requests {n} completed" in rate.detail
+    # From the row's created_at, written before the commit: never before it.
+    assert 0 < p50.value <= p99.value <= raw["max_ms"]
+    assert (p50.unit, p50.target, p99.target) == ("ms", None, 250)
+    assert p50.floor is None and p99.floor is None
+    assert raw["actions"] == n and raw["states"] == {"completed": n}
+
+    provider = Provider.objects.get(name=realtime.PROVIDER)
+    made = Req.objects.filter(provider=provider)
+    # One request per action, warm-up included; each reached the CAS and was answered.
+    assert made.count() == made.filter(state=Req.State.COMPLETED).count() == n + realtime.WARM_UP
+    assert set(made.values_list("command", flat=True)) == {"CANCEL_SUBSCRIPTIONS"}
+
+    # Again on the same data: the provider is set up anew (another simulator, another port),
+    # and the services stopped the first time are started.
+    again = Report(subscriptions=0)
+    realtime.realtime(again, tmp_path, actions=20)
+    assert [f.name for f in again.figures] == NAMES
+    assert "20 actions through the Web API (0 stop, 20 start service)" in again.figures[0].detail
+    assert made.filter(command="ADD_SUBSCRIPTIONS", state=Req.State.COMPLETED).count() == (
+        20 + realtime.WARM_UP
+    )
+    assert not Req.objects.filter(state=Req.State.PENDING).exists()

@@ -1,0 +1,54 @@
+"""The export benchmark's data and entry point: ``bench_data.pending_requests`` makes Pending
+requests of every Conax SMS command, and ``export.export_pending`` sends them all, Express
+first, each once; requests that commit late with lower ids are not lost."""
+
+from providers.conax_sms import bench_data, export
+from providers.conax_sms import file_format as ff
+from providers.models import ProvisioningRequest
+from tests.conax_sms_fixtures import out_files, request_files
+from tests.test_conax_sms_export import bulk_requests
+
+pytest_plugins = ["tests.conax_sms_fixtures"]
+
+Req = ProvisioningRequest
+
+
+def test_pending_requests_are_exported_by_export_pending(sms, simulator):
+    sms.parameters = {"max_records_per_file": 120}
+    sms.full_clean()
+    sms.save()
+
+    assert bench_data.pending_requests(sms, 300) == 300
+    assert export.export_pending(sms) == 300
+
+    files = list(out_files(sms))
+    assert [f.records for f in files] == [120, 120, 60]
+    records = [r for lines in request_files(simulator).values() for r in lines]
+    assert {r.command for r in records} == {ff.ADD, ff.CANCEL, ff.RENEW, ff.PAIR, ff.MESSAGE}
+    express = set(Req.objects.filter(priority=Req.Priority.EXPRESS).values_list("uid", flat=True))
+    assert len(express) == 3
+    assert {r.uid for r in records[:3]} == {str(u) for u in express}
+    message = next(r for r in records if r.command == ff.MESSAGE)
+    assert ff.message_text(message).endswith("is ready | 100% paid?")  # escaped, and back
+    simulator.cas.run_once()
+    assert len(simulator.cas.received) == 300
+    assert set(simulator.cas.received.values()) == {1}
+    assert export.export_pending(sms) == 0
+
+
+def test_a_request_committed_late_with_a_lower_id_goes_in_the_next_file(sms, simulator):
+    """Ids are handed out before commit, so a request may appear below ids already exported:
+    the export keeps no high-water mark, it looks for every waiting request each run."""
+    bulk_requests(sms, 3)
+    lowest = Req.objects.order_by("pk").first().pk
+    Req.objects.filter(pk=lowest).delete()  # as if its transaction had not committed yet
+    assert export.export_pending(sms) == 2
+    bulk_requests(sms, 1)
+    Req.objects.filter(pk=Req.objects.order_by("-pk").first().pk).update(id=lowest)
+
+    assert export.export_pending(sms) == 1
+
+    second = out_files(sms).last()
+    assert [r.uid for r in request_files(simulator)[second.name]] == [
+        str(Req.objects.get(pk=lowest).uid)
+    ]
