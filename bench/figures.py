@@ -12,7 +12,7 @@ from providers.generic.connector import GenericConnector, Platform
 from providers.models import ConnectorToken, Distributor, ProductCAId, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from subscriptions.models import InstalledItem, Product, SubscriptionService
+from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 
 from . import processes
 from .report import Figure, Report
@@ -120,7 +120,7 @@ def reset_run(report: Report, provider, workdir: Path, *, worker_processes: int 
         defaults={"run_type": "reset_subscriptions", "provider": provider},
     )
     before = ProcessRun.objects.filter(definition=definition).aggregate(last=Max("pk"))["last"] or 0
-    floor_seconds = _insert_floor(*_out_of_step_sql(provider)) if _has_floors() else None
+    floor_seconds = _insert_floor(provider) if _has_floors() else None
     with processes.worker(
         workdir / "bench-worker.log", "batch", concurrency=worker_processes, name="bench-batch"
     ) as worker:
@@ -165,28 +165,92 @@ def reset_run(report: Report, provider, workdir: Path, *, worker_processes: int 
     return run
 
 
-def _insert_floor(sql: str, params: list) -> float:
-    """By hand: find what is out of step and write as many request rows, in one statement
-    (rolled back)."""
-    table = Req._meta.db_table
+def _insert_floor(provider) -> float:
+    """By hand: find what is out of step and write its requests, with the parameters the
+    platform needs and the card each goes to, into the real tables, in one statement (rolled
+    back). The same rows a run writes for entitlements; viewing points to pair get one row
+    each, as a run's pairing does."""
+    flat = dict(ProductCAId.objects.filter(provider=provider).values_list("product_id", "ca_id"))
+    ca_ids = [(pk, ca) for pk, ca in flat.items()]
+    for product in Product.objects.exclude(kind=Product.Kind.FLAT).prefetch_related("components"):
+        ca_ids += [(product.pk, flat[c.pk]) for c in product.components.all() if c.pk in flat]
+    values = ", ".join(["(%s, %s)"] * len(ca_ids)) or "(0, '')"
+    t = {
+        "request": Req._meta.db_table,
+        "items": Req.items.through._meta.db_table,
+        "service": SubscriptionService._meta.db_table,
+        "item": InstalledItem._meta.db_table,
+        "subscription": Subscription._meta.db_table,
+        "product": Product._meta.db_table,
+        "distributor": Distributor._meta.db_table,
+    }
+    distributors = list(Distributor.objects.filter(provider=provider).values_list("pk", flat=True))
+    marks = ", ".join(["%s"] * len(distributors))
+    on = tuple(SubscriptionService.ON_STATES)
+    sql = f"""
+        WITH wanted AS (
+            SELECT s.id AS service_id, s.subscription_id, s.distributor_id, s.product_id,
+                   c.id AS item_id, c.ca_id AS card_ca_id, c.serial_number, k.ca_id,
+                   s.state IN %s AS switch_on
+              FROM {t["service"]} s
+              JOIN {t["item"]} c ON c.subscription_id = s.subscription_id
+               AND c.distributor_id = s.distributor_id AND c.kind = 'smartcard'
+               AND c.removed_at IS NULL
+              JOIN (VALUES {values}) AS k(product_id, ca_id) ON k.product_id = s.product_id
+             WHERE s.distributor_id IN ({marks})
+               AND (s.state IN %s) <> (s.authorized AND c.initialized)
+        ), pairing AS (
+            SELECT DISTINCT ON (c.subscription_id, c.distributor_id)
+                   c.subscription_id, c.distributor_id, c.id AS item_id
+              FROM {t["item"]} c
+              JOIN {t["service"]} s ON s.subscription_id = c.subscription_id
+               AND s.distributor_id = c.distributor_id AND s.state IN %s
+             WHERE c.removed_at IS NULL AND NOT c.initialized AND c.distributor_id IN ({marks})
+        ), made AS (
+            INSERT INTO {t["request"]} (uid, command, operation, ca_id, parameters,
+                provider_id, distributor_id, subscription_id, service_id, installed_item_id,
+                priority, trigger, trigger_name, state, attempts, last_error, error_code,
+                rollback, created_at, updated_at)
+            SELECT gen_random_uuid(),
+                   CASE WHEN w.switch_on THEN 'ACTIVATE_SERVICE' ELSE 'DEACTIVATE_SERVICE' END,
+                   CASE WHEN w.switch_on THEN 'activate' ELSE 'deactivate' END, w.ca_id,
+                   jsonb_build_object('subscription', sub.number, 'distributor', d.code,
+                       'service_ca_id', w.ca_id, 'product_code', p.code,
+                       'card_ca_id', w.card_ca_id, 'card_serial_number', w.serial_number),
+                   %s, w.distributor_id, w.subscription_id, w.service_id, w.item_id,
+                   5, 'run', 'bench floor', 'pending', 0, '', '',
+                   jsonb_build_object('service', w.service_id), now(), now()
+              FROM wanted w
+              JOIN {t["subscription"]} sub ON sub.id = w.subscription_id
+              JOIN {t["distributor"]} d ON d.id = w.distributor_id
+              JOIN {t["product"]} p ON p.id = w.product_id
+            UNION ALL
+            SELECT gen_random_uuid(), 'CREATE_PAIRING', 'create_pairing', '',
+                   jsonb_build_object('subscription', sub.number, 'distributor', d.code),
+                   %s, g.distributor_id, g.subscription_id, NULL, g.item_id,
+                   5, 'run', 'bench floor', 'pending', 0, '', '', '{{}}', now(), now()
+              FROM pairing g
+              JOIN {t["subscription"]} sub ON sub.id = g.subscription_id
+              JOIN {t["distributor"]} d ON d.id = g.distributor_id
+            RETURNING id, installed_item_id
+        )
+        INSERT INTO {t["items"]} (provisioningrequest_id, installeditem_id)
+        SELECT id, installed_item_id FROM made
+    """  # noqa: S608  (table names from model metadata, values as parameters)
+    params = [
+        on,
+        *[v for pair in ca_ids for v in pair],
+        *distributors,
+        on,
+        on,
+        *distributors,
+        provider.pk,
+        provider.pk,
+    ]
     started = time.perf_counter()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            count = cursor.fetchone()[0]
-            cursor.execute(
-                f"CREATE TEMP TABLE bench_floor AS SELECT * FROM {table} WITH NO DATA"  # noqa: S608
-            )
-            cursor.execute(
-                "INSERT INTO bench_floor (uid, command, operation, ca_id, parameters, "
-                "provider_id, priority, trigger, trigger_name, state, attempts, last_error, "
-                "error_code, rollback, created_at, updated_at) "
-                "SELECT md5(g::text)::uuid, 'ACTIVATE_SERVICE', 'activate', 'CA', "
-                "'{\"card_ca_id\": \"x\"}', %s, 5, 'run', 'bench', 'pending', 0, '', '', '{}', "
-                "now(), now() FROM generate_series(1, %s) g",
-                [1, count],
-            )
-            cursor.execute("DROP TABLE bench_floor")
         transaction.set_rollback(True)
     return time.perf_counter() - started
 

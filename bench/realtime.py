@@ -4,8 +4,9 @@ request's commit to the CAS's receipt (p50, p99).
 
 ``realtime(report, workdir, actions=10_000)`` measures on an idle system;
 ``realtime(report, workdir, under_load=lambda: reset_run_load(generic, workdir))`` measures
-the same while a Reset Subscriptions run over the Generic provider's subscriptions executes on
-a batch worker of its own, and names the figures "… under a reset run".
+the same while Reset Subscriptions runs over the Generic provider's subscriptions execute, one
+after the other for the whole measurement, on a batch worker of their own, and names the
+figures "… under a reset run".
 
 What runs, as processes on the benchmark's database and broker:
 
@@ -54,7 +55,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from rest_framework.authtoken.models import Token
 
 from crm_provisioning import roles
@@ -536,7 +537,9 @@ def realtime(
     if callable(window):
         start, end = window()
         covered = max(0.0, min(end, ended) - max(start, began)) / (ended - began)
-        overlap = f"; {load_name} was executing for {covered:.0%} of it"
+        runs = getattr(load_info, "runs", None)
+        times = f" ({len(runs)} runs, one after the other)" if runs and len(runs) > 1 else ""
+        overlap = f"; {load_name}{times} was executing for {covered:.0%} of it"
     paced = f"; offered at {rate:g} actions/s" if rate else ""
     states_text = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
     report.add(
@@ -597,14 +600,41 @@ def realtime(
 
 @dataclass
 class RunLoad:
-    """What ``reset_run_load`` yields: the run, once it has started; its window once done."""
+    """What ``reset_run_load`` yields: the runs executed so far (the first has started)."""
 
-    run: ProcessRun | None = None
+    runs: list[ProcessRun] = field(default_factory=list)
 
     def window(self) -> tuple[float, float]:
-        run = self.run
-        finished = run.finished_at.timestamp() if run and run.finished_at else time.time()
-        return (run.started_at.timestamp() if run else time.time()), finished
+        """Epoch seconds from the first run's start to the last one's end (or now)."""
+        if not self.runs:
+            return time.time(), time.time()
+        last = self.runs[-1]
+        finished = last.finished_at.timestamp() if last.finished_at else time.time()
+        return self.runs[0].started_at.timestamp(), finished
+
+
+def _started_after(definition: RunDefinition, after: int, worker, log: Path) -> ProcessRun:
+    deadline = time.monotonic() + 120
+    while True:
+        run = ProcessRun.objects.filter(definition=definition, pk__gt=after).order_by("pk").first()
+        if run is not None:
+            return run
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"The reset run did not start; see {log}")
+        time.sleep(0.1)
+
+
+def _finished(run: ProcessRun, worker, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        run.refresh_from_db()
+        if run.status != ProcessRun.Status.RUNNING:
+            if run.status not in (ProcessRun.Status.COMPLETED, ProcessRun.Status.SKIPPED):
+                raise RuntimeError(f"The reset run ended {run.status}: {run.message}")
+            return
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"The reset run did not finish; see {log}")
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -617,45 +647,55 @@ def reset_run_load(
     keep_requests: bool = False,
     seconds: float = 3600,
 ) -> Iterator[RunLoad]:
-    """A Reset Subscriptions run over ``provider``'s subscriptions executing on a batch worker
-    of its own (``worker_processes`` pool processes): yields once the run has started; on
-    leaving, waits for it to finish, and (unless ``keep_requests``) deletes the requests it
-    made, so the data is as before. ``drift``: first put that share of the provider's load
-    subscriptions out of step (``load.redrift``), so that the run writes requests as well as
-    reads."""
+    """Reset Subscriptions runs over ``provider``'s subscriptions, one after the other on a
+    batch worker of their own (``worker_processes`` pool processes), for as long as the
+    context lasts: yields once the first has started; on leaving, waits for the one executing
+    to finish and (unless ``keep_requests``) deletes the requests they made, so the data is as
+    before. ``drift``: first put that share of the provider's load subscriptions out of step
+    (``load.redrift``), so that the first run writes requests as well as reads; the runs after
+    it find those requests Pending and read every subscription again, writing nothing."""
     if drift:
         load.redrift(provider.name, drift)
     definition, _ = RunDefinition.objects.get_or_create(
         name="Bench: reset run under real-time load",
         defaults={"run_type": "reset_subscriptions", "provider": provider},
     )
-    before = ProcessRun.objects.filter(definition=definition).order_by("-pk").first()
     log = workdir / "bench-worker-batch-load.log"
     info = RunLoad()
+    leaving = threading.Event()
+    failed: list[BaseException] = []
     with processes.worker(
         log, "batch", concurrency=worker_processes, name="bench-batch-load"
     ) as worker:
-        with transaction.atomic():
-            services.run_now(definition)
-        runs = ProcessRun.objects.filter(definition=definition)
-        if before is not None:
-            runs = runs.filter(pk__gt=before.pk)
-        deadline = time.monotonic() + 120
-        while info.run is None:
-            info.run = runs.order_by("pk").first()
-            if info.run is None and (worker.poll() is not None or time.monotonic() > deadline):
-                raise RuntimeError(f"The reset run did not start; see {log}")
-            time.sleep(0.1)
+
+        def one_run() -> ProcessRun:
+            after = ProcessRun.objects.filter(definition=definition).aggregate(m=Max("pk"))["m"]
+            with transaction.atomic():
+                services.run_now(definition)
+            run = _started_after(definition, after or 0, worker, log)
+            info.runs.append(run)
+            return run
+
+        def keep_running(run: ProcessRun) -> None:
+            try:
+                while True:
+                    _finished(run, worker, log, seconds)
+                    if leaving.is_set():
+                        return
+                    run = one_run()
+            except BaseException as error:  # reported when the context closes
+                failed.append(error)
+            finally:
+                connection.close()  # this thread's own database connection
+
+        runner = threading.Thread(target=keep_running, args=(one_run(),), daemon=True)
+        runner.start()
         try:
             yield info
         finally:
-            deadline = time.monotonic() + seconds
-            while True:
-                info.run.refresh_from_db()
-                if info.run.status != ProcessRun.Status.RUNNING:
-                    break
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"The reset run did not finish; see {log}")
-                time.sleep(0.5)
+            leaving.set()
+            runner.join(seconds)
             if not keep_requests:
-                Req.objects.filter(process_run=info.run).delete()
+                Req.objects.filter(process_run__in=info.runs).delete()
+    if failed:
+        raise RuntimeError(f"The reset runs under load failed: {failed[0]}") from failed[0]

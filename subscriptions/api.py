@@ -10,7 +10,7 @@ itself is wrong.
 from collections.abc import Callable
 
 import django_filters
-from django.db.models import Max, Q
+from django.db.models import Max, Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -136,24 +136,30 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionDetailSerializer(SubscriptionSerializer):
+class SubscriptionStateSerializer(SubscriptionSerializer):
+    """A subscription with its services and the devices in use: what an action answers with."""
+
     services = ServiceSerializer(many=True, read_only=True)
     installed_items = serializers.SerializerMethodField()
-    latest_requests = serializers.SerializerMethodField()
 
     class Meta(SubscriptionSerializer.Meta):
-        fields = [
-            *SubscriptionSerializer.Meta.fields,
-            "services",
-            "installed_items",
-            "latest_requests",
-        ]
+        fields = [*SubscriptionSerializer.Meta.fields, "services", "installed_items"]
         read_only_fields = fields
 
     @extend_schema_field(InstalledItemSerializer(many=True))
     def get_installed_items(self, obj) -> list[dict]:
         items = obj.installed_items.filter(removed_at__isnull=True).select_related("distributor")
         return InstalledItemSerializer(items, many=True).data
+
+
+class SubscriptionDetailSerializer(SubscriptionStateSerializer):
+    """The subscription's page: its state and its latest provisioning requests."""
+
+    latest_requests = serializers.SerializerMethodField()
+
+    class Meta(SubscriptionStateSerializer.Meta):
+        fields = [*SubscriptionStateSerializer.Meta.fields, "latest_requests"]
+        read_only_fields = fields
 
     @extend_schema_field(ProvisioningRequestSerializer(many=True))
     def get_latest_requests(self, obj) -> list[dict]:
@@ -162,7 +168,9 @@ class SubscriptionDetailSerializer(SubscriptionSerializer):
 
 
 class ActionResultSerializer(serializers.Serializer):
-    subscription = SubscriptionDetailSerializer()
+    # Not the subscription's whole page: its request history is not what an action changed,
+    # and serializing it on every action would cost a real-time action more than the action.
+    subscription = SubscriptionStateSerializer()
     requests = ProvisioningRequestSerializer(many=True, help_text="What the action created.")
 
 
@@ -253,8 +261,9 @@ class SwapItemIn(ReasonIn):
 
 
 def _detail_queryset():
+    services = SubscriptionService.objects.select_related("product", "distributor")
     return Subscription.objects.select_related("account", "subscription_type").prefetch_related(
-        "services__product", "services__distributor"
+        Prefetch("services", queryset=services)
     )
 
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 def test_the_bench_measures_every_figure_and_writes_the_table(tmp_path, capsys):
     out = tmp_path / "bench.json"
     n = 10000  # as the issue asks
-    call_command("bench", "--subscriptions", str(n), "--json", str(out))
+    call_command("bench", "--subscriptions", str(n), "--actions", "60", "--json", str(out))
 
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
@@ -28,6 +28,12 @@ def test_the_bench_measures_every_figure_and_writes_the_table(tmp_path, capsys):
         "Reset run, 2 worker processes",
         "Worker peak memory, reset run, 2 worker processes",
         "Generic round trip",
+        "Real-time actions",
+        "Real-time latency p50",
+        "Real-time latency p99",
+        "Real-time actions under a reset run",
+        "Real-time latency p50 under a reset run",
+        "Real-time latency p99 under a reset run",
     ]
     for name in names:
         assert name in printed
@@ -44,6 +50,14 @@ def test_the_bench_measures_every_figure_and_writes_the_table(tmp_path, capsys):
     assert "0 left Pending" in figures["Generic round trip"]["detail"]
     assert not ProvisioningRequest.objects.filter(state=ProvisioningRequest.State.PENDING).exists()
     assert 0 < figures["Worker peak memory, reset run, 1 worker process"]["value"] < 2000
+    for suffix in ("", " under a reset run"):
+        actions = figures[f"Real-time actions{suffix}"]
+        assert "60 actions through the Web API" in actions["detail"]
+        assert "requests 60 completed" in actions["detail"]
+        p99 = figures[f"Real-time latency p99{suffix}"]
+        assert p99["target"] == (500 if suffix else 250)
+    loaded = figures["Real-time actions under a reset run"]["detail"]
+    assert "a reset run" in loaded and "was executing for" in loaded
 
 
 def test_the_bench_refuses_a_database_with_real_subscriptions(catalog, account):

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from bench import figures
+from bench import figures, realtime
 from bench.report import Report
 from providers.models import Provider, ProvisioningRequest
 from subscriptions import load
@@ -24,6 +24,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--subscriptions", type=int, default=1_000_000, metavar="N")
         parser.add_argument("--drift", type=float, default=0.05)
+        parser.add_argument(
+            "--actions",
+            type=int,
+            default=10_000,
+            metavar="N",
+            help="Real-time actions through the Web API, idle and again under a reset run.",
+        )
         parser.add_argument(
             "--json",
             type=Path,
@@ -65,6 +72,18 @@ class Command(BaseCommand):
         figures.reset_run(report, provider, workdir, worker_processes=2)
         self.stdout.write("Generic round trip …")
         figures.generic_round_trip(report, provider, workdir)
+        actions = options["actions"]
+        say = self.stdout.write
+        self.stdout.write(f"Real-time: {actions:,} actions to the Conax WS simulator, idle …")
+        realtime.realtime(report, workdir, actions=actions, say=say)
+        self.stdout.write(f"Real-time: {actions:,} actions again, under reset runs …")
+        realtime.realtime(
+            report,
+            workdir,
+            actions=actions,
+            under_load=lambda: realtime.reset_run_load(provider, workdir, drift=options["drift"]),
+            say=say,
+        )
         self.stdout.write("")
         self.stdout.write(report.table())
         report.write(out)
