@@ -7,17 +7,20 @@ answer twice is applied once and then reported as already done; a different answ
 already answered is a conflict.
 """
 
+import json
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from .models import ProvisioningRequest
+from .models import Provider, ProvisioningRequest
 
 State = ProvisioningRequest.State
 Op = ProvisioningRequest.Operation
@@ -27,25 +30,33 @@ ALREADY_DONE = "already_done"
 
 
 class AnswerConflict(Exception):
-    def __init__(self, request: ProvisioningRequest, wanted: str):
-        self.request = request
+    def __init__(self, uid: uuid.UUID, state: str, wanted: str):
+        self.uid, self.state = uid, state
         super().__init__(
-            f"Request {request.uid} is already {request.get_state_display()}; "
+            f"Request {uid} is already {State(state).label}; "
             f"it cannot also be {State(wanted).label}."
         )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    request: ProvisioningRequest
+    request_id: int
+    uid: uuid.UUID
+    state: str  # the request's state now
     result: str  # APPLIED or ALREADY_DONE
+
+
+class UnknownRequests(ProvisioningRequest.DoesNotExist):
+    def __init__(self, keys: list):
+        self.keys = keys
+        super().__init__(f"No request {', '.join(map(str, keys))}.")
 
 
 @dataclass(frozen=True)
 class Answer:
-    """One platform answer to one request (by its primary key)."""
+    """One platform answer to one request: by its primary key, or by its uid."""
 
-    request_id: int
+    request_id: int | uuid.UUID
     accepted: bool
     error_code: str = ""
     error_description: str = ""
@@ -53,6 +64,9 @@ class Answer:
 
 
 FINISHED = (State.COMPLETED, State.REJECTED, State.ARCHIVED)
+# What an answer needs to know of its request, read (and locked) for a thousand at a time
+# without making a model instance of each.
+_LOCKED = ("pk", "uid", "state", "operation", "service_id", "installed_item_id", "provider_id")
 
 
 def record_answer(
@@ -68,79 +82,149 @@ def record_answer(
     return record_answers([answer])[0]
 
 
-def record_answers(answers: Sequence[Answer]) -> list[Outcome]:
+def record_answers(answers: Sequence[Answer], *, provider: Provider | None = None) -> list[Outcome]:
     """Apply many answers at once, in one transaction, with a handful of statements whatever
     their number (a connector answers a thousand requests per call). One outcome per answer,
     in order; the same request answered twice alike is applied once. A conflicting answer
-    raises ``AnswerConflict`` before anything is written."""
+    raises ``AnswerConflict``, and an answer to no such request ``UnknownRequests``, before
+    anything is written.
+
+    An answer names its request by primary key, or by uid (as a platform knows it) among the
+    requests of ``provider``."""
     if not answers:
         return []
+    ids = {a.request_id for a in answers if not isinstance(a.request_id, uuid.UUID)}
+    uids = {a.request_id for a in answers if isinstance(a.request_id, uuid.UUID)}
+    if uids and provider is None:
+        raise ValueError("Answers by uid need the provider whose requests they are.")
+    which = Q(pk__in=ids) | Q(provider=provider, uid__in=uids) if uids else Q(pk__in=ids)
     with transaction.atomic():
-        ids = sorted({a.request_id for a in answers})
         # Locked in id order, so two callers answering overlapping sets cannot deadlock.
-        locked = {
-            r.pk: r
-            for r in ProvisioningRequest.objects.select_for_update()
-            .filter(pk__in=ids)
+        locked = {}
+        for row in (
+            ProvisioningRequest.objects.select_for_update()
+            .filter(which)
             .order_by("pk")
-        }
-        now = timezone.now()
+            .values_list(*_LOCKED, named=True)
+        ):
+            if row.pk in ids:
+                locked[row.pk] = row
+            if row.uid in uids and row.provider_id == provider.pk:
+                locked[row.uid] = row
+        unknown = [a.request_id for a in answers if a.request_id not in locked]
+        if unknown:
+            raise UnknownRequests(unknown)
+        state = {row.pk: row.state for row in locked.values()}
         outcomes: list[Outcome] = []
-        applied: dict[int, ProvisioningRequest] = {}
+        applied: dict[int, Answer] = {}
+        rows: dict[int, tuple] = {}
         for answer in answers:
-            request = locked.get(answer.request_id)
-            if request is None:
-                raise ProvisioningRequest.DoesNotExist(f"No request {answer.request_id}.")
+            row = locked[answer.request_id]
+            pk, uid = row.pk, row.uid
             wanted = State.COMPLETED if answer.accepted else State.REJECTED
-            if request.state in FINISHED:
-                if request.state != wanted:
-                    raise AnswerConflict(request, wanted)
-                outcomes.append(Outcome(request, ALREADY_DONE))
+            if state[pk] in FINISHED:
+                if state[pk] != wanted:
+                    raise AnswerConflict(uid, state[pk], wanted)
+                outcomes.append(Outcome(pk, uid, wanted, ALREADY_DONE))
                 continue
-            request.state = wanted
-            request.answered_at = now
-            request.updated_at = now
-            request.error_code = answer.error_code[:60]
-            if not answer.accepted:
-                request.last_error = answer.error_description
-            if answer.response is not None:
-                request.response = answer.response
-            applied[request.pk] = request
-            outcomes.append(Outcome(request, APPLIED))
-        _save(list(applied.values()), now)
-        accepted = [r for r in applied.values() if r.state == State.COMPLETED]
-        _apply_acceptances(accepted, now)
-        for request in applied.values():
-            if request.state == State.REJECTED:
-                _roll_back(request)  # rare, and it goes through the action layer
+            state[pk] = wanted
+            applied[pk], rows[pk] = answer, row
+            outcomes.append(Outcome(pk, uid, wanted, APPLIED))
+        now = timezone.now()
+        _save(applied, now)
+        _apply_acceptances([rows[pk] for pk, a in applied.items() if a.accepted], now)
+        rejected = [pk for pk, a in applied.items() if not a.accepted]
+        if rejected:
+            # Rare, and each goes through the action layer: model instances are fine here.
+            requests = ProvisioningRequest.objects.in_bulk(rejected)
+            for pk in rejected:
+                _roll_back(requests[pk])
         return outcomes
 
 
-def _save(requests: list[ProvisioningRequest], now) -> None:
+def _save(applied: dict[int, Answer], now) -> None:
     # The common answer (accepted, nothing more to keep) is one UPDATE for the lot.
-    plain = [r.pk for r in requests if r.state == State.COMPLETED and not r.error_code]
-    plain_ids = set(plain)
+    plain = [pk for pk, a in applied.items() if _plain(a)]
     if plain:
         ProvisioningRequest.objects.filter(pk__in=plain).update(
             state=State.COMPLETED, answered_at=now, updated_at=now
         )
-    plain_with_response = [r for r in requests if r.pk in plain_ids and r.response]
-    rest = [r for r in requests if r.pk not in plain_ids]
-    if plain_with_response:
-        ProvisioningRequest.objects.bulk_update(plain_with_response, ["response"])
+    rest = [(pk, a) for pk, a in applied.items() if not _plain(a)]
     if rest:
-        ProvisioningRequest.objects.bulk_update(
-            rest, ["state", "answered_at", "error_code", "last_error", "response", "updated_at"]
+        _save_each(rest, now)
+
+
+def _plain(answer: Answer) -> bool:
+    return answer.accepted and not answer.error_code and answer.response is None
+
+
+def _save_each(answers: list[tuple[int, Answer]], now) -> None:
+    """Answers that keep more than their state — an error code, the reason of a rejection, the
+    platform's response — row by row in one statement: an ``UPDATE … FROM unnest(…)`` on
+    PostgreSQL, ``bulk_update`` (a CASE per column) elsewhere. A rejection's description
+    becomes the request's last error; an acceptance leaves that as it was, and an answer
+    without a response leaves the request's response as it was."""
+    if connection.vendor == "postgresql":
+        _update_from_arrays(answers, now)
+        return
+    by_fields: dict[tuple[str, ...], list[ProvisioningRequest]] = defaultdict(list)
+    for pk, answer in answers:
+        request = ProvisioningRequest(
+            pk=pk,
+            state=State.COMPLETED if answer.accepted else State.REJECTED,
+            answered_at=now,
+            updated_at=now,
+            error_code=answer.error_code[:60],
+            last_error=answer.error_description,
+            response=answer.response,
+        )
+        fields = ("state", "answered_at", "updated_at", "error_code")
+        if not answer.accepted:
+            fields += ("last_error",)
+        if answer.response is not None:
+            fields += ("response",)
+        by_fields[fields].append(request)
+    for fields, requests in by_fields.items():
+        ProvisioningRequest.objects.bulk_update(requests, fields)
+
+
+def _update_from_arrays(answers: list[tuple[int, Answer]], now) -> None:
+    table = connection.ops.quote_name(ProvisioningRequest._meta.db_table)
+    encoder = ProvisioningRequest._meta.get_field("response").encoder
+    columns = list(
+        zip(
+            *(
+                (
+                    pk,
+                    State.COMPLETED.value if a.accepted else State.REJECTED.value,
+                    a.error_code[:60],
+                    None if a.accepted else a.error_description,
+                    None if a.response is None else json.dumps(a.response, cls=encoder),
+                )
+                for pk, a in answers
+            ),
+            strict=True,
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET state = v.state, answered_at = %s, updated_at = %s, "  # noqa: S608 (the name from the model)
+            "error_code = v.error_code, last_error = COALESCE(v.last_error, r.last_error), "
+            "response = COALESCE(v.response::jsonb, r.response) "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "AS v(id, state, error_code, last_error, response) WHERE r.id = v.id",
+            [now, now, *map(list, columns)],
         )
 
 
-def _apply_acceptances(requests: list[ProvisioningRequest], now) -> None:
+def _apply_acceptances(rows: list[tuple], now) -> None:
     """The provider holds what the accepted requests asked for: set-based, by operation.
-    Activations before deactivations, the order in which a provider received them."""
-    by_op: dict[str, list[ProvisioningRequest]] = defaultdict(list)
-    for request in requests:
-        by_op[request.operation].append(request)
-    activated = [r.service_id for r in by_op[Op.ACTIVATE] if r.service_id]
+    Activations before deactivations, the order in which a provider received them. ``rows``
+    are the requests as locked (``_LOCKED``)."""
+    by_op: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_op[row.operation].append(row)
+    activated = {row.service_id for row in by_op[Op.ACTIVATE] if row.service_id}
     if activated:
         SubscriptionService.objects.filter(pk__in=activated).update(
             authorized=True, authorization_date=now
@@ -149,15 +233,15 @@ def _apply_acceptances(requests: list[ProvisioningRequest], now) -> None:
     if deactivated:
         # A device taken away: once its services are cancelled the provider may forget it.
         InstalledItem.objects.filter(
-            pk__in=[r.installed_item_id for r in deactivated if r.installed_item_id],
+            pk__in={row.installed_item_id for row in deactivated if row.installed_item_id},
             removed_at__isnull=False,
         ).update(initialized=False)
         SubscriptionService.objects.filter(
-            pk__in=[r.service_id for r in deactivated if r.service_id]
+            pk__in={row.service_id for row in deactivated if row.service_id}
         ).exclude(state__in=SubscriptionService.ON_STATES).update(
             authorized=False, authorization_date=now, updated_at=now
         )
-    paired = [r.pk for r in by_op[Op.CREATE_PAIRING] + by_op[Op.ADD_TO_PAIRING]]
+    paired = [row.pk for row in by_op[Op.CREATE_PAIRING] + by_op[Op.ADD_TO_PAIRING]]
     if paired:
         Through = ProvisioningRequest.items.through
         InstalledItem.objects.filter(

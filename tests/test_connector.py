@@ -2,6 +2,7 @@
 
 import pytest
 
+from providers.answers import record_answer
 from providers.generic.connector import GenericConnector, Platform
 from providers.models import ConnectorToken, ProvisioningRequest
 from subscriptions import actions
@@ -33,7 +34,12 @@ def test_the_connector_takes_applies_and_answers_everything(connector, catalog, 
     assert connector.poll_once() == 4
     assert connector.platform.state()["entitlements"][card(a)] == ["BFB2", "RFB1"]
     assert connector.poll_once() == 0
-    assert set(connector.platform.state()["applied"].values()) == {1}
+    state = connector.platform.state()
+    assert set(state["applied"].values()) == {1}
+    # Each page answered while the next was read (two a page, groups cut across pages), and
+    # still nothing came twice.
+    assert set(state["received"].values()) == {1}
+    assert len(state["received"]) == ProvisioningRequest.objects.count() == 9
 
 
 def test_a_rejected_request_rolls_back_and_the_platform_is_cancelled_too(
@@ -64,3 +70,22 @@ def test_an_offline_connector_takes_nothing_and_catches_up(connector, subscribe)
     connector.platform.online = True
     assert connector.poll_once() == 2
     assert connector.platform.state()["entitlements"] == {card(sub): ["AF1"]}
+
+
+def test_an_answer_made_moot_is_dropped_and_the_others_still_sent(connector, subscribe):
+    sub = subscribe("AGRICULTURE")
+    pairing = sub.provisioning_requests.get(operation="create_pairing")
+    activation = sub.provisioning_requests.get(operation="activate")
+    # Answers the connector holds from a poll that failed, while someone else answered the
+    # activation the other way.
+    connector.unsent = {
+        str(r.uid): {"request": str(r.uid), "status": "ACCEPTED"} for r in (activation, pairing)
+    }
+    record_answer(activation, accepted=False, error_description="Refused at the desk")
+
+    connector.poll_once()
+
+    pairing.refresh_from_db()
+    activation.refresh_from_db()
+    assert (pairing.state, activation.state) == ("completed", "rejected")
+    assert connector.unsent == {}

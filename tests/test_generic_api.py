@@ -193,3 +193,99 @@ def test_connector_token_command_prints_a_working_key_and_replaces_the_old(catal
 
     assert (status(first), status(second)) == (401, 200)
     assert not ConnectorToken.objects.filter(key_hash=first).exists()  # only hashes are kept
+
+
+def test_send_response_keeps_what_the_platform_said(connector, subscribe):
+    sub = subscribe("BUNDLE_A")
+    pairing, gfa1, efa2 = sub.provisioning_requests.order_by("pk")
+    Req.objects.filter(pk=gfa1.pk).update(last_error="Attempt 1 failed: timed out")
+
+    response = answer(
+        connector,
+        {"request": str(pairing.uid), "status": "ACCEPTED", "response": {"pairing": "P-1"}},
+        {"request": str(gfa1.uid), "status": "ACCEPTED", "error_code": "  W1 "},
+        {
+            "request": str(efa2.uid),
+            "status": "REJECTED",
+            "error_code": "E7",
+            "error_description": "Paket nicht verfügbar",
+            "response": {"code": 7},
+            "note": "ignored",
+        },
+    )
+
+    assert response.status_code == 200, response.content
+    assert [(r["result"], r["state"]) for r in response.json()["results"]] == [
+        ("applied", "COMPLETED"),
+        ("applied", "COMPLETED"),
+        ("applied", "REJECTED"),
+    ]
+    stored = {
+        r.pk: (r.state, r.error_code, r.last_error, r.response)
+        for r in Req.objects.filter(pk__in=[pairing.pk, gfa1.pk, efa2.pk])
+    }
+    assert stored == {
+        pairing.pk: ("completed", "", "", {"pairing": "P-1"}),
+        gfa1.pk: ("completed", "W1", "Attempt 1 failed: timed out", None),
+        efa2.pk: ("rejected", "E7", "Paket nicht verfügbar", {"code": 7}),
+    }
+    assert sub.events.first().action == "provisioning_rollback"
+
+
+@pytest.mark.parametrize(
+    ("item", "fields"),
+    [
+        (
+            {"error_code": "E" * 61},
+            {"error_code": ["Ensure this field has no more than 60 characters."]},
+        ),
+        (
+            {"error_description": "bad\x00byte"},
+            {"error_description": ["Null characters are not allowed."]},
+        ),
+        ({"response": None}, {"response": ["This field may not be null."]}),
+        ({"request": "ZX-000001"}, {"request": ["Must be a valid UUID."]}),
+        ({"status": "accepted"}, {"status": ['"accepted" is not a valid choice.']}),
+    ],
+)
+def test_send_response_refuses_a_bad_field_by_name(connector, subscribe, item, fields):
+    activation = subscribe("AGRICULTURE").provisioning_requests.get(operation="activate")
+    body = {"request": str(activation.uid), "status": "ACCEPTED"} | item
+
+    response = answer(connector, {"request": str(activation.uid), "status": "ACCEPTED"}, body)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        f"responses[1].{name}": messages for name, messages in fields.items()
+    }
+    activation.refresh_from_db()
+    assert activation.state == "pending"
+
+
+def test_send_response_names_every_unknown_and_contradictory_answer(connector, catalog, subscribe):
+    sub = subscribe("AGRICULTURE")
+    pairing, activation = sub.provisioning_requests.order_by("pk")
+    elsewhere = Provider.objects.create(name="Other platform", type="generic")
+    theirs = Req.objects.create(provider=elsewhere, command="ACTIVATE_SERVICE", trigger="action")
+
+    response = answer(
+        connector,
+        {"request": str(pairing.uid), "status": "ACCEPTED"},
+        {"request": str(theirs.uid), "status": "ACCEPTED"},
+        {"request": str(pairing.uid), "status": "REJECTED"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "responses[1].request": [f"No request {theirs.uid} for provider Generic."],
+        "responses[2].status": ["This request is answered twice, differently."],
+    }
+
+    response = answer(
+        connector,
+        {"request": str(activation.uid), "status": "ACCEPTED"},
+        {"request": str(theirs.uid), "status": "ACCEPTED"},
+    )
+    assert response.json()["error"]["fields"] == {
+        "responses[1].request": [f"No request {theirs.uid} for provider Generic."]
+    }
+    assert set(Req.objects.values_list("state", flat=True)) == {"pending"}

@@ -4,10 +4,8 @@ A connector authenticates with its provider's token, reads Pending requests page
 (reading changes nothing: a request stays Pending until it is answered) and posts answers.
 """
 
-import base64
-import binascii
+from typing import NoReturn
 
-from django.db.models import F, Min, Q, Window
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -16,9 +14,12 @@ from rest_framework.views import APIView
 
 from crm_provisioning.api_errors import Conflict
 from crm_provisioning.api_permissions import ErrorAwareSchema
-from providers.answers import Answer, AnswerConflict, record_answers
+from providers.answers import Answer, AnswerConflict, UnknownRequests, record_answers
 from providers.authentication import Connector
 from providers.models import Provider, ProvisioningRequest
+
+from .pending import decode_cursor, pending_page
+from .responses import SendResponseIn, read_answers
 
 MAX_PAGE = 1000
 Req = ProvisioningRequest
@@ -60,19 +61,6 @@ def _provider_param(request) -> int | None:
 
 
 # --- Get Pending ----------------------------------------------------------------------------
-
-
-def encode_cursor(position: tuple[int, int, int]) -> str:
-    return base64.urlsafe_b64encode(":".join(map(str, position)).encode()).decode()
-
-
-def decode_cursor(value: str) -> tuple[int, int, int]:
-    try:
-        parts = base64.urlsafe_b64decode(value.encode()).decode().split(":")
-        group_priority, group_first, request_id = (int(p) for p in parts)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise serializers.ValidationError("Invalid cursor.") from None
-    return group_priority, group_first, request_id
 
 
 class PendingQuery(serializers.Serializer):
@@ -121,71 +109,6 @@ class PendingPageOut(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page's full address.")
 
 
-PENDING_FIELDS = {
-    "subscription_number": F("subscription__number"),
-    "distributor_code": F("distributor__code"),
-    "card_ca_id": F("installed_item__ca_id"),
-}
-
-
-def pending_page(provider: Provider, *, command=None, page_size=100, cursor=None):
-    """One page of Pending requests: Express first, then oldest first, one subscription's
-    requests together and in creation order. Returns (rows as ``PendingRequestOut`` gives
-    them, next cursor or None)."""
-    rows = Req.objects.filter(provider=provider, state=Req.State.PENDING)
-    if command:
-        rows = rows.filter(command=command)
-    # A subscription's requests travel as a group: the group goes as early as its most urgent
-    # and oldest request, so a later Express request never overtakes the same card's earlier one.
-    group = {"partition_by": [F("subscription_id")]}
-    rows = rows.annotate(
-        group_priority=Window(Min("priority"), **group), group_first=Window(Min("id"), **group)
-    )
-    if cursor:
-        gp, gf, last = cursor
-        rows = rows.filter(
-            Q(group_priority__gt=gp)
-            | Q(group_priority=gp, group_first__gt=gf)
-            | Q(group_priority=gp, group_first=gf, id__gt=last)
-        )
-    # The order is worked out on narrow rows (id and group keys) only; the page's own rows are
-    # then read by id, as plain values: sorting every Pending request with its parameters and
-    # joins, page after page, would cost a connector more than the requests themselves.
-    keys = list(
-        rows.order_by("group_priority", "group_first", "id").values_list(
-            "id", "group_priority", "group_first"
-        )[: page_size + 1]
-    )
-    by_id = {
-        row["id"]: row
-        for row in Req.objects.filter(pk__in=[k[0] for k in keys]).values(
-            "uid", "id", "command", "priority", "created_at", "parameters", **PENDING_FIELDS
-        )
-    }
-    page = [by_id[pk] | {"group_priority": gp, "group_first": gf} for pk, gp, gf in keys]
-    more = len(page) > page_size
-    page = page[:page_size]
-    timestamp = serializers.DateTimeField().to_representation
-    results = [
-        {
-            "uid": str(row["uid"]),
-            "id": row["id"],
-            "command": row["command"],
-            "priority": "EXPRESS" if row["priority"] == Req.Priority.EXPRESS else "NORMAL",
-            "created_at": timestamp(row["created_at"]),
-            "subscription": row["subscription_number"],
-            "distributor": row["distributor_code"],
-            "card_ca_id": row["card_ca_id"],
-            "parameters": row["parameters"],
-        }
-        for row in page
-    ]
-    if not more:
-        return results, None
-    tail = page[-1]
-    return results, encode_cursor((tail["group_priority"], tail["group_first"], tail["id"]))
-
-
 class PendingView(APIView):
     person_permission = "providers.view_provisioningrequest"
     permission_classes = [IsConnectorOrAdministrator]
@@ -226,20 +149,6 @@ class PendingView(APIView):
 # --- Send Response ------------------------------------------------------------------------
 
 
-class AnswerIn(serializers.Serializer):
-    request = serializers.UUIDField(help_text="The request's uid, as Get Pending gave it.")
-    status = serializers.ChoiceField(choices=["ACCEPTED", "REJECTED"])
-    error_code = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
-    error_description = serializers.CharField(
-        max_length=2000, required=False, allow_blank=True, default=""
-    )
-    response = serializers.JSONField(required=False, help_text="The platform's raw answer.")
-
-
-class SendResponseIn(serializers.Serializer):
-    responses = AnswerIn(many=True, allow_empty=False, max_length=MAX_PAGE)
-
-
 class AnswerResultOut(serializers.Serializer):
     request = serializers.UUIDField()
     result = serializers.CharField(help_text="What the answer did to the request.")
@@ -272,46 +181,52 @@ class ResponsesView(APIView):
         tags=["generic"],
     )
     def post(self, request):
-        body = SendResponseIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        answers = body.validated_data["responses"]
+        answers = read_answers(request.data)
         provider = provider_for(request, _provider_param(request))
-        by_uid = {
-            r.uid: r
-            for r in Req.objects.filter(provider=provider, uid__in=[a["request"] for a in answers])
-        }
         errors, seen = {}, {}
         for index, answer in enumerate(answers):
             uid = answer["request"]
-            if uid not in by_uid:
-                errors[index] = {"request": [f"No request {uid} for provider {provider.name}."]}
-            elif uid in seen and seen[uid] != answer["status"]:
+            if uid in seen and seen[uid] != answer["status"]:
                 errors[index] = {"status": ["This request is answered twice, differently."]}
             seen[uid] = answer["status"]
-        if errors:
-            raise ValidationError({"responses": [errors.get(i, {}) for i in range(len(answers))]})
+        if errors:  # named with the unknown requests, if there are any as well
+            _refuse(answers, provider, errors, _unknown(provider, seen))
         try:
-            # All answers or none: a conflict anywhere leaves every request as it was.
+            # All answers or none: a conflict anywhere leaves every request as it was. The
+            # requests are found by uid among the provider's as they are locked.
             outcomes = record_answers(
                 [
                     Answer(
-                        by_uid[a["request"]].pk,
+                        a["request"],
                         accepted=a["status"] == "ACCEPTED",
                         error_code=a["error_code"],
                         error_description=a["error_description"],
                         response=a.get("response"),
                     )
                     for a in answers
-                ]
+                ],
+                provider=provider,
             )
+        except UnknownRequests as unknown:
+            _refuse(answers, provider, errors, unknown.keys)
         except AnswerConflict as conflict:
             raise Conflict(str(conflict)) from None
         results = [
-            {
-                "request": str(o.request.uid),
-                "result": o.result,
-                "state": o.request.state.upper(),
-            }
-            for o in outcomes
+            {"request": str(o.uid), "result": o.result, "state": o.state.upper()} for o in outcomes
         ]
         return Response({"results": results})
+
+
+def _unknown(provider: Provider, uids) -> list:
+    known = set(Req.objects.filter(provider=provider, uid__in=uids).values_list("uid", flat=True))
+    return [uid for uid in uids if uid not in known]
+
+
+def _refuse(answers: list[dict], provider: Provider, errors: dict, unknown) -> NoReturn:
+    """A 400 naming each bad answer by its position."""
+    unknown = set(unknown)
+    for index, answer in enumerate(answers):
+        if answer["request"] in unknown:
+            uid = answer["request"]
+            errors[index] = {"request": [f"No request {uid} for provider {provider.name}."]}
+    raise ValidationError({"responses": [errors.get(i, {}) for i in range(len(answers))]})

@@ -6,11 +6,13 @@ it received and applied per id, and can be told â€” over a small control port â€
 requests or to go offline. Tests and the demo run it as a real process over HTTP.
 """
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
@@ -86,40 +88,75 @@ class GenericConnector:
         self.responses_url = base_url.rstrip("/") + "/api/v1/generic/responses/"
         self.platform = platform
         self.page_size = page_size
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Token {token}"
+        # One session to read, one to answer: a page is answered while the next is read.
+        self.session, self.answering = requests.Session(), requests.Session()
+        for session in (self.session, self.answering):
+            session.headers["Authorization"] = f"Token {token}"
         self.unsent: dict[str, dict] = {}  # answers not yet acknowledged by the server
 
     def poll_once(self) -> int:
-        """Pull every Pending request, apply, answer. Returns how many were taken."""
+        """Pull every Pending request, apply, answer. Returns how many were taken.
+
+        A page's answers are sent while the next page is read (the cursor allows it: what is
+        answered meanwhile only leaves the pages behind the cursor), one call at a time and in
+        order. Answers the server has not acknowledged stay in ``unsent`` and go first on the
+        next poll, so a failure loses nothing; answering one twice is harmless."""
         if not self.platform.online:
             return 0
         self._flush()
         taken, url, params = 0, self.pending_url, {"page_size": self.page_size}
-        while url:
-            response = self.session.get(url, params=params, timeout=30)
-            response.raise_for_status()
-            page = response.json()
-            for request in page["results"]:
-                self.unsent[request["uid"]] = self.platform.take(request)
-                taken += 1
-            # Answer page by page: the server never waits long for what was already done.
-            self._flush()
-            url, params = page["next"], None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="answers") as sender:
+            sending: Future | None = None
+            try:
+                while url:
+                    response = self.session.get(url, params=params, timeout=30)
+                    response.raise_for_status()
+                    page = response.json()
+                    answers = [self.platform.take(request) for request in page["results"]]
+                    for answer in answers:
+                        self.unsent[answer["request"]] = answer
+                    taken += len(answers)
+                    if sending is not None:
+                        self._acknowledge(sending.result())
+                    sending = sender.submit(self._send, answers) if answers else None
+                    url, params = page["next"], None
+            except BaseException:
+                if sending is not None:  # what it did still counts; its failure is not ours
+                    with contextlib.suppress(Exception):
+                        self._acknowledge(sending.result())
+                raise
+            if sending is not None:
+                self._acknowledge(sending.result())
         return taken
 
     def _flush(self) -> None:
         while self.unsent:
-            batch = list(self.unsent.values())[:1000]
-            response = self.session.post(self.responses_url, json={"responses": batch}, timeout=60)
+            self._acknowledge(self._send(list(self.unsent.values())[:1000]))
+
+    def _acknowledge(self, uids: list[str]) -> None:
+        for uid in uids:
+            self.unsent.pop(uid, None)
+
+    def _send(self, batch: list[dict]) -> list[str]:
+        """Post answers (up to 1000); returns the uids done with: acknowledged, or moot."""
+        done: list[str] = []
+        while batch:
+            response = self.answering.post(
+                self.responses_url, json={"responses": batch}, timeout=60
+            )
             if response.status_code == 409:
-                # Someone else answered differently; ours is moot. Log it, drop it.
-                log.warning("Conflict: %s", response.json()["error"]["message"])
-                self.unsent.pop(batch[0]["request"], None)
+                # Someone else answered differently; ours is moot. Log it, drop it (the
+                # message names its request), and send the others again.
+                message = response.json()["error"]["message"]
+                log.warning("Conflict: %s", message)
+                moot = next((a for a in batch if a["request"] in message), batch[0])
+                done.append(moot["request"])
+                batch = [a for a in batch if a is not moot]
                 continue
             response.raise_for_status()
-            for answer in batch:
-                self.unsent.pop(answer["request"], None)
+            done += [answer["request"] for answer in batch]
+            break
+        return done
 
     def run(self, interval: float, stop: threading.Event) -> None:
         while not stop.is_set():
