@@ -1,5 +1,7 @@
 """The Generic provider's Get Pending and Send Response, as a connector uses them."""
 
+from datetime import timedelta
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -289,3 +291,21 @@ def test_send_response_names_every_unknown_and_contradictory_answer(connector, c
         "responses[1].request": [f"No request {theirs.uid} for provider Generic."]
     }
     assert set(Req.objects.values_list("state", flat=True)) == {"pending"}
+
+
+def test_a_token_records_when_it_was_last_used_to_the_minute(connector, catalog):
+    token = ConnectorToken.objects.get(provider=catalog.provider)
+    assert token.last_used_at is None
+    assert connector.get(PENDING).status_code == 200
+    token.refresh_from_db()
+    first = token.last_used_at
+    assert first is not None
+    # Calls within the minute leave it: a busy connector does not write on every call.
+    assert connector.get(PENDING).status_code == 200
+    token.refresh_from_db()
+    assert token.last_used_at == first
+    earlier = first - timedelta(minutes=2)
+    ConnectorToken.objects.filter(pk=token.pk).update(last_used_at=earlier)
+    assert connector.get(PENDING).status_code == 200
+    token.refresh_from_db()
+    assert token.last_used_at > first
