@@ -155,6 +155,7 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
             trigger=ProvisioningRequest.Trigger.ACTION,
             trigger_name=change.action,
         )
+        change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:
             from .tasks import deliver
 

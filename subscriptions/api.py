@@ -10,7 +10,7 @@ itself is wrong.
 from collections.abc import Callable
 
 import django_filters
-from django.db.models import Max, Prefetch, Q
+from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -283,14 +283,14 @@ class ActionMixin:
             body = input_class(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
-            before = ProvisioningRequest.objects.aggregate(last=Max("id"))["last"] or 0
             try:
                 change = call(data)
             except ActionError as error:
                 refused = status.HTTP_400_BAD_REQUEST if error.code in BAD_INPUT else 409
                 raise ServiceRefused(error.message, error.code, refused) from None
             sub = _detail_queryset().get(pk=change.subscription.pk)
-            made = with_relations(sub.provisioning_requests.filter(id__gt=before)).order_by("id")
+            made = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
+            made = made.order_by("id")
             result = ActionResultSerializer({"subscription": sub, "requests": made})
             return Response(result.data, status=201 if created else 200)
 

@@ -23,6 +23,9 @@ class ActionChange:
     items_removed: list = field(default_factory=list)
     performed_by: "object | None" = None
     reason: str = ""
+    # Filled in by the receivers, inside the action's transaction: the provisioning requests
+    # the change made (so the caller can show them without looking for them).
+    request_ids: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """The change as plain ids, for the audit trail."""
