@@ -289,4 +289,5 @@ def redrift(provider_name: str, share: float) -> int:
         services.filter(subscription__in=chosen).exclude(state__in=on).exclude(
             state__in=HISTORY_STATES
         ).update(authorized=True, authorization_date=now)
-    return chosen.count()
+    # Only the provider's: other providers' load subscriptions share the numbering.
+    return chosen.filter(models.Exists(services.filter(subscription=models.OuterRef("pk")))).count()

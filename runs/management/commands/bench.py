@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from bench import figures, realtime
+from bench import conax_sms, figures, realtime
 from bench.report import Report
 from providers.models import Provider, ProvisioningRequest
 from subscriptions import load
@@ -30,6 +30,13 @@ class Command(BaseCommand):
             default=10_000,
             metavar="N",
             help="Real-time actions through the Web API, idle and again under a reset run.",
+        )
+        parser.add_argument(
+            "--records",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Conax SMS requests to export into files (default: as many as subscriptions).",
         )
         parser.add_argument(
             "--json",
@@ -84,6 +91,11 @@ class Command(BaseCommand):
             under_load=lambda: realtime.reset_run_load(provider, workdir, drift=options["drift"]),
             say=say,
         )
+        self.stdout.write(f"Conax SMS: Process Provisioning Requests over {n:,} subscriptions …")
+        conax_sms.processing_run(report, workdir, subscriptions=n, drift=options["drift"])
+        records = options["records"] or n
+        self.stdout.write(f"Conax SMS: export of {records:,} requests over SFTP …")
+        conax_sms.export(report, workdir, records=records)
         self.stdout.write("")
         self.stdout.write(report.table())
         report.write(out)
