@@ -102,13 +102,13 @@ def ensure_provider() -> Provider:
 def _clean_slate(provider: Provider) -> None:
     """No request and no file at the benchmark's provider: what an earlier (perhaps
     interrupted) measurement left is bench data only."""
-    _delete_requests(Req.objects.filter(provider=provider))
+    delete_requests(Req.objects.filter(provider=provider))
     TransferFile.objects.filter(provider=provider).delete()
     # Dead rows of an interrupted measurement, too (a floor's insert, rolled back).
     _vacuum()
 
 
-def _delete_requests(requests) -> int:
+def delete_requests(requests) -> int:
     """Delete requests and their item rows in two statements (a million of them through the
     ORM's collector would take minutes)."""
     through = Req.items.through
@@ -180,7 +180,7 @@ def age_to_today(provider: Provider) -> int:
     return max(days, 0)
 
 
-def _analyze() -> None:
+def analyze() -> None:
     """Fresh planner statistics for the tables the run reads and writes, as autovacuum keeps
     them in production."""
     if connection.vendor != "postgresql":
@@ -369,7 +369,7 @@ def processing_run(
     have = ensure_subscriptions(provider, subscriptions)
     aged = age_to_today(provider)
     drifted = load.redrift(PROVIDER, drift) if drift else 0
-    _analyze()
+    analyze()
     today = timezone.localdate()
     floor_seconds = floor_requests = floor_items = None
     if _has_floors():
@@ -401,7 +401,7 @@ def processing_run(
         by_operation = dict(made.values_list("operation").annotate(n=Count("id")).order_by())
     finally:
         if run is not None:
-            _delete_requests(Req.objects.filter(process_run=run))
+            delete_requests(Req.objects.filter(process_run=run))
     seconds = (run.finished_at - run.started_at).total_seconds()
     plural = "es" if worker_processes > 1 else ""
     redated = f"; authorizations re-dated {aged} days, the load's age" if aged else ""
@@ -619,7 +619,7 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
         on_server, lines, uids = _at_simulator(sim, names)
         uploaded = sum(state == TransferFile.State.UPLOADED for _n, _r, state in files)
     finally:
-        _delete_requests(Req.objects.filter(provider=provider))
+        delete_requests(Req.objects.filter(provider=provider))
         TransferFile.objects.filter(provider=provider).delete()
         if not keep_files:
             shutil.rmtree(workdir / SIMULATOR_DIR / "files", ignore_errors=True)

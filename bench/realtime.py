@@ -67,7 +67,7 @@ from subscriptions import load
 from subscriptions.demo import ensure_catalog
 from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 
-from . import processes
+from . import conax_sms, processes
 from .report import Figure, Report
 
 PROVIDER = "Bench Conax WS"
@@ -696,6 +696,6 @@ def reset_run_load(
             leaving.set()
             runner.join(seconds)
             if not keep_requests:
-                Req.objects.filter(process_run__in=info.runs).delete()
+                conax_sms.delete_requests(Req.objects.filter(process_run__in=info.runs))
     if failed:
         raise RuntimeError(f"The reset runs under load failed: {failed[0]}") from failed[0]

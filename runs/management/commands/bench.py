@@ -63,8 +63,9 @@ class Command(BaseCommand):
         provider = Provider.objects.get(name=PROVIDER)
         # A clean slate on every run: no requests left from the last one, the same share out
         # of step.
-        ProvisioningRequest.objects.filter(provider=provider).delete()
+        conax_sms.delete_requests(ProvisioningRequest.objects.filter(provider=provider))
         drifted = load.redrift(PROVIDER, options["drift"])
+        conax_sms.analyze()  # as autovacuum would; the bench's server may run none
         self.stdout.write(
             f"{drifted:,} subscriptions out of step ({time.monotonic() - started:.0f} s)."
         )
@@ -74,7 +75,7 @@ class Command(BaseCommand):
         self.stdout.write("Reset run on one worker process …")
         first = figures.reset_run(report, provider, workdir)
         # The same run again from the same state, on two worker processes sharing its parts.
-        ProvisioningRequest.objects.filter(process_run=first).delete()
+        conax_sms.delete_requests(ProvisioningRequest.objects.filter(process_run=first))
         self.stdout.write("Reset run on two worker processes …")
         figures.reset_run(report, provider, workdir, worker_processes=2)
         self.stdout.write("Generic round trip …")
