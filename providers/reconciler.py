@@ -141,11 +141,18 @@ _INITIALIZED = """(
         WHERE ri.{ri_item} = it.id AND pr.state = 'pending'
           AND pr.operation IN ('create_pairing', 'add_to_pairing')))"""
 
+# The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
+# derived table joined once per chunk. A correlated subquery per (service, card) would be
+# planned from statistics; when they are older than the requests a run is writing (the table
+# "looks empty"), PostgreSQL then scans every Pending request for each row, and a run over a
+# million subscriptions slows to a crawl. The chunk's requests are found by subscription, a
+# range or list that costs the same whatever the statistics say.
 _LAST_PENDING = """(
-    SELECT pr.operation FROM {request} pr
-    WHERE pr.service_id = ss.id AND pr.installed_item_id = it.id AND pr.state = 'pending'
-      AND pr.operation IN ('activate', 'deactivate')
-    ORDER BY pr.id DESC LIMIT 1)"""
+    SELECT pr.service_id, pr.installed_item_id, MAX(pr.id) AS last_id
+      FROM {request} pr
+     WHERE {chosen}
+       AND pr.state = 'pending' AND pr.operation IN ('activate', 'deactivate')
+     GROUP BY pr.service_id, pr.installed_item_id)"""
 
 
 def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
@@ -170,14 +177,17 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
     initialized = _INITIALIZED.format(**t)
-    last_pending = _LAST_PENDING.format(**t)
+    pending_params: list = []
+    last_pending = _LAST_PENDING.format(
+        **t, chosen=_subscriptions_sql(subscriptions, "pr.subscription_id", pending_params)
+    )
     sql = f"""
         SELECT subscription_id, service_id, product_id, distributor_id, item_id, op FROM (
             SELECT ss.subscription_id, ss.id AS service_id, ss.product_id, ss.distributor_id,
                    it.id AS item_id,
                    CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
                         THEN 1 ELSE 0 END AS wanted,
-                   CASE {last_pending}
+                   CASE lpr.operation
                         WHEN 'activate' THEN 1
                         WHEN 'deactivate' THEN 0
                         ELSE CASE WHEN ss.authorized AND {initialized} THEN 1 ELSE 0 END
@@ -187,6 +197,9 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
             FROM {t["service"]} ss
             CROSS JOIN {t["distributor"]} d
             CROSS JOIN {t["item"]} it
+            LEFT JOIN {last_pending} lp
+              ON lp.service_id = ss.id AND lp.installed_item_id = it.id
+            LEFT JOIN {t["request"]} lpr ON lpr.id = lp.last_id
             WHERE d.id = ss.distributor_id
               AND it.subscription_id = ss.subscription_id
               AND it.distributor_id = ss.distributor_id
@@ -198,8 +211,8 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
         WHERE wanted <> has_it
         ORDER BY subscription_id, service_id, item_id
     """
-    # Parameter order follows the placeholders: the SELECT list first, then the WHERE clause.
-    all_params = on_params + on_params + params
+    # Parameter order follows the placeholders: the SELECT list, the joins, the WHERE clause.
+    all_params = on_params + on_params + pending_params + params
     with connection.cursor() as cursor:
         cursor.execute(sql, all_params)
         yield from cursor.fetchall()
