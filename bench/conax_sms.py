@@ -180,6 +180,18 @@ def age_to_today(provider: Provider) -> int:
     return max(days, 0)
 
 
+def vacuum_analyze() -> None:
+    """VACUUM ANALYZE every table a run reads and writes (PostgreSQL, outside a transaction):
+    what an earlier measurement rewrote or rolled back leaves dead rows that statistics alone
+    do not account for."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    models = (Req, Req.items.through, SubscriptionService, InstalledItem)
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 def analyze() -> None:
     """Fresh planner statistics for the tables the run reads and writes, as autovacuum keeps
     them in production."""

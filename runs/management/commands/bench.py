@@ -65,7 +65,7 @@ class Command(BaseCommand):
         # of step.
         conax_sms.delete_requests(ProvisioningRequest.objects.filter(provider=provider))
         drifted = load.redrift(PROVIDER, options["drift"])
-        conax_sms.analyze()  # as autovacuum would; the bench's server may run none
+        conax_sms.vacuum_analyze()  # as autovacuum would; the bench's server may run none
         self.stdout.write(
             f"{drifted:,} subscriptions out of step ({time.monotonic() - started:.0f} s)."
         )
