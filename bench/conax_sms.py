@@ -347,22 +347,6 @@ def processing_floor(provider: Provider, today) -> tuple[float, int, int]:
     return seconds, requests, items
 
 
-def _wait_run(definition: RunDefinition, before: int, worker, log: Path, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run = (
-            ProcessRun.objects.filter(definition=definition, pk__gt=before)
-            .exclude(status=ProcessRun.Status.RUNNING)
-            .first()
-        )
-        if run is not None:
-            return run
-        if worker.poll() is not None:
-            raise RuntimeError(f"The worker stopped; see {log}")
-        time.sleep(0.5)
-    raise RuntimeError(f"The processing run did not finish within {seconds:.0f} s; see {log}")
-
-
 def processing_run(
     report: Report,
     workdir: Path,
@@ -405,7 +389,7 @@ def processing_run(
         ) as worker:
             with transaction.atomic():
                 services.run_now(definition)
-            run = _wait_run(definition, before, worker, log, 3600)
+            run = processes.wait_for_run(definition, before, worker, log, 3600)
             memory = processes.peak_memory_mb(worker.pid)
         if run.status != ProcessRun.Status.COMPLETED:
             raise RuntimeError(f"The run did not complete: {run.status} {run.message}")

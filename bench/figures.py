@@ -126,19 +126,7 @@ def reset_run(report: Report, provider, workdir: Path, *, worker_processes: int 
     ) as worker:
         with transaction.atomic():
             services.run_now(definition)
-        deadline = time.monotonic() + 3600
-        run = None
-        while time.monotonic() < deadline:
-            run = (
-                ProcessRun.objects.filter(definition=definition, pk__gt=before)
-                .exclude(status=ProcessRun.Status.RUNNING)
-                .first()
-            )
-            if run is not None:
-                break
-            if worker.poll() is not None:
-                raise RuntimeError(f"The worker stopped; see {workdir / 'bench-worker.log'}")
-            time.sleep(0.5)
+        run = processes.wait_for_run(definition, before, worker, workdir / "bench-worker.log", 3600)
         memory = processes.peak_memory_mb(worker.pid)
     if run is None or run.status != ProcessRun.Status.COMPLETED:
         raise RuntimeError(f"The run did not complete: {run and run.status} {run and run.message}")

@@ -170,3 +170,23 @@ def _children(pid: int) -> list[int]:
     except OSError:
         pass
     return found
+
+
+def wait_for_run(definition, after: int, worker: subprocess.Popen, log: Path, seconds: float):
+    """The definition's first process run after id ``after`` once it has ended; raises when the
+    worker stops or ``seconds`` pass first."""
+    from runs.models import ProcessRun
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = (
+            ProcessRun.objects.filter(definition=definition, pk__gt=after)
+            .exclude(status=ProcessRun.Status.RUNNING)
+            .first()
+        )
+        if run is not None:
+            return run
+        if worker.poll() is not None:
+            raise RuntimeError(f"The worker stopped; see {log}")
+        time.sleep(0.5)
+    raise RuntimeError(f"The run did not finish within {seconds:.0f} s; see {log}")

@@ -3,23 +3,17 @@
 import random
 
 import pytest
-from rest_framework.test import APIClient
 
-from providers.models import ConnectorToken, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions import actions
 
+from . import test_generic_api as generic
+
+PENDING, RESPONSES = generic.PENDING, generic.RESPONSES
+connector = generic.connector  # the fixture: a client with a connector token
+
 Req = ProvisioningRequest
-PENDING = "/api/v1/generic/pending/"
-RESPONSES = "/api/v1/generic/responses/"
 EXPRESS = Req.Priority.EXPRESS
-
-
-@pytest.fixture
-def connector(catalog):
-    _, key = ConnectorToken.issue(catalog.provider, "reference connector")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
 
 
 def pages(client, page_size, answer_each=False):
