@@ -213,7 +213,7 @@ def _ca_id_values(provider: Provider, params: list) -> str:
     CA ID, as SQL VALUES (the values as parameters)."""
     ca_ids = CAIds(provider.pk)
     rows = []
-    for product_id in sorted(ca_ids._ca_ids):
+    for product_id in ca_ids.products():
         for ca_id in ca_ids[product_id]:
             rows.append("(%s::bigint, %s::text)")
             params.extend([product_id, ca_id])

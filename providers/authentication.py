@@ -39,9 +39,12 @@ class ConnectorTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Give the token as 'Authorization: Token <key>'.")
+        key = header[1].decode(errors="replace")
+        if len(key) != ConnectorToken.KEY_LENGTH:
+            return None  # not a connector's key (a person's API token has 40 characters)
         token = (
             ConnectorToken.objects.filter(
-                key_hash=ConnectorToken.hash(header[1].decode(errors="replace")),
+                key_hash=ConnectorToken.hash(key),
                 revoked_at__isnull=True,
             )
             .select_related("provider")

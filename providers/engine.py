@@ -8,6 +8,7 @@ whatever a lost wake-up left behind.
 
 import uuid
 from collections.abc import Iterable, Iterator
+from functools import partial
 from itertools import islice
 
 from django.db import transaction
@@ -15,7 +16,7 @@ from django.dispatch import receiver
 
 from subscriptions.signals import ActionChange, action_performed
 
-from . import bulk, reconciler, registry
+from . import bulk, reconciler, registry, wakeups
 from .models import Provider, ProvisioningRequest
 from .parameters import Context, context_for
 
@@ -121,9 +122,7 @@ def create_request(
     if members:
         request.items.set(members)
     if deliver_now and registry.adapter_for(provider).delivery == registry.PUSH:
-        from .tasks import deliver
-
-        transaction.on_commit(lambda pk=provider.pk: deliver.delay(pk))
+        _wake_after_commit(provider.pk)
     return request
 
 
@@ -157,6 +156,10 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
         )
         change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:
-            from .tasks import deliver
+            _wake_after_commit(provider.pk)
 
-            transaction.on_commit(lambda pk=provider.pk: deliver.delay(pk))
+
+def _wake_after_commit(provider_id: int) -> None:
+    # Robust: the change has committed by then, and a wake-up that cannot be sent must not
+    # turn it into an error; the sweeper wakes delivery for what is due.
+    transaction.on_commit(partial(wakeups.wake, provider_id), robust=True)

@@ -352,6 +352,10 @@ class ConnectorToken(models.Model):
     Only a hash of the key is stored; the key itself is shown once, when it is made.
     """
 
+    # secrets.token_urlsafe(32): 32 random bytes in unpadded base64. Authentication looks a
+    # key up only when it has this length, so a person's API token costs no query here.
+    KEY_LENGTH = 43
+
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(

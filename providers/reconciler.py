@@ -271,31 +271,51 @@ def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope |
 
 class CAIds:
     """Product → the CA IDs that provision it at one provider (components for a bundle), and
-    the flat products among them that have none there."""
+    the flat products among them that have none there.
 
-    def __init__(self, provider_id: int):
-        flat = dict(
-            ProductCAId.objects.filter(provider_id=provider_id).values_list("product_id", "ca_id")
-        )
-        codes = dict(Product.objects.values_list("pk", "code"))
-        self._ca_ids: dict[int, list[str]] = {}
-        self._missing: dict[int, list[str]] = {}
-        components: dict[int, list[int]] = defaultdict(list)
-        # Components in the order they were added to the bundle.
-        for bundle_id, component_id in Product.components.through.objects.order_by(
-            "id"
-        ).values_list("from_product_id", "to_product_id"):
-            components[bundle_id].append(component_id)
-        for product_id in codes:
-            parts = components.get(product_id) or [product_id]
-            self._ca_ids[product_id] = [flat[p] for p in parts if p in flat]
-            self._missing[product_id] = [codes[p] for p in parts if p not in flat]
+    ``products``: only these products (and their components) are looked up — what a real-time
+    action touched, instead of the whole catalogue on every action; without it, all of them."""
+
+    def __init__(self, provider_id: int, products: Iterable[int] | None = None):
+        through = Product.components.through.objects.order_by("id")  # the bundle's order
+        flat = ProductCAId.objects.filter(provider_id=provider_id)
+        self._wanted: set[int] | None = None
+        self._components: dict[int, list[int]] = defaultdict(list)
+        if products is not None:
+            self._wanted = set(products)
+            if not self._wanted:
+                self._flat: dict[int, str] = {}
+                return
+            through = through.filter(from_product_id__in=self._wanted)
+        for bundle_id, component_id in through.values_list("from_product_id", "to_product_id"):
+            self._components[bundle_id].append(component_id)
+        if self._wanted is not None:
+            self._wanted |= {c for parts in self._components.values() for c in parts}
+            flat = flat.filter(product_id__in=self._wanted)
+        self._flat = dict(flat.values_list("product_id", "ca_id"))
+        self._codes: dict[int, str] | None = None
+
+    def products(self) -> list[int]:
+        """The products looked up that may have CA IDs here: flat ones that do, and bundles."""
+        return sorted(self._flat.keys() | self._components.keys())
+
+    def _parts(self, product_id: int) -> list[int]:
+        return self._components.get(product_id) or [product_id]
 
     def __getitem__(self, product_id: int) -> list[str]:
-        return self._ca_ids.get(product_id, [])
+        return [self._flat[p] for p in self._parts(product_id) if p in self._flat]
 
     def missing(self, product_id: int) -> list[str]:
-        return self._missing.get(product_id, [])
+        """The codes of the product's parts that have no CA ID at the provider."""
+        lacking = [p for p in self._parts(product_id) if p not in self._flat]
+        if not lacking:
+            return []
+        if self._codes is None:  # only when something is missing, which is rare
+            codes = Product.objects.all()
+            if self._wanted is not None:
+                codes = codes.filter(pk__in=self._wanted)
+            self._codes = dict(codes.values_list("pk", "code"))
+        return [self._codes[p] for p in lacking if p in self._codes]
 
 
 def _pairing_commands(rows) -> list[Command]:
@@ -349,7 +369,9 @@ def plan(
     without a CA ID at this provider). Without a ``scope`` (whole subscriptions), the adapter's
     ``extra_commands`` for ``today`` (default: the local date) come last in each subscription.
     """
-    ca_ids = CAIds(provider.pk)
+    # Whole subscriptions may hold any product: the catalogue once. A scope (a real-time
+    # action) looks up only the products of the services it plans, chunk by chunk.
+    everything = CAIds(provider.pk) if scope is None else None
     adapter = registry.adapter_for(provider)
     today = today or timezone.localdate()
     # Most adapters add nothing; only those that do pay for listing a span's ids.
@@ -362,9 +384,9 @@ def plan(
         per_sub: dict[int, list[Command]] = defaultdict(list)
         for command in _pairing_commands(_pairing_rows(provider.pk, chunk, scope)):
             per_sub[command.subscription_id].append(command)
-        for sub_id, service_id, product_id, dist_id, item_id, op in _entitlement_rows(
-            provider.pk, chunk, scope
-        ):
+        rows = list(_entitlement_rows(provider.pk, chunk, scope))
+        ca_ids = everything or CAIds(provider.pk, products={row[2] for row in rows})
+        for sub_id, service_id, product_id, dist_id, item_id, op in rows:
             if ca_ids.missing(product_id) and on_problem is not None:
                 missing = ", ".join(ca_ids.missing(product_id))
                 on_problem(sub_id, f"{missing} has no CA ID at provider {provider.name}.")

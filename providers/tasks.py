@@ -2,20 +2,22 @@
 
 from celery import shared_task
 
-from . import delivery
+from . import delivery, wakeups
 from .models import Provider
 
 
 @shared_task(name="providers.tasks.deliver", acks_late=True)
 def deliver(provider_id: int) -> int:
+    # First, before anything is claimed: a request committed from now on wakes a new task.
+    wakeups.taken(provider_id)
     provider = Provider.objects.filter(pk=provider_id, enabled=True).first()
     if provider is None:
         return 0
-    answered = delivery.deliver_due(provider)
-    if delivery.due(provider).exists():
+    done = delivery.drain(provider)
+    if done.more:
         # More is due than one task should hold on to: hand over to a fresh task.
-        deliver.delay(provider_id)
-    return answered
+        wakeups.wake(provider_id)
+    return done.answered
 
 
 @shared_task(name="providers.tasks.sweep")

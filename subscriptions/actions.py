@@ -531,11 +531,14 @@ def change_distribution(
 
 
 def _lock_service(service: SubscriptionService) -> tuple[Subscription, SubscriptionService]:
-    sub = _lock(service.subscription)
-    service = SubscriptionService.objects.select_related("product", "distributor").get(
-        pk=service.pk
+    """The service and its subscription re-read, both under row locks, in one statement (not
+    the product's and distributor's rows: every action on them would queue behind it)."""
+    service = (
+        SubscriptionService.objects.select_related("subscription", "product", "distributor")
+        .select_for_update(of=("self", "subscription"))
+        .get(pk=service.pk)
     )
-    return sub, service
+    return service.subscription, service
 
 
 def add_service(

@@ -33,6 +33,8 @@ from .models import (
 )
 
 PERFORM = "subscriptions.perform_actions"
+# Where ``_detail_queryset`` puts a subscription's installed items in use.
+ITEMS_IN_USE = "items_in_use"
 LATEST_REQUESTS = 20
 
 # ActionError codes that mean the input is wrong (400); every other code means the current
@@ -137,19 +139,15 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
 
 class SubscriptionStateSerializer(SubscriptionSerializer):
-    """A subscription with its services and the devices in use: what an action answers with."""
+    """A subscription with its services and the devices in use: what an action answers with.
+    Serializes subscriptions fetched by ``_detail_queryset``, which prefetches both."""
 
     services = ServiceSerializer(many=True, read_only=True)
-    installed_items = serializers.SerializerMethodField()
+    installed_items = InstalledItemSerializer(many=True, read_only=True, source=ITEMS_IN_USE)
 
     class Meta(SubscriptionSerializer.Meta):
         fields = [*SubscriptionSerializer.Meta.fields, "services", "installed_items"]
         read_only_fields = fields
-
-    @extend_schema_field(InstalledItemSerializer(many=True))
-    def get_installed_items(self, obj) -> list[dict]:
-        items = obj.installed_items.filter(removed_at__isnull=True).select_related("distributor")
-        return InstalledItemSerializer(items, many=True).data
 
 
 class SubscriptionDetailSerializer(SubscriptionStateSerializer):
@@ -172,6 +170,12 @@ class ActionResultSerializer(serializers.Serializer):
     # and serializing it on every action would cost a real-time action more than the action.
     subscription = SubscriptionStateSerializer()
     requests = ProvisioningRequestSerializer(many=True, help_text="What the action created.")
+
+
+# Every action answers through this one instance: a serializer builds its fields from the
+# model on first use, which cost an action more than writing the answer. Only
+# ``to_representation`` is called on it, which keeps nothing between calls.
+_ACTION_RESULT = ActionResultSerializer()
 
 
 # --- Action input -----------------------------------------------------------------------------
@@ -262,8 +266,10 @@ class SwapItemIn(ReasonIn):
 
 def _detail_queryset():
     services = SubscriptionService.objects.select_related("product", "distributor")
+    in_use = InstalledItem.objects.filter(removed_at__isnull=True).select_related("distributor")
     return Subscription.objects.select_related("account", "subscription_type").prefetch_related(
-        Prefetch("services", queryset=services)
+        Prefetch("services", queryset=services),
+        Prefetch("installed_items", queryset=in_use, to_attr=ITEMS_IN_USE),
     )
 
 
@@ -291,8 +297,8 @@ class ActionMixin:
             sub = _detail_queryset().get(pk=change.subscription.pk)
             made = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
             made = made.order_by("id")
-            result = ActionResultSerializer({"subscription": sub, "requests": made})
-            return Response(result.data, status=201 if created else 200)
+            answer = _ACTION_RESULT.to_representation({"subscription": sub, "requests": made})
+            return Response(answer, status=201 if created else 200)
 
         return idempotency.once(request, work)
 

@@ -87,8 +87,10 @@ def empty_broker(request):
     filesystem broker (one message per poll) they would hold up this test's own."""
     if request.node.get_closest_marker("worker"):
         from crm_provisioning.celery import app
+        from providers import wakeups
 
         app.control.purge()
+        wakeups.forget_all()  # the flags of the purged wake-ups
 
 
 @pytest.fixture

@@ -1,0 +1,76 @@
+"""Delivery wake-ups on Redis: one ``deliver`` task waits per provider, however many actions
+commit before a worker takes it, and a task that has started lets the next action wake again.
+
+On the embedded filesystem broker every wake-up sends its task (nothing to coalesce with), so
+these tests need Redis."""
+
+import time
+
+import pytest
+from amqp.exceptions import ChannelError
+from django.conf import settings
+
+from crm_provisioning.celery import app
+from providers import wakeups
+from providers.models import ProvisioningRequest
+
+from . import workers
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not settings.CELERY_BROKER_URL.startswith("redis"), reason="wake-ups coalesce on Redis"
+    ),
+]
+
+
+def waiting_tasks() -> int:
+    with app.connection_for_write() as connection:
+        try:
+            declared = connection.default_channel.queue_declare("realtime", passive=True)
+        except ChannelError:
+            return 0  # Redis keeps no empty list: an empty queue is not found
+        return declared.message_count
+
+
+def test_actions_committed_before_a_worker_starts_wait_for_one_task(
+    push_provider, platform, subscribe, tmp_path
+):
+    subs = [subscribe("BUNDLE_A") for _ in range(3)]  # three actions, nine requests
+    assert ProvisioningRequest.objects.filter(state="pending").count() == 9
+    assert waiting_tasks() == 1
+
+    worker = workers.start(tmp_path)
+    try:
+        workers.wait_until(
+            lambda: not ProvisioningRequest.objects.exclude(state="completed").exists(),
+            seconds=60,
+            what="delivery",
+            logs=[tmp_path / "worker.log"],
+        )
+        assert waiting_tasks() == 0
+        # The task has started (and cleared the flag): the next action sends a task again,
+        # which the running worker takes.
+        subs.append(subscribe("BUNDLE_A"))
+        workers.wait_until(
+            lambda: ProvisioningRequest.objects.filter(state="completed").count() == 12,
+            seconds=60,
+            what="the fourth action's delivery",
+            logs=[tmp_path / "worker.log"],
+        )
+    finally:
+        workers.stop(worker)
+    cards = {s.installed_items.get(kind="smartcard").ca_id for s in subs}
+    assert set(platform.state()["entitlements"]) == cards
+
+
+def test_a_lost_task_holds_wake_ups_back_only_until_its_flag_expires(push_provider, subscribe):
+    subscribe("BUNDLE_A")
+    assert waiting_tasks() == 1
+    app.control.purge()  # the task is lost; its flag still stands
+    subscribe("BUNDLE_A")
+    assert waiting_tasks() == 0
+    time.sleep(wakeups.EXPIRY_SECONDS + 0.5)
+    subscribe("BUNDLE_A")
+    assert waiting_tasks() == 1
