@@ -160,10 +160,11 @@ def ensure_subscriptions(provider: Provider, count: int) -> int:
 
 def age_to_today(provider: Provider) -> int:
     """Move the load's authorization dates at the provider forward by the data's age in whole
-    days; returns the days. The load dates each authorization within the 60 days before it was
-    generated, so on that day about half of the on services are due a renewal (frequency one
-    month); on older data more would be, up to all of them, and the figure would change with
-    the age of the database rather than with the product."""
+    days; returns the days. The load dates each authorization within the month before it was
+    generated (``load.AUTHORIZED_WITHIN_DAYS``), as daily processing runs leave them, so on
+    that day about one on service in thirty is due a renewal (frequency one month); on older
+    data more would be, up to all of them, and the figure would change with the age of the
+    database rather than with the product."""
     services = SubscriptionService.objects.filter(
         distributor__provider=provider,
         subscription__number__startswith=load.PREFIX,

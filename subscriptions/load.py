@@ -31,6 +31,9 @@ PREFIX = "LD-"
 SEED = 8_000_000
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 CHUNK = 20_000
+# Authorization dates fall within this many days before the load is made: one month, the
+# steady state of a system whose processing runs every day (a renewal never waits longer).
+AUTHORIZED_WITHIN_DAYS = 31
 
 Sub = Subscription.State
 Svc = SubscriptionService.State
@@ -143,8 +146,12 @@ class _Planner:
             distributor = self.distributors[vp]
             offer = rng.choices([o for o, _ in OFFERS], [w for _, w in OFFERS])[0]
             for code in offer:
-                # Authorized some time in the last 60 days: some renewals are due, most not.
-                since = self.now - timedelta(days=rng.randrange(60), hours=rng.randrange(24))
+                # Authorized some time in the last month, as a daily processing run keeps them
+                # (each renewal is sent the day it falls due): about one in thirty is due
+                # today at a one-month renewal frequency.
+                since = self.now - timedelta(
+                    days=rng.randrange(AUTHORIZED_WITHIN_DAYS), hours=rng.randrange(24)
+                )
                 plan.services.append(
                     (self.products[code], distributor, service_state, on, since if on else None)
                 )
@@ -170,13 +177,10 @@ class _Planner:
         if roll < 0.8:
             # on and not authorized (an Add never answered), or off and still authorized
             # (a Cancel never answered)
-            plan.services[index] = (
-                product,
-                distributor,
-                state,
-                not authorized,
-                None if authorized else self.now - timedelta(days=rng.randrange(60)),
-            )
+            since = None
+            if not authorized:
+                since = self.now - timedelta(days=rng.randrange(AUTHORIZED_WITHIN_DAYS))
+            plan.services[index] = (product, distributor, state, not authorized, since)
         else:  # a card never paired
             kind, serial, ca_id, item_distributor, _ = plan.items[0]
             plan.items[0] = (kind, serial, ca_id, item_distributor, False)
