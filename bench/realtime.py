@@ -11,7 +11,7 @@ figures "… under a reset run".
 What runs, as processes on the benchmark's database and broker:
 
 - the simulator (``manage.py cas_simulator conax-ws``) on a free port, knowing the cards;
-- gunicorn (``processes.web_server``: 2 processes x 4 threads);
+- gunicorn (``processes.web_server``: 4 sync worker processes, as deployed);
 - one Celery worker on the ``realtime`` queue with ``WORKER_PROCESSES`` pool processes.
 
 The actions: ``CLIENTS`` threads, each with its own ``requests.Session`` and a person's API
@@ -77,7 +77,7 @@ BENCH_USER = "bench-realtime"
 TARGET_PER_S = 200
 TARGET_P99_MS = 250
 TARGET_P99_LOADED_MS = 500
-# Client threads: as many as gunicorn's 2 processes x 4 threads can serve at once.
+# Client threads: twice gunicorn's 4 processes, so that one is always waiting for each.
 CLIENTS = 8
 # Real-time worker pool processes: one per core. A pool process delivers one request at a
 # time and waits on PostgreSQL (claim, answer) and on the CAS between its bursts of CPU; a
