@@ -173,8 +173,8 @@ class ActionResultSerializer(serializers.Serializer):
 
 
 # Every action answers through this one instance: a serializer builds its fields from the
-# model on first use, which cost an action more than writing the answer. Only
-# ``to_representation`` is called on it, which keeps nothing between calls.
+# model on first use, paid once here instead of on every action. Only ``to_representation``
+# is called on it, which keeps nothing between calls.
 _ACTION_RESULT = ActionResultSerializer()
 
 
