@@ -281,10 +281,11 @@ class CAIds:
         flat = ProductCAId.objects.filter(provider_id=provider_id)
         self._wanted: set[int] | None = None
         self._components: dict[int, list[int]] = defaultdict(list)
+        self._flat: dict[int, str] = {}
+        self._codes: dict[int, str] | None = None
         if products is not None:
             self._wanted = set(products)
             if not self._wanted:
-                self._flat: dict[int, str] = {}
                 return
             through = through.filter(from_product_id__in=self._wanted)
         for bundle_id, component_id in through.values_list("from_product_id", "to_product_id"):
@@ -293,7 +294,6 @@ class CAIds:
             self._wanted |= {c for parts in self._components.values() for c in parts}
             flat = flat.filter(product_id__in=self._wanted)
         self._flat = dict(flat.values_list("product_id", "ca_id"))
-        self._codes: dict[int, str] | None = None
 
     def products(self) -> list[int]:
         """The products looked up that may have CA IDs here: flat ones that do, and bundles."""
@@ -385,7 +385,7 @@ def plan(
         for command in _pairing_commands(_pairing_rows(provider.pk, chunk, scope)):
             per_sub[command.subscription_id].append(command)
         rows = list(_entitlement_rows(provider.pk, chunk, scope))
-        ca_ids = everything or CAIds(provider.pk, products={row[2] for row in rows})
+        ca_ids = everything if everything is not None else CAIds(provider.pk, {r[2] for r in rows})
         for sub_id, service_id, product_id, dist_id, item_id, op in rows:
             if ca_ids.missing(product_id) and on_problem is not None:
                 missing = ", ".join(ca_ids.missing(product_id))

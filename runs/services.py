@@ -32,7 +32,9 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
+from providers import bulk
 from providers import types as settings_forms
+from providers.models import ProvisioningRequest
 
 from . import types
 from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
@@ -40,6 +42,8 @@ from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
 log = logging.getLogger(__name__)
 
 TASK = "runs.tasks.execute_definition"
+# A part that created at least this many requests refreshes their table's statistics.
+REFRESH_STATISTICS_AFTER = 1000
 State = RunDefinition.State
 Status = ProcessRun.Status
 
@@ -419,7 +423,20 @@ def execute_part(
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
+    _tell_the_planner(reported.created)
     _finish_part(part)
+
+
+def _tell_the_planner(created: int) -> None:
+    """A part that made many requests makes sure the planner knows they are Pending: when its
+    statistics expect fewer than half of them, they are refreshed (``bulk.analyze``). Once
+    they know, later parts find them so and cost one EXPLAIN each."""
+    if created < REFRESH_STATISTICS_AFTER:
+        return
+    pending = ProvisioningRequest.objects.filter(state=ProvisioningRequest.State.PENDING)
+    expected = bulk.estimated_rows(pending)
+    if expected is not None and expected < created // 2:
+        bulk.analyze(ProvisioningRequest, "state")
 
 
 def _finish_part(part: ProcessRunPart) -> None:

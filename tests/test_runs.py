@@ -5,12 +5,15 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
+from providers import bulk
 from providers.models import Provider, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
+from subscriptions import load
 from subscriptions.models import SubscriptionService
 
 Req = ProvisioningRequest
@@ -284,3 +287,23 @@ def test_a_submitted_once_definition_cannot_be_moved_into_the_past(catalog):
     d.run_at = timezone.now() - timedelta(minutes=5)
     with pytest.raises(services.RunError, match="which has passed"):
         services.reschedule(d)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner statistics")
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_made_many_requests_leaves_the_planner_knowing_they_are_pending():
+    """Statistics taken before the run (none at all here) would have the planner expect next
+    to no Pending request, and plan delivery's per-card check as a scan of all of them."""
+    load.generate(1200, drift=1.0)  # every subscription out of step
+    provider = Provider.objects.get(name="Generic")
+    pending = ProvisioningRequest.objects.filter(state="pending")
+    before = bulk.estimated_rows(pending)
+    d = RunDefinition.objects.create(
+        name="Reset all", run_type="reset_subscriptions", provider=provider
+    )
+
+    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+
+    assert run.created >= services.REFRESH_STATISTICS_AFTER
+    assert before < run.created // 2
+    assert bulk.estimated_rows(pending) >= run.created // 2
