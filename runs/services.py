@@ -42,7 +42,7 @@ from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
 log = logging.getLogger(__name__)
 
 TASK = "runs.tasks.execute_definition"
-# A part that created at least this many requests refreshes their table's statistics.
+# A part that created at least this many requests checks that the planner knows of them.
 REFRESH_STATISTICS_AFTER = 1000
 State = RunDefinition.State
 Status = ProcessRun.Status
