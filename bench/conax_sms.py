@@ -37,11 +37,8 @@ The requests and files it made are deleted afterwards.
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +46,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import paramiko
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
@@ -451,12 +447,7 @@ def simulator(workdir: Path, password: str, *, silent: bool = True) -> Iterator[
     shutil.rmtree(root / "files", ignore_errors=True)
     (root / "cas-state.json").unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
-    log = workdir / "bench-conax-sms.log"
-    offset = log.stat().st_size if log.exists() else 0
-    command = [
-        sys.executable,
-        "manage.py",
-        "cas_simulator",
+    args = [
         "conax-sms",
         "--root",
         str(root),
@@ -470,32 +461,15 @@ def simulator(workdir: Path, password: str, *, silent: bool = True) -> Iterator[
         PASSWORD_ENV,
     ]
     if silent:
-        command.append("--silent")
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own command line)
-            command,
-            cwd=settings.BASE_DIR,
-            env=processes.environment(**{PASSWORD_ENV: password}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with log.open("rb") as written:
-                written.seek(offset)
-                text = written.read().decode(errors="replace")
-            port = re.search(r"SFTP port (\d+)", text)
-            key = re.search(r"host key: (\S+ \S+)", text)
-            if port and key:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"The Conax SMS simulator did not start; see {log}")
-            time.sleep(0.1)
+        args.append("--silent")
+    with processes.simulator(
+        workdir / "bench-conax-sms.log",
+        args,
+        {PASSWORD_ENV: password},
+        [r"SFTP port (\d+)", r"host key: (\S+ \S+)"],
+        "Conax SMS",
+    ) as (port, key):
         yield Sim("127.0.0.1", int(port.group(1)), key.group(1), root / "files")
-    finally:
-        processes._stop(process)
 
 
 def _pending(provider: Provider):

@@ -3,6 +3,7 @@ benchmark's own database and broker, and the memory they used."""
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -141,6 +142,38 @@ def worker(log: Path, queues: str, concurrency: int = 1, name: str = "bench"):
         )
     try:
         yield process
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def simulator(log: Path, args: list[str], env: dict, patterns: list[str], what: str):
+    """``manage.py cas_simulator <args>``, its output appended to ``log``; yields the match of
+    each regular expression in ``patterns`` once all have appeared in what it printed since
+    it started (its address, its host key), and stops it on leaving."""
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "cas_simulator", *args],
+            cwd=settings.BASE_DIR,
+            env=environment(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with log.open("rb") as written:
+                written.seek(offset)
+                text = written.read().decode(errors="replace")
+            found = [re.search(pattern, text) for pattern in patterns]
+            if all(found):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"The {what} simulator did not start; see {log}")
+            time.sleep(0.1)
+        yield found
     finally:
         _stop(process)
 

@@ -39,10 +39,7 @@ nothing.
 import contextlib
 import math
 import os
-import re
 import secrets
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -52,7 +49,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q
@@ -118,43 +114,15 @@ class Sent:
 @contextlib.contextmanager
 def simulator(workdir: Path, password: str) -> Iterator[str]:
     """``manage.py cas_simulator conax-ws`` on a free port (state in memory); yields its URL."""
-    log = workdir / "bench-conax-ws.log"
-    offset = log.stat().st_size if log.exists() else 0
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own command line)
-            [
-                sys.executable,
-                "manage.py",
-                "cas_simulator",
-                "conax-ws",
-                "--port",
-                "0",
-                "--username",
-                USERNAME,
-                "--password-env",
-                PASSWORD_ENV,
-            ],
-            cwd=settings.BASE_DIR,
-            env=processes.environment(**{PASSWORD_ENV: password}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with log.open("rb") as written:
-                written.seek(offset)
-                found = re.search(rb"on (http://127\.0\.0\.1:\d+)/", written.read())
-            if found:
-                url = found.group(1).decode()
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"The Conax WS simulator did not start; see {log}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        processes._stop(process)
+    args = ["conax-ws", "--port", "0", "--username", USERNAME, "--password-env", PASSWORD_ENV]
+    with processes.simulator(
+        workdir / "bench-conax-ws.log",
+        args,
+        {PASSWORD_ENV: password},
+        [r"on (http://127\.0\.0\.1:\d+)/"],
+        "Conax WS",
+    ) as (address,):
+        yield address.group(1)
 
 
 def _received(url: str, *, clear: bool = True) -> list[tuple[str, float]]:
