@@ -29,20 +29,22 @@ def context_for(commands: list[reconciler.Command]) -> Context:
     service_ids = {c.service_id for c in commands if c.service_id}
     subscription_ids = {c.subscription_id for c in commands}
     distributor_ids = {c.distributor_id for c in commands}
-    in_ = reconciler._in
+    # Arrays on PostgreSQL: a run's chunk of thousands of commands made statements of
+    # thousands of placeholders, which the driver spent longer binding than they took to run.
+    any_ = reconciler._any
     params: list = []
     names = f"""
         SELECT 's', id, number FROM {Subscription._meta.db_table}
-         WHERE id IN ({in_(subscription_ids, params)})
+         WHERE {any_("id", subscription_ids, params)}
         UNION ALL
         SELECT 'd', id, code FROM {Distributor._meta.db_table}
-         WHERE id IN ({in_(distributor_ids, params)})"""
+         WHERE {any_("id", distributor_ids, params)}"""
     if service_ids:
         names += f"""
         UNION ALL
         SELECT 'p', ss.id, p.code FROM {SubscriptionService._meta.db_table} ss
           JOIN {Product._meta.db_table} p ON p.id = ss.product_id
-         WHERE ss.id IN ({in_(service_ids, params)})"""
+         WHERE {any_("ss.id", service_ids, params)}"""
     found: dict[str, dict[int, str]] = {"s": {}, "d": {}, "p": {}}
     items: dict[int, dict] = {}
     with connection.cursor() as cursor:
@@ -53,7 +55,7 @@ def context_for(commands: list[reconciler.Command]) -> Context:
             item_params: list = []
             cursor.execute(
                 f"SELECT id, kind, serial_number, ca_id, product_code "
-                f"FROM {InstalledItem._meta.db_table} WHERE id IN ({in_(item_ids, item_params)})",
+                f"FROM {InstalledItem._meta.db_table} WHERE {any_('id', item_ids, item_params)}",
                 item_params,
             )
             for pk, kind, serial, ca_id, product_code in cursor.fetchall():

@@ -37,7 +37,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+from subscriptions.models import InstalledItem, Product, SubscriptionService
 
 from . import registry
 from .models import ProductCAId, ProvisioningRequest
@@ -85,29 +85,37 @@ class Span:
     low: int
     high: int
     where: QuerySet | None = None
+    # Only these subscriptions of the range (sorted): a chunk's second, locked look at what it
+    # found out of step. Inside the range, so that the statement still reads index ranges: a
+    # bare list of thousands of ids let PostgreSQL scan the whole request table for each
+    # (service, card) of the chunk, a run slowing to minutes per chunk as its requests grew.
+    only: tuple[int, ...] | None = None
 
-    def sql(self, column: str, params: list) -> str:
+    def sql(self, column: str, params: list, *, joined: bool = False) -> str:
+        """The span as a condition on ``column``. ``joined``: the column of a table joined to
+        one this span already narrows (by subscription), or only looked up by it: the range
+        suffices there. ``only``'s array inside the probes of a nested loop is tested for each
+        probe, thousands of times a chunk."""
         params.extend([self.low, self.high])
         sql = f"{column} >= %s AND {column} < %s"
-        if self.where is not None:
+        if self.only is not None and not joined:
+            sql += f" AND {_any(column, self.only, params)}"
+        elif self.where is not None:
             chosen = self.where.filter(pk__gte=self.low, pk__lt=self.high).order_by().values("pk")
             chosen_sql, chosen_params = chosen.query.sql_with_params()
             params.extend(chosen_params)
             sql += f" AND {column} IN ({chosen_sql})"
         return sql
 
-    def ids(self) -> list[int]:
-        subs = self.where if self.where is not None else Subscription.objects.all()
-        chosen = subs.filter(pk__gte=self.low, pk__lt=self.high).order_by("pk")
-        return list(chosen.values_list("pk", flat=True))
-
 
 Subscriptions = list[int] | Span
 
 
-def _subscriptions_sql(subscriptions: Subscriptions, column: str, params: list) -> str:
+def _subscriptions_sql(
+    subscriptions: Subscriptions, column: str, params: list, *, joined: bool = False
+) -> str:
     if isinstance(subscriptions, Span):
-        return subscriptions.sql(column, params)
+        return subscriptions.sql(column, params, joined=joined)
     return f"{column} IN ({_in(subscriptions, params)})"
 
 
@@ -132,6 +140,16 @@ def _in(values: Iterable, params: list) -> str:
     values = list(values)
     params.extend(values)
     return ", ".join(["%s"] * len(values))
+
+
+def _any(column: str, values: Iterable, params: list) -> str:
+    """``column`` among ``values``: one array parameter on PostgreSQL (a statement of
+    thousands of placeholders costs more to parse and plan than to run), a list elsewhere."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        params.append(values)
+        return f"{column} = ANY(%s)"
+    return f"{column} IN ({_in(values, params)})"
 
 
 # has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card).
@@ -165,7 +183,7 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
     params: list = [provider_id]
     # On both tables: PostgreSQL does not carry a range across the join's equality.
     chosen = _subscriptions_sql(subscriptions, "ss.subscription_id", params)
-    chosen += " AND " + _subscriptions_sql(subscriptions, "it.subscription_id", params)
+    chosen += " AND " + _subscriptions_sql(subscriptions, "it.subscription_id", params, joined=True)
     scope_sql = ""
     if scope is not None:
         parts = []
@@ -179,7 +197,8 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
     initialized = _INITIALIZED.format(**t)
     pending_params: list = []
     last_pending = _LAST_PENDING.format(
-        **t, chosen=_subscriptions_sql(subscriptions, "pr.subscription_id", pending_params)
+        **t,
+        chosen=_subscriptions_sql(subscriptions, "pr.subscription_id", pending_params, joined=True),
     )
     sql = f"""
         SELECT subscription_id, service_id, product_id, distributor_id, item_id, op FROM (
@@ -374,7 +393,7 @@ def plan(
     everything = CAIds(provider.pk) if scope is None else None
     adapter = registry.adapter_for(provider)
     today = today or timezone.localdate()
-    # Most adapters add nothing; only those that do pay for listing a span's ids.
+    # Most adapters add nothing (their default is not even called).
     extra = type(adapter).extra_commands is not registry.Adapter.extra_commands
     if isinstance(subscription_ids, Span):
         chunks: Iterable[Subscriptions] = [subscription_ids]
@@ -395,8 +414,7 @@ def plan(
                     Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)
                 )
         if scope is None and extra:
-            ids = chunk.ids() if isinstance(chunk, Span) else chunk
-            for command in adapter.extra_commands(ids, today, ca_ids):
+            for command in adapter.extra_commands(chunk, today, ca_ids):
                 per_sub[command.subscription_id].append(command)
         for sub_id in sorted(per_sub):
             yield from sorted(per_sub[sub_id], key=lambda c: OP_ORDER[c.operation])

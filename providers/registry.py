@@ -95,10 +95,10 @@ class Adapter:
 
         return standard_parameters(command, context)
 
-    def extra_commands(self, subscription_ids: list[int], today: date, ca_ids) -> Iterable:
-        """Reconciler ``Command``s this provider needs for these subscriptions besides bringing
-        wanted and held state in step (``ca_ids``: the reconciler's ``CAIds`` of the
-        provider). None by default."""
+    def extra_commands(self, subscriptions, today: date, ca_ids) -> Iterable:
+        """Reconciler ``Command``s this provider needs for these subscriptions (a list of ids,
+        or a run's chunk as a ``reconciler.Span``) besides bringing wanted and held state in
+        step (``ca_ids``: the reconciler's ``CAIds`` of the provider). None by default."""
         return ()
 
     def send(self, request) -> Answer:

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from providers import batch
+from providers import batch, reconciler
 from providers.answers import record_answer
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
@@ -137,3 +137,16 @@ def test_reset_command_names_what_cannot_be_provisioned(catalog, in_step, capsys
         f"{in_step[0].number}: GEOLOGICAL has no CA ID at provider Generic."
     )
     assert "created 5 requests for 2 subscriptions" in captured.out  # EFA2 still goes
+
+
+def test_a_chunk_planned_again_for_some_of_its_subscriptions_plans_only_those(catalog, in_step):
+    # A run's chunk, once it has locked what it found out of step, plans only those again,
+    # still as an id range (the statement reads index ranges, whatever the statistics).
+    drift(in_step)
+    ids = sorted(s.pk for s in in_step)
+    span = reconciler.Span(ids[0], ids[-1] + 1, only=(in_step[2].pk,))
+
+    commands = list(reconciler.plan(catalog.provider, span))
+
+    assert {c.subscription_id for c in commands} == {in_step[2].pk}
+    assert [c.operation for c in commands] == ["add_to_pairing"] + ["activate"] * 3

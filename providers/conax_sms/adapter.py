@@ -26,7 +26,7 @@ from django.utils import timezone
 from providers import registry
 from providers.models import Distributor, ProvisioningRequest
 from providers.parameters import standard_parameters
-from providers.reconciler import Command
+from providers.reconciler import Command, Span, Subscriptions
 from subscriptions.models import InstalledItem, SubscriptionService
 
 from .forms import ConaxSMSParameters, FileTransferConnection
@@ -64,10 +64,10 @@ _RENEWALS = """
        AND ss.state IN ({on}) AND ss.authorized AND ss.authorization_date < %s
      ORDER BY ss.id, it.id
 """
-# What is on its way for those services: looked up by service id, apart. Inside the statement
-# above (NOT EXISTS) the planner is free to scan the whole index of Pending requests for each
-# card, which it does when the request table's statistics are older than the run's own
-# requests (PostgreSQL then believes the table nearly empty).
+# What is on its way for those services: looked up by service id (its index), apart. Inside
+# the statement above (NOT EXISTS) the planner is free to scan the whole index of Pending
+# requests for each card, which it does when the request table's statistics are older than
+# the run's own requests (PostgreSQL then believes the table nearly empty).
 _WAITING = """
     SELECT service_id, installed_item_id FROM {request}
      WHERE {chosen} AND state = %s AND operation IN (%s, %s, %s)
@@ -94,20 +94,31 @@ def _any(column: str, ids: list[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
-def _renewal_rows(provider_id: int, ids: list[int], cutoff) -> list[tuple]:
+def _renewal_rows(provider_id: int, subscriptions: Subscriptions, cutoff) -> list[tuple]:
     """(service, subscription, product, distributor, card) to renew, by service and card."""
     tables = _tables()
+    if isinstance(subscriptions, Span):
+        # A run's chunk: its id range, as the reconciler reads it (no list of its ids).
+        parts: list[Subscriptions] = [subscriptions]
+    else:
+        ids = sorted(subscriptions)
+        parts = [ids[start : start + RENEWAL_IDS] for start in range(0, len(ids), RENEWAL_IDS)]
     rows: list[tuple] = []
-    for start in range(0, len(ids), RENEWAL_IDS):
-        part = ids[start : start + RENEWAL_IDS]
-        chosen, chosen_params = _any("ss.subscription_id", part)
-        if connection.vendor == "postgresql":
-            # The bounds on both tables let it scan their index ranges (PostgreSQL does not
-            # carry a range across the join's equality).
-            chosen += (
-                " AND ss.subscription_id BETWEEN %s AND %s AND it.subscription_id BETWEEN %s AND %s"
-            )
-            chosen_params += [part[0], part[-1], part[0], part[-1]]
+    for part in parts:
+        chosen_params: list = []
+        if isinstance(part, Span):
+            # On both tables: PostgreSQL does not carry a range across the join's equality.
+            chosen = part.sql("ss.subscription_id", chosen_params)
+            chosen += " AND " + part.sql("it.subscription_id", chosen_params, joined=True)
+        else:
+            chosen, chosen_params = _any("ss.subscription_id", part)
+            if connection.vendor == "postgresql":
+                # The bounds on both tables let it scan their index ranges.
+                chosen += (
+                    " AND ss.subscription_id BETWEEN %s AND %s"
+                    " AND it.subscription_id BETWEEN %s AND %s"
+                )
+                chosen_params += [part[0], part[-1], part[0], part[-1]]
         params = [
             InstalledItem.Kind.SMARTCARD,
             provider_id,
@@ -134,15 +145,15 @@ def _waiting(service_ids: list[int]) -> set[tuple[int, int]]:
     return found
 
 
-def renewals(provider, subscription_ids: list[int], today, ca_ids) -> list[Command]:
-    """Renew commands for these subscriptions: per on, authorized service and each initialized
+def renewals(provider, subscriptions: Subscriptions, today, ca_ids) -> list[Command]:
+    """Renew commands for these subscriptions (ids, or a run's ``Span``): per on, authorized
+    service and each initialized
     card in use on its viewing point, one per component CA ID, unless an entitlement request
     for that service and card is still Pending (a Renew waiting for its answer counts).
 
     Due is decided in the query: authorized before the day after ``last_due_day`` began (in
     the local time zone, as ``timezone.localdate`` reads the authorization date)."""
-    ids = sorted(subscription_ids)
-    if not ids:
+    if not isinstance(subscriptions, Span) and not subscriptions:
         return []
     months = int(provider.parameter("renewal_frequency_months"))
     cutoff = connection.ops.adapt_datetimefield_value(
@@ -150,7 +161,7 @@ def renewals(provider, subscription_ids: list[int], today, ca_ids) -> list[Comma
             datetime.combine(last_due_day(months, today) + timedelta(days=1), time())
         )
     )
-    rows = _renewal_rows(provider.pk, ids, cutoff)
+    rows = _renewal_rows(provider.pk, subscriptions, cutoff)
     if not rows:
         return []
     waiting = _waiting(sorted({row[0] for row in rows}))
@@ -186,8 +197,8 @@ class ConaxSMSAdapter(registry.Adapter):
     )
     utilities = ("conax_sms_pair_devices", "conax_sms_send_message", "reset_subscription")
 
-    def extra_commands(self, subscription_ids, today, ca_ids):
-        return renewals(self.provider, subscription_ids, today, ca_ids)
+    def extra_commands(self, subscriptions, today, ca_ids):
+        return renewals(self.provider, subscriptions, today, ca_ids)
 
     def parameters_for(self, command, context) -> dict:
         if command.operation == Op.RENEW:
