@@ -13,7 +13,8 @@ Its floor is the same work by hand in one SQL statement: find what is out of ste
 viewing point with an on service and devices to register; each on, authorized service whose
 authorization date plus the renewal frequency is today or earlier, per initialized card and CA
 ID — and insert as many request rows, with their parameters, into the real request table,
-and their item rows, foreign keys checked (rolled back, then vacuumed away before the run).
+and the pairings' item rows (their members), foreign keys checked (rolled back, then
+vacuumed away before the run).
 The bench starts from no request Pending at the provider, so the reconciler's look-ups of
 requests on their way find none and both write the same rows.
 
@@ -219,9 +220,10 @@ def _ca_id_values(provider: Provider, params: list) -> str:
 
 def floor_sql(provider: Provider, today) -> tuple[str, list]:
     """By hand, one statement: every request the run makes (entitlements, pairings,
-    renewals), with its parameters, inserted into the request table, and its item rows; it
-    selects the numbers of request and item rows. (A pairing is always written as a new one,
-    anchored on its first device: the load makes none to add to.)"""
+    renewals), with its parameters, inserted into the request table, and the pairings' item
+    rows (their members); it selects the numbers of request and item rows. (A pairing is
+    always written as a new one, anchored on its first device: the load makes none to add
+    to.)"""
     t = {
         "request": Req._meta.db_table,
         "request_items": Req.items.through._meta.db_table,
@@ -232,7 +234,7 @@ def floor_sql(provider: Provider, today) -> tuple[str, list]:
         "product": Product._meta.db_table,
     }
     months = int(provider.parameter("renewal_frequency_months"))
-    on = tuple(SubscriptionService.ON_STATES)
+    on = list(SubscriptionService.ON_STATES)
     tz = timezone.get_current_timezone_name()
     params: list = []
     values = _ca_id_values(provider, params)
@@ -253,11 +255,11 @@ def floor_sql(provider: Provider, today) -> tuple[str, list]:
                 SELECT s.subscription_id, s.distributor_id, s.id AS service_id,
                        c.id AS item_id, ca.ca_id, p.code AS product_code,
                        c.ca_id AS card_ca_id, c.serial_number AS card_serial,
-                       CASE WHEN (s.state IN %s AND c.removed_at IS NULL)
+                       CASE WHEN (s.state = ANY(%s) AND c.removed_at IS NULL)
                                  <> (s.authorized AND c.initialized)
-                            THEN CASE WHEN s.state IN %s AND c.removed_at IS NULL
+                            THEN CASE WHEN s.state = ANY(%s) AND c.removed_at IS NULL
                                       THEN 'activate' ELSE 'deactivate' END
-                            WHEN s.state IN %s AND s.authorized AND c.initialized
+                            WHEN s.state = ANY(%s) AND s.authorized AND c.initialized
                                  AND c.removed_at IS NULL
                                  AND (s.authorization_date AT TIME ZONE %s)::date
                                      + make_interval(months => %s) <= %s::date
@@ -281,7 +283,7 @@ def floor_sql(provider: Provider, today) -> tuple[str, list]:
              WHERE i.removed_at IS NULL AND NOT i.initialized
                AND EXISTS (SELECT 1 FROM {t["service"]} s
                             WHERE s.subscription_id = i.subscription_id
-                              AND s.distributor_id = i.distributor_id AND s.state IN %s)
+                              AND s.distributor_id = i.distributor_id AND s.state = ANY(%s))
              GROUP BY i.subscription_id, i.distributor_id
         ),
         made AS (
@@ -308,16 +310,16 @@ def floor_sql(provider: Provider, today) -> tuple[str, list]:
               FROM wanted w
               JOIN {t["subscription"]} sub ON sub.id = w.subscription_id
               JOIN {t["distributor"]} d ON d.id = w.distributor_id
-            RETURNING id, installed_item_id, operation, rollback
+            RETURNING id, operation, rollback
         ),
         linked AS (
+            -- Item rows for the pairings' members only, as the run writes them: a request
+            -- to one card names it in installed_item.
             INSERT INTO {t["request_items"]} (provisioningrequest_id, installeditem_id)
             SELECT m.id, member::bigint
               FROM made m,
-                   jsonb_array_elements_text(
-                       CASE m.operation WHEN 'create_pairing'
-                            THEN m.rollback -> 'leave_uninitialized'
-                            ELSE jsonb_build_array(m.installed_item_id) END) AS member
+                   jsonb_array_elements_text(m.rollback -> 'leave_uninitialized') AS member
+             WHERE m.operation = 'create_pairing'
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM made), (SELECT count(*) FROM linked)

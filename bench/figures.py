@@ -43,7 +43,7 @@ def _out_of_step_sql(provider) -> tuple[str, list]:
     service = SubscriptionService._meta.db_table
     item = InstalledItem._meta.db_table
     distributors = list(Distributor.objects.filter(provider=provider).values_list("pk", flat=True))
-    on = tuple(SubscriptionService.ON_STATES)
+    on = list(SubscriptionService.ON_STATES)
     sql = f"""
         SELECT
           (SELECT COALESCE(SUM(p.n), 0)
@@ -53,11 +53,11 @@ def _out_of_step_sql(provider) -> tuple[str, list]:
               AND c.removed_at IS NULL
              JOIN (VALUES {values}) AS p(product_id, n) ON p.product_id = s.product_id
             WHERE s.distributor_id IN ({", ".join(["%s"] * len(distributors))})
-              AND (s.state IN %s) <> (s.authorized AND c.initialized))
+              AND (s.state = ANY(%s)) <> (s.authorized AND c.initialized))
         + (SELECT COUNT(DISTINCT (c.subscription_id, c.distributor_id))
              FROM {item} c
              JOIN {service} s ON s.subscription_id = c.subscription_id
-              AND s.distributor_id = c.distributor_id AND s.state IN %s
+              AND s.distributor_id = c.distributor_id AND s.state = ANY(%s)
             WHERE c.removed_at IS NULL AND NOT c.initialized
               AND c.distributor_id IN ({", ".join(["%s"] * len(distributors))}))
     """  # noqa: S608  (table names from model metadata, values from the database)
@@ -174,25 +174,25 @@ def _insert_floor(provider) -> float:
     }
     distributors = list(Distributor.objects.filter(provider=provider).values_list("pk", flat=True))
     marks = ", ".join(["%s"] * len(distributors))
-    on = tuple(SubscriptionService.ON_STATES)
+    on = list(SubscriptionService.ON_STATES)
     sql = f"""
         WITH wanted AS (
             SELECT s.id AS service_id, s.subscription_id, s.distributor_id, s.product_id,
                    c.id AS item_id, c.ca_id AS card_ca_id, c.serial_number, k.ca_id,
-                   s.state IN %s AS switch_on
+                   s.state = ANY(%s) AS switch_on
               FROM {t["service"]} s
               JOIN {t["item"]} c ON c.subscription_id = s.subscription_id
                AND c.distributor_id = s.distributor_id AND c.kind = 'smartcard'
                AND c.removed_at IS NULL
               JOIN (VALUES {values}) AS k(product_id, ca_id) ON k.product_id = s.product_id
              WHERE s.distributor_id IN ({marks})
-               AND (s.state IN %s) <> (s.authorized AND c.initialized)
+               AND (s.state = ANY(%s)) <> (s.authorized AND c.initialized)
         ), pairing AS (
             SELECT DISTINCT ON (c.subscription_id, c.distributor_id)
                    c.subscription_id, c.distributor_id, c.id AS item_id
               FROM {t["item"]} c
               JOIN {t["service"]} s ON s.subscription_id = c.subscription_id
-               AND s.distributor_id = c.distributor_id AND s.state IN %s
+               AND s.distributor_id = c.distributor_id AND s.state = ANY(%s)
              WHERE c.removed_at IS NULL AND NOT c.initialized AND c.distributor_id IN ({marks})
         ), made AS (
             INSERT INTO {t["request"]} (uid, command, operation, ca_id, parameters,
@@ -220,10 +220,12 @@ def _insert_floor(provider) -> float:
               FROM pairing g
               JOIN {t["subscription"]} sub ON sub.id = g.subscription_id
               JOIN {t["distributor"]} d ON d.id = g.distributor_id
-            RETURNING id, installed_item_id
+            RETURNING id, installed_item_id, operation
         )
+        -- Item rows for the pairings only, as a run writes them (a request to one card
+        -- names it in installed_item).
         INSERT INTO {t["items"]} (provisioningrequest_id, installeditem_id)
-        SELECT id, installed_item_id FROM made
+        SELECT id, installed_item_id FROM made WHERE operation = 'create_pairing'
     """  # noqa: S608  (table names from model metadata, values as parameters)
     params = [
         on,

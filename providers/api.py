@@ -89,6 +89,10 @@ class ProvisioningRequestSerializer(serializers.ModelSerializer):
         source="distributor.code", default=None, read_only=True
     )
     card_ca_id = serializers.CharField(source="installed_item.ca_id", default=None, read_only=True)
+    # Every device the request concerns: a request to one card keeps no item row for it.
+    items = serializers.ListField(
+        source="device_ids", child=serializers.IntegerField(), read_only=True
+    )
     priority = serializers.SerializerMethodField()
     state = choice_field("RequestState", Req.State.choices, read_only=True)
     trigger = choice_field("RequestTrigger", Req.Trigger.choices, read_only=True)

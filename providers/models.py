@@ -196,8 +196,15 @@ class ProvisioningRequest(models.Model):
     provider = models.ForeignKey(
         Provider, on_delete=models.PROTECT, related_name="requests", db_index=False
     )
+    # No index of its own: nothing looks requests up by distributor, and each index costs
+    # every insert of a run (hundreds of thousands). Deleting a distributor (PROTECT) scans.
     distributor = models.ForeignKey(
-        Distributor, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+        Distributor,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        db_index=False,
     )
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
@@ -223,11 +230,15 @@ class ProvisioningRequest(models.Model):
         help_text="The smartcard (or device) the request is addressed to.",
         db_index=False,
     )
+    # Only a request that concerns several devices has rows here (a run makes hundreds of
+    # thousands of requests to one card each; a row per request beside ``installed_item``
+    # would double what it writes). ``device_ids`` reads both.
     items = models.ManyToManyField(
         "subscriptions.InstalledItem",
         blank=True,
         related_name="+",
-        help_text="All the devices the request concerns (e.g. the members of a pairing).",
+        help_text="The devices of a request that concerns several (the members of a pairing); "
+        "a request to one device names it in installed_item only.",
     )
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
@@ -251,6 +262,8 @@ class ProvisioningRequest(models.Model):
         related_name="requests",
         help_text="The run that created it, if a run did.",
     )
+    # Indexed where set only (Meta): it is set once the answer comes, so a new request
+    # skips that index.
     transfer_file = models.ForeignKey(
         "TransferFile",
         null=True,
@@ -258,6 +271,7 @@ class ProvisioningRequest(models.Model):
         on_delete=models.PROTECT,
         related_name="requests",
         help_text="File providers: the request file it was exported in.",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -276,17 +290,28 @@ class ProvisioningRequest(models.Model):
             ),
             models.Index(fields=["subscription", "id"], name="request_by_subscription"),
             models.Index(fields=["installed_item", "id"], name="request_by_card"),
-            # The reconciler's look-up of what is already on its way for a service.
-            models.Index(
-                fields=["service", "installed_item", "id"],
-                condition=Q(state="pending"),
-                name="request_pending_by_service",
-            ),
+            # What is on its way for a service (the renewals' look-up) goes by the service's
+            # own index (its foreign key's) and the reconciler's by subscription: a third
+            # index on the service would cost every insert for nothing.
             models.Index(fields=["provider", "state", "created_at"], name="request_by_state"),
+            models.Index(
+                fields=["transfer_file"],
+                condition=Q(transfer_file__isnull=False),
+                name="request_by_transfer_file",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.command} #{self.pk}"
+
+    @property
+    def device_ids(self) -> list[int]:
+        """Every device the request concerns: its items (a pairing's members), else the one
+        it is addressed to. Prefetch ``items`` when reading many."""
+        members = [item.pk for item in self.items.all()]
+        if members or self.installed_item_id is None:
+            return members
+        return [self.installed_item_id]
 
 
 class TransferFile(models.Model):

@@ -368,6 +368,18 @@ def test_request_filters_and_pages(as_agent, subscribe):
     assert bad.status_code == 400 and "state" in bad.json()["error"]["fields"]
 
 
+def test_a_request_lists_every_device_it_concerns(as_agent, subscribe):
+    sub = subscribe("AGRICULTURE")
+    card = sub.installed_items.get(kind="smartcard")
+    box = sub.installed_items.get(kind="stb")
+    listing = as_agent.get(f"{API}/requests/", {"subscription": sub.pk}).json()["results"]
+    devices = {r["command"]: sorted(r["items"]) for r in listing}
+    assert devices == {
+        "CREATE_PAIRING": sorted([card.pk, box.pk]),
+        "ACTIVATE_SERVICE": [card.pk],
+    }
+
+
 def test_subscription_filters(as_agent, subscribe, catalog):
     first = subscribe("BUNDLE_A")
     second = subscribe("AGRICULTURE")

@@ -1,5 +1,7 @@
 """Actions become provisioning requests on the Generic provider; answers apply or roll back."""
 
+import uuid
+
 import pytest
 
 from providers import reconciler
@@ -162,6 +164,26 @@ def test_the_same_answer_twice_is_applied_once_and_a_conflicting_one_refused(sub
     activation.refresh_from_db()
     assert activation.state == "completed"
     assert sub.events.filter(action="provisioning_rollback").count() == 0
+
+
+def test_a_request_to_one_card_keeps_no_item_row_and_a_pairing_lists_its_members(subscribe):
+    sub = subscribe("BUNDLE_A")
+    card = sub.installed_items.get(kind="smartcard")
+    box = sub.installed_items.get(kind="stb")
+    pairing = sub.provisioning_requests.get(operation="create_pairing")
+    activation = sub.provisioning_requests.get(ca_id="GFA1")
+
+    # The pairing registers both devices; the activation is addressed to the card alone,
+    # which its installed_item says: no item row beside it.
+    assert sorted(pairing.items.values_list("pk", flat=True)) == sorted([card.pk, box.pk])
+    assert not activation.items.exists()
+    assert activation.installed_item_id == card.pk
+    assert activation.device_ids == [card.pk]
+    assert sorted(pairing.device_ids) == sorted([card.pk, box.pk])
+    # Each with its own random (version 4) unique id.
+    uids = [uuid.UUID(str(r.uid)) for r in sub.provisioning_requests.all()]
+    assert len(set(uids)) == len(uids) == 3
+    assert {(u.version, u.variant) for u in uids} == {(4, uuid.RFC_4122)}
 
 
 # --- Provisioning models --------------------------------------------------------------------
