@@ -119,11 +119,15 @@ def _copy(rows: list[dict]) -> None:
     buffer = io.StringIO()
     csv.writer(buffer).writerows([_csv(v) for v in row.values()] for row in rows)
     buffer.seek(0)
+    # NULL spelled \N, so that an empty text column stays an empty string.
+    sql = f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     with connection.cursor() as cursor:
-        # NULL spelled \N, so that an empty text column stays an empty string.
-        cursor.cursor.copy_expert(
-            f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-        )
+        raw = cursor.cursor
+        if hasattr(raw, "copy"):  # psycopg 3
+            with raw.copy(sql) as copy:
+                copy.write(buffer.getvalue())
+        else:  # psycopg2
+            raw.copy_expert(sql, buffer)
 
 
 def _csv(value):
