@@ -402,6 +402,12 @@ def test_subscription_filters(as_agent, subscribe, catalog):
     assert len(numbers(created_after="2000-01-01T00:00:00Z")) == 2
     detail = as_agent.get(f"{API}/subscriptions/{first.pk}/").json()
     assert len(detail["latest_requests"]) == 3 and len(detail["installed_items"]) == 2
+    # Filters narrow lists only: an object named in the path is answered (or acted on) by its
+    # id, whatever a query string left over from a list says.
+    named = as_agent.get(f"{API}/subscriptions/{first.pk}/", {"state": "not_effective"})
+    assert named.status_code == 200 and named.json()["number"] == first.number
+    acted = as_agent.post(f"{API}/subscriptions/{first.pk}/deactivate/?state=not_effective")
+    assert acted.status_code == 200 and acted.json()["subscription"]["state"] == "not_effective"
 
 
 def test_run_definition_life_cycle(catalog, operator, subscribe):
