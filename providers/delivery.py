@@ -59,8 +59,22 @@ def due(provider: Provider, now=None) -> QuerySet:
     )
 
 
+def _followed(table_alias: str) -> str:
+    """SQL: a later Pending request waits for the same card as the row ``table_alias``."""
+    table = connection.ops.quote_name(Req._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {table} later "  # noqa: S608 (the table's name, no value)
+        f"WHERE later.installed_item_id = {table_alias}.installed_item_id "
+        f"AND later.state = 'pending' AND later.id > {table_alias}.id)"
+    )
+
+
 def claim(provider: Provider, limit: int) -> list[Req]:
-    """Up to ``limit`` due requests, leased to the caller, in sending order."""
+    """Up to ``limit`` due requests, leased to the caller, in sending order.
+
+    Each carries ``followed``: whether a later Pending request waits for the same card. It
+    becomes due once this one is answered, so only then must the caller claim again before it
+    stops (see ``drain``)."""
     now = timezone.now()
     if connection.vendor == "postgresql":
         claimed = _claim_in_one_statement(provider, limit, now)
@@ -76,7 +90,11 @@ def claim(provider: Provider, limit: int) -> list[Req]:
             Req.objects.filter(pk__in=ids, state=Req.State.PENDING).update(
                 next_attempt_at=now + lease(), attempts=F("attempts") + 1, sent_at=now
             )
-        claimed = list(Req.objects.filter(pk__in=ids))
+        for_card = Req.objects.filter(
+            state=Req.State.PENDING, installed_item=OuterRef("installed_item")
+        )
+        later = Exists(for_card.filter(pk__gt=OuterRef("pk")))
+        claimed = list(Req.objects.filter(pk__in=ids).annotate(followed=later))
     prefetch_related_objects(claimed, "installed_item")
     return sorted(claimed, key=lambda r: (r.priority, r.pk))
 
@@ -89,7 +107,8 @@ def _claim_in_one_statement(provider: Provider, limit: int, now) -> list[Req]:
     return list(
         Req.objects.raw(
             f"UPDATE {table} SET next_attempt_at = %s, attempts = attempts + 1, sent_at = %s "  # noqa: S608 (the table's name and the ORM's own SQL)
-            f"WHERE id IN ({due_ids} FOR UPDATE SKIP LOCKED) RETURNING *",
+            f"WHERE id IN ({due_ids} FOR UPDATE SKIP LOCKED) "
+            f"RETURNING *, {_followed(table)} AS followed",
             [now + lease(), now, *params],
         )
     )
@@ -147,6 +166,10 @@ def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Del
         claimed = claim(provider, batch)
         if not claimed:
             return Delivered(answered, more=False)
+        # A short batch took everything that was due. What commits from now on sends its own
+        # wake-up, so another claim would come back empty, unless a claimed request holds a
+        # later one for its card back (it is due once this one is answered).
+        last = len(claimed) < batch and not any(r.followed for r in claimed)
         answers: list[Answer] = []
         try:
             for index, request in enumerate(claimed):
@@ -176,6 +199,8 @@ def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Del
             # unexpected: what the platform already took is recorded, not sent again.
             _record(answers)
         answered += len(answers)
+        if last:
+            return Delivered(answered, more=False)
     return Delivered(answered, more=True)
 
 
