@@ -1,12 +1,20 @@
-"""Waking delivery up: at most one ``deliver`` task waiting per provider.
+"""Waking delivery up: at most one ``deliver`` task per provider, queued or running.
 
 Every action that makes requests for a push provider wakes its delivery after commit. One task
-per action would make a worker receive, set up and finish a task for each request; instead a
-wake-up is a flag in Redis (``SET NX`` with a short expiry), and only the one that sets it sends
-a task. The task clears the flag *before* it claims what is due, so a request committed after
-the clearing sends a new task and one committed before it is claimed by this task: none is
-left waiting. A lost task costs at most the flag's expiry (the next wake-up after it sends
-again) and the sweeper wakes delivery wherever work is due anyway.
+per action would make a worker receive, set up and finish a task for each request, and the web
+server send one. Instead, two Redis keys per provider:
+
+- the *flag* (``SET NX`` with a short expiry) stands while a task is queued or running; only
+  the wake-up that sets it sends a task;
+- the *bell* (a list) is rung by every wake-up, flag or not.
+
+A running task clears the bell, then drains what is due; afterwards it drops the flag and looks
+at the bell. Silent: every request committed so far was claimed by the drain, and a later one
+finds no flag and sends a task. Rung: a request committed during the drain, whose wake-up saw
+the flag and sent nothing, so the task takes the flag back and drains again (or, when that
+wake-up's task is already on its way, stops). Under a steady stream of actions one task goes on
+draining, with no Celery message per action. A lost task holds wake-ups back only until the
+flag expires, and the sweeper wakes delivery wherever work is due anyway.
 
 Without Redis (the embedded filesystem broker) every wake-up sends its task, as before.
 """
@@ -19,8 +27,10 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 PREFIX = "crm:deliver-woken:"
+BELL_PREFIX = "crm:deliver-bell:"
 # Long enough to cover a task's time in the queue on a busy worker; a flag that outlives its
-# task only delays the next wake-up by this much (and the sweeper by its period at most).
+# task only delays the next wake-up by this much (and the sweeper by its period at most). A
+# running task renews it on every pass.
 EXPIRY_SECONDS = 5
 
 
@@ -38,35 +48,68 @@ def _key(provider_id: int) -> str:
     return f"{PREFIX}{provider_id}"
 
 
+def _bell(provider_id: int) -> str:
+    return f"{BELL_PREFIX}{provider_id}"
+
+
 def wake(provider_id: int) -> None:
-    """Make sure a ``deliver`` task for the provider is on its way."""
+    """Make sure a ``deliver`` task for the provider will claim what has committed so far."""
     from .tasks import deliver
 
     client = _redis()
     if client is not None:
         try:
-            if not client.set(_key(provider_id), b"1", nx=True, ex=EXPIRY_SECONDS):
-                return  # a task is already waiting, and will claim this request too
+            pipe = client.pipeline(transaction=False)
+            pipe.rpush(_bell(provider_id), b"1")
+            pipe.expire(_bell(provider_id), EXPIRY_SECONDS)
+            pipe.set(_key(provider_id), b"1", nx=True, ex=EXPIRY_SECONDS)
+            if not pipe.execute()[-1]:
+                return  # a task is queued or running, and will claim this request too
         except redis_errors() as error:
-            log.warning("Could not set the wake-up flag (%s); sending the task anyway", error)
+            log.warning("Could not ring for delivery (%s); sending the task anyway", error)
     deliver.delay(provider_id)
 
 
-def taken(provider_id: int) -> None:
-    """A ``deliver`` task has started: the next wake-up must send a new one."""
+def draining(provider_id: int) -> None:
+    """A ``deliver`` task starts a pass: what rang so far, the pass claims; the flag stays."""
     client = _redis()
     if client is not None:
         try:
-            client.delete(_key(provider_id))
+            pipe = client.pipeline(transaction=False)
+            pipe.delete(_bell(provider_id))
+            pipe.expire(_key(provider_id), EXPIRY_SECONDS)
+            pipe.execute()
         except redis_errors() as error:
-            log.warning("Could not clear the wake-up flag (%s); it expires by itself", error)
+            log.warning("Could not clear the bell (%s); the next pass may find nothing", error)
+
+
+def release(provider_id: int, *, take_back: bool = True) -> bool:
+    """After a pass: True when the task may stop (nothing rang during it, or the wake-up that
+    did has sent its own task); False when it has taken the flag back to drain again.
+    ``take_back=False``: only drop the flag (a task that is handing over or failing)."""
+    client = _redis()
+    if client is None:
+        return True
+    try:
+        if not take_back:
+            client.delete(_key(provider_id))
+            return True
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(_key(provider_id))
+        pipe.llen(_bell(provider_id))
+        if not pipe.execute()[-1]:
+            return True
+        return not client.set(_key(provider_id), b"1", nx=True, ex=EXPIRY_SECONDS)
+    except redis_errors() as error:
+        log.warning("Could not release the wake-up flag (%s); it expires by itself", error)
+        return True
 
 
 def forget_all() -> None:
     """Clear every flag (the tests, after purging the queues the flags stood for)."""
     client = _redis()
     if client is not None:
-        keys = list(client.scan_iter(match=f"{PREFIX}*"))
+        keys = [*client.scan_iter(match=f"{PREFIX}*"), *client.scan_iter(match=f"{BELL_PREFIX}*")]
         if keys:
             client.delete(*keys)
 

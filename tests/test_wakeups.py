@@ -1,5 +1,5 @@
-"""Delivery wake-ups on Redis: one ``deliver`` task waits per provider, however many actions
-commit before a worker takes it, and a task that has started lets the next action wake again.
+"""Delivery wake-ups on Redis: one ``deliver`` task per provider, however many actions commit
+before a worker takes it or while it drains; once it has stopped, the next action wakes again.
 
 On the embedded filesystem broker every wake-up sends its task (nothing to coalesce with), so
 these tests need Redis."""
@@ -50,7 +50,7 @@ def test_actions_committed_before_a_worker_starts_wait_for_one_task(
             logs=[tmp_path / "worker.log"],
         )
         assert waiting_tasks() == 0
-        # The task has started (and cleared the flag): the next action sends a task again,
+        # The task has stopped (and dropped the flag): the next action sends a task again,
         # which the running worker takes.
         subs.append(subscribe("BUNDLE_A"))
         workers.wait_until(
@@ -73,4 +73,33 @@ def test_a_lost_task_holds_wake_ups_back_only_until_its_flag_expires(push_provid
     assert waiting_tasks() == 0
     time.sleep(wakeups.EXPIRY_SECONDS + 0.5)
     subscribe("BUNDLE_A")
+    assert waiting_tasks() == 1
+
+
+def test_what_rings_while_a_task_drains_is_drained_by_that_task(push_provider):
+    provider = push_provider.pk
+    wakeups.wake(provider)
+    assert waiting_tasks() == 1
+    app.control.purge()  # as a worker takes the task
+    wakeups.draining(provider)  # its pass begins
+    wakeups.wake(provider)  # an action commits meanwhile: no second task
+    wakeups.wake(provider)
+    assert waiting_tasks() == 0
+    # After the pass: it rang, so the task takes the flag back for another pass …
+    assert wakeups.release(provider) is False
+    wakeups.draining(provider)
+    # … and, nothing having rung during that one, stops.
+    assert wakeups.release(provider) is True
+    wakeups.wake(provider)
+    assert waiting_tasks() == 1
+
+
+def test_a_task_that_stops_as_an_action_rings_leaves_that_action_its_own_task(push_provider):
+    provider = push_provider.pk
+    wakeups.wake(provider)
+    app.control.purge()
+    wakeups.draining(provider)
+    wakeups.wake(provider)  # during the pass: rings only
+    wakeups.release(provider, take_back=False)  # the task hands over or fails
+    wakeups.wake(provider)  # no flag any more: a task is sent
     assert waiting_tasks() == 1
