@@ -15,6 +15,7 @@ from itertools import groupby
 from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
+from crm_provisioning.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import delivery, reconciler, registry
@@ -131,23 +132,24 @@ def preview(
 ) -> Iterator[PreviewRow]:
     """Every subscription out of step, with the requests a run would create. Writes nothing."""
     adapter = registry.adapter_for(selection.provider)
-    for span in selection.spans(chunk_size):
-        commands = list(reconciler.plan(selection.provider, span, today=today))
-        if not commands:
-            continue
-        ctx = context_for(commands)
-        for sub_id, group in groupby(commands, key=lambda c: c.subscription_id):
-            yield PreviewRow(
-                sub_id,
-                ctx.subscriptions[sub_id],
-                [
-                    {
-                        "command": adapter.command_for(c.operation),
-                        "parameters": adapter.parameters_for(c, ctx),
-                    }
-                    for c in group
-                ],
-            )
+    with plans_per_call():
+        for span in selection.spans(chunk_size):
+            commands = list(reconciler.plan(selection.provider, span, today=today))
+            if not commands:
+                continue
+            ctx = context_for(commands)
+            for sub_id, group in groupby(commands, key=lambda c: c.subscription_id):
+                yield PreviewRow(
+                    sub_id,
+                    ctx.subscriptions[sub_id],
+                    [
+                        {
+                            "command": adapter.command_for(c.operation),
+                            "parameters": adapter.parameters_for(c, ctx),
+                        }
+                        for c in group
+                    ],
+                )
 
 
 def reconcile(

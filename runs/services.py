@@ -32,6 +32,7 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
+from crm_provisioning.db import plans_per_call
 from providers import bulk
 from providers import types as settings_forms
 from providers.models import ProvisioningRequest
@@ -411,11 +412,12 @@ def execute_part(
     heartbeat = _Heartbeat(run_id)
     heartbeat.start()
     try:
-        if run_type.parts:
-            bounds = (part.low, part.high) if part.low is not None else None
-            run_type.execute(definition, run_id, report, bounds)
-        else:
-            run_type.execute(definition, run_id, report)
+        with plans_per_call():
+            if run_type.parts:
+                bounds = (part.low, part.high) if part.low is not None else None
+                run_type.execute(definition, run_id, report, bounds)
+            else:
+                run_type.execute(definition, run_id, report)
     except Exception as exc:
         log.exception("Process run %s part %s failed", run_id, number)
         _fail(ProcessRun.objects.get(pk=run_id), exc)

@@ -18,7 +18,7 @@ with the same arguments make the same data.
 import csv
 import io
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -88,24 +88,33 @@ def _value(value):
     return value
 
 
+def copy_csv(table: str, columns: str, rows: Iterable[Iterable]) -> None:
+    """PostgreSQL: rows into ``table`` (``columns``, both quoted SQL) by COPY, as CSV with NULL
+    spelled \\N (so that an empty text column stays an empty string)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        ) as copy,
+    ):
+        copy.write(buffer.getvalue())
+
+
 def _write(model: type[models.Model], names: list[str], rows: list[tuple]) -> None:
     """Insert rows (``id`` first, then ``names``) as fast as the database allows."""
     if not rows:
         return
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(["id", *(model._meta.get_field(n).column for n in names)])
+    if connection.vendor == "postgresql":
+        copy_csv(table, columns, ([_value(v) for v in row] for row in rows))
+        return
+    marks = ", ".join(["%s"] * (len(names) + 1))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows([_value(v) for v in row] for row in rows)
-            buffer.seek(0)
-            cursor.cursor.copy_expert(
-                f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-            )
-        else:
-            marks = ", ".join(["%s"] * (len(names) + 1))
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
-            cursor.executemany(sql, rows)
+        cursor.executemany(sql, rows)
 
 
 @dataclass

@@ -13,8 +13,6 @@ elsewhere. The mix is a pure function of the position, so two runs make the same
     export.export_pending(provider)   # -> 1_000_000
 """
 
-import csv
-import io
 import json
 import uuid
 from datetime import datetime
@@ -23,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from providers.models import Provider, ProvisioningRequest
+from subscriptions.load import copy_csv
 
 from . import file_format as ff
 
@@ -116,18 +115,7 @@ def _copy(rows: list[dict]) -> None:
     table = connection.ops.quote_name(Req._meta.db_table)
     names = list(rows[0])
     columns = ", ".join(connection.ops.quote_name(Req._meta.get_field(n).column) for n in names)
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([_csv(v) for v in row.values()] for row in rows)
-    buffer.seek(0)
-    # NULL spelled \N, so that an empty text column stays an empty string.
-    sql = f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        if hasattr(raw, "copy"):  # psycopg 3
-            with raw.copy(sql) as copy:
-                copy.write(buffer.getvalue())
-        else:  # psycopg2
-            raw.copy_expert(sql, buffer)
+    copy_csv(table, columns, ([_csv(v) for v in row.values()] for row in rows))
 
 
 def _csv(value):
