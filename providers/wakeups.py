@@ -106,7 +106,7 @@ def release(provider_id: int, *, take_back: bool = True) -> bool:
 
 
 def forget_all() -> None:
-    """Clear every flag (the tests, after purging the queues the flags stood for)."""
+    """Clear every flag and bell (the tests, after purging the queues they stood for)."""
     client = _redis()
     if client is not None:
         keys = [*client.scan_iter(match=f"{PREFIX}*"), *client.scan_iter(match=f"{BELL_PREFIX}*")]
