@@ -254,7 +254,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Both take "Authorization: Token <key>": a connector's key, else a person's.
         "providers.authentication.ConnectorTokenAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "crm_provisioning.authentication.PersonTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

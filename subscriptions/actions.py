@@ -528,15 +528,20 @@ def change_distribution(
 
 
 # --- Service actions ----------------------------------------------------------------------------
+# Each takes the service or its id (the Web API's): it is read again under a lock first thing.
 
 
-def _lock_service(service: SubscriptionService) -> tuple[Subscription, SubscriptionService]:
-    """The service and its subscription re-read, both under row locks, in one statement (not
-    the product's and distributor's rows: every action on them would queue behind it)."""
+def _lock_service(
+    service: SubscriptionService | int,
+) -> tuple[Subscription, SubscriptionService]:
+    """The service (or the service of this id) and its subscription re-read, both under row
+    locks, in one statement (not the product's and distributor's rows: every action on them
+    would queue behind it). Raises ``SubscriptionService.DoesNotExist``."""
+    pk = service if isinstance(service, int) else service.pk
     service = (
         SubscriptionService.objects.select_related("subscription", "product", "distributor")
         .select_for_update(of=("self", "subscription"))
-        .get(pk=service.pk)
+        .get(pk=pk)
     )
     return service.subscription, service
 

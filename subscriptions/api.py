@@ -14,14 +14,16 @@ from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from crm_provisioning.api_permissions import ApiViewSet, ServiceRefused, choice_field
 from providers import idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
-from providers.models import Distributor, ProvisioningRequest
+from providers.models import Distributor
 
 from . import actions
+from .action_result import action_result
 from .actions import ActionError, ItemSpec
 from .models import (
     CustomerAccount,
@@ -166,16 +168,12 @@ class SubscriptionDetailSerializer(SubscriptionStateSerializer):
 
 
 class ActionResultSerializer(serializers.Serializer):
-    # Not the subscription's whole page: its request history is not what an action changed,
-    # and serializing it on every action would cost a real-time action more than the action.
+    # The schema of an action's answer, which ``action_result`` builds by hand (a test holds
+    # the two equal). Not the subscription's whole page: its request history is not what an
+    # action changed, and serializing it on every action would cost a real-time action more
+    # than the action.
     subscription = SubscriptionStateSerializer()
     requests = ProvisioningRequestSerializer(many=True, help_text="What the action created.")
-
-
-# Every action answers through this one instance: a serializer builds its fields from the
-# model on first use, paid once here instead of on every action. Only ``to_representation``
-# is called on it, which keeps nothing between calls.
-_ACTION_RESULT = ActionResultSerializer()
 
 
 # --- Action input -----------------------------------------------------------------------------
@@ -294,10 +292,7 @@ class ActionMixin:
             except ActionError as error:
                 refused = status.HTTP_400_BAD_REQUEST if error.code in BAD_INPUT else 409
                 raise ServiceRefused(error.message, error.code, refused) from None
-            sub = _detail_queryset().get(pk=change.subscription.pk)
-            made = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
-            made = made.order_by("id")
-            answer = _ACTION_RESULT.to_representation({"subscription": sub, "requests": made})
+            answer = action_result(change.subscription.pk, sorted(change.request_ids))
             return Response(answer, status=201 if created else 200)
 
         return idempotency.once(request, work)
@@ -445,19 +440,34 @@ class SubscriptionViewSet(
         )
 
 
+_MAX_ID = 2**63 - 1
+
+
+def _service_id(pk: str) -> int:
+    if not pk.isdigit() or int(pk) > _MAX_ID:
+        raise NotFound(f"No service {pk}.")
+    return int(pk)
+
+
 def _service_action(function, summary: str, input_class=ReasonIn, **extra):
     def view(self, request, pk=None):
-        service = self.get_object()
-        return self.perform(
-            request,
-            input_class,
-            lambda d: function(
-                service,
-                *(d[name] for name in extra.get("args", ())),
-                by=request.user,
-                reason=d["reason"],
-            ),
-        )
+        # The service by its id alone: the action reads it under a row lock first thing, and
+        # reading it before that as well (get_object) cost a real-time action a tenth of its
+        # time.
+        service_id = _service_id(pk)
+
+        def call(d):
+            try:
+                return function(
+                    service_id,
+                    *(d[name] for name in extra.get("args", ())),
+                    by=request.user,
+                    reason=d["reason"],
+                )
+            except SubscriptionService.DoesNotExist:
+                raise NotFound(f"No service {service_id}.") from None
+
+        return self.perform(request, input_class, call)
 
     view.__name__ = extra["url_path"]
     return action_schema(input_class, summary)(

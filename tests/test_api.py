@@ -318,6 +318,30 @@ def test_permissions_matrix(world, group, role, expected):
         assert set(response.json()["error"]) >= {"code", "message"}
 
 
+def test_a_service_that_is_not_there_is_404(as_agent):
+    for pk in ("999999", "abc", str(10**20)):
+        response = as_agent.post(f"{API}/services/{pk}/stop/")
+        assert response.status_code == 404, response.content
+        assert response.json()["error"] == {"code": "not_found", "message": f"No service {pk}."}
+
+
+def test_a_permission_given_to_the_person_and_not_their_role_counts(subscribe):
+    from django.contrib.auth.models import Permission, User
+
+    sub = subscribe("AGRICULTURE")
+    service = sub.services.get()
+    person = User.objects.create_user("no-role", password="pw")
+    client = client_for(person)
+    refused = client.post(f"{API}/services/{service.pk}/stop/")
+    assert refused.status_code == 403, refused.content
+    person.user_permissions.add(Permission.objects.get(codename="perform_actions"))
+    stopped = client.post(f"{API}/services/{service.pk}/stop/")
+    assert stopped.status_code == 200, stopped.content
+    person.is_active = False
+    person.save()
+    assert client.post(f"{API}/services/{service.pk}/start/").status_code == 401
+
+
 # --- Catalogue, providers, requests, runs -----------------------------------------------------
 
 
