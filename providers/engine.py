@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 from itertools import islice
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import receiver
 
 from subscriptions.signals import ActionChange, action_performed
 
 from . import bulk, reconciler, registry, wakeups
-from .models import Provider, ProvisioningRequest
+from .models import Distributor, Provider, ProvisioningRequest
 from .parameters import Context, context_for
 
 Op = ProvisioningRequest.Operation
@@ -147,12 +147,19 @@ def create_request(
 
 
 def providers_touched(change: ActionChange) -> list[Provider]:
+    """The enabled providers of the distributors the change touched, by name. Hand-written
+    SQL: compiling the ORM's join cost a real-time action more than running it."""
     distributor_ids = {s.distributor_id for s in change.services_on + change.services_off} | {
         i.distributor_id for i in change.items_added + change.items_removed
     }
-    return list(
-        Provider.objects.filter(distributors__pk__in=distributor_ids, enabled=True).distinct()
+    params: list = []
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT p.* FROM {quote(Provider._meta.db_table)} p WHERE p.enabled AND p.id IN ("  # noqa: S608 (names and placeholders only)
+        f"SELECT d.provider_id FROM {quote(Distributor._meta.db_table)} d "
+        f"WHERE {reconciler._any('d.id', distributor_ids, params)}) ORDER BY p.name, p.id"
     )
+    return list(Provider.objects.raw(sql, params))
 
 
 @receiver(action_performed, dispatch_uid="provision_action")
