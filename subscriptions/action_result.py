@@ -6,7 +6,7 @@ equal, keys in order), built without it: a real-time action spent more CPU on th
 compiling the five queries behind those serializers, and on the serializers, than on the
 action itself. Each column goes through Django's own converters for its model field (a SQLite
 text UUID, a naive datetime, JSON text), then through DRF's representation of its type, so the
-values are the serializers' on either database.
+values are the serializers' on either database (``crm_provisioning.rawsql``).
 """
 
 import uuid
@@ -17,6 +17,7 @@ from functools import cache
 from django.db import connection
 from rest_framework import serializers
 
+from crm_provisioning import rawsql
 from providers.models import Distributor, ProvisioningRequest
 from subscriptions.models import (
     CustomerAccount,
@@ -100,27 +101,21 @@ _MODELS = {
 }
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
 class _Select:
     """``SELECT`` the columns of ``names`` (see above) ``tail``; rows come back as the
     serializers' dicts."""
 
     def __init__(self, names: dict[str, str | None], tail: str):
         self.names = list(names)
-        self.columns = []  # (output name, field, Django's converters, the field's column)
+        self.columns = []  # (output name, model field)
         sql = []
         for name, path in names.items():
             if path is None:
                 continue
             alias, field_name = path.split(".")
             field = _MODELS[alias]._meta.get_field(field_name)
-            col = field.get_col(alias)
-            converters = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
-            self.columns.append((name, col, converters))
-            sql.append(f"{alias}.{connection.ops.quote_name(field.column)}")
+            self.columns.append((name, field))
+            sql.append(f"{alias}.{rawsql.quote(field.column)}")
         self.sql = f"SELECT {', '.join(sql)} {tail}"
 
     def rows(self, cursor, params: Sequence, **formats) -> list[dict]:
@@ -129,11 +124,8 @@ class _Select:
 
     def _row(self, values) -> dict:
         row = dict.fromkeys(self.names)
-        for (name, col, converters), value in zip(self.columns, values, strict=True):
-            if value is not None:
-                for convert in converters:
-                    value = convert(value, col, connection)
-            row[name] = _represent(value)
+        for (name, field), value in zip(self.columns, values, strict=True):
+            row[name] = _represent(rawsql.convert(field, value))
         return row
 
 
@@ -152,30 +144,30 @@ def _selects() -> dict[str, _Select]:
     return {
         "subscription": _Select(
             _SUBSCRIPTION,
-            f"FROM {_table(Subscription)} s "
-            f"JOIN {_table(CustomerAccount)} a ON a.id = s.account_id "
-            f"JOIN {_table(SubscriptionType)} t ON t.id = s.subscription_type_id "
+            f"FROM {rawsql.table(Subscription)} s "
+            f"JOIN {rawsql.table(CustomerAccount)} a ON a.id = s.account_id "
+            f"JOIN {rawsql.table(SubscriptionType)} t ON t.id = s.subscription_type_id "
             "WHERE s.id = %s",
         ),
         "services": _Select(
             _SERVICE,
-            f"FROM {_table(SubscriptionService)} v "
-            f"JOIN {_table(Product)} p ON p.id = v.product_id "
-            f"JOIN {_table(Distributor)} d ON d.id = v.distributor_id "
+            f"FROM {rawsql.table(SubscriptionService)} v "
+            f"JOIN {rawsql.table(Product)} p ON p.id = v.product_id "
+            f"JOIN {rawsql.table(Distributor)} d ON d.id = v.distributor_id "
             "WHERE v.subscription_id = %s ORDER BY v.id",
         ),
         "items": _Select(
             _ITEM,
-            f"FROM {_table(InstalledItem)} i "
-            f"JOIN {_table(Distributor)} d ON d.id = i.distributor_id "
+            f"FROM {rawsql.table(InstalledItem)} i "
+            f"JOIN {rawsql.table(Distributor)} d ON d.id = i.distributor_id "
             "WHERE i.subscription_id = %s AND i.removed_at IS NULL ORDER BY i.id",
         ),
         "requests": _Select(
             _REQUEST,
-            f"FROM {_table(Req)} r "
-            f"LEFT JOIN {_table(Distributor)} d ON d.id = r.distributor_id "
-            f"LEFT JOIN {_table(Subscription)} s ON s.id = r.subscription_id "
-            f"LEFT JOIN {_table(InstalledItem)} i ON i.id = r.installed_item_id "
+            f"FROM {rawsql.table(Req)} r "
+            f"LEFT JOIN {rawsql.table(Distributor)} d ON d.id = r.distributor_id "
+            f"LEFT JOIN {rawsql.table(Subscription)} s ON s.id = r.subscription_id "
+            f"LEFT JOIN {rawsql.table(InstalledItem)} i ON i.id = r.installed_item_id "
             "WHERE r.id IN ({marks}) ORDER BY r.id",
         ),
     }
@@ -205,8 +197,8 @@ def _requests(cursor, select: _Select, ids: list[int]) -> list[dict]:
     members: dict[int, list[int]] = {}
     cursor.execute(
         f"SELECT m.provisioningrequest_id, m.installeditem_id "  # noqa: S608 (names and placeholders only)
-        f"FROM {_table(Req.items.through)} m "
-        f"JOIN {_table(InstalledItem)} i ON i.id = m.installeditem_id "
+        f"FROM {rawsql.table(Req.items.through)} m "
+        f"JOIN {rawsql.table(InstalledItem)} i ON i.id = m.installeditem_id "
         f"WHERE m.provisioningrequest_id IN ({marks}) ORDER BY i.subscription_id, i.id",
         ids,
     )

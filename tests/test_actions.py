@@ -384,6 +384,28 @@ def test_stop_and_start_service(subscribe, signals):
     assert [c.action for c in signals] == ["stop_service", "start_service"]
 
 
+def test_a_service_action_is_audited_and_dated(subscribe, agent):
+    sub = subscribe("BUNDLE_A", "AGRICULTURE")
+    service = sub.services.get(product__code="AGRICULTURE")
+    before = service.updated_at
+    actions.stop_service(service.pk, by=agent, reason="Customer on holiday")
+    service.refresh_from_db()
+    assert service.state == Svc.NOT_EFFECTIVE and service.updated_at > before
+    event = sub.events.first()
+    assert (event.action, event.performed_by, event.reason) == (
+        "stop_service",
+        agent,
+        "Customer on holiday",
+    )
+    assert event.changes == {
+        "services_on": [],
+        "services_off": [service.pk],
+        "items_added": [],
+        "items_removed": [],
+    }
+    assert event.performed_at >= service.updated_at
+
+
 def test_start_service_needs_an_effective_subscription(subscribe):
     sub = subscribe("AGRICULTURE")
     service = sub.services.get()
