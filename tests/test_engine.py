@@ -4,11 +4,11 @@ import uuid
 
 import pytest
 
-from providers import reconciler
+from providers import bulk, reconciler
 from providers.answers import ALREADY_DONE, APPLIED, AnswerConflict, record_answer
 from providers.models import ProvisioningRequest
 from subscriptions import actions
-from subscriptions.models import SubscriptionService
+from subscriptions.models import SubscriptionEvent, SubscriptionService
 
 Req = ProvisioningRequest
 Svc = SubscriptionService.State
@@ -237,3 +237,14 @@ def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(a
     assert failed.last_error == (
         "Attempt 1 failed: No transport is installed for Irdeto yet. Gave up after 1 attempts."
     )
+
+
+@pytest.mark.parametrize("count", [1, bulk.FEW, bulk.FEW + 1, 50])
+def test_rows_written_in_bulk_come_back_in_order_with_their_values(subscribe, count):
+    """A few rows go in one INSERT, more by COPY (PostgreSQL): the same rows either way."""
+    sub = subscribe("AGRICULTURE", with_items=False)
+    rows = [{"action": f"bulk-{n}", "changes": {"n": n, "text": "é\t'\""}} for n in range(count)]
+    ids = bulk.insert(SubscriptionEvent, rows, shared={"subscription_id": sub.pk})
+    assert ids == sorted(ids) and len(set(ids)) == count
+    written = {e.pk: (e.action, e.changes, e.performed_at is not None) for e in sub.events.all()}
+    assert [written[pk] for pk in ids] == [(r["action"], r["changes"], True) for r in rows]
