@@ -1,8 +1,9 @@
 """People's API tokens: DRF's ``TokenAuthentication``, its one look-up by hand-written SQL.
 
 Compiling ``Token.objects.select_related("user").get(key=…)`` through the ORM on every call
-cost a real-time action more than the action's own statements; the raw query reads the same
-rows (the token's user, with the token's creation time) and says the same on failure.
+cost a real-time action more than the action's own statements; the hand-written query reads
+the same rows (the token's user, and the token's creation time) through the same converters
+(``crm_provisioning.rawsql``) and says the same on failure.
 """
 
 from functools import cache
@@ -13,23 +14,27 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from crm_provisioning import rawsql
+
 
 @cache
 def _sql() -> str:
-    def table(model) -> str:
-        return connection.ops.quote_name(model._meta.db_table)
-
     return (
-        f"SELECT u.*, t.created AS token_created FROM {table(Token)} t "  # noqa: S608 (table names only)
-        f"JOIN {table(User)} u ON u.id = t.user_id WHERE t.key = %s"
+        f"SELECT {rawsql.columns(User, 'u')}, t.created "  # noqa: S608 (names and placeholders only)
+        f"FROM {rawsql.table(Token)} t JOIN {rawsql.table(User)} u ON u.id = t.user_id "
+        "WHERE t.key = %s"
     )
 
 
 class PersonTokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key):
-        user = next(iter(User.objects.raw(_sql(), [key])), None)
-        if user is None:
+        with connection.cursor() as cursor:
+            cursor.execute(_sql(), [key])
+            row = cursor.fetchone()
+        if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
+        user = rawsql.instance(User, row[:-1])
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        return user, Token(key=key, user=user, created=user.token_created)
+        created = rawsql.convert(Token._meta.get_field("created"), row[-1])
+        return user, Token(key=key, user=user, created=created)

@@ -14,6 +14,7 @@ from itertools import islice
 from django.db import connection, transaction
 from django.dispatch import receiver
 
+from crm_provisioning import rawsql
 from subscriptions.signals import ActionChange, action_performed
 
 from . import bulk, reconciler, registry, wakeups
@@ -153,13 +154,14 @@ def providers_touched(change: ActionChange) -> list[Provider]:
         i.distributor_id for i in change.items_added + change.items_removed
     }
     params: list = []
-    quote = connection.ops.quote_name
     sql = (
-        f"SELECT p.* FROM {quote(Provider._meta.db_table)} p WHERE p.enabled AND p.id IN ("  # noqa: S608 (names and placeholders only)
-        f"SELECT d.provider_id FROM {quote(Distributor._meta.db_table)} d "
+        f"SELECT {rawsql.columns(Provider, 'p')} FROM {rawsql.table(Provider)} p "  # noqa: S608 (names and placeholders only)
+        f"WHERE p.enabled AND p.id IN (SELECT d.provider_id FROM {rawsql.table(Distributor)} d "
         f"WHERE {reconciler._any('d.id', distributor_ids, params)}) ORDER BY p.name, p.id"
     )
-    return list(Provider.objects.raw(sql, params))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [rawsql.instance(Provider, row) for row in cursor.fetchall()]
 
 
 @receiver(action_performed, dispatch_uid="provision_action")
