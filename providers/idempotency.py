@@ -63,10 +63,16 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     )
 
 
-def once(request, work: Callable[[], Response]) -> Response:
-    """Run ``work`` (which returns the answer) at most once per key; always in a transaction."""
+def once(request, work: Callable[[], Response], *, atomic: bool = True) -> Response:
+    """Run ``work`` (which returns the answer) at most once per key, in a transaction.
+
+    ``atomic=False``: without a key, ``work`` runs as it is, for work that makes its own
+    transaction (an action). Nesting it in one more made every real-time action pay a
+    savepoint, and delayed its delivery's wake-up until the answer had been read."""
     key = request.headers.get(HEADER)
     if key is None:
+        if not atomic:
+            return work()
         with transaction.atomic():
             return work()
     if not key or len(key) > MAX_KEY_LENGTH:

@@ -295,7 +295,8 @@ class ActionMixin:
             answer = action_result(change.subscription.pk, sorted(change.request_ids))
             return Response(answer, status=201 if created else 200)
 
-        return idempotency.once(request, work)
+        # Every action is one transaction of its own; the answer is read once it has committed.
+        return idempotency.once(request, work, atomic=False)
 
 
 def action_schema(input_class, summary: str, *, created: bool = False):
