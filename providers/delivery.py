@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
-from . import registry, wakeups
+from . import claim_sql, registry, wakeups
 from .answers import Answer, record_answers
 from .models import Provider, ProvisioningRequest
 
@@ -46,7 +46,8 @@ def backoff(attempts: int) -> timedelta:
 
 def due(provider: Provider, now=None) -> QuerySet:
     """Pending requests that may be sent now: their time has come and nothing older for the
-    same card is still Pending."""
+    same card is still Pending. (PostgreSQL's claim writes these conditions by hand in
+    ``claim_sql``: a change here goes there too.)"""
     now = now or timezone.now()
     older_for_card = Req.objects.filter(
         state=Req.State.PENDING, installed_item=OuterRef("installed_item"), pk__lt=OuterRef("pk")
@@ -59,16 +60,6 @@ def due(provider: Provider, now=None) -> QuerySet:
     )
 
 
-def _followed(table_alias: str) -> str:
-    """SQL: a later Pending request waits for the same card as the row ``table_alias``."""
-    table = connection.ops.quote_name(Req._meta.db_table)
-    return (
-        f"EXISTS (SELECT 1 FROM {table} later "  # noqa: S608 (the table's name, no value)
-        f"WHERE later.installed_item_id = {table_alias}.installed_item_id "
-        f"AND later.state = 'pending' AND later.id > {table_alias}.id)"
-    )
-
-
 def claim(provider: Provider, limit: int) -> list[Req]:
     """Up to ``limit`` due requests, leased to the caller, in sending order.
 
@@ -77,7 +68,7 @@ def claim(provider: Provider, limit: int) -> list[Req]:
     stops (see ``drain``)."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        claimed = _claim_in_one_statement(provider, limit, now)
+        claimed = claim_sql.claim(provider.pk, limit, now, now + lease())
     else:
         with transaction.atomic():
             ids = list(
@@ -95,23 +86,8 @@ def claim(provider: Provider, limit: int) -> list[Req]:
         )
         later = Exists(for_card.filter(pk__gt=OuterRef("pk")))
         claimed = list(Req.objects.filter(pk__in=ids).annotate(followed=later))
-    prefetch_related_objects(claimed, "installed_item")
+        prefetch_related_objects(claimed, "installed_item")
     return sorted(claimed, key=lambda r: (r.priority, r.pk))
-
-
-def _claim_in_one_statement(provider: Provider, limit: int, now) -> list[Req]:
-    """PostgreSQL: lock, lease and read the due requests in one UPDATE … RETURNING (the queue
-    pattern), instead of a transaction of three statements on every wake-up."""
-    due_ids, params = due(provider, now).values("pk")[:limit].query.sql_with_params()
-    table = connection.ops.quote_name(Req._meta.db_table)
-    return list(
-        Req.objects.raw(
-            f"UPDATE {table} SET next_attempt_at = %s, attempts = attempts + 1, sent_at = %s "  # noqa: S608 (the table's name and the ORM's own SQL)
-            f"WHERE id IN ({due_ids} FOR UPDATE SKIP LOCKED) "
-            f"RETURNING *, {_followed(table)} AS followed",
-            [now + lease(), now, *params],
-        )
-    )
 
 
 def _max_attempts(provider: Provider) -> int:
