@@ -304,33 +304,40 @@ class CAIds:
             self._wanted = set(products)
             if not self._wanted:
                 return
-        # Hand-written SQL: a real-time action looks up a product or two, and the ORM took
-        # longer compiling these two statements than the database took to run them.
+        # One hand-written statement: a real-time action looks up a product or two, and the
+        # ORM took longer compiling its two queries than the database took to run them.
+        # Rows: a bundle's component (in the bundle's order: by the link's id), or a CA ID of
+        # one of the products, or of a component of one of the bundles.
         through = connection.ops.quote_name(Product.components.through._meta.db_table)
         flat = connection.ops.quote_name(ProductCAId._meta.db_table)
+        params: list = []
+        bundles = products = ""
+        if self._wanted is not None:
+            bundles = f"WHERE {_any('from_product_id', self._wanted, params)}"
+        params.append(provider_id)
+        if self._wanted is not None:
+            inner: list = []
+            in_bundle = _any("from_product_id", self._wanted, inner)
+            products = (
+                f"AND ({_any('product_id', self._wanted, params)} OR product_id IN "
+                f"(SELECT to_product_id FROM {through} WHERE {in_bundle}))"
+            )
+            params.extend(inner)
         with connection.cursor() as cursor:
-            params: list = []
-            where = (
-                ""
-                if self._wanted is None
-                else f"WHERE {_any('from_product_id', self._wanted, params)}"
-            )
             cursor.execute(
-                f"SELECT from_product_id, to_product_id FROM {through} {where} ORDER BY id",
-                params,  # in id order: the bundle's order
-            )
-            for bundle_id, component_id in cursor.fetchall():
-                self._components[bundle_id].append(component_id)
-            params = [provider_id]
-            where = ""
-            if self._wanted is not None:
-                self._wanted |= {c for parts in self._components.values() for c in parts}
-                where = f"AND {_any('product_id', self._wanted, params)}"
-            cursor.execute(
-                f"SELECT product_id, ca_id FROM {flat} WHERE provider_id = %s {where}",
+                f"SELECT 0, id, from_product_id, to_product_id, NULL FROM {through} {bundles} "
+                "UNION ALL "
+                f"SELECT 1, 0, product_id, NULL, ca_id FROM {flat} "
+                f"WHERE provider_id = %s {products} ORDER BY 1, 2",
                 params,
             )
-            self._flat = dict(cursor.fetchall())
+            for is_ca_id, _, product_id, component_id, ca_id in cursor.fetchall():
+                if is_ca_id:
+                    self._flat[product_id] = ca_id
+                else:
+                    self._components[product_id].append(component_id)
+        if self._wanted is not None:
+            self._wanted |= {c for parts in self._components.values() for c in parts}
 
     def products(self) -> list[int]:
         """The products looked up that may have CA IDs here: flat ones that do, and bundles."""
