@@ -3,7 +3,8 @@
 Compiling ``Token.objects.select_related("user").get(key=…)`` through the ORM on every call
 cost a real-time action more than the action's own statements; the hand-written query reads
 the same rows (the token's user, and the token's creation time) through the same converters
-(``crm_provisioning.rawsql``) and says the same on failure.
+(``crm_provisioning.rawsql``) and says the same on failure. The person's permissions come
+in the same statement.
 """
 
 from functools import cache
@@ -14,13 +15,13 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from crm_provisioning import rawsql
+from crm_provisioning import person_permissions, rawsql
 
 
 @cache
 def _sql() -> str:
     return (
-        f"SELECT {rawsql.columns(User, 'u')}, t.created "  # noqa: S608 (names and placeholders only)
+        f"SELECT {rawsql.columns(User, 'u')}, t.created, {person_permissions.sql('u.id')} "  # noqa: S608 (names and placeholders only)
         f"FROM {rawsql.table(Token)} t JOIN {rawsql.table(User)} u ON u.id = t.user_id "
         "WHERE t.key = %s"
     )
@@ -33,8 +34,12 @@ class PersonTokenAuthentication(authentication.TokenAuthentication):
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user = rawsql.instance(User, row[:-1])
+        *own, created, permissions = row
+        user = rawsql.instance(User, own)
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        created = rawsql.convert(Token._meta.get_field("created"), row[-1])
+        # The role's permissions, read in the same statement: the API's permission check asks
+        # for one on every call (crm_provisioning.person_permissions).
+        person_permissions.remember(user, permissions)
+        created = rawsql.convert(Token._meta.get_field("created"), created)
         return user, Token(key=key, user=user, created=created)

@@ -337,6 +337,14 @@ def test_a_permission_given_to_the_person_and_not_their_role_counts(subscribe):
     person.user_permissions.add(Permission.objects.get(codename="perform_actions"))
     stopped = client.post(f"{API}/services/{service.pk}/stop/")
     assert stopped.status_code == 200, stopped.content
+    # Signed in otherwise than by token (a session): the permissions are asked for on their own.
+    signed_in = APIClient()
+    signed_in.force_authenticate(User.objects.get(pk=person.pk))
+    assert signed_in.post(f"{API}/services/{service.pk}/start/").status_code == 200
+    person.user_permissions.clear()
+    signed_in.force_authenticate(User.objects.get(pk=person.pk))
+    assert signed_in.post(f"{API}/services/{service.pk}/stop/").status_code == 403
+    person.user_permissions.add(Permission.objects.get(codename="perform_actions"))
     person.is_active = False
     person.save()
     assert client.post(f"{API}/services/{service.pk}/start/").status_code == 401
