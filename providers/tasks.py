@@ -32,6 +32,8 @@ def deliver(provider_id: int) -> int:
                 wakeups.release(provider_id, take_back=False)
                 wakeups.wake(provider_id)
                 return answered
+            if wakeups.wait_for_ring(provider_id):
+                continue  # rang during the pass or soon after: drain again, flag still held
             if wakeups.release(provider_id):
                 return answered
     except BaseException:

@@ -8,8 +8,8 @@ server send one. Instead, two Redis keys per provider:
   the wake-up that sets it sends a task;
 - the *bell* (a list) is rung by every wake-up, flag or not.
 
-A running task clears the bell, then drains what is due; afterwards it drops the flag and looks
-at the bell. Silent: every request committed so far was claimed by the drain, and a later one
+A running task clears the bell, then drains what is due; afterwards it waits a moment for the
+bell (``LINGER_SECONDS``: rung, it drains again), then drops the flag and looks at the bell. Silent: every request committed so far was claimed by the drain, and a later one
 finds no flag and sends a task. Rung: a request committed during the drain, whose wake-up saw
 the flag and sent nothing, so the task takes the flag back and drains again (or, when that
 wake-up's task is already on its way, stops). Under a steady stream of actions one task goes on
@@ -32,6 +32,13 @@ BELL_PREFIX = "crm:deliver-bell:"
 # task only delays the next wake-up by this much (and the sweeper by its period at most). A
 # running task renews it on every pass.
 EXPIRY_SECONDS = 5
+# After a pass that found nothing more, a task waits this long for the bell before it stops,
+# flag held: under a steady stream of actions one task goes on draining, and the worker gets
+# no Celery message for every lull of a few milliseconds (receiving, starting and
+# acknowledging one cost the real-time worker more than delivering a request). A ring ends
+# the wait at once. Well under the flag's expiry; a provider's idle task holds its pool
+# process this long at most.
+LINGER_SECONDS = 0.5
 
 
 @cache
@@ -81,6 +88,19 @@ def draining(provider_id: int) -> None:
             pipe.execute()
         except redis_errors() as error:
             log.warning("Could not clear the bell (%s); the next pass may find nothing", error)
+
+
+def wait_for_ring(provider_id: int, seconds: float = LINGER_SECONDS) -> bool:
+    """While the task holds the flag: True as soon as the bell rings, False after
+    ``seconds`` of silence (at once without Redis)."""
+    client = _redis()
+    if client is None:
+        return False
+    try:
+        return client.blpop([_bell(provider_id)], timeout=seconds) is not None
+    except redis_errors() as error:
+        log.warning("Could not wait for the bell (%s); the task stops", error)
+        return False
 
 
 def release(provider_id: int, *, take_back: bool = True) -> bool:

@@ -4,6 +4,7 @@ before a worker takes it or while it drains; once it has stopped, the next actio
 On the embedded filesystem broker every wake-up sends its task (nothing to coalesce with), so
 these tests need Redis."""
 
+import threading
 import time
 
 import pytest
@@ -103,3 +104,23 @@ def test_a_task_that_stops_as_an_action_rings_leaves_that_action_its_own_task(pu
     wakeups.release(provider, take_back=False)  # the task hands over or fails
     wakeups.wake(provider)  # no flag any more: a task is sent
     assert waiting_tasks() == 1
+
+
+def test_a_task_waiting_after_its_pass_is_woken_by_the_next_action_and_no_task_is_sent(
+    push_provider,
+):
+    provider = push_provider.pk
+    wakeups.wake(provider)
+    app.control.purge()  # as a worker takes the task
+    wakeups.draining(provider)  # its pass begins, and finds nothing more
+    began = time.monotonic()
+    assert wakeups.wait_for_ring(provider, seconds=0.3) is False  # silence: it may stop
+    assert time.monotonic() - began >= 0.3
+    ringer = threading.Timer(0.2, wakeups.wake, [provider])  # an action, while it waits
+    ringer.start()
+    began = time.monotonic()
+    assert wakeups.wait_for_ring(provider, seconds=10) is True
+    assert time.monotonic() - began < 5  # at the ring, not at the end of the wait
+    ringer.join()
+    assert waiting_tasks() == 0  # the waiting task drains it: no Celery message
+    assert wakeups.release(provider) is True
