@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
@@ -142,10 +143,6 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
 # as the ORM would (SQLite keeps datetimes as text).
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
 def _marks(values) -> str:
     return ", ".join(["%s"] * len(values))
 
@@ -174,7 +171,7 @@ def _lock(ids: set, uids: set, provider: Provider | None) -> list[Locked]:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     rows = _execute(
         "SELECT id, uid, state, operation, service_id, installed_item_id, provider_id "  # noqa: S608 (names from the model)
-        f"FROM {_table(ProvisioningRequest)} WHERE {' OR '.join(which)} ORDER BY id{lock}",
+        f"FROM {rawsql.table(ProvisioningRequest)} WHERE {' OR '.join(which)} ORDER BY id{lock}",
         params,
     )
     # SQLite keeps a uuid as text.
@@ -188,7 +185,7 @@ def _save(applied: dict[int, Answer], now) -> None:
     plain = [pk for pk, a in applied.items() if _plain(a)]
     if plain:
         _execute(
-            f"UPDATE {_table(ProvisioningRequest)} SET state = %s, answered_at = %s, "  # noqa: S608 (names from the model)
+            f"UPDATE {rawsql.table(ProvisioningRequest)} SET state = %s, answered_at = %s, "  # noqa: S608 (names from the model)
             f"updated_at = %s WHERE id IN ({_marks(plain)})",
             [State.COMPLETED.value, _moment(now), _moment(now), *plain],
         )
@@ -266,7 +263,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
     by_op: dict[str, list[Locked]] = defaultdict(list)
     for row in rows:
         by_op[row.operation].append(row)
-    services, items = _table(SubscriptionService), _table(InstalledItem)
+    services, items = rawsql.table(SubscriptionService), rawsql.table(InstalledItem)
     activated = {row.service_id for row in by_op[Op.ACTIVATE] if row.service_id}
     if activated:
         _execute(

@@ -12,6 +12,7 @@ from functools import cache
 
 from django.db import connection
 
+from crm_provisioning import rawsql
 from subscriptions.models import InstalledItem
 
 from .models import ProvisioningRequest as Req
@@ -20,10 +21,7 @@ from .models import ProvisioningRequest as Req
 @cache
 def _statement(limit: int) -> str:
     # The limit is written in (an int): a planner that knows it picks the queue's index.
-    q = connection.ops.quote_name
-    requests, items = q(Req._meta.db_table), q(InstalledItem._meta.db_table)
-    request_columns = ", ".join(f"claimed.{q(f.column)}" for f in Req._meta.concrete_fields)
-    item_columns = ", ".join(f"item.{q(f.column)}" for f in InstalledItem._meta.concrete_fields)
+    requests, items = rawsql.table(Req), rawsql.table(InstalledItem)
     # 'pending' is written in too, so that the partial queue index applies to a prepared plan.
     return (
         f"WITH claimed AS ("  # noqa: S608 (names from the models, the limit an int)
@@ -40,30 +38,10 @@ def _statement(limit: int) -> str:
         f"RETURNING r.*, EXISTS (SELECT 1 FROM {requests} later "
         "WHERE later.installed_item_id = r.installed_item_id AND later.state = 'pending' "
         "AND later.id > r.id) AS followed) "
-        f"SELECT {request_columns}, claimed.followed, {item_columns} "
+        f"SELECT {rawsql.columns(Req, 'claimed')}, claimed.followed, "
+        f"{rawsql.columns(InstalledItem, 'item')} "
         f"FROM claimed LEFT JOIN {items} item ON item.id = claimed.installed_item_id"
     )
-
-
-@cache
-def _converters(model) -> list[tuple[int, object, list]]:
-    """(index, column, converters) of the model's fields whose database values need
-    converting (JSON arrives as text), as the ORM's compiler would find them."""
-    found = []
-    for index, field in enumerate(model._meta.concrete_fields):
-        column = field.get_col(model._meta.db_table)
-        functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        if functions:
-            found.append((index, column, functions))
-    return found
-
-
-def _instance(model, values):
-    values = list(values)
-    for index, column, functions in _converters(model):
-        for convert in functions:
-            values[index] = convert(values[index], column, connection)
-    return model.from_db(connection.alias, None, values)
 
 
 def claim(provider_id: int, limit: int, now, lease_until) -> list[Req]:
@@ -74,10 +52,10 @@ def claim(provider_id: int, limit: int, now, lease_until) -> list[Req]:
     width = len(Req._meta.concrete_fields)
     claimed = []
     for row in rows:
-        request = _instance(Req, row[:width])
+        request = rawsql.instance(Req, row[:width])
         request.followed = row[width]
         card = row[width + 1 :]
-        item = _instance(InstalledItem, card) if card[0] is not None else None
+        item = rawsql.instance(InstalledItem, card) if card[0] is not None else None
         Req.installed_item.field.set_cached_value(request, item)
         claimed.append(request)
     return claimed
