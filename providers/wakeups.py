@@ -9,10 +9,11 @@ server send one. Instead, two Redis keys per provider:
 - the *bell* (a list) is rung by every wake-up, flag or not.
 
 A running task clears the bell, then drains what is due; afterwards it waits a moment for the
-bell (``LINGER_SECONDS``: rung, it drains again), then drops the flag and looks at the bell. Silent: every request committed so far was claimed by the drain, and a later one
-finds no flag and sends a task. Rung: a request committed during the drain, whose wake-up saw
-the flag and sent nothing, so the task takes the flag back and drains again (or, when that
-wake-up's task is already on its way, stops). Under a steady stream of actions one task goes on
+bell (``LINGER_SECONDS``: rung, it drains again), then drops the flag and looks at the bell.
+Silent: every request committed so far was claimed by the drain, and a later one finds no
+flag and sends a task. Rung: a request committed during the drain, whose wake-up saw the flag
+and sent nothing, so the task takes the flag back and drains again (or, when that wake-up's
+task is already on its way, stops). Under a steady stream of actions one task goes on
 draining, with no Celery message per action. A lost task holds wake-ups back only until the
 flag expires, and the sweeper wakes delivery wherever work is due anyway.
 
