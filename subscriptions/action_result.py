@@ -89,6 +89,7 @@ _REQUEST = {
     **{name: f"r.{name}" for name in ["error_code", "response", "process_run", "created_at"]},
     **{name: f"r.{name}" for name in ["updated_at", "sent_at", "answered_at"]},
 }
+_HAS_MEMBERS = "has_members"
 _MODELS = {
     "s": Subscription,
     "a": CustomerAccount,
@@ -112,6 +113,10 @@ class _Select:
         for name, path in names.items():
             if path is None:
                 continue
+            if path.startswith("("):  # an expression of our own, read as it comes
+                self.columns.append((name, None))
+                sql.append(path)
+                continue
             alias, field_name = path.split(".")
             field = _MODELS[alias]._meta.get_field(field_name)
             self.columns.append((name, field))
@@ -125,7 +130,7 @@ class _Select:
     def _row(self, values) -> dict:
         row = dict.fromkeys(self.names)
         for (name, field), value in zip(self.columns, values, strict=True):
-            row[name] = _represent(rawsql.convert(field, value))
+            row[name] = value if field is None else _represent(rawsql.convert(field, value))
         return row
 
 
@@ -163,7 +168,12 @@ def _selects() -> dict[str, _Select]:
             "WHERE i.subscription_id = %s AND i.removed_at IS NULL ORDER BY i.id",
         ),
         "requests": _Select(
-            _REQUEST,
+            # Whether it has item rows: most requests are to one card, and have none.
+            {
+                **_REQUEST,
+                _HAS_MEMBERS: f"(EXISTS (SELECT 1 FROM {rawsql.table(Req.items.through)} m "  # noqa: S608 (names only)
+                "WHERE m.provisioningrequest_id = r.id))",
+            },
             f"FROM {rawsql.table(Req)} r "
             f"LEFT JOIN {rawsql.table(Distributor)} d ON d.id = r.distributor_id "
             f"LEFT JOIN {rawsql.table(Subscription)} s ON s.id = r.subscription_id "
@@ -195,15 +205,18 @@ def _requests(cursor, select: _Select, ids: list[int]) -> list[dict]:
     marks = ", ".join(["%s"] * len(ids))
     rows = select.rows(cursor, ids, marks=marks)
     members: dict[int, list[int]] = {}
-    cursor.execute(
-        f"SELECT m.provisioningrequest_id, m.installeditem_id "  # noqa: S608 (names and placeholders only)
-        f"FROM {rawsql.table(Req.items.through)} m "
-        f"JOIN {rawsql.table(InstalledItem)} i ON i.id = m.installeditem_id "
-        f"WHERE m.provisioningrequest_id IN ({marks}) ORDER BY i.subscription_id, i.id",
-        ids,
-    )
-    for request_id, item_id in cursor.fetchall():
-        members.setdefault(request_id, []).append(item_id)
+    with_members = [row["id"] for row in rows if row.pop(_HAS_MEMBERS)]
+    if with_members:
+        cursor.execute(
+            f"SELECT m.provisioningrequest_id, m.installeditem_id "  # noqa: S608 (names and placeholders only)
+            f"FROM {rawsql.table(Req.items.through)} m "
+            f"JOIN {rawsql.table(InstalledItem)} i ON i.id = m.installeditem_id "
+            f"WHERE m.provisioningrequest_id IN ({', '.join(['%s'] * len(with_members))}) "
+            "ORDER BY i.subscription_id, i.id",
+            with_members,
+        )
+        for request_id, item_id in cursor.fetchall():
+            members.setdefault(request_id, []).append(item_id)
     for row in rows:
         # ``ProvisioningRequest.device_ids``: the members, else the one card it is addressed to.
         card = row["installed_item"]
