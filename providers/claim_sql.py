@@ -23,6 +23,12 @@ def _statement(limit: int) -> str:
     # The limit is written in (an int): a planner that knows it picks the queue's index.
     requests, items = rawsql.table(Req), rawsql.table(InstalledItem)
     # 'pending' is written in too, so that the partial queue index applies to a prepared plan.
+    # Not so for a card's older and later requests: written plainly, the planner read them off
+    # that index too, trusting statistics that said it was nearly empty; a run adds hundreds of
+    # thousands of Pending requests between two ANALYZEs, and every claim then scanned them
+    # all (a real-time claim took up to a second under a reset run). Compared in upper case,
+    # the state cannot be proved to match the index's condition, so a card's requests come
+    # from its own index (request_by_card), whatever the statistics say.
     return (
         f"WITH claimed AS ("  # noqa: S608 (names from the models, the limit an int)
         f"UPDATE {requests} AS r SET next_attempt_at = %s, attempts = r.attempts + 1, "
@@ -32,12 +38,12 @@ def _statement(limit: int) -> str:
         "AND (due.next_attempt_at IS NULL OR due.next_attempt_at <= %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {requests} older "
         "WHERE older.installed_item_id = due.installed_item_id AND older.id < due.id "
-        "AND older.state = 'pending') "
+        "AND upper(older.state) = 'PENDING') "
         f"ORDER BY due.priority, due.id LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) "
         # Whether a later Pending request waits for the same card (``claim``'s ``followed``).
         f"RETURNING r.*, EXISTS (SELECT 1 FROM {requests} later "
-        "WHERE later.installed_item_id = r.installed_item_id AND later.state = 'pending' "
-        "AND later.id > r.id) AS followed) "
+        "WHERE later.installed_item_id = r.installed_item_id "
+        "AND upper(later.state) = 'PENDING' AND later.id > r.id) AS followed) "
         f"SELECT {rawsql.columns(Req, 'claimed')}, claimed.followed, "
         f"{rawsql.columns(InstalledItem, 'item')} "
         f"FROM claimed LEFT JOIN {items} item ON item.id = claimed.installed_item_id"
