@@ -8,6 +8,8 @@ from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
+from crm_provisioning import rawsql
+
 # Where the permissions read with a person's API token are kept for the request.
 _READ = "_api_permissions"
 
@@ -15,10 +17,7 @@ _READ = "_api_permissions"
 def sql(user_id: str) -> str:
     """SQL: one text of the permissions of the person whose id is ``user_id`` (a column, or
     a placeholder that then takes the id twice), separated by spaces."""
-
-    def table(model) -> str:
-        return connection.ops.quote_name(model._meta.db_table)
-
+    table = rawsql.table
     joined = "string_agg" if connection.vendor == "postgresql" else "group_concat"
     return (
         f"(SELECT {joined}(c.app_label || '.' || p.codename, ' ') FROM {table(Permission)} p "  # noqa: S608 (names and placeholders only)

@@ -22,6 +22,11 @@ def table(model: type[Model]) -> str:
     return quote(model._meta.db_table)
 
 
+def marks(values) -> str:
+    """One ``%s`` placeholder per value, comma-separated (for ``IN (…)``)."""
+    return ", ".join(["%s"] * len(values))
+
+
 @cache
 def converters(field: Field) -> tuple:
     """Django's converters from a column's database value to the field's Python value."""

@@ -143,10 +143,6 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
 # as the ORM would (SQLite keeps datetimes as text).
 
 
-def _marks(values) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def _moment(value):
     return connection.ops.adapt_datetimefield_value(value)
 
@@ -162,11 +158,11 @@ def _lock(ids: set, uids: set, provider: Provider | None) -> list[Locked]:
     so that two callers answering overlapping sets cannot deadlock."""
     which, params = [], []
     if ids:
-        which.append(f"id IN ({_marks(ids)})")
+        which.append(f"id IN ({rawsql.marks(ids)})")
         params += ids
     if uids:
         uid = ProvisioningRequest._meta.get_field("uid")
-        which.append(f"(provider_id = %s AND uid IN ({_marks(uids)}))")
+        which.append(f"(provider_id = %s AND uid IN ({rawsql.marks(uids)}))")
         params += [provider.pk, *(uid.get_db_prep_value(u, connection) for u in uids)]
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     rows = _execute(
@@ -186,7 +182,7 @@ def _save(applied: dict[int, Answer], now) -> None:
     if plain:
         _execute(
             f"UPDATE {rawsql.table(ProvisioningRequest)} SET state = %s, answered_at = %s, "  # noqa: S608 (names from the model)
-            f"updated_at = %s WHERE id IN ({_marks(plain)})",
+            f"updated_at = %s WHERE id IN ({rawsql.marks(plain)})",
             [State.COMPLETED.value, _moment(now), _moment(now), *plain],
         )
     rest = [(pk, a) for pk, a in applied.items() if not _plain(a)]
@@ -268,7 +264,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
     if activated:
         _execute(
             f"UPDATE {services} SET authorized = %s, authorization_date = %s "  # noqa: S608 (names from the models)
-            f"WHERE id IN ({_marks(activated)})",
+            f"WHERE id IN ({rawsql.marks(activated)})",
             [True, _moment(now), *activated],
         )
     deactivated = by_op[Op.DEACTIVATE]
@@ -277,7 +273,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         # A device taken away: once its services are cancelled the provider may forget it.
         _execute(
             f"UPDATE {items} SET initialized = %s "  # noqa: S608 (names from the models)
-            f"WHERE id IN ({_marks(removed)}) AND removed_at IS NOT NULL",
+            f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL",
             [False, *removed],
         )
     cancelled = {row.service_id for row in deactivated if row.service_id}
@@ -285,7 +281,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         on = sorted(state.value for state in SubscriptionService.ON_STATES)
         _execute(
             f"UPDATE {services} SET authorized = %s, authorization_date = %s, updated_at = %s "  # noqa: S608 (names from the models)
-            f"WHERE id IN ({_marks(cancelled)}) AND NOT (state IN ({_marks(on)}))",
+            f"WHERE id IN ({rawsql.marks(cancelled)}) AND NOT (state IN ({rawsql.marks(on)}))",
             [False, _moment(now), _moment(now), *cancelled, *on],
         )
     paired = [row.pk for row in by_op[Op.CREATE_PAIRING] + by_op[Op.ADD_TO_PAIRING]]

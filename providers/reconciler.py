@@ -37,6 +37,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from crm_provisioning import rawsql
 from subscriptions.models import InstalledItem, Product, SubscriptionService
 
 from . import registry
@@ -308,8 +309,8 @@ class CAIds:
         # ORM took longer compiling its two queries than the database took to run them.
         # Rows: a bundle's component (in the bundle's order: by the link's id), or a CA ID of
         # one of the products, or of a component of one of the bundles.
-        through = connection.ops.quote_name(Product.components.through._meta.db_table)
-        flat = connection.ops.quote_name(ProductCAId._meta.db_table)
+        through = rawsql.table(Product.components.through)
+        flat = rawsql.table(ProductCAId)
         params: list = []
         bundles = products = ""
         if self._wanted is not None:

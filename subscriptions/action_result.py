@@ -202,8 +202,7 @@ def action_result(subscription_id: int, request_ids: Sequence[int]) -> dict:
 def _requests(cursor, select: _Select, ids: list[int]) -> list[dict]:
     if not ids:
         return []
-    marks = ", ".join(["%s"] * len(ids))
-    rows = select.rows(cursor, ids, marks=marks)
+    rows = select.rows(cursor, ids, marks=rawsql.marks(ids))
     members: dict[int, list[int]] = {}
     with_members = [row["id"] for row in rows if row.pop(_HAS_MEMBERS)]
     if with_members:
@@ -211,7 +210,7 @@ def _requests(cursor, select: _Select, ids: list[int]) -> list[dict]:
             f"SELECT m.provisioningrequest_id, m.installeditem_id "  # noqa: S608 (names and placeholders only)
             f"FROM {rawsql.table(Req.items.through)} m "
             f"JOIN {rawsql.table(InstalledItem)} i ON i.id = m.installeditem_id "
-            f"WHERE m.provisioningrequest_id IN ({', '.join(['%s'] * len(with_members))}) "
+            f"WHERE m.provisioningrequest_id IN ({rawsql.marks(with_members)}) "
             "ORDER BY i.subscription_id, i.id",
             with_members,
         )
