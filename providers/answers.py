@@ -20,6 +20,7 @@ from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
+from . import bulk
 from .models import Provider, ProvisioningRequest
 
 State = ProvisioningRequest.State
@@ -196,12 +197,13 @@ def _plain(answer: Answer) -> bool:
 
 def _save_each(answers: list[tuple[int, Answer]], now) -> None:
     """Answers that keep more than their state — an error code, the reason of a rejection, the
-    platform's response — row by row in one statement: an ``UPDATE … FROM unnest(…)`` on
-    PostgreSQL, ``bulk_update`` (a CASE per column) elsewhere. A rejection's description
-    becomes the request's last error; an acceptance leaves that as it was, and an answer
-    without a response leaves the request's response as it was."""
+    platform's response — row by row in one statement: on PostgreSQL an ``UPDATE … FROM``
+    their values (``unnest(…)`` of arrays of them for many), elsewhere ``bulk_update`` (a CASE
+    per column). A rejection's description becomes the request's last error; an acceptance
+    leaves that as it was, and an answer without a response leaves the request's response as
+    it was."""
     if connection.vendor == "postgresql":
-        _update_from_arrays(answers, now)
+        _update_each(answers, now)
         return
     by_fields: dict[tuple[str, ...], list[ProvisioningRequest]] = defaultdict(list)
     for pk, answer in answers:
@@ -224,32 +226,36 @@ def _save_each(answers: list[tuple[int, Answer]], now) -> None:
         ProvisioningRequest.objects.bulk_update(requests, fields)
 
 
-def _update_from_arrays(answers: list[tuple[int, Answer]], now) -> None:
-    table = connection.ops.quote_name(ProvisioningRequest._meta.db_table)
+def _update_each(answers: list[tuple[int, Answer]], now) -> None:
     encoder = ProvisioningRequest._meta.get_field("response").encoder
-    columns = list(
-        zip(
-            *(
-                (
-                    pk,
-                    State.COMPLETED.value if a.accepted else State.REJECTED.value,
-                    a.error_code[:60],
-                    None if a.accepted else a.error_description,
-                    None if a.response is None else json.dumps(a.response, cls=encoder),
-                )
-                for pk, a in answers
-            ),
-            strict=True,
+    rows = [
+        (
+            pk,
+            State.COMPLETED.value if a.accepted else State.REJECTED.value,
+            a.error_code[:60],
+            None if a.accepted else a.error_description,
+            None if a.response is None else json.dumps(a.response, cls=encoder),
         )
-    )
+        for pk, a in answers
+    ]
+    if len(rows) <= bulk.FEW:
+        # A worker's answer or two: the values as they are. Arrays of text cost psycopg a
+        # regular-expression pass over every value to quote it, a tenth of a delivery's CPU.
+        values = "VALUES " + ", ".join(["(%s::bigint, %s, %s, %s, %s)"] * len(rows))
+        params = [value for row in rows for value in row]
+    else:
+        values = (
+            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])"
+        )
+        params = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS r SET state = v.state, answered_at = %s, updated_at = %s, "  # noqa: S608 (the name from the model)
-            "error_code = v.error_code, last_error = COALESCE(v.last_error, r.last_error), "
+            f"UPDATE {rawsql.table(ProvisioningRequest)} AS r SET state = v.state, "  # noqa: S608 (the name from the model)
+            "answered_at = %s, updated_at = %s, error_code = v.error_code, "
+            "last_error = COALESCE(v.last_error, r.last_error), "
             "response = COALESCE(v.response::jsonb, r.response) "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-            "AS v(id, state, error_code, last_error, response) WHERE r.id = v.id",
-            [now, now, *map(list, columns)],
+            f"FROM ({values}) AS v(id, state, error_code, last_error, response) WHERE r.id = v.id",
+            [now, now, *params],
         )
 
 

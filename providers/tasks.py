@@ -4,6 +4,8 @@ import time
 
 from celery import shared_task
 
+from crm_provisioning.db import generic_plans
+
 from . import delivery, wakeups
 from .models import Provider
 
@@ -22,20 +24,22 @@ def deliver(provider_id: int) -> int:
     answered = 0
     until = time.monotonic() + HAND_OVER_SECONDS
     try:
-        while True:
-            # Before anything is claimed: what rings from now on is seen after this pass.
-            wakeups.draining(provider_id)
-            done = delivery.drain(provider)
-            answered += done.answered
-            if done.more or time.monotonic() > until:
-                # More is due than one task should hold on to: hand over to a fresh task.
-                wakeups.release(provider_id, take_back=False)
-                wakeups.wake(provider_id)
-                return answered
-            if wakeups.wait_for_ring(provider_id):
-                continue  # rang during the pass or soon after: drain again, flag still held
-            if wakeups.release(provider_id):
-                return answered
+        # Claims and answers, by id, on their generic plans (crm_provisioning.db).
+        with generic_plans():
+            while True:
+                # Before anything is claimed: what rings from now on is seen after this pass.
+                wakeups.draining(provider_id)
+                done = delivery.drain(provider)
+                answered += done.answered
+                if done.more or time.monotonic() > until:
+                    # More is due than one task should hold on to: hand over to a fresh task.
+                    wakeups.release(provider_id, take_back=False)
+                    wakeups.wake(provider_id)
+                    return answered
+                if wakeups.wait_for_ring(provider_id):
+                    continue  # rang during the pass or soon after: drain again, flag still held
+                if wakeups.release(provider_id):
+                    return answered
     except BaseException:
         # The next wake-up sends a task again (and the sweeper finds what is due meanwhile).
         wakeups.release(provider_id, take_back=False)

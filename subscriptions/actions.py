@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm_provisioning import rawsql
+from crm_provisioning.db import generic_plans_in_transaction
 from providers.models import Distributor, ProductCAId
 
 from .models import (
@@ -166,6 +167,7 @@ def _states(states) -> str:
 
 def _lock(subscription: Subscription) -> Subscription:
     """Re-read the subscription under a row lock; the caller's copy may be stale."""
+    generic_plans_in_transaction()  # every action's first statement is a lock
     return Subscription.objects.select_for_update().get(pk=subscription.pk)
 
 
@@ -543,6 +545,7 @@ def _lock_service(
     behind it), in one hand-written statement: the real-time path's first, and compiled by
     the ORM it cost more than it took to run. Raises ``SubscriptionService.DoesNotExist``."""
     pk = service if isinstance(service, int) else service.pk
+    generic_plans_in_transaction()
     with connection.cursor() as cursor:
         cursor.execute(_lock_service_sql(), [pk])
         row = cursor.fetchone()
