@@ -68,3 +68,18 @@ def test_an_action_without_requests_answers_with_none(subscribe):
     sub = subscribe("AGRICULTURE", with_items=False)
     assert hand_built(sub.pk, []) == serialized(sub.pk, [])
     assert action_result(sub.pk, [])["requests"] == []
+
+
+@pytest.mark.django_db
+def test_the_answer_is_read_by_one_statement(subscribe, django_assert_num_queries):
+    # The real-time path: one round trip for the subscription, its services, its devices and
+    # the requests; a second only for the item rows of a request that has them (a pairing's).
+    sub = subscribe("BUNDLE_A", "AGRICULTURE")
+    made = list(Req.objects.filter(subscription=sub).values_list("pk", flat=True))
+    stopped = actions.stop_service(sub.services.get(product__code="AGRICULTURE"))
+    with django_assert_num_queries(1):
+        action_result(sub.pk, stopped.request_ids)
+    with django_assert_num_queries(1):
+        action_result(sub.pk, [])
+    with django_assert_num_queries(2):
+        action_result(sub.pk, made)
