@@ -68,7 +68,17 @@ FINISHED = (State.COMPLETED, State.REJECTED, State.ARCHIVED)
 # What an answer needs to know of its request, read (and locked) for a thousand at a time
 # without making a model instance of each.
 Locked = namedtuple(
-    "Locked", ("pk", "uid", "state", "operation", "service_id", "installed_item_id", "provider_id")
+    "Locked",
+    (
+        "pk",
+        "uid",
+        "state",
+        "operation",
+        "service_id",
+        "installed_item_id",
+        "provider_id",
+        "item_removed",  # the request's card has been taken away (removal is for good)
+    ),
 )
 
 
@@ -167,13 +177,16 @@ def _lock(ids: set, uids: set, provider: Provider | None) -> list[Locked]:
         params += [provider.pk, *(uid.get_db_prep_value(u, connection) for u in uids)]
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     rows = _execute(
-        "SELECT id, uid, state, operation, service_id, installed_item_id, provider_id "  # noqa: S608 (names from the model)
+        "SELECT id, uid, state, operation, service_id, installed_item_id, provider_id, "  # noqa: S608 (names from the models)
+        f"(SELECT i.removed_at IS NOT NULL FROM {rawsql.table(InstalledItem)} i "
+        "WHERE i.id = installed_item_id) "
         f"FROM {rawsql.table(ProvisioningRequest)} WHERE {' OR '.join(which)} ORDER BY id{lock}",
         params,
     )
     # SQLite keeps a uuid as text.
     return [
-        Locked(pk, u if isinstance(u, uuid.UUID) else uuid.UUID(u), *rest) for pk, u, *rest in rows
+        Locked(pk, u if isinstance(u, uuid.UUID) else uuid.UUID(u), *rest, bool(removed))
+        for pk, u, *rest, removed in rows
     ]
 
 
@@ -274,7 +287,9 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
             [True, _moment(now), *activated],
         )
     deactivated = by_op[Op.DEACTIVATE]
-    removed = {row.installed_item_id for row in deactivated if row.installed_item_id}
+    # Read with the request: most deactivations are of a service on a card still in use, and a
+    # statement that finds nothing to update is a round trip for nothing.
+    removed = {row.installed_item_id for row in deactivated if row.item_removed}
     if removed:
         # A device taken away: once its services are cancelled the provider may forget it.
         _execute(

@@ -105,6 +105,26 @@ def test_accepted_requests_update_provider_state(subscribe):
     assert set(sub.provisioning_requests.values_list("state", flat=True)) == {"completed"}
 
 
+def test_a_card_taken_away_is_forgotten_once_its_services_are_cancelled(subscribe):
+    sub = subscribe("BUNDLE_A")
+    accept_all(sub)
+    old = sub.installed_items.get(kind="smartcard")
+    actions.stop_service(sub.services.get().pk)
+    accept_all(sub)
+    # A service cancelled on a card still in use: the provider still knows the card.
+    old.refresh_from_db()
+    assert old.initialized
+
+    actions.start_service(sub.services.get().pk)
+    accept_all(sub)
+    actions.swap_installed_item(old, "SC-NEW", "CA-SC-NEW")
+    accept_all(sub)
+
+    old.refresh_from_db()
+    new = sub.installed_items.get(kind="smartcard", removed_at=None)
+    assert (old.initialized, new.initialized) == (False, True)
+
+
 def test_a_rejected_activation_switches_the_service_off_and_cancels_what_was_accepted(
     subscribe,
 ):
