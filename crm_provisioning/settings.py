@@ -136,9 +136,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     # PostgreSQL through psycopg 3 with server-side binding: a statement a connection has run
-    # twice is prepared, and PostgreSQL stops parsing and planning it anew on every call. A
-    # real-time action is a couple of dozen short statements, and planning them cost more
-    # than running them.
+    # twice is prepared, and PostgreSQL stops parsing it anew on every call; real-time work
+    # also runs its prepared statements on their generic plans, so it stops planning them too
+    # (crm_provisioning.db). A real-time action is a couple of dozen short statements, and
+    # parsing and planning them cost more than running them.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=2
     )
