@@ -22,9 +22,9 @@ from django.db import connection
 def database_url() -> str:
     """The database this process uses, as a DATABASE_URL for another process."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if db["ENGINE"].startswith("django.db.backends.postgresql"):
+    if connection.vendor == "postgresql":
         auth = quote(db["USER"] or "", safe="")
         if db["PASSWORD"]:
             auth += ":" + quote(db["PASSWORD"], safe="")

@@ -42,16 +42,33 @@ def plans_per_call() -> Iterator[None]:
 _GENERIC = "plan_cache_mode = force_generic_plan"
 
 
+def _preparing() -> bool:
+    """In a transaction on a PostgreSQL connection that prepares statements."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return False
+    connection.ensure_connection()
+    return connection.connection.prepare_threshold is not None
+
+
 def generic_plans_in_transaction() -> None:
     """Real-time work: the current transaction's prepared statements run on their generic
     plan (``SET LOCAL``: until the outermost transaction commits or rolls back). Call it first
     thing in the transaction. Nothing to do where nothing is prepared (``plans_per_call``)."""
-    if connection.vendor != "postgresql" or not connection.in_atomic_block:
-        return
-    connection.ensure_connection()
-    if connection.connection.prepare_threshold is not None:
+    if _preparing():
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL {_GENERIC}")
+
+
+# ``SET LOCAL`` as an expression: the same setting, for the rest of the transaction.
+GENERIC_PLANS_COLUMN = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+
+
+def generic_plans_with_first_statement() -> bool:
+    """Like ``generic_plans_in_transaction``, for a caller whose first statement reads one row
+    anyway: True when that statement is to carry ``GENERIC_PLANS_COLUMN`` as its first column
+    (one round trip to PostgreSQL fewer on every real-time action); False where nothing is to
+    be set. A statement that finds no row sets nothing, and the caller then stops."""
+    return _preparing()
 
 
 @contextlib.contextmanager

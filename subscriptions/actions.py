@@ -19,7 +19,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm_provisioning import rawsql
-from crm_provisioning.db import generic_plans_in_transaction
+from crm_provisioning.db import (
+    GENERIC_PLANS_COLUMN,
+    generic_plans_in_transaction,
+    generic_plans_with_first_statement,
+)
 from providers.models import Distributor, ProductCAId
 
 from .models import (
@@ -545,13 +549,16 @@ def _lock_service(
     behind it), in one hand-written statement: the real-time path's first, and compiled by
     the ORM it cost more than it took to run. Raises ``SubscriptionService.DoesNotExist``."""
     pk = service if isinstance(service, int) else service.pk
-    generic_plans_in_transaction()
+    # Generic plans (crm_provisioning.db) set by this first statement itself.
+    generic = generic_plans_with_first_statement()
     with connection.cursor() as cursor:
-        cursor.execute(_lock_service_sql(), [pk])
+        cursor.execute(_lock_service_sql(generic), [pk])
         row = cursor.fetchone()
     if row is None:
         raise SubscriptionService.DoesNotExist(f"No service {pk}.")
-    service, sub, product, distributor = rawsql.instances(_LOCKED_WITH_SERVICE, row)
+    service, sub, product, distributor = rawsql.instances(
+        _LOCKED_WITH_SERVICE, row[1:] if generic else row
+    )
     service.subscription, service.product, service.distributor = sub, product, distributor
     return sub, service
 
@@ -560,13 +567,15 @@ _LOCKED_WITH_SERVICE = [SubscriptionService, Subscription, Product, Distributor]
 
 
 @cache
-def _lock_service_sql() -> str:
+def _lock_service_sql(generic: bool) -> str:
     # SQLite locks the whole database for a write transaction (IMMEDIATE) and has no FOR UPDATE.
     lock = " FOR UPDATE OF v, s" if connection.features.has_select_for_update_of else ""
     names = ", ".join(
         rawsql.columns(model, alias)
         for model, alias in zip(_LOCKED_WITH_SERVICE, "vspd", strict=True)
     )
+    if generic:
+        names = f"{GENERIC_PLANS_COLUMN}, {names}"
     return (
         f"SELECT {names} FROM {rawsql.table(SubscriptionService)} v "  # noqa: S608 (names and placeholders only)
         f"JOIN {rawsql.table(Subscription)} s ON s.id = v.subscription_id "
