@@ -302,6 +302,15 @@ RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 300)
 # into parts of RUN_PART_SIZE ids that any worker on the batch queue may take.
 RUN_CHUNK_SIZE = env_int("RUN_CHUNK_SIZE", 10_000)
 RUN_PART_SIZE = env_int("RUN_PART_SIZE", 100_000)
+# While agents' actions are flowing, a run over subscriptions works this share of the time (in
+# percent) and waits the rest between its chunks, leaving the cores and the database to the
+# actions (providers.give_way); 100: it never waits.
+RUN_SHARE_UNDER_REALTIME = env_int("RUN_SHARE_UNDER_REALTIME", 25)
+if not 1 <= RUN_SHARE_UNDER_REALTIME <= 100:
+    raise ImproperlyConfigured(
+        f"RUN_SHARE_UNDER_REALTIME must be a percentage from 1 to 100, got "
+        f"{RUN_SHARE_UNDER_REALTIME}"
+    )
 # A worker's claim on a request it is sending; past it, the request may be sent again (same uid).
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # First retry after a transport failure; each further one waits twice as long (at most 1 h).

@@ -7,6 +7,7 @@ killed half-way keeps the chunks it finished; running it again plans only what i
 step. Chunks are independent: the workers of several machines can share one run.
 """
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -18,7 +19,7 @@ from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 from crm_provisioning.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
-from . import delivery, reconciler, registry
+from . import delivery, give_way, reconciler, registry
 from .engine import create_requests
 from .models import Provider, ProvisioningRequest
 from .parameters import context_for
@@ -172,6 +173,7 @@ def reconcile(
     """
     result = Result()
     for span in selection.spans(chunk_size, id_range):
+        began = time.monotonic()
         reconcile_span(
             selection,
             span,
@@ -181,6 +183,8 @@ def reconcile(
             progress=progress,
             today=today,
         )
+        # Committed: while agents' actions flow, the next chunk waits its turn.
+        give_way.after_chunk(time.monotonic() - began)
     return result
 
 

@@ -143,7 +143,8 @@ def create_request(
     if items:
         request.items.set(items)
     if deliver_now and registry.adapter_for(provider).delivery == registry.PUSH:
-        _wake_after_commit(provider.pk)
+        # A run's own requests are batch work: they do not make other runs give way.
+        _wake_after_commit(provider.pk, realtime=trigger != ProvisioningRequest.Trigger.RUN)
     return request
 
 
@@ -185,10 +186,10 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
         )
         change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:
-            _wake_after_commit(provider.pk)
+            _wake_after_commit(provider.pk, realtime=True)
 
 
-def _wake_after_commit(provider_id: int) -> None:
+def _wake_after_commit(provider_id: int, *, realtime: bool) -> None:
     # Robust: the change has committed by then, and a wake-up that cannot be sent must not
     # turn it into an error; the sweeper wakes delivery for what is due.
-    transaction.on_commit(partial(wakeups.wake, provider_id), robust=True)
+    transaction.on_commit(partial(wakeups.wake, provider_id, realtime=realtime), robust=True)

@@ -17,6 +17,9 @@ task is already on its way, stops). Under a steady stream of actions one task go
 draining, with no Celery message per action. A lost task holds wake-ups back only until the
 flag expires, and the sweeper wakes delivery wherever work is due anyway.
 
+A wake-up by an action (``realtime=True``) also marks real-time work as flowing for
+``BUSY_SECONDS``, in the same round trip: batch loops give way to it (``providers.give_way``).
+
 Without Redis (the embedded filesystem broker) every wake-up sends its task, as before.
 """
 
@@ -40,6 +43,11 @@ EXPIRY_SECONDS = 5
 # the wait at once. Well under the flag's expiry; a provider's idle task holds its pool
 # process this long at most.
 LINGER_SECONDS = 0.5
+# Set by every action's wake-up: while it stands, real-time work is flowing. Long enough to
+# span the gaps of a steady stream of actions; short, so that a batch loop goes on soon after
+# the last one.
+BUSY_KEY = "crm:realtime-busy"
+BUSY_SECONDS = 1.0
 
 
 @cache
@@ -60,14 +68,18 @@ def _bell(provider_id: int) -> str:
     return f"{BELL_PREFIX}{provider_id}"
 
 
-def wake(provider_id: int) -> None:
-    """Make sure a ``deliver`` task for the provider will claim what has committed so far."""
+def wake(provider_id: int, *, realtime: bool = False) -> None:
+    """Make sure a ``deliver`` task for the provider will claim what has committed so far.
+    ``realtime``: woken by an action (an agent's, or the Web API's), which batch work gives
+    way to."""
     from .tasks import deliver
 
     client = _redis()
     if client is not None:
         try:
             pipe = client.pipeline(transaction=False)
+            if realtime:
+                pipe.set(BUSY_KEY, b"1", px=int(BUSY_SECONDS * 1000))
             pipe.rpush(_bell(provider_id), b"1")
             pipe.expire(_bell(provider_id), EXPIRY_SECONDS)
             pipe.set(_key(provider_id), b"1", nx=True, ex=EXPIRY_SECONDS)
@@ -126,11 +138,28 @@ def release(provider_id: int, *, take_back: bool = True) -> bool:
         return True
 
 
+def realtime_busy() -> bool:
+    """Whether an action has woken delivery within the last ``BUSY_SECONDS`` (never, without
+    Redis). A Redis failure reads as not busy: batch work goes on."""
+    client = _redis()
+    if client is None:
+        return False
+    try:
+        return bool(client.exists(BUSY_KEY))
+    except redis_errors() as error:
+        log.warning("Could not read whether real-time work is flowing (%s)", error)
+        return False
+
+
 def forget_all() -> None:
     """Clear every flag and bell (the tests, after purging the queues they stood for)."""
     client = _redis()
     if client is not None:
-        keys = [*client.scan_iter(match=f"{PREFIX}*"), *client.scan_iter(match=f"{BELL_PREFIX}*")]
+        keys = [
+            *client.scan_iter(match=f"{PREFIX}*"),
+            *client.scan_iter(match=f"{BELL_PREFIX}*"),
+            BUSY_KEY,
+        ]
         if keys:
             client.delete(*keys)
 
