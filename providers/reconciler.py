@@ -153,11 +153,26 @@ def _any(column: str, values: Iterable, params: list) -> str:
     return f"{column} IN ({_in(values, params)})"
 
 
+def _pending(scope: Scope | None) -> str:
+    """``pr.state = 'pending'`` as the plan's statements write it.
+
+    A real-time action's (``scope``) statements are prepared and run on generic plans
+    (crm_provisioning.db). Written plainly, the state matches the condition of the partial
+    queue index (request_pending_queue), and a plan made while statistics said few requests
+    were Pending reads them off it: then a reset run adds hundreds of thousands, and every
+    action scanned them all for its one subscription or card (PostgreSQL's share of an action
+    tripled under a run). Compared in upper case, the state cannot be proved to match that
+    condition, so an action's requests come by its subscription or card, whatever the
+    statistics say (as the claim does, ``claim_sql``). A chunk of a run is planned for its own
+    values on fresh statistics and may use the queue index when it is the cheaper way."""
+    return "upper(pr.state) = 'PENDING'" if scope is not None else "pr.state = 'pending'"
+
+
 # has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card).
 _INITIALIZED = """(
     it.initialized OR EXISTS (
         SELECT 1 FROM {request} pr JOIN {request_items} ri ON ri.{ri_request} = pr.id
-        WHERE ri.{ri_item} = it.id AND pr.state = 'pending'
+        WHERE ri.{ri_item} = it.id AND {pending}
           AND pr.operation IN ('create_pairing', 'add_to_pairing')))"""
 
 # The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
@@ -170,7 +185,7 @@ _LAST_PENDING = """(
     SELECT pr.service_id, pr.installed_item_id, MAX(pr.id) AS last_id
       FROM {request} pr
      WHERE {chosen}
-       AND pr.state = 'pending' AND pr.operation IN ('activate', 'deactivate')
+       AND {pending} AND pr.operation IN ('activate', 'deactivate')
      GROUP BY pr.service_id, pr.installed_item_id)"""
 
 
@@ -195,10 +210,11 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
         scope_sql = f"AND ({' OR '.join(parts) or '1 = 0'})"
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
-    initialized = _INITIALIZED.format(**t)
+    initialized = _INITIALIZED.format(**t, pending=_pending(scope))
     pending_params: list = []
     last_pending = _LAST_PENDING.format(
         **t,
+        pending=_pending(scope),
         chosen=_subscriptions_sql(subscriptions, "pr.subscription_id", pending_params, joined=True),
     )
     sql = f"""
@@ -263,7 +279,7 @@ def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope |
                      WHERE id IN ({_in(scope.item_ids, params)}))"""
             )
         scope_sql = f"AND ({' OR '.join(touched) or '1 = 0'})"
-    initialized = _INITIALIZED.format(**t)
+    initialized = _INITIALIZED.format(**t, pending=_pending(scope))
     sql = f"""
         SELECT it.subscription_id, it.distributor_id, it.id, it.kind,
                CASE WHEN {initialized} THEN 1 ELSE 0 END AS is_initialized
