@@ -305,7 +305,7 @@ RUN_PART_SIZE = env_int("RUN_PART_SIZE", 100_000)
 # While agents' actions are flowing, a run over subscriptions works this share of the time (in
 # percent) and waits the rest between its chunks, leaving the cores and the database to the
 # actions (providers.give_way); 100: it never waits.
-RUN_SHARE_UNDER_REALTIME = env_int("RUN_SHARE_UNDER_REALTIME", 25)
+RUN_SHARE_UNDER_REALTIME = env_int("RUN_SHARE_UNDER_REALTIME", 10)
 if not 1 <= RUN_SHARE_UNDER_REALTIME <= 100:
     raise ImproperlyConfigured(
         f"RUN_SHARE_UNDER_REALTIME must be a percentage from 1 to 100, got "
