@@ -2,11 +2,14 @@
 prepares nothing (each statement planned for its own values), and a connection goes back to
 real-time work as it was."""
 
+import re
+
 import pytest
 from django.db import connection
+from psycopg import sql as psycopg_sql
 
 from crm_provisioning.db import generic_plans
-from providers import batch
+from providers import batch, reconciler
 from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
@@ -105,3 +108,72 @@ def test_a_delivery_loop_runs_on_generic_plans_until_it_ends(db):
     with pytest.raises(ValueError), generic_plans():
         raise ValueError("a failure inside")
     assert plan_cache_mode() == "auto"
+
+
+def _copies(request_id: int, count: int, *, state: str, subscription_id: int) -> None:
+    """``count`` copies of a request row (new uids), in ``state``, for that subscription."""
+    table = ProvisioningRequest._meta.db_table
+    columns = [
+        f.column for f in ProvisioningRequest._meta.concrete_fields if f.column not in ("id",)
+    ]
+    given = {"state": state, "subscription_id": subscription_id}
+    select = ", ".join(
+        "gen_random_uuid()" if c == "uid" else "%s" if c in given else f"r.{c}" for c in columns
+    )
+    params = [given[c] for c in columns if c in given]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (names from the model)
+            f"SELECT {select} FROM {table} r, generate_series(1, %s) WHERE r.id = %s",
+            [*params, count, request_id],
+        )
+
+
+def _generic_plan(sql: str, params: list) -> str:
+    """EXPLAIN of ``sql`` as a prepared statement on its generic plan, as actions run it."""
+    raw = connection.connection
+    numbered = iter(range(1, len(params) + 1))
+    text = re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+    literals = ", ".join(psycopg_sql.Literal(p).as_string(raw) for p in params)
+    with raw.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE generic_plan_test AS {text}")
+        try:
+            cursor.execute(f"EXPLAIN EXECUTE generic_plan_test({literals})")
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE generic_plan_test")
+            cursor.execute("RESET plan_cache_mode")
+
+
+def test_an_actions_plan_never_reads_the_pending_queue_on_stale_statistics(catalog, subscribe):
+    sub, other = subscribe("AGRICULTURE"), subscribe("AGRICULTURE")
+    service = sub.services.get()
+    request = ProvisioningRequest.objects.filter(subscription=sub).first()
+    # Many answered requests, few Pending, and the planner told so ...
+    _copies(request.pk, 20_000, state="completed", subscription_id=other.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {ProvisioningRequest._meta.db_table}")
+    # ... then a run makes tens of thousands Pending before the next ANALYZE.
+    _copies(request.pk, 20_000, state="pending", subscription_id=other.pk)
+    seen = []
+
+    def observe(execute, sql, params, many, context):
+        seen.append((sql, list(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(observe):
+        list(
+            reconciler.plan(
+                catalog.provider,
+                [sub.pk],
+                scope=reconciler.Scope(service_ids=frozenset({service.pk})),
+            )
+        )
+    reading_requests = [
+        (sql, params) for sql, params in seen if ProvisioningRequest._meta.db_table in sql
+    ]
+
+    assert reading_requests  # the entitlements' and the pairings' statements
+    for sql, params in reading_requests:
+        assert "request_pending_queue" not in _generic_plan(sql, params), sql
