@@ -24,7 +24,7 @@ from crm_provisioning.db import (
     generic_plans_in_transaction,
     generic_plans_with_first_statement,
 )
-from providers.models import Distributor, ProductCAId
+from providers.models import Distributor, ProductCAId, Provider
 
 from .models import (
     CustomerAccount,
@@ -545,9 +545,11 @@ def _lock_service(
     service: SubscriptionService | int,
 ) -> tuple[Subscription, SubscriptionService]:
     """The service (or the service of this id) and its subscription re-read, both under row
-    locks, with its product and distributor (not locked: every action on them would queue
-    behind it), in one hand-written statement: the real-time path's first, and compiled by
-    the ORM it cost more than it took to run. Raises ``SubscriptionService.DoesNotExist``."""
+    locks, with its product, distributor and the distributor's provider (not locked: every
+    action on them would queue behind it), in one hand-written statement: the real-time
+    path's first, and compiled by the ORM it cost more than it took to run. The provider comes
+    along because provisioning the action needs it (``providers.engine.providers_touched``).
+    Raises ``SubscriptionService.DoesNotExist``."""
     pk = service if isinstance(service, int) else service.pk
     # Generic plans (crm_provisioning.db) set by this first statement itself.
     generic = generic_plans_with_first_statement()
@@ -556,14 +558,15 @@ def _lock_service(
         row = cursor.fetchone()
     if row is None:
         raise SubscriptionService.DoesNotExist(f"No service {pk}.")
-    service, sub, product, distributor = rawsql.instances(
+    service, sub, product, distributor, provider = rawsql.instances(
         _LOCKED_WITH_SERVICE, row[1:] if generic else row
     )
     service.subscription, service.product, service.distributor = sub, product, distributor
+    distributor.provider = provider
     return sub, service
 
 
-_LOCKED_WITH_SERVICE = [SubscriptionService, Subscription, Product, Distributor]
+_LOCKED_WITH_SERVICE = [SubscriptionService, Subscription, Product, Distributor, Provider]
 
 
 @cache
@@ -572,7 +575,7 @@ def _lock_service_sql(generic: bool) -> str:
     lock = " FOR UPDATE OF v, s" if connection.features.has_select_for_update_of else ""
     names = ", ".join(
         rawsql.columns(model, alias)
-        for model, alias in zip(_LOCKED_WITH_SERVICE, "vspd", strict=True)
+        for model, alias in zip(_LOCKED_WITH_SERVICE, "vspdr", strict=True)
     )
     if generic:
         names = f"{GENERIC_PLANS_COLUMN}, {names}"
@@ -580,7 +583,8 @@ def _lock_service_sql(generic: bool) -> str:
         f"SELECT {names} FROM {rawsql.table(SubscriptionService)} v "  # noqa: S608 (names and placeholders only)
         f"JOIN {rawsql.table(Subscription)} s ON s.id = v.subscription_id "
         f"JOIN {rawsql.table(Product)} p ON p.id = v.product_id "
-        f"JOIN {rawsql.table(Distributor)} d ON d.id = v.distributor_id WHERE v.id = %s{lock}"
+        f"JOIN {rawsql.table(Distributor)} d ON d.id = v.distributor_id "
+        f"JOIN {rawsql.table(Provider)} r ON r.id = d.provider_id WHERE v.id = %s{lock}"
     )
 
 

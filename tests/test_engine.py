@@ -268,3 +268,26 @@ def test_rows_written_in_bulk_come_back_in_order_with_their_values(subscribe, co
     assert ids == sorted(ids) and len(set(ids)) == count
     written = {e.pk: (e.action, e.changes, e.performed_at is not None) for e in sub.events.all()}
     assert [written[pk] for pk in ids] == [(r["action"], r["changes"], True) for r in rows]
+
+
+def test_a_service_action_at_a_disabled_provider_makes_no_request(catalog, subscribe):
+    sub = subscribe("AGRICULTURE")
+    accept_all(sub)
+    service = sub.services.get()
+    before = last_id()
+    catalog.provider.enabled = False
+    catalog.provider.save()
+
+    change = actions.stop_service(service.pk, reason="provider switched off")
+
+    assert change.request_ids == []
+    assert requests_of(sub, since=before) == []
+    # Switched on again: the provider never took the service away, so starting it needs
+    # nothing there, and stopping it again is provisioned.
+    catalog.provider.enabled = True
+    catalog.provider.save()
+    assert actions.start_service(service.pk, reason="provider back").request_ids == []
+    change = actions.stop_service(service.pk, reason="stopped again")
+    assert list(
+        Req.objects.filter(pk__in=change.request_ids).values_list("operation", flat=True)
+    ) == [Req.Operation.DEACTIVATE]
