@@ -52,6 +52,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q
@@ -518,7 +519,10 @@ def realtime(
         covered = max(0.0, min(end, ended) - max(start, began)) / (ended - began)
         runs = getattr(load_info, "runs", None)
         times = f" ({len(runs)} runs, one after the other)" if runs and len(runs) > 1 else ""
-        overlap = f"; {load_name}{times} was executing for {covered:.0%} of it"
+        overlap = (
+            f"; {load_name}{times} was executing for {covered:.0%} of it, giving way to the "
+            f"actions (working {settings.RUN_SHARE_UNDER_REALTIME}% of the time while they flow)"
+        )
     paced = f"; offered at {rate:g} actions/s" if rate else ""
     states_text = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
     report.add(
