@@ -1,10 +1,12 @@
 """The SOAP transport to a Conax Contego CAS: one zeep client per provider per worker process.
 
 Making a zeep client parses the WSDL and builds its types, which costs far more than a
-request; so each process keeps one client per provider (with one pooled ``requests.Session``
-inside, HTTP Basic auth and the TLS client certificate set on it) and reuses it for every
-request. The cache is keyed by the provider's ``updated_at`` and connection settings, so an
-operator's change of settings takes effect on the next request without restarting workers.
+request; so each process keeps one client per provider and reuses it for every request. The
+WSDL is loaded through a ``requests.Session`` (HTTP Basic auth and the TLS client certificate
+set on it); the operations are sent by a leaner transport (``_Transport``: ``http.client``, one
+kept-alive connection per thread) with the same credentials, TLS and proxies. The cache is
+keyed by the provider's ``updated_at`` and connection settings, so an operator's change of
+settings takes effect on the next request without restarting workers.
 
 XML safety: zeep parses the WSDL and every answer with DTDs, entity declarations and external
 references forbidden (``Settings(strict=True, forbid_dtd=True, forbid_entities=True,
@@ -19,8 +21,11 @@ Fault, or garbage instead of XML → ``TransportError`` (retried with backoff). 
 request the schema refuses, and refused XML → ``TransportError(permanent=True)``.
 """
 
+import base64
+import http.client
 import json
 import os
+import select
 import threading
 from datetime import date, datetime
 from pathlib import Path
@@ -79,12 +84,16 @@ def _plain(value):
     return value
 
 
-def _why(exc: requests.RequestException) -> str:
+def _why(exc: OSError) -> str:
     """The operating system's reason under requests' wrapping ("Connection refused"), or the
     kind of failure."""
     # requests' own exceptions are OSErrors too, without an operating system's reason.
     cause = tls.underlying(exc, OSError, lambda e: e.strerror)
-    return cause.strerror if cause is not None else type(exc).__name__
+    if cause is not None:
+        return cause.strerror
+    # A hang-up without an answer has no operating system's reason, only http.client's words.
+    hung_up = tls.underlying(exc, http.client.RemoteDisconnected)
+    return str(hung_up) if hung_up is not None else type(exc).__name__
 
 
 def _secret(variable: str, what: str) -> str:
@@ -143,6 +152,121 @@ class _Session(requests.Session):
         return {**found, "proxies": dict(found["proxies"])}
 
 
+class _Answer:
+    """An HTTP answer as zeep's ``process_reply`` reads it (what it uses of requests'
+    ``Response``)."""
+
+    def __init__(self, reply: http.client.HTTPResponse, content: bytes):
+        self.status_code = reply.status
+        self.headers = reply.headers  # case-insensitive ``get``, as requests' headers
+        self.encoding = reply.headers.get_content_charset()
+        self.content = content
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection has something to read: the server has closed it
+    (or it is out of step), so it must not carry a request."""
+    poller = select.poll()
+    poller.register(connection.sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _Transport(zeep.Transport):
+    """Sends the operations with ``http.client`` over one kept-alive connection per thread.
+
+    requests around each POST (preparing the request, the cookie jar, merging settings, the
+    adapter and urllib3's pool) cost about 1.5 ms of a slow worker's CPU per call, more than
+    zeep's own work; what a call needs of it is decided once per address here instead. The
+    WSDL still loads through the session, and a call that a proxy from the environment would
+    carry is sent through it too, as before.
+
+    A kept-alive connection the server closed while idle is noticed before sending and made
+    anew. One found closed once the request is sent, before any byte of the answer (the server
+    closed it as idle just as the request came, unread), gives the request to a new connection,
+    once. Nothing else is sent again, nor ever over a connection made for this request: a
+    timeout, a reset or a cut answer is the caller's failure, retried with backoff, where the
+    RequestId makes a repeat harmless."""
+
+    def __init__(self, session: requests.Session, connection: dict, timeout: int):
+        super().__init__(session=session, timeout=timeout, operation_timeout=timeout)
+        self.connection = connection
+        # The answer as it is sent, nothing to decompress.
+        self.headers = {"User-Agent": session.headers["User-Agent"], "Accept-Encoding": "identity"}
+        if connection.get("username"):
+            # Encoded as requests encodes it for the WSDL.
+            pair = f"{connection['username']}:{session.auth.password}".encode("latin1")
+            self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self.routes: dict[str, tuple | None] = {}
+        self.tls_context = None
+        self.local = threading.local()
+
+    def route(self, address: str) -> tuple | None:
+        """(scheme, host, path) to send to ``address`` directly; None through the session."""
+        if address not in self.routes:
+            parts = urlsplit(address)
+            found = self.session.merge_environment_settings(address, {}, None, None, None)
+            direct = None
+            if parts.scheme in ("http", "https") and not requests.utils.select_proxy(
+                address, found["proxies"]
+            ):
+                path = parts.path or "/"
+                direct = (
+                    parts.scheme,
+                    parts.netloc,
+                    f"{path}?{parts.query}" if parts.query else path,
+                )
+                if parts.scheme == "https" and self.tls_context is None:
+                    # The environment's CA bundle, as requests would take it (the provider's
+                    # own bundle wins: tls.context).
+                    bundle = found["verify"]
+                    if not isinstance(bundle, str):
+                        bundle = requests.utils.DEFAULT_CA_BUNDLE_PATH
+                    self.tls_context = tls.context(self.connection, bundle)
+            self.routes[address] = direct
+        return self.routes[address]
+
+    def post(self, address, message, headers):
+        route = self.route(address)
+        if route is None:
+            return super().post(address, message, headers)
+        scheme, host, path = route
+        connections = self.local.__dict__.setdefault("connections", {})
+        connection = connections.get((scheme, host))
+        if connection is None:
+            if scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    host, timeout=self.operation_timeout, context=self.tls_context
+                )
+            else:
+                connection = http.client.HTTPConnection(host, timeout=self.operation_timeout)
+            connections[(scheme, host)] = connection
+        reused = connection.sock is not None
+        if reused and _dropped(connection):
+            connection.close()
+            reused = False
+        try:
+            reply = self.exchange(connection, path, message, {**self.headers, **headers}, reused)
+            return _Answer(reply, reply.read())
+        except BaseException:
+            connection.close()  # in an unknown state: the next call starts afresh
+            raise
+
+    def exchange(self, connection, path, message, headers, again: bool):
+        """Send; the answer's status and headers. With ``again``, a connection found closed
+        by the server before any byte of the answer carries the request once more, anew."""
+        sent = False
+        try:
+            connection.request("POST", path, message, headers)
+            sent = True
+            return connection.getresponse()
+        except ConnectionError as exc:
+            # A reset while waiting may come after the CAS took the request: not sent again.
+            if not again or (sent and not isinstance(exc, http.client.RemoteDisconnected)):
+                raise
+        connection.close()
+        return self.exchange(connection, path, message, headers, False)
+
+
 class ConaxClient:
     """A zeep client bound to every web service of one CAS."""
 
@@ -163,9 +287,7 @@ class ConaxClient:
             session.auth = requests.auth.HTTPBasicAuth(connection["username"], password)
         tls.configure(session, connection)
         self.session = session
-        transport = zeep.Transport(
-            session=session, timeout=self.timeout, operation_timeout=self.timeout
-        )
+        transport = _Transport(session, connection, self.timeout)
         wsdl = connection.get("wsdl_url") or str(WSDL_FILE)
         try:
             self.client = zeep.Client(wsdl, transport=transport, settings=SETTINGS)
@@ -184,7 +306,7 @@ class ConaxClient:
             ) from exc
         except (zeep_errors.Error, OSError) as exc:
             raise TransportError(f"Unusable WSDL at {wsdl}: {exc}", permanent=True) from exc
-        self.services = {}
+        self.services, self.addresses = {}, {}
         endpoint = (connection.get("endpoint_url") or "").rstrip("/")
         for binding in set(BINDINGS.values()):
             port = next(
@@ -208,11 +330,13 @@ class ConaxClient:
                 # its path under /ca-server/webservices/ from the WSDL.
                 address = endpoint + urlsplit(address).path
             self.services[binding] = self.client.create_service(f"{{{NS}}}{binding}", address)
+            self.addresses[binding] = address
 
     def call(self, operation: str, **values) -> dict:
         """Call one operation; its answer as plain JSON-ready data."""
         where = f"for {operation}"
-        service = self.services[BINDINGS[operation]]
+        binding = BINDINGS[operation]
+        service = self.services[binding]
         try:
             result = getattr(service, operation)(**values)
         except zeep_errors.Fault as fault:
@@ -238,19 +362,28 @@ class ConaxClient:
             raise TransportError(
                 f"The request does not fit the WSDL: {exc}", permanent=True
             ) from exc
-        except requests.Timeout as exc:
+        except (requests.Timeout, TimeoutError) as exc:
             raise TransportError(f"No answer within {self.timeout} s {where}") from exc
         except requests.ConnectionError as exc:
-            address = urlsplit(exc.request.url).netloc if exc.request is not None else "?"
-            raise self._tls_failure(exc, where) or TransportError(
-                f"Could not connect to the CAS at {address} {where}: {_why(exc)}"
-            ) from exc
+            raise self._unreachable(exc, binding, where) from exc
         except requests.RequestException as exc:
             raise TransportError(f"{type(exc).__name__} {where}: {exc}") from exc
+        except OSError as exc:  # from http.client (_Transport): refused, reset, TLS
+            raise self._unreachable(exc, binding, where) from exc
+        except http.client.HTTPException as exc:
+            raise TransportError(
+                f"Unreadable answer from the CAS {where}: {type(exc).__name__}"
+            ) from exc
         return _plain(serialize_object(result, dict)) or {}
 
     def _tls_failure(self, exc: Exception, where: str) -> TransportError | None:
         return tls.failure(exc, where, has_certificate=self.has_certificate)
+
+    def _unreachable(self, exc: OSError, binding: str, where: str) -> TransportError:
+        address = urlsplit(self.addresses[binding]).netloc
+        return self._tls_failure(exc, where) or TransportError(
+            f"Could not connect to the CAS at {address} {where}: {_why(exc)}"
+        )
 
 
 _clients: dict[int, tuple[str, ConaxClient]] = {}

@@ -113,6 +113,23 @@ def configure(session: requests.Session, connection: dict) -> None:
         session.mount("https://", _VerifyWith(bundle))
 
 
+def context(connection: dict, default_bundle: str) -> ssl.SSLContext:
+    """The same TLS as ``configure`` gives the session, for connections made without requests
+    (``client._Transport``): the CAS's certificate verified against the provider's CA bundle,
+    else ``default_bundle`` (what requests would trust), its host name checked; our client
+    certificate shown."""
+    bundle = connection.get("server_ca_bundle_path") or default_bundle
+    if os.path.isdir(bundle):
+        made = ssl.create_default_context(capath=bundle)
+    else:
+        made = ssl.create_default_context(cafile=bundle)
+    certificate = connection.get("client_certificate_path")
+    if certificate:
+        key = connection.get("client_key_path") or None
+        made.load_cert_chain(certificate, key, password=_no_passphrase)
+    return made
+
+
 def underlying(exc: BaseException, kind: type[BaseException], test=None) -> BaseException | None:
     """The first ``kind`` (passing ``test``) inside requests' and urllib3's wrapping of
     ``exc``, if any."""
