@@ -158,8 +158,8 @@ def ensure_subscriptions(provider: Provider, count: int) -> int:
 def age_to_today(provider: Provider) -> int:
     """Move the load's authorization dates at the provider forward by the data's age in whole
     days; returns the days. The load dates each authorization within the month before it was
-    generated (``load.AUTHORIZED_WITHIN_DAYS``), as daily processing runs leave them, so on
-    that day about one on service in thirty is due a renewal (frequency one month); on older
+    generated (``load.RENEWAL_MONTHS``), as daily processing runs leave them, so on that day
+    one day's worth, about one on service in thirty, is due a renewal; on older
     data more would be, up to all of them, and the figure would change with the age of the
     database rather than with the product."""
     services = SubscriptionService.objects.filter(

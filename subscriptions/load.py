@@ -20,9 +20,12 @@ import io
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import connection, models, transaction
+from django.utils import timezone
+
+from providers.conax_sms.adapter import last_due_day
 
 from .demo import OFFERS, VIEWING_POINTS, ensure_catalog
 from .models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
@@ -31,9 +34,13 @@ PREFIX = "LD-"
 SEED = 8_000_000
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 CHUNK = 20_000
-# Authorization dates fall within this many days before the load is made: one month, the
-# steady state of a system whose processing runs every day (a renewal never waits longer).
-AUTHORIZED_WITHIN_DAYS = 31
+# Authorizations fall on the days from the latest whose renewal at this frequency is due today
+# (``last_due_day``) to today: one day's worth is due, about one service in thirty, whatever
+# the date, as a daily processing run leaves them. (A fixed span of 31 days made two days due
+# after a month of 30 and four after February, and the bench's Conax SMS figure changed with
+# the calendar. A daily run's real steady state varies too, from no day due on 29 to 31 March
+# to four on 28 February; the load keeps to the usual day.)
+RENEWAL_MONTHS = 1
 
 Sub = Subscription.State
 Svc = SubscriptionService.State
@@ -137,6 +144,8 @@ class _Planner:
         self.drift = drift
         self.seed = seed
         self.now = now
+        self.today = timezone.localdate(now)
+        self.first_day = last_due_day(RENEWAL_MONTHS, self.today)
         self.products = {code: p.pk for code, p in catalog.products.items()}
         self.distributors = [catalog.distributors[code].pk for code in VIEWING_POINTS]
 
@@ -155,12 +164,7 @@ class _Planner:
             distributor = self.distributors[vp]
             offer = rng.choices([o for o, _ in OFFERS], [w for _, w in OFFERS])[0]
             for code in offer:
-                # Authorized some time in the last month, as a daily processing run keeps them
-                # (each renewal is sent the day it falls due): about one in thirty is due
-                # today at a one-month renewal frequency.
-                since = self.now - timedelta(
-                    days=rng.randrange(AUTHORIZED_WITHIN_DAYS), hours=rng.randrange(24)
-                )
+                since = self._authorized_at(rng)
                 plan.services.append(
                     (self.products[code], distributor, service_state, on, since if on else None)
                 )
@@ -176,6 +180,12 @@ class _Planner:
             self._drift(rng, plan, on)
         return plan
 
+    def _authorized_at(self, rng: random.Random) -> datetime:
+        """A moment on one of the days since ``first_day``, none after now."""
+        day = self.first_day + timedelta(days=rng.randrange((self.today - self.first_day).days + 1))
+        midnight = datetime.combine(day, time(), tzinfo=timezone.get_current_timezone())
+        return min(midnight + timedelta(seconds=rng.randrange(86_400)), self.now)
+
     def _drift(self, rng: random.Random, plan: _Plan, on: bool) -> None:
         """Leave the provider's side out of step, as a lost answer or a missed run would."""
         plan.drifted = True
@@ -188,7 +198,7 @@ class _Planner:
             # (a Cancel never answered)
             since = None
             if not authorized:
-                since = self.now - timedelta(days=rng.randrange(AUTHORIZED_WITHIN_DAYS))
+                since = self._authorized_at(rng)
             plan.services[index] = (product, distributor, state, not authorized, since)
         else:  # a card never paired
             kind, serial, ca_id, item_distributor, _ = plan.items[0]
@@ -257,10 +267,12 @@ def generate(
     drift: float = 0.05,
     seed: int = SEED,
     progress: Callable[[Generated], None] | None = None,
+    now: datetime | None = None,
 ) -> Generated:
-    """Make sure ``count`` load subscriptions exist on the provider; adds the missing ones."""
+    """Make sure ``count`` load subscriptions exist on the provider; adds the missing ones,
+    dated as made ``now`` (the default: this moment)."""
     catalog = ensure_catalog(provider_name, provider_type)
-    planner = _Planner(catalog, drift, seed, datetime.now(tz=UTC))
+    planner = _Planner(catalog, drift, seed, now or datetime.now(tz=UTC))
     type_id = catalog.types["RES"].pk
     first = Subscription.objects.filter(number__startswith=PREFIX).count()
     result = Generated()

@@ -1,9 +1,12 @@
 """generate_load: realistic data for the benchmark, written straight into the tables."""
 
+from datetime import UTC, date, datetime, time
+
 import pytest
 from django.core.management import call_command
 
 from providers import batch
+from providers.conax_sms.adapter import renewal_due
 from subscriptions import load
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
@@ -56,3 +59,28 @@ def test_running_it_again_adds_only_what_is_missing(catalog):
         subscription_type=catalog.types["RES"], created_at=first and Subscription.objects.first().created_at,
     )  # fmt: skip
     assert sub.pk > Subscription.objects.exclude(pk=sub.pk).order_by("-pk").first().pk
+
+
+@pytest.mark.parametrize(
+    "today, first",
+    [
+        (date(2026, 12, 3), date(2026, 11, 3)),  # after a month of 30 days
+        (date(2027, 3, 31), date(2027, 2, 28)),  # after February
+        (date(2027, 2, 28), date(2027, 1, 31)),
+    ],
+)
+def test_one_day_of_authorizations_is_due_a_renewal_whatever_the_date(catalog, today, first):
+    now = datetime.combine(today, time(15), tzinfo=UTC)
+    load.generate(1500, drift=0.1, now=now)
+    dates = [
+        d.date()
+        for d in SubscriptionService.objects.filter(authorization_date__isnull=False).values_list(
+            "authorization_date", flat=True
+        )
+    ]
+    assert min(dates) == first and max(dates) == today
+    due = [d for d in dates if renewal_due(d, 1, today)]
+    # Every due one is of the first day, and that day holds about its share.
+    assert set(due) == {first}
+    span = (today - first).days + 1
+    assert 0.5 / span <= len(due) / len(dates) <= 1.5 / span
