@@ -28,6 +28,7 @@ ends up active), then whatever the adapter adds beyond this model (``extra_comma
 renewals of entitlements that carry an end date) when whole subscriptions are reconciled.
 """
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from crm_provisioning import rawsql
+from crm_provisioning.db import without_nested_loops
 from subscriptions.models import InstalledItem, Product, SubscriptionService
 
 from . import registry
@@ -168,25 +170,42 @@ def _pending(scope: Scope | None) -> str:
     return "upper(pr.state) = 'PENDING'" if scope is not None else "pr.state = 'pending'"
 
 
-# has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card).
+# has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card); ``chosen``
+# narrows the Pending pairings to the chunk's subscriptions (a batch chunk: without it, a hash
+# of every Pending pairing in the table may be the plan).
 _INITIALIZED = """(
     it.initialized OR EXISTS (
         SELECT 1 FROM {request} pr JOIN {request_items} ri ON ri.{ri_request} = pr.id
-        WHERE ri.{ri_item} = it.id AND {pending}
+        WHERE ri.{ri_item} = it.id AND {pending} AND {chosen}
           AND pr.operation IN ('create_pairing', 'add_to_pairing')))"""
+
+
+def _initialized(t: dict, subscriptions: Subscriptions, scope: Scope | None, params: list) -> str:
+    # A real-time action's card is looked up by its id alone.
+    chosen = (
+        "TRUE"
+        if scope is not None
+        else _subscriptions_sql(subscriptions, "pr.subscription_id", params, joined=True)
+    )
+    return _INITIALIZED.format(**t, pending=_pending(scope), chosen=chosen)
+
 
 # The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
 # derived table joined once per chunk. A correlated subquery per (service, card) would be
 # planned from statistics; when they are older than the requests a run is writing (the table
 # "looks empty"), PostgreSQL then scans every Pending request for each row, and a run over a
 # million subscriptions slows to a crawl. The chunk's requests are found by subscription, a
-# range or list that costs the same whatever the statistics say.
+# range or list that costs the same whatever the statistics say; the last ones' operations
+# too, so that no join reaches past the chunk (a hash join would read the whole table).
 _LAST_PENDING = """(
-    SELECT pr.service_id, pr.installed_item_id, MAX(pr.id) AS last_id
-      FROM {request} pr
-     WHERE {chosen}
-       AND {pending} AND pr.operation IN ('activate', 'deactivate')
-     GROUP BY pr.service_id, pr.installed_item_id)"""
+    SELECT lpr.service_id, lpr.installed_item_id, lpr.operation
+      FROM {request} lpr
+     WHERE {chosen_last} AND lpr.id IN (
+           SELECT MAX(pr.id)
+             FROM {request} pr
+            WHERE {chosen}
+              AND {pending} AND pr.operation IN ('activate', 'deactivate')
+            GROUP BY pr.service_id, pr.installed_item_id))"""
 
 
 def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
@@ -210,11 +229,15 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
         scope_sql = f"AND ({' OR '.join(parts) or '1 = 0'})"
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
-    initialized = _INITIALIZED.format(**t, pending=_pending(scope))
+    initialized_params: list = []
+    initialized = _initialized(t, subscriptions, scope, initialized_params)
     pending_params: list = []
     last_pending = _LAST_PENDING.format(
         **t,
         pending=_pending(scope),
+        chosen_last=_subscriptions_sql(
+            subscriptions, "lpr.subscription_id", pending_params, joined=True
+        ),
         chosen=_subscriptions_sql(subscriptions, "pr.subscription_id", pending_params, joined=True),
     )
     sql = f"""
@@ -223,7 +246,7 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
                    it.id AS item_id,
                    CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
                         THEN 1 ELSE 0 END AS wanted,
-                   CASE lpr.operation
+                   CASE lp.operation
                         WHEN 'activate' THEN 1
                         WHEN 'deactivate' THEN 0
                         ELSE CASE WHEN ss.authorized AND {initialized} THEN 1 ELSE 0 END
@@ -235,7 +258,6 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
             CROSS JOIN {t["item"]} it
             LEFT JOIN {last_pending} lp
               ON lp.service_id = ss.id AND lp.installed_item_id = it.id
-            LEFT JOIN {t["request"]} lpr ON lpr.id = lp.last_id
             WHERE d.id = ss.distributor_id
               AND it.subscription_id = ss.subscription_id
               AND it.distributor_id = ss.distributor_id
@@ -248,10 +270,13 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
         ORDER BY subscription_id, service_id, item_id
     """
     # Parameter order follows the placeholders: the SELECT list, the joins, the WHERE clause.
-    all_params = on_params + on_params + pending_params + params
-    with connection.cursor() as cursor:
+    all_params = on_params + initialized_params + on_params + pending_params + params
+    # A real-time action's few rows join by index look-ups, which a nested loop is.
+    joins = without_nested_loops() if scope is None else contextlib.nullcontext()
+    with joins, connection.cursor() as cursor:
         cursor.execute(sql, all_params)
-        yield from cursor.fetchall()
+        rows = cursor.fetchall()
+    yield from rows
 
 
 def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
@@ -279,7 +304,8 @@ def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope |
                      WHERE id IN ({_in(scope.item_ids, params)}))"""
             )
         scope_sql = f"AND ({' OR '.join(touched) or '1 = 0'})"
-    initialized = _INITIALIZED.format(**t, pending=_pending(scope))
+    initialized_params: list = []
+    initialized = _initialized(t, subscriptions, scope, initialized_params)
     sql = f"""
         SELECT it.subscription_id, it.distributor_id, it.id, it.kind,
                CASE WHEN {initialized} THEN 1 ELSE 0 END AS is_initialized
@@ -301,7 +327,7 @@ def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope |
         ORDER BY it.subscription_id, it.distributor_id, it.id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + on_params)
+        cursor.execute(sql, initialized_params + params + on_params)
         yield from cursor.fetchall()
 
 
