@@ -104,8 +104,8 @@ def without_nested_loops() -> Iterator[None]:
     A chunk's services joined to its cards match on two correlated columns, and the planner
     multiplies their selectivities: it expects one row where there are tens of thousands, and
     joins them to the chunk's Pending requests by a nested loop, comparing every pair. With a
-    reset run's requests Pending, a chunk of 10,000 subscriptions took 50 s instead of 1.
-    Hash and merge joins cost about the same whatever the estimate."""
+    reset run's requests Pending, a chunk of 10,000 subscriptions took 50 s; joined by hashes,
+    0.04 s. Hash and merge joins cost about the same whatever the estimate."""
     if connection.vendor != "postgresql":
         yield
         return

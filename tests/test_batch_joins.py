@@ -1,7 +1,7 @@
 """A batch chunk's statements on PostgreSQL join its services, cards and Pending requests
 without nested loops, whatever the planner estimates: with a reset run's requests Pending, a
 nested loop compared every (service, card) of a chunk with every Pending request of it, and
-a chunk of 10,000 subscriptions took 50 s instead of a tenth of one."""
+a chunk of 10,000 subscriptions took 50 s instead of 0.04 s."""
 
 import pytest
 from django.db import connection

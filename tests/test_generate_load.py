@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from providers import batch
 from providers.conax_sms.adapter import renewal_due
@@ -73,7 +74,7 @@ def test_one_day_of_authorizations_is_due_a_renewal_whatever_the_date(catalog, t
     now = datetime.combine(today, time(15), tzinfo=UTC)
     load.generate(1500, drift=0.1, now=now)
     dates = [
-        d.date()
+        timezone.localtime(d).date()
         for d in SubscriptionService.objects.filter(authorization_date__isnull=False).values_list(
             "authorization_date", flat=True
         )
