@@ -70,11 +70,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def web_server(log: Path, workers: int = 4) -> Iterator[str]:
-    """gunicorn serving the product; yields its base URL once it answers. Sync workers, as
-    the Dockerfile runs it: threads in one process share one core (the GIL), and a client's
-    kept-alive connection stayed with one process, which loaded one process while another
-    idled."""
+def web_server(log: Path, workers: int = 3) -> Iterator[str]:
+    """gunicorn serving the product; yields its base URL once it answers. Three sync worker
+    processes, as the Dockerfile runs it: threads in one process share one core (the GIL),
+    and a client's kept-alive connection stayed with one process, which loaded one process
+    while another idled."""
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(

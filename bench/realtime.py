@@ -11,7 +11,7 @@ figures "… under a reset run".
 What runs, as processes on the benchmark's database and broker:
 
 - the simulator (``manage.py cas_simulator conax-ws``) on a free port, knowing the cards;
-- gunicorn (``processes.web_server``: 4 sync worker processes, as deployed);
+- gunicorn (``processes.web_server``: 3 sync worker processes, as the Dockerfile runs it);
 - one Celery worker on the ``realtime`` queue with ``WORKER_PROCESSES`` pool processes.
 
 The actions: ``CLIENTS`` threads, each posting with ``http.client`` and a person's API token
@@ -77,14 +77,17 @@ BENCH_USER = "bench-realtime"
 TARGET_PER_S = 200
 TARGET_P99_MS = 250
 TARGET_P99_LOADED_MS = 500
-# Client threads: twice gunicorn's 4 processes, so that one is always waiting for each.
-CLIENTS = 8
-# Real-time worker pool processes: one per core. A pool process delivers one request at a
-# time and waits on PostgreSQL (claim, answer) and on the CAS between its bursts of CPU; a
-# second process overlaps those waits, so one request is claimed while another is on the wire
-# (skip-locked claims keep them apart). More would only compete with gunicorn, PostgreSQL and
-# the simulator for the same two cores, and cost ~100 MB each.
-WORKER_PROCESSES = 2
+# Client threads: twice gunicorn's 3 processes (``processes.web_server``, as the Dockerfile
+# runs it), so that one is always waiting for each. More clients, or more gunicorn processes,
+# only add processes taking turns on the same two cores: at 8 clients and 4 processes each
+# action cost about a tenth more CPU, and the rate fell by as much.
+CLIENTS = 6
+# Real-time worker pool processes. One ``deliver`` task per provider runs at a time
+# (``providers.wakeups``), so a second process only waits for another provider's work; here it
+# took turns with the first and cost CPU. And while one process is sending, the requests
+# committed meanwhile wait for its next claim, which takes them together: one claim and one
+# answer transaction for several requests.
+WORKER_PROCESSES = 1
 # Actions sent (and delivered) before measuring: every gunicorn process and worker process
 # has loaded its code, opened its connections and built its SOAP client.
 WARM_UP = 16
