@@ -20,7 +20,7 @@ from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import bulk
+from . import accept_sql, bulk
 from .models import Provider, ProvisioningRequest
 
 State = ProvisioningRequest.State
@@ -110,6 +110,8 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
     uids = {a.request_id for a in answers if isinstance(a.request_id, uuid.UUID)}
     if uids and provider is None:
         raise ValueError("Answers by uid need the provider whose requests they are.")
+    if connection.vendor == "postgresql" and not uids and all(a.accepted for a in answers):
+        return _accept_at_once(answers)
     with transaction.atomic():
         locked = {}
         for row in _lock(ids, uids, provider):
@@ -146,6 +148,39 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
             for pk in rejected:
                 _roll_back(requests[pk])
         return outcomes
+
+
+def _accept_at_once(answers: Sequence[Answer]) -> list[Outcome]:
+    """``record_answers`` for acceptances by id, on PostgreSQL: one statement
+    (``accept_sql``), which writes nothing unless every request exists and none is finished
+    otherwise, so that the same errors are raised before anything changed."""
+    first: dict[int, Answer] = {}
+    for answer in answers:
+        first.setdefault(answer.request_id, answer)
+    encoder = ProvisioningRequest._meta.get_field("response").encoder
+    rows = [
+        (
+            pk,
+            None if _plain(a) else a.error_code[:60],
+            None if a.response is None else json.dumps(a.response, cls=encoder),
+        )
+        for pk, a in first.items()
+    ]
+    found = _execute(accept_sql.statement(len(rows)), accept_sql.params(rows, timezone.now()))
+    before = {pk: (uid, state) for pk, uid, state, _ in found}
+    unknown = [a.request_id for a in answers if a.request_id not in before]
+    if unknown:
+        raise UnknownRequests(unknown)
+    outcomes, seen = [], set()
+    for answer in answers:
+        pk = answer.request_id
+        uid, state = before[pk]
+        if state in FINISHED and state != State.COMPLETED:
+            raise AnswerConflict(uid, state, State.COMPLETED)
+        done = state == State.COMPLETED or pk in seen
+        seen.add(pk)
+        outcomes.append(Outcome(pk, uid, State.COMPLETED, ALREADY_DONE if done else APPLIED))
+    return outcomes
 
 
 # The statements of every answer are written by hand: a delivered request is answered alone or
