@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 
 from providers import batch, reconciler
@@ -52,6 +53,20 @@ def test_preview_lists_exactly_the_drifted_subscriptions_and_writes_nothing(cata
         ("ACTIVATE_SERVICE", "BFB2"),
         ("ACTIVATE_SERVICE", "AF1"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_outside_a_transaction_reads_ahead_and_lists_the_same(catalog, in_step):
+    drift(in_step)
+    selection = batch.Selection(catalog.provider)
+
+    # Committed data, no transaction: the next chunk is planned in a thread of its own.
+    ahead = [(r.subscription, r.requests) for r in batch.preview(selection, chunk_size=1)]
+    with transaction.atomic():
+        one_by_one = [(r.subscription, r.requests) for r in batch.preview(selection, chunk_size=1)]
+
+    assert [number for number, _ in ahead] == [in_step[0].number, in_step[2].number]
+    assert ahead == one_by_one
 
 
 def test_reset_creates_what_the_preview_listed_and_nothing_twice(catalog, in_step):
