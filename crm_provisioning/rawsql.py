@@ -69,6 +69,28 @@ def instances(models: list[type[Model]], row) -> list[Model]:
 
 def update(obj: Model, *names: str) -> None:
     """``obj.save(update_fields=names)`` plus its ``auto_now`` fields, by one UPDATE."""
+    _execute(*_update(obj, names))
+
+
+def insert(obj: Model) -> None:
+    """``obj.save()`` of a new row whose key the caller does not need back, by one INSERT."""
+    _execute(*_insert(obj))
+
+
+def update_then_insert(updated: Model, names: tuple[str, ...], new: Model) -> None:
+    """``update(updated, *names)``, then ``insert(new)``: on PostgreSQL by one statement (the
+    update a data-modifying ``WITH`` of the insert; an action writes its service's state and
+    its event, and each statement is a round trip on the real-time path), elsewhere two."""
+    if connection.vendor != "postgresql":
+        update(updated, *names)
+        insert(new)
+        return
+    update_sql, update_params = _update(updated, names)
+    insert_sql, insert_params = _insert(new)
+    _execute(f"WITH updated AS ({update_sql}) {insert_sql}", [*update_params, *insert_params])
+
+
+def _update(obj: Model, names) -> tuple[str, list]:
     model = type(obj)
     fields = [
         f
@@ -77,21 +99,23 @@ def update(obj: Model, *names: str) -> None:
     ]
     values = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
     sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table(model)} SET {sets} WHERE {quote(model._meta.pk.column)} = %s",  # noqa: S608 (names and placeholders only)
-            [*values, obj.pk],
-        )
+    return (
+        f"UPDATE {table(model)} SET {sets} WHERE {quote(model._meta.pk.column)} = %s",  # noqa: S608 (names and placeholders only)
+        [*values, obj.pk],
+    )
 
 
-def insert(obj: Model) -> None:
-    """``obj.save()`` of a new row whose key the caller does not need back, by one INSERT."""
+def _insert(obj: Model) -> tuple[str, list]:
     model = type(obj)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    return (
+        f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (names and placeholders only)
+        f"VALUES ({', '.join(['%s'] * len(fields))})",
+        values,
+    )
+
+
+def _execute(sql: str, params: list) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (names and placeholders only)
-            f"VALUES ({', '.join(['%s'] * len(fields))})",
-            values,
-        )
+        cursor.execute(sql, params)

@@ -183,7 +183,10 @@ def _ensure_open(subscription: Subscription, doing: str) -> None:
         )
 
 
-def _finish(change: ActionChange) -> ActionChange:
+def _finish(change: ActionChange, *, switched: SubscriptionService | None = None) -> ActionChange:
+    """Record the change's event and provision it. ``switched``: a service whose new state is
+    set but not yet written, written with the event by one statement (starting or stopping
+    a service, the real-time path's commonest actions)."""
     # By hand-written SQL, like _set_state: every action writes both (crm_provisioning.rawsql).
     event = SubscriptionEvent(
         subscription=change.subscription,
@@ -192,7 +195,10 @@ def _finish(change: ActionChange) -> ActionChange:
         reason=change.reason[:300],
         changes=change.summary(),
     )
-    rawsql.insert(event)
+    if switched is None:
+        rawsql.insert(event)
+    else:
+        rawsql.update_then_insert(switched, ("state",), event)
     action_performed.send(sender=Subscription, change=change)
     return change
 
@@ -716,9 +722,9 @@ def start_service(service, *, by: User | None = None, reason: str = "") -> Actio
                 code="subscription_not_effective",
             )
         change = ActionChange("start_service", sub, performed_by=by, reason=reason)
-        _set_state(service, target)
+        service.state = target
         change.services_on.append(service)
-        return _finish(change)
+        return _finish(change, switched=service)
 
 
 def stop_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
@@ -732,9 +738,9 @@ def stop_service(service, *, by: User | None = None, reason: str = "") -> Action
                 code="illegal_transition",
             )
         change = ActionChange("stop_service", sub, performed_by=by, reason=reason)
-        _set_state(service, SvcState.NOT_EFFECTIVE)
+        service.state = SvcState.NOT_EFFECTIVE
         change.services_off.append(service)
-        return _finish(change)
+        return _finish(change, switched=service)
 
 
 # --- Installed item actions ---------------------------------------------------------------------
