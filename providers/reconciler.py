@@ -209,7 +209,20 @@ _LAST_PENDING = """(
 
 
 def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
-    """(subscription, service, product, distributor, card, operation) where wanted != has.
+    """(subscription, service, product, distributor, card, operation) where wanted != has."""
+    sql, params = _entitlement_sql(provider_id, subscriptions, scope)
+    # A real-time action's few rows join by index look-ups, which a nested loop is.
+    joins = without_nested_loops() if scope is None else contextlib.nullcontext()
+    with joins, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    yield from rows
+
+
+def _entitlement_sql(
+    provider_id: int, subscriptions: Subscriptions, scope: Scope | None
+) -> tuple[str, list]:
+    """``_entitlement_rows``'s statement and its parameters.
 
     CROSS JOIN keeps SQLite's join order (PostgreSQL reorders freely): the chunk's services
     first, found by subscription. Without statistics SQLite would otherwise start from the
@@ -270,18 +283,22 @@ def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Sco
         ORDER BY subscription_id, service_id, item_id
     """
     # Parameter order follows the placeholders: the SELECT list, the joins, the WHERE clause.
-    all_params = on_params + initialized_params + on_params + pending_params + params
-    # A real-time action's few rows join by index look-ups, which a nested loop is.
-    joins = without_nested_loops() if scope is None else contextlib.nullcontext()
-    with joins, connection.cursor() as cursor:
-        cursor.execute(sql, all_params)
-        rows = cursor.fetchall()
-    yield from rows
+    return sql, on_params + initialized_params + on_params + pending_params + params
 
 
 def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
     """In-use devices on viewing points that have a wanted service and a device the provider
-    has not registered: (sub, dist, item, kind, init).
+    has not registered: (sub, dist, item, kind, init)."""
+    sql, params = _pairing_sql(provider_id, subscriptions, scope)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        yield from cursor.fetchall()
+
+
+def _pairing_sql(
+    provider_id: int, subscriptions: Subscriptions, scope: Scope | None
+) -> tuple[str, list]:
+    """``_pairing_rows``'s statement and its parameters.
 
     Found from the unregistered devices (a partial index holds exactly those), so a chunk in
     which every device is registered costs next to nothing."""
@@ -326,9 +343,33 @@ def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope |
                         AND ss.state IN ({on_in}))
         ORDER BY it.subscription_id, it.distributor_id, it.id
     """
+    return sql, initialized_params + params + on_params
+
+
+def _scoped_rows(provider_id: int, subscriptions: list[int], scope: Scope) -> tuple[list, list]:
+    """A real-time action's pairing rows and entitlement rows (as ``_pairing_rows`` and
+    ``_entitlement_rows`` give them) by ONE statement: each statement is a round trip on the
+    real-time path. The two come as branches of a ``UNION ALL`` (0 and 1) in shared columns:
+    branch, subscription, distributor | service, card, initialized | distributor, kind |
+    operation, nothing | product; the first branch's NULL is cast, as PostgreSQL settles a
+    UNION's column types from its first branches."""
+    pairing_sql, pairing_params = _pairing_sql(provider_id, subscriptions, scope)
+    entitlement_sql, entitlement_params = _entitlement_sql(provider_id, subscriptions, scope)
+    sql = (
+        "SELECT 0, p.subscription_id, p.distributor_id, p.id, p.is_initialized, p.kind, "
+        f"CAST(NULL AS bigint) FROM ({pairing_sql}) p UNION ALL "
+        "SELECT 1, e.subscription_id, e.service_id, e.item_id, e.distributor_id, e.op, "
+        f"e.product_id FROM ({entitlement_sql}) e ORDER BY 1, 2, 3, 4"
+    )
+    pairing, entitlements = [], []
     with connection.cursor() as cursor:
-        cursor.execute(sql, initialized_params + params + on_params)
-        yield from cursor.fetchall()
+        cursor.execute(sql, pairing_params + entitlement_params)
+        for branch, sub_id, key, item_id, fifth, sixth, product_id in cursor.fetchall():
+            if branch == 0:
+                pairing.append((sub_id, key, item_id, sixth, fifth))
+            else:
+                entitlements.append((sub_id, key, product_id, fifth, item_id, sixth))
+    return pairing, entitlements
 
 
 class CAIds:
@@ -469,9 +510,13 @@ def plan(
         chunks = _subscription_chunks(subscription_ids, chunk_size)
     for chunk in chunks:
         per_sub: dict[int, list[Command]] = defaultdict(list)
-        for command in _pairing_commands(_pairing_rows(provider.pk, chunk, scope)):
+        if scope is None:
+            pairing = list(_pairing_rows(provider.pk, chunk, scope))
+            rows = list(_entitlement_rows(provider.pk, chunk, scope))
+        else:
+            pairing, rows = _scoped_rows(provider.pk, chunk, scope)
+        for command in _pairing_commands(pairing):
             per_sub[command.subscription_id].append(command)
-        rows = list(_entitlement_rows(provider.pk, chunk, scope))
         ca_ids = everything if everything is not None else CAIds(provider.pk, {r[2] for r in rows})
         for sub_id, service_id, product_id, dist_id, item_id, op in rows:
             if ca_ids.missing(product_id) and on_problem is not None:
