@@ -45,7 +45,7 @@ def _literals(values) -> str:
 @cache
 def statement(count: int) -> str:
     """For ``count`` answers; parameters: ``params(...)``. Each row it returns is a locked
-    request: id, uid, state before, and whether anything was written."""
+    request: id, uid, its state before."""
     requests, services = rawsql.table(Req), rawsql.table(SubscriptionService)
     items, members = rawsql.table(InstalledItem), rawsql.table(Req.items.through)
     on = _literals(SubscriptionService.ON_STATES)
@@ -82,7 +82,7 @@ def statement(count: int) -> str:
         "AND installed_item_id IS NOT NULL) AND i.removed_at IS NOT NULL "
         f"AND i.id NOT IN ({paired})), "
         f"initialized AS (UPDATE {items} i SET initialized = true WHERE i.id IN ({paired})) "
-        "SELECT l.id, l.uid, l.state, clear.ok FROM locked l, clear ORDER BY l.id"
+        "SELECT l.id, l.uid, l.state FROM locked l ORDER BY l.id"
     )
 
 

@@ -167,7 +167,7 @@ def _accept_at_once(answers: Sequence[Answer]) -> list[Outcome]:
         for pk, a in first.items()
     ]
     found = _execute(accept_sql.statement(len(rows)), accept_sql.params(rows, timezone.now()))
-    before = {pk: (uid, state) for pk, uid, state, _ in found}
+    before = {pk: (uid, state) for pk, uid, state in found}
     unknown = [a.request_id for a in answers if a.request_id not in before]
     if unknown:
         raise UnknownRequests(unknown)

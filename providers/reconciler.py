@@ -28,7 +28,6 @@ ends up active), then whatever the adapter adds beyond this model (``extra_comma
 renewals of entitlements that carry an end date) when whole subscriptions are reconciled.
 """
 
-import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -208,21 +207,11 @@ _LAST_PENDING = """(
             GROUP BY pr.service_id, pr.installed_item_id))"""
 
 
-def _entitlement_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
-    """(subscription, service, product, distributor, card, operation) where wanted != has."""
-    sql, params = _entitlement_sql(provider_id, subscriptions, scope)
-    # A real-time action's few rows join by index look-ups, which a nested loop is.
-    joins = without_nested_loops() if scope is None else contextlib.nullcontext()
-    with joins, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    yield from rows
-
-
 def _entitlement_sql(
     provider_id: int, subscriptions: Subscriptions, scope: Scope | None
 ) -> tuple[str, list]:
-    """``_entitlement_rows``'s statement and its parameters.
+    """The statement (and its parameters) of (subscription, service, product, distributor,
+    card, operation) where wanted != has.
 
     CROSS JOIN keeps SQLite's join order (PostgreSQL reorders freely): the chunk's services
     first, found by subscription. Without statistics SQLite would otherwise start from the
@@ -286,19 +275,12 @@ def _entitlement_sql(
     return sql, on_params + initialized_params + on_params + pending_params + params
 
 
-def _pairing_rows(provider_id: int, subscriptions: Subscriptions, scope: Scope | None):
-    """In-use devices on viewing points that have a wanted service and a device the provider
-    has not registered: (sub, dist, item, kind, init)."""
-    sql, params = _pairing_sql(provider_id, subscriptions, scope)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        yield from cursor.fetchall()
-
-
 def _pairing_sql(
     provider_id: int, subscriptions: Subscriptions, scope: Scope | None
 ) -> tuple[str, list]:
-    """``_pairing_rows``'s statement and its parameters.
+    """The statement (and its parameters) of the in-use devices on viewing points that have
+    a wanted service and a device the provider has not registered: (sub, dist, item, kind,
+    init).
 
     Found from the unregistered devices (a partial index holds exactly those), so a chunk in
     which every device is registered costs next to nothing."""
@@ -346,9 +328,22 @@ def _pairing_sql(
     return sql, initialized_params + params + on_params
 
 
+def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, list]:
+    """A batch chunk's pairing rows and entitlement rows, a statement each; the entitlement
+    statement with nested loops off (a real-time action's few rows, ``_scoped_rows``, join by
+    index look-ups, which a nested loop is)."""
+    with connection.cursor() as cursor:
+        cursor.execute(*_pairing_sql(provider_id, subscriptions, None))
+        pairing = cursor.fetchall()
+    with without_nested_loops(), connection.cursor() as cursor:
+        cursor.execute(*_entitlement_sql(provider_id, subscriptions, None))
+        entitlements = cursor.fetchall()
+    return pairing, entitlements
+
+
 def _scoped_rows(provider_id: int, subscriptions: list[int], scope: Scope) -> tuple[list, list]:
-    """A real-time action's pairing rows and entitlement rows (as ``_pairing_rows`` and
-    ``_entitlement_rows`` give them) by ONE statement: each statement is a round trip on the
+    """A real-time action's pairing rows and entitlement rows (as ``_chunk_rows`` gives them)
+    by ONE statement: each statement is a round trip on the
     real-time path. The two come as branches of a ``UNION ALL`` (0 and 1) in shared columns:
     branch, subscription, distributor | service, card, initialized | distributor, kind |
     operation, nothing | product; the first branch's NULL is cast, as PostgreSQL settles a
@@ -511,8 +506,7 @@ def plan(
     for chunk in chunks:
         per_sub: dict[int, list[Command]] = defaultdict(list)
         if scope is None:
-            pairing = list(_pairing_rows(provider.pk, chunk, scope))
-            rows = list(_entitlement_rows(provider.pk, chunk, scope))
+            pairing, rows = _chunk_rows(provider.pk, chunk)
         else:
             pairing, rows = _scoped_rows(provider.pk, chunk, scope)
         for command in _pairing_commands(pairing):

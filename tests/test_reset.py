@@ -60,7 +60,7 @@ def test_preview_outside_a_transaction_reads_ahead_and_lists_the_same(catalog, i
     drift(in_step)
     selection = batch.Selection(catalog.provider)
 
-    # Committed data, no transaction: the next chunk is planned in a thread of its own.
+    # Committed data, no transaction: the next chunks are planned in threads of their own.
     ahead = [(r.subscription, r.requests) for r in batch.preview(selection, chunk_size=1)]
     with transaction.atomic():
         one_by_one = [(r.subscription, r.requests) for r in batch.preview(selection, chunk_size=1)]
