@@ -70,24 +70,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def web_server(log: Path, workers: int = 3) -> Iterator[str]:
-    """gunicorn serving the product; yields its base URL once it answers. Three sync worker
-    processes, as the Dockerfile runs it: threads in one process share one core (the GIL),
-    and a client's kept-alive connection stayed with one process, which loaded one process
-    while another idled."""
+def web_server(log: Path, workers: int | None = None) -> Iterator[str]:
+    """gunicorn serving the product as deployed (``gunicorn.conf.py``: a sync worker process
+    per core); yields its base URL once it answers. ``workers``: that many processes instead."""
     port = free_port()
+    count = ["--workers", str(workers)] if workers else []
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "crm_provisioning.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-            ],
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *count],
             cwd=settings.BASE_DIR,
             env=environment(),
             stdout=out,

@@ -11,10 +11,10 @@ figures "… under a reset run".
 What runs, as processes on the benchmark's database and broker:
 
 - the simulator (``manage.py cas_simulator conax-ws``) on a free port, knowing the cards;
-- gunicorn (``processes.web_server``: 3 sync worker processes, as the Dockerfile runs it);
+- gunicorn (``processes.web_server``: a sync worker process per core, as deployed);
 - one Celery worker on the ``realtime`` queue with ``WORKER_PROCESSES`` pool processes.
 
-The actions: ``CLIENTS`` threads, each posting with ``http.client`` and a person's API token
+The actions: ``CLIENTS`` threads, each posting by hand (``_post``) with a person's API token
 (role agent), stop or start (whichever the service's state allows) one service each, a
 flat product on a viewing point with one smartcard, at the provider "Bench Conax WS" — so
 each action makes exactly one request (CancelSubscriptions / AddSubscriptions), and no two
@@ -37,11 +37,11 @@ nothing.
 """
 
 import contextlib
-import http.client
 import json
 import math
 import os
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -77,11 +77,10 @@ BENCH_USER = "bench-realtime"
 TARGET_PER_S = 200
 TARGET_P99_MS = 250
 TARGET_P99_LOADED_MS = 500
-# Client threads: twice gunicorn's 3 processes (``processes.web_server``, as the Dockerfile
-# runs it), so that one is always waiting for each. More clients, or more gunicorn processes,
-# only add processes taking turns on the same two cores: at 8 clients and 4 processes each
-# action cost about a tenth more CPU, and the rate fell by as much.
-CLIENTS = 6
+# Client threads: twice gunicorn's processes here (one per core, ``gunicorn.conf.py``), so
+# that one is always waiting for each. More clients only add threads taking turns on the same
+# two cores.
+CLIENTS = 4
 # Real-time worker pool processes. One ``deliver`` task per provider runs at a time
 # (``providers.wakeups``), so a second process only waits for another provider's work; here it
 # took turns with the first and cost CPU. And while one process is sending, the requests
@@ -289,6 +288,21 @@ def _token() -> str:
 # --- sending ------------------------------------------------------------------------------------
 
 
+def _post(host: str, port: int, request: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.0 call on a connection of its own (gunicorn's sync workers close it
+    anyway): the status and the body. By hand rather than with ``http.client``: the clients
+    share the two cores with what they measure, and its header parsing doubled their CPU."""
+    with socket.create_connection((host, port), timeout=60) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    status_line, _, rest = answer.partition(b"\r\n")
+    _, _, content = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), content
+
+
 def _send_all(
     api: str, key: str, targets: list[Target], clients: int, rate: float | None = None
 ) -> list[Sent]:
@@ -298,8 +312,12 @@ def _send_all(
     began = time.time()
 
     address = urlsplit(api)
-    headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
-    body = json.dumps({"reason": "bench: real-time"})
+    head = (
+        "POST /api/v1/services/{id}/{verb}/ HTTP/1.0\r\n"
+        f"Host: {address.netloc}\r\nAuthorization: Token {key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    body = json.dumps({"reason": "bench: real-time"}).encode()
 
     def client(index: int) -> None:
         for n in range(index, len(targets), clients):
@@ -307,22 +325,13 @@ def _send_all(
             if rate:
                 time.sleep(max(0.0, began + n / rate - time.time()))
             verb = "stop" if target.stop else "start"
+            request = head.format(id=target.service_id, verb=verb, length=len(body)).encode()
             sent_at = time.time()
-            # http.client, a connection per call (gunicorn's sync workers close it anyway):
-            # the clients share the two cores with what they measure, and requests' sessions
-            # cost them three times the CPU.
-            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
             try:
-                connection.request(
-                    "POST", f"/api/v1/services/{target.service_id}/{verb}/", body, headers
-                )
-                answer = connection.getresponse()
-                status, content = answer.status, answer.read()
-            except (OSError, http.client.HTTPException) as exc:
+                status, content = _post(address.hostname, address.port, request + body)
+            except OSError as exc:
                 results[index].append(Sent(target, sent_at, time.time(), 0, error=str(exc)))
                 continue
-            finally:
-                connection.close()
             returned_at = time.time()
             sent = Sent(target, sent_at, returned_at, status)
             if status == 200:

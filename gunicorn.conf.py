@@ -1,0 +1,14 @@
+"""gunicorn's settings for the web server, read from the working directory by every start:
+the Dockerfile's, docker-compose's and the benchmark's (``bench.processes.web_server``).
+
+Sync worker processes, one per core unless ``WEB_CONCURRENCY`` says otherwise. A request is
+CPU work in Python with short waits on PostgreSQL, so a process per core keeps the cores busy;
+on the benchmark's two cores a third process only took turns with the other two, and every
+real-time action cost about a tenth more CPU (context switches, cold caches) for no more
+actions per second.
+"""
+
+import os
+
+wsgi_app = "crm_provisioning.wsgi"
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
