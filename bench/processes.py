@@ -57,7 +57,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -70,16 +70,19 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def web_server(log: Path, workers: int | None = None) -> Iterator[str]:
+def web_server(
+    log: Path, workers: int | None = None, app: str | None = None, env: dict | None = None
+) -> Iterator[str]:
     """gunicorn serving the product as deployed (``gunicorn.conf.py``: a sync worker process
-    per core); yields its base URL once it answers. ``workers``: that many processes instead."""
+    per core); yields its base URL once it answers. ``workers``: that many processes instead;
+    ``app``: another WSGI application (``module:name``); ``env``: more environment."""
     port = free_port()
-    count = ["--workers", str(workers)] if workers else []
+    more = [*(["--workers", str(workers)] if workers else []), *([app] if app else [])]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *count],
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *more],
             cwd=settings.BASE_DIR,
-            env=environment(),
+            env=environment(**(env or {})),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -98,7 +101,7 @@ def web_server(log: Path, workers: int | None = None) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        _stop(process)
+        stop(process)
 
 
 @contextlib.contextmanager
@@ -133,7 +136,7 @@ def worker(log: Path, queues: str, concurrency: int = 1, name: str = "bench"):
     try:
         yield process
     finally:
-        _stop(process)
+        stop(process)
 
 
 @contextlib.contextmanager
@@ -165,7 +168,7 @@ def simulator(log: Path, args: list[str], env: dict, patterns: list[str], what: 
             time.sleep(0.1)
         yield found
     finally:
-        _stop(process)
+        stop(process)
 
 
 def peak_memory_mb(pid: int) -> float:

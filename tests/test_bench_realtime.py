@@ -22,7 +22,8 @@ def test_realtime_measures_actions_from_the_api_to_the_simulator(tmp_path, monke
     assert [f.name for f in report.figures] == NAMES
     rate, p50, p99 = report.figures
     assert (rate.unit, rate.direction, rate.target) == ("actions/s", "min", 200)
-    assert rate.value > 0 and rate.floor > 0
+    assert rate.value > 0 and rate.floor > 0 and raw["raw_soap_per_s"] > 0
+    assert "floor: as many actions' work by hand" in rate.detail
     assert f"{n} actions through the Web API ({n} stop, 0 start service)" in rate.detail
     assert f"requests {n} completed" in rate.detail
     # From the row's created_at, written before the commit: never before it.
@@ -33,7 +34,8 @@ def test_realtime_measures_actions_from_the_api_to_the_simulator(tmp_path, monke
 
     provider = Provider.objects.get(name=realtime.PROVIDER)
     made = Req.objects.filter(provider=provider)
-    # One request per action, warm-up included; each reached the CAS and was answered.
+    # One request per action, warm-up included; each reached the CAS and was answered. The
+    # floor's requests (as many, by hand) are gone.
     assert made.count() == made.filter(state=Req.State.COMPLETED).count() == n + realtime.WARM_UP
     assert set(made.values_list("command", flat=True)) == {"CANCEL_SUBSCRIPTIONS"}
 
