@@ -102,7 +102,7 @@ def _clean_slate(provider: Provider) -> None:
     delete_requests(Req.objects.filter(provider=provider))
     TransferFile.objects.filter(provider=provider).delete()
     # Dead rows of an interrupted measurement, too (a floor's insert, rolled back).
-    _vacuum()
+    vacuum()
 
 
 def delete_requests(requests) -> int:
@@ -122,18 +122,18 @@ def delete_requests(requests) -> int:
         # As autovacuum would, before the next measurement: statistics of a table of dead
         # rows (none live, thousands of pages) plan the reconciler's look-ups of requests on
         # their way as scans of every Pending request, for each card.
-        _vacuum()
+        vacuum()
     return count
 
 
-def _vacuum() -> None:
-    """VACUUM ANALYZE the request tables (PostgreSQL, outside a transaction): the benchmark
-    writes and removes millions of rows, and its database server may run no autovacuum (ours
-    does not) to tidy up after it."""
+def vacuum(*models) -> None:
+    """VACUUM ANALYZE the request tables, or ``models``' (PostgreSQL, outside a transaction):
+    the benchmark writes and removes millions of rows, and its database server may run no
+    autovacuum (ours does not) to tidy up after it."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     with connection.cursor() as cursor:
-        for model in (Req, Req.items.through):
+        for model in models or (Req, Req.items.through):
             cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -176,18 +176,6 @@ def age_to_today(provider: Provider) -> int:
     if days >= 1:
         services.update(authorization_date=F("authorization_date") + timedelta(days=days))
     return max(days, 0)
-
-
-def vacuum_analyze() -> None:
-    """VACUUM ANALYZE every table a run reads and writes (PostgreSQL, outside a transaction):
-    what an earlier measurement rewrote or rolled back leaves dead rows that statistics alone
-    do not account for."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return
-    models = (Req, Req.items.through, SubscriptionService, InstalledItem)
-    with connection.cursor() as cursor:
-        for model in models:
-            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def analyze() -> None:
@@ -342,7 +330,7 @@ def processing_floor(provider: Provider, today) -> tuple[float, int, int]:
         transaction.set_rollback(True)
     # The rolled-back rows are dead rows in the request tables and their indexes, which the
     # run would wade through: gone, as autovacuum would have them.
-    _vacuum()
+    vacuum()
     return seconds, requests, items
 
 

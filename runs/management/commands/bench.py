@@ -9,7 +9,7 @@ from bench import conax_sms, figures, realtime
 from bench.report import Report
 from providers.models import Provider, ProvisioningRequest
 from subscriptions import load
-from subscriptions.models import Subscription
+from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 PROVIDER = "Generic"
 
@@ -65,7 +65,9 @@ class Command(BaseCommand):
         # of step.
         conax_sms.delete_requests(ProvisioningRequest.objects.filter(provider=provider))
         drifted = load.redrift(PROVIDER, options["drift"])
-        conax_sms.vacuum_analyze()  # as autovacuum would; the bench's server may run none
+        # As autovacuum would; the bench's server may run none.
+        requests = ProvisioningRequest
+        conax_sms.vacuum(requests, requests.items.through, SubscriptionService, InstalledItem)
         self.stdout.write(
             f"{drifted:,} subscriptions out of step ({time.monotonic() - started:.0f} s)."
         )
