@@ -16,7 +16,8 @@ from datetime import datetime
 from functools import cache
 
 from django.db import connection
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from crm_provisioning import rawsql
 from providers.models import Distributor, ProvisioningRequest
@@ -122,17 +123,23 @@ class _Branch:
             sql = f"{alias}.{rawsql.quote(field.column)}"
             self.columns.append((name, field, sql, field.cast_db_type(connection)))
 
-    def row(self, values) -> dict:
+    def row(self, values, zone) -> dict:
         row = dict.fromkeys(self.names)
         for (name, field, _, _), value in zip(self.columns, values, strict=True):
-            row[name] = value if field is None else _represent(rawsql.convert(field, value))
+            row[name] = value if field is None else _represent(rawsql.convert(field, value), zone)
         return row
 
 
-def _represent(value):
-    # DRF's representations of the types these columns hold; the others pass as they are.
+def _represent(value, zone):
+    """DRF's representations of the types these columns hold; the others pass as they are.
+    An aware datetime as ``DateTimeField`` gives it, in the current time zone (``zone``, read
+    once per answer), by hand: asking DRF for each of an answer's dozens cost the real-time
+    path a few percent of its CPU."""
     if isinstance(value, datetime):
-        return _DATETIME.to_representation(value)
+        if value.tzinfo is None or zone is None:
+            return _DATETIME.to_representation(value)
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
@@ -188,9 +195,12 @@ class _Answer:
         else:
             cursor.execute(self.sql_without_requests, params)
         rows = [[] for _ in self.branches]
+        # The hand-made representation is ISO 8601's; another format is left to DRF.
+        iso = (api_settings.DATETIME_FORMAT or "").lower() == ISO_8601
+        zone = _DATETIME.default_timezone() if iso else None
         for values in cursor.fetchall():
             number = values[0]
-            rows[number].append(self.branches[number].row(values[self.slices[number]]))
+            rows[number].append(self.branches[number].row(values[self.slices[number]], zone))
         return rows
 
 
