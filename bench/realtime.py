@@ -568,7 +568,8 @@ def realtime(
             floor=floor,
             detail=f"{len(uids):,} actions through the Web API ({stops:,} stop, "
             f"{len(uids) - stops:,} start service) from {clients} clients, delivered by "
-            f"{worker_processes} real-time worker processes to the Conax WS simulator in "
+            f"{worker_processes} real-time worker process{'es' * (worker_processes != 1)} to the "
+            f"Conax WS simulator in "
             f"{ended - began:.1f} s (first send to the last receipt){paced}{overlap}; requests "
             f"{states_text}; floor: as many actions' work by hand, on the idle system "
             f"(bench.realtime_floor: bare WSGI under the same gunicorn, hand-written SQL, a "
