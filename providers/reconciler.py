@@ -341,30 +341,49 @@ def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, l
     return pairing, entitlements
 
 
-def _scoped_rows(provider_id: int, subscriptions: list[int], scope: Scope) -> tuple[list, list]:
-    """A real-time action's pairing rows and entitlement rows (as ``_chunk_rows`` gives them)
-    by ONE statement: each statement is a round trip on the
-    real-time path. The two come as branches of a ``UNION ALL`` (0 and 1) in shared columns:
-    branch, subscription, distributor | service, card, initialized | distributor, kind |
-    operation, nothing | product; the first branch's NULL is cast, as PostgreSQL settles a
-    UNION's column types from its first branches."""
+def _scoped_rows(
+    provider_id: int, subscriptions: list[int], scope: Scope
+) -> tuple[list, list, "CAIds"]:
+    """A real-time action's pairing rows and entitlement rows (as ``_chunk_rows`` gives them),
+    and the CA IDs of the entitled products, by ONE statement: each statement is a round trip
+    on the real-time path. They come as branches of a ``UNION ALL`` in shared columns: 0
+    pairing (subscription, distributor, card, initialized, kind), 1 entitlement
+    (subscription, service, card, distributor, operation, product), 2 a bundle's component
+    (bundle, link, component), 3 a CA ID (product, CA ID). The entitlement rows are a CTE the
+    last two read their products from. The first branch's NULL is cast, as PostgreSQL settles
+    a UNION's column types from its first branches."""
     pairing_sql, pairing_params = _pairing_sql(provider_id, subscriptions, scope)
     entitlement_sql, entitlement_params = _entitlement_sql(provider_id, subscriptions, scope)
+    through = rawsql.table(Product.components.through)
+    flat = rawsql.table(ProductCAId)
+    entitled = "SELECT product_id FROM e"
     sql = (
+        f"WITH e AS ({entitlement_sql}) "
         "SELECT 0, p.subscription_id, p.distributor_id, p.id, p.is_initialized, p.kind, "
         f"CAST(NULL AS bigint) FROM ({pairing_sql}) p UNION ALL "
         "SELECT 1, e.subscription_id, e.service_id, e.item_id, e.distributor_id, e.op, "
-        f"e.product_id FROM ({entitlement_sql}) e ORDER BY 1, 2, 3, 4"
+        "e.product_id FROM e UNION ALL "
+        f"SELECT 2, c.from_product_id, c.id, c.to_product_id, NULL, NULL, NULL FROM {through} c "
+        f"WHERE c.from_product_id IN ({entitled}) UNION ALL "
+        f"SELECT 3, a.product_id, 0, NULL, NULL, a.ca_id, NULL FROM {flat} a "
+        f"WHERE a.provider_id = %s AND (a.product_id IN ({entitled}) OR a.product_id IN "
+        f"(SELECT to_product_id FROM {through} WHERE from_product_id IN ({entitled}))) "
+        "ORDER BY 1, 2, 3, 4"
     )
-    pairing, entitlements = [], []
+    pairing, entitlements, components, ca_ids = [], [], [], []
     with connection.cursor() as cursor:
-        cursor.execute(sql, pairing_params + entitlement_params)
-        for branch, sub_id, key, item_id, fifth, sixth, product_id in cursor.fetchall():
+        cursor.execute(sql, entitlement_params + pairing_params + [provider_id])
+        for branch, first, key, item_id, fifth, sixth, product_id in cursor.fetchall():
             if branch == 0:
-                pairing.append((sub_id, key, item_id, sixth, fifth))
+                pairing.append((first, key, item_id, sixth, fifth))
+            elif branch == 1:
+                entitlements.append((first, key, product_id, fifth, item_id, sixth))
+            elif branch == 2:
+                components.append((first, item_id))
             else:
-                entitlements.append((sub_id, key, product_id, fifth, item_id, sixth))
-    return pairing, entitlements
+                ca_ids.append((first, sixth))
+    found = CAIds.of_rows({row[2] for row in entitlements}, components, ca_ids)
+    return pairing, entitlements, found
 
 
 class CAIds:
@@ -410,11 +429,29 @@ class CAIds:
                 f"WHERE provider_id = %s {products} ORDER BY 1, 2",
                 params,
             )
-            for is_ca_id, _, product_id, component_id, ca_id in cursor.fetchall():
-                if is_ca_id:
-                    self._flat[product_id] = ca_id
-                else:
-                    self._components[product_id].append(component_id)
+            rows = cursor.fetchall()
+        self._fill(
+            [(product_id, part) for is_ca_id, _, product_id, part, _ in rows if not is_ca_id],
+            [(product_id, ca_id) for is_ca_id, _, product_id, _, ca_id in rows if is_ca_id],
+        )
+
+    @classmethod
+    def of_rows(cls, products: set[int], components: list, ca_ids: list) -> "CAIds":
+        """The CA IDs of ``products`` from rows read already (``_scoped_rows``): (bundle,
+        component) in the bundle's order, and (product, CA ID) of the products and the
+        bundles' components."""
+        found = cls.__new__(cls)
+        found._wanted = set(products)
+        found._components = defaultdict(list)
+        found._flat = {}
+        found._codes = None
+        found._fill(components, ca_ids)
+        return found
+
+    def _fill(self, components: list, ca_ids: list) -> None:
+        for bundle_id, component_id in components:
+            self._components[bundle_id].append(component_id)
+        self._flat.update(ca_ids)
         if self._wanted is not None:
             self._wanted |= {c for parts in self._components.values() for c in parts}
 
@@ -507,11 +544,11 @@ def plan(
         per_sub: dict[int, list[Command]] = defaultdict(list)
         if scope is None:
             pairing, rows = _chunk_rows(provider.pk, chunk)
+            ca_ids = everything
         else:
-            pairing, rows = _scoped_rows(provider.pk, chunk, scope)
+            pairing, rows, ca_ids = _scoped_rows(provider.pk, chunk, scope)
         for command in _pairing_commands(pairing):
             per_sub[command.subscription_id].append(command)
-        ca_ids = everything if everything is not None else CAIds(provider.pk, {r[2] for r in rows})
         for sub_id, service_id, product_id, dist_id, item_id, op in rows:
             if ca_ids.missing(product_id) and on_problem is not None:
                 missing = ", ".join(ca_ids.missing(product_id))
