@@ -197,7 +197,7 @@ def analyze() -> None:
 def _ca_id_values(provider: Provider, params: list) -> str:
     """(product id, CA ID) rows of every product at the provider, a bundle once per component
     CA ID, as SQL VALUES (the values as parameters)."""
-    ca_ids = CAIds(provider.pk)
+    ca_ids = CAIds.of_provider(provider.pk)
     rows = []
     for product_id in ca_ids.products():
         for ca_id in ca_ids[product_id]:

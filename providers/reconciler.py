@@ -382,78 +382,45 @@ def _scoped_rows(
                 components.append((first, item_id))
             else:
                 ca_ids.append((first, sixth))
-    found = CAIds.of_rows({row[2] for row in entitlements}, components, ca_ids)
-    return pairing, entitlements, found
+    return pairing, entitlements, CAIds(components, ca_ids, {row[2] for row in entitlements})
 
 
 class CAIds:
     """Product → the CA IDs that provision it at one provider (components for a bundle), and
     the flat products among them that have none there.
 
-    ``products``: only these products (and their components) are looked up — what a real-time
-    action touched, instead of the whole catalogue on every action; without it, all of them."""
+    Built from rows: (bundle, component) in the bundle's order, and (product, CA ID).
+    ``of_provider`` reads the provider's whole catalogue (a batch run, once); a real-time
+    action's come with its pairing and entitlement rows (``_scoped_rows``), for only the
+    products it touched (``wanted``)."""
 
-    def __init__(self, provider_id: int, products: Iterable[int] | None = None):
-        self._wanted: set[int] | None = None
+    def __init__(self, components: list, ca_ids: list, wanted: Iterable[int] | None = None):
+        self._wanted = None if wanted is None else set(wanted)
         self._components: dict[int, list[int]] = defaultdict(list)
-        self._flat: dict[int, str] = {}
+        for bundle_id, component_id in components:
+            self._components[bundle_id].append(component_id)
+        self._flat: dict[int, str] = dict(ca_ids)
         self._codes: dict[int, str] | None = None
-        if products is not None:
-            self._wanted = set(products)
-            if not self._wanted:
-                return
-        # One hand-written statement: a real-time action looks up a product or two, and the
-        # ORM took longer compiling its two queries than the database took to run them.
-        # Rows: a bundle's component (in the bundle's order: by the link's id), or a CA ID of
-        # one of the products, or of a component of one of the bundles.
+        if self._wanted is not None:
+            self._wanted |= {c for parts in self._components.values() for c in parts}
+
+    @classmethod
+    def of_provider(cls, provider_id: int) -> "CAIds":
+        """Every product's, by one hand-written statement."""
         through = rawsql.table(Product.components.through)
         flat = rawsql.table(ProductCAId)
-        params: list = []
-        bundles = products = ""
-        if self._wanted is not None:
-            bundles = f"WHERE {_any('from_product_id', self._wanted, params)}"
-        params.append(provider_id)
-        if self._wanted is not None:
-            inner: list = []
-            in_bundle = _any("from_product_id", self._wanted, inner)
-            products = (
-                f"AND ({_any('product_id', self._wanted, params)} OR product_id IN "
-                f"(SELECT to_product_id FROM {through} WHERE {in_bundle}))"
-            )
-            params.extend(inner)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT 0, id, from_product_id, to_product_id, NULL FROM {through} {bundles} "
-                "UNION ALL "
-                f"SELECT 1, 0, product_id, NULL, ca_id FROM {flat} "
-                f"WHERE provider_id = %s {products} ORDER BY 1, 2",
-                params,
+                f"SELECT 0, id, from_product_id, to_product_id, NULL FROM {through} "
+                f"UNION ALL SELECT 1, 0, product_id, NULL, ca_id FROM {flat} "
+                "WHERE provider_id = %s ORDER BY 1, 2",
+                [provider_id],
             )
             rows = cursor.fetchall()
-        self._fill(
+        return cls(
             [(product_id, part) for is_ca_id, _, product_id, part, _ in rows if not is_ca_id],
             [(product_id, ca_id) for is_ca_id, _, product_id, _, ca_id in rows if is_ca_id],
         )
-
-    @classmethod
-    def of_rows(cls, products: set[int], components: list, ca_ids: list) -> "CAIds":
-        """The CA IDs of ``products`` from rows read already (``_scoped_rows``): (bundle,
-        component) in the bundle's order, and (product, CA ID) of the products and the
-        bundles' components."""
-        found = cls.__new__(cls)
-        found._wanted = set(products)
-        found._components = defaultdict(list)
-        found._flat = {}
-        found._codes = None
-        found._fill(components, ca_ids)
-        return found
-
-    def _fill(self, components: list, ca_ids: list) -> None:
-        for bundle_id, component_id in components:
-            self._components[bundle_id].append(component_id)
-        self._flat.update(ca_ids)
-        if self._wanted is not None:
-            self._wanted |= {c for parts in self._components.values() for c in parts}
 
     def products(self) -> list[int]:
         """The products looked up that may have CA IDs here: flat ones that do, and bundles."""
@@ -531,7 +498,7 @@ def plan(
     """
     # Whole subscriptions may hold any product: the catalogue once. A scope (a real-time
     # action) looks up only the products of the services it plans, chunk by chunk.
-    everything = CAIds(provider.pk) if scope is None else None
+    everything = CAIds.of_provider(provider.pk) if scope is None else None
     adapter = registry.adapter_for(provider)
     today = today or timezone.localdate()
     # Most adapters add nothing (their default is not even called).
