@@ -8,10 +8,13 @@ every value written (``auto_now``, JSON adaptation) — and skip only the compil
 signals are not sent (none are connected in this project).
 """
 
-from functools import cache
+import re
+from functools import cache, lru_cache
 
 from django.db import connection
 from django.db.models import Field, Model
+
+_LINE_BREAKS = re.compile(r"\n\s*")
 
 
 def quote(name: str) -> str:
@@ -20,6 +23,22 @@ def quote(name: str) -> str:
 
 def table(model: type[Model]) -> str:
     return quote(model._meta.db_table)
+
+
+@lru_cache(maxsize=256)
+def one_line(sql: str) -> str:
+    """``sql`` without its line breaks and indentation (our statements' string literals hold
+    neither). psycopg converts a statement's placeholders once and keeps the result only for
+    statements up to 4 KB (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is parsed again, in
+    Python, every time it runs. Kept: a statement's text repeats (its values are parameters)."""
+    return _LINE_BREAKS.sub(" ", sql)
+
+
+def typed_null(sql_type: str) -> str:
+    """A NULL of ``sql_type``, in PostgreSQL's short form where it is understood."""
+    if connection.vendor == "postgresql":
+        return f"NULL::{sql_type}"
+    return f"CAST(NULL AS {sql_type})"
 
 
 def marks(values) -> str:

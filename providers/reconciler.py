@@ -370,6 +370,7 @@ def _scoped_rows(
         f"(SELECT to_product_id FROM {through} WHERE from_product_id IN ({entitled}))) "
         "ORDER BY 1, 2, 3, 4"
     )
+    sql = rawsql.one_line(sql)
     pairing, entitlements, components, ca_ids = [], [], [], []
     with connection.cursor() as cursor:
         cursor.execute(sql, entitlement_params + pairing_params + [provider_id])

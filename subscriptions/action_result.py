@@ -157,8 +157,10 @@ class _Answer:
 
     PostgreSQL resolves a UNION's column types pairwise, left to right: where the first two
     branches both had a bare NULL it would settle on ``text`` and then fail on the next
-    branch's bigint or timestamp. So the first branch's NULLs are cast to the type of the
-    column they stand for; the later branches' need not be.
+    branch's bigint or timestamp. So the first branch's NULLs for the columns of the third
+    and later branches are cast to the type of the column they stand for; the others need
+    not be (the second branch's own columns give their types). Short casts, as the statement
+    is kept under psycopg's 4 KB for caching its conversion (``rawsql.one_line``).
     """
 
     def __init__(self, branches: list[_Branch]):
@@ -171,11 +173,11 @@ class _Answer:
         selects = []
         for number, branch in enumerate(branches):
             sql = [str(number)]
-            for other in branches:
+            for position, other in enumerate(branches):
                 if other is branch:
                     sql += [expression for _, _, expression, _ in other.columns]
-                elif number == 0:
-                    sql += [f"CAST(NULL AS {type_})" for _, _, _, type_ in other.columns]
+                elif number == 0 and position > 1:
+                    sql += [rawsql.typed_null(type_) for _, _, _, type_ in other.columns]
                 else:
                     sql += ["NULL"] * len(other.columns)
             selects.append(f"SELECT {', '.join(sql)} {branch.tail}")

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.db import connection
+from psycopg import _queries as psycopg_queries
 from psycopg import sql as psycopg_sql
 
 from crm_provisioning.db import generic_plans
@@ -14,6 +15,7 @@ from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
+from subscriptions.action_result import action_result
 from subscriptions.signals import action_performed
 
 pytestmark = pytest.mark.skipif(
@@ -177,3 +179,31 @@ def test_an_actions_plan_never_reads_the_pending_queue_on_stale_statistics(catal
     assert reading_requests  # the entitlements' and the pairings' statements
     for sql, params in reading_requests:
         assert "request_pending_queue" not in _generic_plan(sql, params), sql
+
+
+# psycopg converts a statement's placeholders once per text and keeps the result only up to
+# this length; a longer statement is parsed again, in Python, on every execution.
+CACHED_LENGTH = getattr(psycopg_queries, "MAX_CACHED_STATEMENT_LENGTH", 4096)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_actions_statements_are_short_enough_for_psycopg_to_keep_their_conversion(
+    subscribe,
+):
+    sub = subscribe("BUNDLE_A")
+    service = sub.services.get()
+    seen = []
+
+    def observe(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(observe):
+        change = actions.stop_service(service.pk, reason="test")
+        action_result(sub.pk, change.request_ids)
+        change = actions.start_service(service.pk, reason="test")
+        action_result(sub.pk, change.request_ids)
+
+    assert change.request_ids
+    longest = max(seen, key=len)
+    assert len(longest.encode()) <= CACHED_LENGTH, longest
