@@ -57,13 +57,16 @@ def create_requests(
     priority: int = ProvisioningRequest.Priority.NORMAL,
     process_run_id: int | None = None,
     chunk_size: int = 2000,
+    context: Context | None = None,
 ) -> list[int]:
-    """Write one Pending request per command, in order; returns their ids."""
+    """Write one Pending request per command, in order; returns their ids. ``context``:
+    the names of every command's rows, read already (a real-time action's come with its
+    plan); otherwise each chunk's are read."""
     adapter = registry.adapter_for(provider)
     created: list[int] = []
     iterator: Iterator = iter(commands)
     while chunk := list(islice(iterator, chunk_size)):
-        ctx = context_for(chunk)
+        ctx = context if context is not None else context_for(chunk)
         ids = bulk.insert(
             ProvisioningRequest,
             [
@@ -199,11 +202,13 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
         adapter = registry.adapter_for(provider)
         if not adapter.acts_on_actions:
             continue  # batch providers: the processing run will pick the change up
+        commands, names = reconciler.plan_action(provider, change.subscription, scope)
         created = create_requests(
             provider,
-            reconciler.plan(provider, [change.subscription.pk], scope=scope),
+            commands,
             trigger=ProvisioningRequest.Trigger.ACTION,
             trigger_name=change.action,
+            context=Context(**names),
         )
         change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:

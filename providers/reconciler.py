@@ -42,7 +42,7 @@ from crm_provisioning.db import without_nested_loops
 from subscriptions.models import InstalledItem, Product, SubscriptionService
 
 from . import registry
-from .models import ProductCAId, ProvisioningRequest
+from .models import Distributor, ProductCAId, ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 ON_STATES = tuple(SubscriptionService.ON_STATES)
@@ -175,16 +175,16 @@ def _pending(scope: Scope | None) -> str:
 _INITIALIZED = """(
     it.initialized OR EXISTS (
         SELECT 1 FROM {request} pr JOIN {request_items} ri ON ri.{ri_request} = pr.id
-        WHERE ri.{ri_item} = it.id AND {pending} AND {chosen}
+        WHERE ri.{ri_item} = it.id AND {pending}{chosen}
           AND pr.operation IN ('create_pairing', 'add_to_pairing')))"""
 
 
 def _initialized(t: dict, subscriptions: Subscriptions, scope: Scope | None, params: list) -> str:
     # A real-time action's card is looked up by its id alone.
     chosen = (
-        "TRUE"
+        ""
         if scope is not None
-        else _subscriptions_sql(subscriptions, "pr.subscription_id", params, joined=True)
+        else " AND " + _subscriptions_sql(subscriptions, "pr.subscription_id", params, joined=True)
     )
     return _INITIALIZED.format(**t, pending=_pending(scope), chosen=chosen)
 
@@ -205,6 +205,12 @@ _LAST_PENDING = """(
             WHERE {chosen}
               AND {pending} AND pr.operation IN ('activate', 'deactivate')
             GROUP BY pr.service_id, pr.installed_item_id))"""
+
+
+def _ordered(scope: Scope | None, columns: str) -> str:
+    """A chunk's rows in order; a real-time action's are ordered by the one statement they
+    come in (``_scoped_rows``), which must stay short (``rawsql.one_line``)."""
+    return "" if scope is not None else f"ORDER BY {columns}"
 
 
 def _entitlement_sql(
@@ -243,7 +249,8 @@ def _entitlement_sql(
         chosen=_subscriptions_sql(subscriptions, "pr.subscription_id", pending_params, joined=True),
     )
     sql = f"""
-        SELECT subscription_id, service_id, product_id, distributor_id, item_id, op FROM (
+        SELECT subscription_id, service_id, product_id, distributor_id, item_id,
+               CASE wanted WHEN 1 THEN 'activate' ELSE 'deactivate' END AS op FROM (
             SELECT ss.subscription_id, ss.id AS service_id, ss.product_id, ss.distributor_id,
                    it.id AS item_id,
                    CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
@@ -252,9 +259,7 @@ def _entitlement_sql(
                         WHEN 'activate' THEN 1
                         WHEN 'deactivate' THEN 0
                         ELSE CASE WHEN ss.authorized AND {initialized} THEN 1 ELSE 0 END
-                   END AS has_it,
-                   CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
-                        THEN 'activate' ELSE 'deactivate' END AS op
+                   END AS has_it
             FROM {t["service"]} ss
             CROSS JOIN {t["distributor"]} d
             CROSS JOIN {t["item"]} it
@@ -269,10 +274,10 @@ def _entitlement_sql(
               {scope_sql}
         ) candidates
         WHERE wanted <> has_it
-        ORDER BY subscription_id, service_id, item_id
+        {_ordered(scope, "subscription_id, service_id, item_id")}
     """
     # Parameter order follows the placeholders: the SELECT list, the joins, the WHERE clause.
-    return sql, on_params + initialized_params + on_params + pending_params + params
+    return sql, on_params + initialized_params + pending_params + params
 
 
 def _pairing_sql(
@@ -323,7 +328,7 @@ def _pairing_sql(
                       WHERE ss.subscription_id = it.subscription_id
                         AND ss.distributor_id = it.distributor_id
                         AND ss.state IN ({on_in}))
-        ORDER BY it.subscription_id, it.distributor_id, it.id
+        {_ordered(scope, "it.subscription_id, it.distributor_id, it.id")}
     """
     return sql, initialized_params + params + on_params
 
@@ -341,49 +346,76 @@ def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, l
     return pairing, entitlements
 
 
-def _scoped_rows(
-    provider_id: int, subscriptions: list[int], scope: Scope
-) -> tuple[list, list, "CAIds"]:
+def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
     """A real-time action's pairing rows and entitlement rows (as ``_chunk_rows`` gives them),
-    and the CA IDs of the entitled products, by ONE statement: each statement is a round trip
-    on the real-time path. They come as branches of a ``UNION ALL`` in shared columns: 0
-    pairing (subscription, distributor, card, initialized, kind), 1 entitlement
-    (subscription, service, card, distributor, operation, product), 2 a bundle's component
-    (bundle, link, component), 3 a CA ID (product, CA ID). The entitlement rows are a CTE the
-    last two read their products from. The first branch's NULL is cast, as PostgreSQL settles
-    a UNION's column types from its first branches."""
-    pairing_sql, pairing_params = _pairing_sql(provider_id, subscriptions, scope)
-    entitlement_sql, entitlement_params = _entitlement_sql(provider_id, subscriptions, scope)
-    through = rawsql.table(Product.components.through)
-    flat = rawsql.table(ProductCAId)
-    entitled = "SELECT product_id FROM e"
-    sql = (
-        f"WITH e AS ({entitlement_sql}) "
+    the CA IDs of the entitled products, and the names its requests' parameters are built
+    from (``parameters.Context``'s, but the subscription's number), by ONE statement: each
+    statement is a round trip on the real-time path, with its own CPU in psycopg and in
+    PostgreSQL.
+
+    They come as branches of a ``UNION ALL`` in shared columns (branch, three bigints, an
+    int, a text, a bigint, three texts): 0 pairing (subscription, distributor, card,
+    initialized, kind), 1 entitlement (subscription, service, card, distributor, operation,
+    product, product code), 2 a bundle's component (bundle, link, component), 3 a CA ID
+    (product, CA ID), 4 a distributor's code, 5 a device (id, kind, serial number, CA ID,
+    product code). The pairing and entitlement rows and the bundles' components are CTEs the
+    later branches read their ids from. The first branch's NULLs that no second-branch value
+    types are cast, as PostgreSQL settles a UNION's column types pairwise."""
+    pairing_sql, pairing_params = _pairing_sql(provider_id, [subscription_id], scope)
+    entitlement_sql, entitlement_params = _entitlement_sql(provider_id, [subscription_id], scope)
+    bigint, text = rawsql.typed_null("bigint"), rawsql.typed_null("text")
+    sql = rawsql.one_line(
+        f"WITH e AS ({entitlement_sql}), p AS ({pairing_sql}), c AS (SELECT id, "
+        f"from_product_id, to_product_id FROM {rawsql.table(Product.components.through)} "
+        "WHERE from_product_id IN (SELECT product_id FROM e)) "
         "SELECT 0, p.subscription_id, p.distributor_id, p.id, p.is_initialized, p.kind, "
-        f"CAST(NULL AS bigint) FROM ({pairing_sql}) p UNION ALL "
+        f"{bigint}, {text}, {text}, {text} FROM p UNION ALL "
         "SELECT 1, e.subscription_id, e.service_id, e.item_id, e.distributor_id, e.op, "
-        "e.product_id FROM e UNION ALL "
-        f"SELECT 2, c.from_product_id, c.id, c.to_product_id, NULL, NULL, NULL FROM {through} c "
-        f"WHERE c.from_product_id IN ({entitled}) UNION ALL "
-        f"SELECT 3, a.product_id, 0, NULL, NULL, a.ca_id, NULL FROM {flat} a "
-        f"WHERE a.provider_id = %s AND (a.product_id IN ({entitled}) OR a.product_id IN "
-        f"(SELECT to_product_id FROM {through} WHERE from_product_id IN ({entitled}))) "
+        f"e.product_id, r.code, NULL, NULL FROM e JOIN {rawsql.table(Product)} r "
+        "ON r.id = e.product_id UNION ALL "
+        "SELECT 2, from_product_id, id, to_product_id, NULL, NULL, NULL, NULL, NULL, NULL "
+        "FROM c UNION ALL "
+        "SELECT 3, a.product_id, 0, NULL, NULL, a.ca_id, NULL, NULL, NULL, NULL "
+        f"FROM {rawsql.table(ProductCAId)} a WHERE a.provider_id = %s AND a.product_id IN "
+        "(SELECT product_id FROM e UNION ALL SELECT to_product_id FROM c) UNION ALL "
+        "SELECT 4, d.id, 0, NULL, NULL, d.code, NULL, NULL, NULL, NULL "
+        f"FROM {rawsql.table(Distributor)} d WHERE d.id IN (SELECT distributor_id FROM e "
+        "UNION SELECT distributor_id FROM p) UNION ALL "
+        "SELECT 5, i.id, 0, NULL, NULL, i.kind, NULL, i.serial_number, i.ca_id, "
+        f"i.product_code FROM {rawsql.table(InstalledItem)} i "
+        "WHERE i.id IN (SELECT item_id FROM e UNION SELECT id FROM p) "
         "ORDER BY 1, 2, 3, 4"
     )
-    sql = rawsql.one_line(sql)
     pairing, entitlements, components, ca_ids = [], [], [], []
+    distributors: dict[int, str] = {}
+    products: dict[int, str] = {}
+    items: dict[int, dict] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, entitlement_params + pairing_params + [provider_id])
-        for branch, first, key, item_id, fifth, sixth, product_id in cursor.fetchall():
+        for row in cursor.fetchall():
+            branch, first, key, item_id, fifth, sixth, product_id, seventh = row[:8]
             if branch == 0:
                 pairing.append((first, key, item_id, sixth, fifth))
             elif branch == 1:
                 entitlements.append((first, key, product_id, fifth, item_id, sixth))
+                products[key] = seventh
             elif branch == 2:
                 components.append((first, item_id))
-            else:
+            elif branch == 3:
                 ca_ids.append((first, sixth))
-    return pairing, entitlements, CAIds(components, ca_ids, {row[2] for row in entitlements})
+            elif branch == 4:
+                distributors[first] = sixth
+            else:
+                items[first] = {
+                    "pk": first,
+                    "kind": sixth,
+                    "serial_number": seventh,
+                    "ca_id": row[8],
+                    "product_code": row[9],
+                }
+    found = CAIds(components, ca_ids, {row[2] for row in entitlements})
+    names = {"distributors": distributors, "items": items, "products": products}
+    return pairing, entitlements, found, names
 
 
 class CAIds:
@@ -483,23 +515,22 @@ def plan(
     provider,
     subscription_ids: Iterable[int] | Span,
     *,
-    scope: Scope | None = None,
     chunk_size: int = 2000,
     on_problem: Callable[[int, str], None] | None = None,
     today: date | None = None,
 ) -> Iterator[Command]:
-    """The commands that bring ``provider`` in step for these subscriptions, in sending order.
+    """The commands that bring ``provider`` in step for these whole subscriptions, in sending
+    order.
 
     ``subscription_ids`` may be a lazy iterator (e.g. ``values_list(..).iterator()``); it is
     consumed in chunks, so memory stays flat whatever the number of subscriptions. A ``Span``
     is planned as one chunk.
     ``on_problem(subscription_id, message)`` hears of what cannot be provisioned (a product
-    without a CA ID at this provider). Without a ``scope`` (whole subscriptions), the adapter's
-    ``extra_commands`` for ``today`` (default: the local date) come last in each subscription.
+    without a CA ID at this provider). The adapter's ``extra_commands`` for ``today``
+    (default: the local date) come last in each subscription.
     """
-    # Whole subscriptions may hold any product: the catalogue once. A scope (a real-time
-    # action) looks up only the products of the services it plans, chunk by chunk.
-    everything = CAIds.of_provider(provider.pk) if scope is None else None
+    # Whole subscriptions may hold any product: the catalogue once.
+    ca_ids = CAIds.of_provider(provider.pk)
     adapter = registry.adapter_for(provider)
     today = today or timezone.localdate()
     # Most adapters add nothing (their default is not even called).
@@ -509,24 +540,40 @@ def plan(
     else:
         chunks = _subscription_chunks(subscription_ids, chunk_size)
     for chunk in chunks:
-        per_sub: dict[int, list[Command]] = defaultdict(list)
-        if scope is None:
-            pairing, rows = _chunk_rows(provider.pk, chunk)
-            ca_ids = everything
-        else:
-            pairing, rows, ca_ids = _scoped_rows(provider.pk, chunk, scope)
-        for command in _pairing_commands(pairing):
-            per_sub[command.subscription_id].append(command)
-        for sub_id, service_id, product_id, dist_id, item_id, op in rows:
-            if ca_ids.missing(product_id) and on_problem is not None:
-                missing = ", ".join(ca_ids.missing(product_id))
-                on_problem(sub_id, f"{missing} has no CA ID at provider {provider.name}.")
-            for ca_id in ca_ids[product_id]:
-                per_sub[sub_id].append(
-                    Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)
-                )
-        if scope is None and extra:
+        pairing, rows = _chunk_rows(provider.pk, chunk)
+        per_sub = _commands(provider, pairing, rows, ca_ids, on_problem)
+        if extra:
             for command in adapter.extra_commands(chunk, today, ca_ids):
                 per_sub[command.subscription_id].append(command)
-        for sub_id in sorted(per_sub):
-            yield from sorted(per_sub[sub_id], key=lambda c: OP_ORDER[c.operation])
+        yield from _in_order(per_sub)
+
+
+def plan_action(provider, subscription, scope: Scope) -> tuple[list[Command], dict]:
+    """What a real-time action that touched ``scope`` of ``subscription`` (the Subscription
+    it locked) calls for at ``provider``: the commands in sending order, and the names their
+    parameters are built from (``parameters.Context``'s fields), read with them by one
+    statement."""
+    pairing, rows, ca_ids, names = _scoped_rows(provider.pk, subscription.pk, scope)
+    commands = list(_in_order(_commands(provider, pairing, rows, ca_ids)))
+    return commands, {"subscriptions": {subscription.pk: subscription.number}, **names}
+
+
+def _commands(provider, pairing, rows, ca_ids: CAIds, on_problem=None) -> dict:
+    """Subscription → its commands from a chunk's pairing and entitlement rows."""
+    per_sub: dict[int, list[Command]] = defaultdict(list)
+    for command in _pairing_commands(pairing):
+        per_sub[command.subscription_id].append(command)
+    for sub_id, service_id, product_id, dist_id, item_id, op in rows:
+        if ca_ids.missing(product_id) and on_problem is not None:
+            missing = ", ".join(ca_ids.missing(product_id))
+            on_problem(sub_id, f"{missing} has no CA ID at provider {provider.name}.")
+        for ca_id in ca_ids[product_id]:
+            per_sub[sub_id].append(
+                Command(op, sub_id, dist_id, item_id, service_id=service_id, ca_id=ca_id)
+            )
+    return per_sub
+
+
+def _in_order(per_sub: dict) -> Iterator[Command]:
+    for sub_id in sorted(per_sub):
+        yield from sorted(per_sub[sub_id], key=lambda c: OP_ORDER[c.operation])

@@ -4,9 +4,10 @@ import uuid
 
 import pytest
 
-from providers import bulk, reconciler
+from providers import bulk, reconciler, registry
 from providers.answers import ALREADY_DONE, APPLIED, AnswerConflict, record_answer
 from providers.models import ProvisioningRequest
+from providers.parameters import context_for
 from subscriptions import actions
 from subscriptions.models import SubscriptionEvent, SubscriptionService
 
@@ -291,3 +292,27 @@ def test_a_service_action_at_a_disabled_provider_makes_no_request(catalog, subsc
     assert list(
         Req.objects.filter(pk__in=change.request_ids).values_list("operation", flat=True)
     ) == [Req.Operation.DEACTIVATE]
+
+
+def test_an_actions_requests_carry_the_parameters_a_run_builds_for_the_same_commands(
+    catalog, subscribe
+):
+    # An action reads its requests' names with its plan, a run by a statement of its own.
+    sub = subscribe("BUNDLE_A")
+    accept_all(sub)
+    actions.swap_service(sub.services.get(), catalog.products["AGRICULTURE"])
+    adapter = registry.adapter_for(catalog.provider)
+    made = list(sub.provisioning_requests.order_by("pk"))
+
+    for request in made:
+        command = reconciler.Command(
+            request.operation,
+            request.subscription_id,
+            request.distributor_id,
+            request.installed_item_id,
+            service_id=request.service_id,
+            ca_id=request.ca_id,
+            member_ids=tuple(sorted(request.items.values_list("pk", flat=True))),
+        )
+        assert request.parameters == adapter.parameters_for(command, context_for([command]))
+    assert {r.operation for r in made} == {"create_pairing", "activate", "deactivate"}

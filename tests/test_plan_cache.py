@@ -165,12 +165,8 @@ def test_an_actions_plan_never_reads_the_pending_queue_on_stale_statistics(catal
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(observe):
-        list(
-            reconciler.plan(
-                catalog.provider,
-                [sub.pk],
-                scope=reconciler.Scope(service_ids=frozenset({service.pk})),
-            )
+        reconciler.plan_action(
+            catalog.provider, sub, reconciler.Scope(service_ids=frozenset({service.pk}))
         )
     reading_requests = [
         (sql, params) for sql, params in seen if ProvisioningRequest._meta.db_table in sql
