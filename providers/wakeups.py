@@ -9,7 +9,8 @@ server send one. Instead, two Redis keys per provider:
 - the *bell* (a list) is rung by every wake-up, flag or not.
 
 A running task clears the bell, then drains what is due; afterwards it waits a moment for the
-bell (``LINGER_SECONDS``: rung, it drains again), then drops the flag and looks at the bell.
+bell (``LINGER_SECONDS``: rung, it lets a few more requests gather, ``tasks.GATHER_SECONDS``,
+and drains again), then drops the flag and looks at the bell.
 Silent: every request committed so far was claimed by the drain, and a later one finds no
 flag and sends a task. Rung: a request committed during the drain, whose wake-up saw the flag
 and sent nothing, so the task takes the flag back and drains again (or, when that wake-up's
