@@ -208,7 +208,7 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
             commands,
             trigger=ProvisioningRequest.Trigger.ACTION,
             trigger_name=change.action,
-            context=Context(**names),
+            context=Context.of(**names),
         )
         change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:

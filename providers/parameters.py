@@ -21,6 +21,22 @@ class Context:
     items: dict[int, dict]
     products: dict[int, str]
 
+    @classmethod
+    def of(cls, subscriptions: dict, distributors: dict, products: dict, devices) -> "Context":
+        """From names read already; ``devices``: (id, kind, serial number, CA ID, product
+        code) rows (a real-time action's come with its plan, ``reconciler.plan_action``)."""
+        items = {
+            pk: {
+                "pk": pk,
+                "kind": kind,
+                "serial_number": serial,
+                "ca_id": ca_id,
+                "product_code": product_code,
+            }
+            for pk, kind, serial, ca_id, product_code in devices
+        }
+        return cls(subscriptions, distributors, items, products)
+
 
 def context_for(commands: list[reconciler.Command]) -> Context:
     """One statement per chunk, written as SQL: a real-time action makes a chunk of one or
@@ -54,23 +70,15 @@ def context_for(commands: list[reconciler.Command]) -> Context:
         SELECT 'i', id, NULL, kind, serial_number, ca_id, product_code
           FROM {InstalledItem._meta.db_table} WHERE {any_("id", item_ids, params)}"""
     found: dict[str, dict[int, str]] = {"s": {}, "d": {}, "p": {}}
-    items: dict[int, dict] = {}
+    devices = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for what, pk, name, kind, serial, ca_id, product_code in cursor.fetchall():
-            if what != "i":
+        for what, pk, name, *device in cursor.fetchall():
+            if what == "i":
+                devices.append((pk, *device))
+            else:
                 found[what][pk] = name
-                continue
-            items[pk] = {
-                "pk": pk,
-                "kind": kind,
-                "serial_number": serial,
-                "ca_id": ca_id,
-                "product_code": product_code,
-            }
-    return Context(
-        subscriptions=found["s"], distributors=found["d"], items=items, products=found["p"]
-    )
+    return Context.of(found["s"], found["d"], found["p"], devices)
 
 
 def standard_parameters(command: reconciler.Command, ctx: Context) -> dict:

@@ -349,7 +349,7 @@ def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, l
 def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
     """A real-time action's pairing rows and entitlement rows (as ``_chunk_rows`` gives them),
     the CA IDs of the entitled products, and the names its requests' parameters are built
-    from (``parameters.Context``'s, but the subscription's number), by ONE statement: each
+    from (``parameters.Context.of``'s, but the subscription's number), by ONE statement: each
     statement is a round trip on the real-time path, with its own CPU in psycopg and in
     PostgreSQL.
 
@@ -389,7 +389,7 @@ def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
     pairing, entitlements, components, ca_ids = [], [], [], []
     distributors: dict[int, str] = {}
     products: dict[int, str] = {}
-    items: dict[int, dict] = {}
+    devices = []
     with connection.cursor() as cursor:
         cursor.execute(sql, entitlement_params + pairing_params + [provider_id])
         for row in cursor.fetchall():
@@ -406,15 +406,9 @@ def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
             elif branch == 4:
                 distributors[first] = sixth
             else:
-                items[first] = {
-                    "pk": first,
-                    "kind": sixth,
-                    "serial_number": seventh,
-                    "ca_id": row[8],
-                    "product_code": row[9],
-                }
+                devices.append((first, sixth, seventh, row[8], row[9]))
     found = CAIds(components, ca_ids, {row[2] for row in entitlements})
-    names = {"distributors": distributors, "items": items, "products": products}
+    names = {"distributors": distributors, "products": products, "devices": devices}
     return pairing, entitlements, found, names
 
 
@@ -551,7 +545,7 @@ def plan(
 def plan_action(provider, subscription, scope: Scope) -> tuple[list[Command], dict]:
     """What a real-time action that touched ``scope`` of ``subscription`` (the Subscription
     it locked) calls for at ``provider``: the commands in sending order, and the names their
-    parameters are built from (``parameters.Context``'s fields), read with them by one
+    parameters are built from (``parameters.Context.of``'s arguments), read with them by one
     statement."""
     pairing, rows, ca_ids, names = _scoped_rows(provider.pk, subscription.pk, scope)
     commands = list(_in_order(_commands(provider, pairing, rows, ca_ids)))
