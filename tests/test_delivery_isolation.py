@@ -11,6 +11,8 @@ marked card, which get a raw answer of its choosing.
 import contextlib
 import http.client
 import threading
+import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -57,6 +59,7 @@ class Gate:
         self.upstream = urlsplit(upstream).netloc
         self.cards: set[str] = set()
         self.answer = b""
+        self.delay = 0.0  # seconds before a marked card's answer
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,6 +72,7 @@ class Gate:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if any(card.encode() in body for card in gate.cards):
                     self.close_connection = True
+                    time.sleep(gate.delay)
                     with contextlib.suppress(OSError):  # refused unread: the client hung up
                         self.wfile.write(gate.answer)
                     return
@@ -231,6 +235,28 @@ def test_a_platform_failing_everything_costs_two_attempts_a_pass_not_one_per_req
     Req.objects.update(next_attempt_at=None)
     assert delivery.deliver_due(push_provider) == 2 * len(subs)
     assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
+
+
+def test_failures_that_take_half_the_lease_give_the_rest_back_to_be_claimed_anew(
+    conax, conax_subscribe, cas_gate, settings
+):
+    settings.PROVISIONING_LEASE_SECONDS = 1
+    subs = [conax_subscribe("AGRICULTURE") for _ in range(3)]
+    stuck = subs[0]
+    cas_gate.cards, cas_gate.delay = {card_of(stuck)}, 0.6  # over half the lease
+    cas_gate.answer = raw(b"Internal error", status="500 Internal Server Error", kind="text/plain")
+
+    assert deliver(conax) == 4
+
+    pairing = stuck.provisioning_requests.get(command="CREATE_PAIRING")
+    assert (pairing.state, pairing.attempts) == ("pending", 1)
+    failed_at = pairing.next_attempt_at - timedelta(seconds=60)
+    for sub in subs[1:]:
+        # Given back unsent when the failure was recorded, claimed again with a fresh lease:
+        # sent after it, the attempt that was given back not counted.
+        first = sub.provisioning_requests.get(command="CREATE_PAIRING")
+        assert (first.state, first.attempts) == ("completed", 1)
+        assert first.sent_at > failed_at
 
 
 # --- An answer that can never be read: Failed at once ---------------------------------------
