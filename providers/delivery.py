@@ -9,14 +9,18 @@ is ever due, so a card's requests reach the platform in creation order; Express 
 
 A transport failure schedules a retry with exponential backoff; past the provider's attempt
 limit the request is ``Failed`` with the reason — visible, retriable, and repaired by a reset.
+A failure is the request's own: the rest of its batch goes on at once (its card's later
+requests wait behind it, not being due). Only two failures in a row say the platform itself is
+failing: then the rest of the batch waits with the failed one, unsent.
 For pull providers the same discipline applies to answers: a request the connector has not
 answered within the provider's deadline becomes ``Failed`` with that reason, never silently
 dropped.
 """
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -101,23 +105,28 @@ def fail(request: Req, reason: str) -> None:
     )
 
 
-def _transport_failed(request: Req, error: Exception, max_attempts: int) -> None:
+def _transport_failed(
+    request: Req, error: registry.TransportError, max_attempts: int
+) -> datetime | None:
+    """Record a failed send: retried after a backoff (returns when), or Failed (permanent, or
+    past the attempt limit; returns None)."""
     reason = f"Attempt {request.attempts} failed: {str(error).rstrip('.')}"
-    if getattr(error, "permanent", False) or request.attempts >= max_attempts:
+    if error.permanent or request.attempts >= max_attempts:
         fail(request, f"{reason}. Gave up after {request.attempts} attempts.")
         log.warning("Request %s failed: %s", request.uid, reason)
-        return
+        return None
+    retry_at = timezone.now() + backoff(request.attempts)
     Req.objects.filter(pk=request.pk, state=Req.State.PENDING).update(
-        last_error=reason, next_attempt_at=timezone.now() + backoff(request.attempts)
+        last_error=reason, next_attempt_at=retry_at
     )
+    return retry_at
 
 
-def _release(requests: list[Req], failed: Req) -> None:
-    """Give claimed, unsent requests back: due again with the failed one, the attempt not
+def _release(requests: list[Req], due_at: datetime | None) -> None:
+    """Give claimed, unsent requests back, due at ``due_at`` (None: at once), the attempt not
     counted."""
-    retry_at = Req.objects.filter(pk=failed.pk).values_list("next_attempt_at", flat=True).first()
     Req.objects.filter(pk__in=[r.pk for r in requests], state=Req.State.PENDING).update(
-        next_attempt_at=retry_at, attempts=F("attempts") - 1
+        next_attempt_at=due_at, attempts=F("attempts") - 1
     )
 
 
@@ -137,30 +146,44 @@ def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Del
     """Claim and send due requests, a batch at a time, until none is due (or the limit)."""
     adapter = registry.adapter_for(provider)
     max_attempts = _max_attempts(provider)
+    # Failed sends may take up to half the lease; the rest of the batch is then claimed anew,
+    # before the lease runs out and another worker sends it too.
+    failing_budget = lease().total_seconds() / 2
     answered = 0
     for _ in range(max_batches):
         claimed = claim(provider, batch)
         if not claimed:
             return Delivered(answered, more=False)
-        # A short batch took everything that was due. What commits from now on sends its own
-        # wake-up, so another claim would come back empty, unless a claimed request holds a
-        # later one for its card back (it is due once this one is answered).
-        last = len(claimed) < batch and not any(r.followed for r in claimed)
+        started = time.monotonic()
         answers: list[Answer] = []
+        retrying: list[Req] = []  # failed, still Pending: their cards' later requests wait
+        failed_before = False  # the previous send failed, for a reason that may pass
+        given_back = False
         try:
             for index, request in enumerate(claimed):
                 try:
                     answer = adapter.send(request)
                 except registry.TransportError as error:
-                    _transport_failed(request, error, max_attempts)
-                    if not getattr(error, "permanent", False):
-                        # The platform is unreachable or failing: the rest waits with this
-                        # one, unsent. Trying each would outlast the claim's lease (another
-                        # worker would then send them too) and could let a card's later
-                        # request overtake this.
-                        _release(claimed[index + 1 :], request)
+                    retry_at = _transport_failed(request, error, max_attempts)
+                    if error.permanent:
+                        continue
+                    if retry_at:
+                        retrying.append(request)
+                    # This one retries on its own; its card's later requests are not due
+                    # while it is Pending, so they cannot overtake it.
+                    rest = claimed[index + 1 :]
+                    if failed_before:
+                        # Two in a row: the platform is unreachable or failing. The rest
+                        # waits with this one, unsent, rather than each costing a timeout.
+                        _release(rest, retry_at or timezone.now() + backoff(1))
                         return Delivered(answered + len(answers), more=False)
+                    if rest and time.monotonic() - started > failing_budget:
+                        _release(rest, None)
+                        given_back = True
+                        break
+                    failed_before = True
                     continue
+                failed_before = False
                 answers.append(
                     Answer(
                         request.pk,
@@ -175,7 +198,14 @@ def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Del
             # unexpected: what the platform already took is recorded, not sent again.
             _record(answers)
         answered += len(answers)
-        if last:
+        # A short batch took everything that was due. What commits from now on sends its own
+        # wake-up, so another claim would come back empty, unless a request done with (not
+        # left to retry) held a later one for its card back, or some were given back unsent.
+        if (
+            len(claimed) < batch
+            and not given_back
+            and not any(r.followed for r in claimed if r not in retrying)
+        ):
             return Delivered(answered, more=False)
     return Delivered(answered, more=True)
 

@@ -219,27 +219,26 @@ def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
     conax.provider.parameters = {"max_attempts": 5}
     conax.provider.save()
     simulator.state.controls.down = True
-    subs = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B")]
+    subs = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B"), conax_subscribe("BUNDLE_B")]
     assert deliver(conax) == 0
     pending = Req.objects.filter(state="pending")
-    assert pending.count() == 6
-    # One request was tried: the CAS being down, the rest wait with it, unsent (each card's
-    # later requests behind its first one).
+    assert pending.count() == 9
+    # Two requests were tried: a second failure in a row says the CAS is down, and the rest
+    # waits with it, unsent (each card's later requests behind its first one).
     assert sorted(pending.values_list("command", "attempts")) == [
-        ("ADD_SUBSCRIPTIONS", 0),
-        ("ADD_SUBSCRIPTIONS", 0),
-        ("ADD_SUBSCRIPTIONS", 0),
-        ("ADD_SUBSCRIPTIONS", 0),
+        *[("ADD_SUBSCRIPTIONS", 0)] * 6,
         ("CREATE_PAIRING", 0),
         ("CREATE_PAIRING", 1),
+        ("CREATE_PAIRING", 1),
     ]
-    assert Req.objects.get(subscription=subs[0], command="CREATE_PAIRING").last_error == (
-        "Attempt 1 failed: HTTP 503 from the CAS for CreatePairing"
-    )
-    assert Req.objects.get(subscription=subs[1], command="CREATE_PAIRING").last_error == ""
+    for sub in subs[:2]:
+        assert Req.objects.get(subscription=sub, command="CREATE_PAIRING").last_error == (
+            "Attempt 1 failed: HTTP 503 from the CAS for CreatePairing"
+        )
+    assert Req.objects.get(subscription=subs[2], command="CREATE_PAIRING").last_error == ""
     simulator.state.controls.down = False
     Req.objects.update(next_attempt_at=None)  # the backoff has passed
-    assert deliver(conax) == 6
+    assert deliver(conax) == 9
     assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
     for sub in subs:
         sent = [r["request_id"] for r in simulator.state.received if card_of(sub) in r["cards"]]

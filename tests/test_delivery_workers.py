@@ -6,11 +6,12 @@ server in this process), which applies each request id once and counts what it r
 
 import pytest
 
-from providers import batch
+from providers import batch, delivery
 from providers.models import ProvisioningRequest
 from subscriptions import actions
 
 from . import workers
+from .test_delivery_isolation import Gate, raw
 
 Req = ProvisioningRequest
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -140,3 +141,43 @@ def test_drift_while_the_platform_is_down_is_found_and_repaired_by_a_reset(
     entitlements = platform.state()["entitlements"]
     for sub in drifted:
         assert entitlements[sub.installed_items.get(kind="smartcard").ca_id] == ["BFB2", "RFB1"]
+
+
+def test_a_card_the_platform_fails_holds_no_other_card_back_under_a_real_worker(
+    push_provider, platform, subscribe, tmp_path
+):
+    gate = Gate(platform.url)
+    push_provider.connection = {**push_provider.connection, "push_url": f"{gate.url}/requests"}
+    push_provider.save()
+    subs = [subscribe("BUNDLE_A") for _ in range(4)]  # delivery woken: once the worker is up
+    stuck = subs[0]
+    gate.cards = cards([stuck])
+    gate.answer = raw(b"", status="503 Service Unavailable", kind="text/plain")
+    others = Req.objects.exclude(subscription=stuck)
+    pairing = stuck.provisioning_requests.get(command="CREATE_PAIRING")
+
+    def others_done_and_stuck_tried() -> bool:
+        pairing.refresh_from_db()
+        return pairing.attempts == 1 and not others.exclude(state="completed").exists()
+
+    logs = [tmp_path / "worker.log"]
+    worker = workers.start(tmp_path, PROVISIONING_RETRY_SECONDS="3600")
+    try:
+        workers.wait_until(
+            others_done_and_stuck_tried, seconds=60, what="the other cards delivered", logs=logs
+        )
+        assert pairing.state == "pending"
+        assert pairing.last_error == "Attempt 1 failed: HTTP 503 from the connector"
+        later = stuck.provisioning_requests.exclude(pk=pairing.pk)
+        assert set(later.values_list("state", "attempts")) == {("pending", 0)}
+        assert set(cards(subs[1:])) == set(platform.state()["entitlements"])
+
+        gate.cards = set()
+        Req.objects.filter(pk=pairing.pk).update(next_attempt_at=None)  # its retry time
+        delivery.wake([push_provider.pk])
+        workers.wait_until(all_completed, seconds=60, what="the stuck card", logs=logs)
+    finally:
+        workers.stop(worker)
+        gate.close()
+    assert set(platform.state()["applied"].values()) == {1}
+    assert set(platform.state()["entitlements"]) == cards(subs)

@@ -15,10 +15,12 @@ the request is Failed at once with the reason, never retried against a CAS (or a
 middle) that answers like that; a Reset repairs the subscription once it is sorted out.
 
 How answers map (see ``call``): a SOAP Fault is the CAS's refusal → ``CasRefusal`` (the
-adapter makes it a Rejected request). A timeout, a refused connection, HTTP 5xx without a
-Fault, or garbage instead of XML → ``TransportError`` (retried with backoff). HTTP 401/403/404
-(wrong credentials, wrong address), a TLS handshake the settings cannot pass (``tls.py``), a
-request the schema refuses, and refused XML → ``TransportError(permanent=True)``.
+adapter makes it a Rejected request). A timeout, a refused connection, a cut answer or HTTP
+5xx without a Fault → ``TransportError`` (retried with backoff). HTTP 401/403/404 (wrong
+credentials, wrong address), a TLS handshake the settings cannot pass (``tls.py``), a request
+the schema refuses, and an answer that can never be read — refused XML, over
+``MAX_ANSWER_BYTES``, not XML or not a SOAP envelope — → ``TransportError(permanent=True)``:
+the request is Failed at once with the reason (retriable), instead of stalling its card.
 """
 
 import base64
@@ -41,6 +43,8 @@ from providers.registry import TransportError
 from . import tls
 
 NS = "http://www.conax.com/contego/ca-server/webservices/7.5"
+# Far above any answer about one card (a few KB); a larger one is refused, not read.
+MAX_ANSWER_BYTES = 1 << 20
 WSDL_FILE = Path(__file__).with_name("wsdl") / "conax.wsdl"
 SETTINGS = zeep.Settings(
     strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False
@@ -130,6 +134,22 @@ def _refused_xml(exc: Exception, where: str) -> TransportError:
     return TransportError(
         f"Refused {where}: it carries {kind}, which is never parsed ({exc}).", permanent=True
     )
+
+
+class _Oversized(Exception):
+    """The CAS's answer is over ``MAX_ANSWER_BYTES``; it was not read."""
+
+
+def _read(reply: http.client.HTTPResponse) -> bytes:
+    """The answer's body, refused unread when it is over ``MAX_ANSWER_BYTES``."""
+    if reply.length is not None:
+        if reply.length > MAX_ANSWER_BYTES:
+            raise _Oversized(f"{reply.length} bytes announced")
+        return reply.read()
+    content = reply.read(MAX_ANSWER_BYTES + 1)  # chunked, or until the CAS closes
+    if len(content) > MAX_ANSWER_BYTES:
+        raise _Oversized("sent without a length")
+    return content
 
 
 class _Session(requests.Session):
@@ -246,7 +266,7 @@ class _Transport(zeep.Transport):
             reused = False
         try:
             reply = self.exchange(connection, path, message, {**self.headers, **headers}, reused)
-            return _Answer(reply, reply.read())
+            return _Answer(reply, _read(reply))
         except BaseException:
             connection.close()  # in an unknown state: the next call starts afresh
             raise
@@ -352,12 +372,24 @@ class ConaxClient:
             zeep_errors.ExternalReferenceForbidden,
         ) as exc:
             raise _refused_xml(exc, f"the CAS's answer {where}") from exc
+        except _Oversized as exc:
+            raise TransportError(
+                f"Refused the CAS's answer {where}: over {MAX_ANSWER_BYTES} bytes ({exc}), "
+                "never read",
+                permanent=True,
+            ) from exc
         except zeep_errors.TransportError as exc:
             if exc.status_code and exc.status_code != 200:
                 raise _http_failure(exc.status_code, where) from exc
-            raise TransportError(f"Unreadable answer from the CAS {where}") from exc
+            # zeep's words name what lxml refused; the content it quotes stays out.
+            cause = str(exc).split("\nContent:", 1)[0].rstrip(".")
+            raise TransportError(
+                f"Unreadable answer from the CAS {where}: {cause}", permanent=True
+            ) from exc
         except (zeep_errors.XMLSyntaxError, zeep_errors.XMLParseError) as exc:
-            raise TransportError(f"Unreadable answer from the CAS {where}: {exc}") from exc
+            raise TransportError(
+                f"Unreadable answer from the CAS {where}: {exc}", permanent=True
+            ) from exc
         except zeep_errors.ValidationError as exc:
             raise TransportError(
                 f"The request does not fit the WSDL: {exc}", permanent=True
@@ -370,7 +402,11 @@ class ConaxClient:
             raise TransportError(f"{type(exc).__name__} {where}: {exc}") from exc
         except OSError as exc:  # from http.client (_Transport): refused, reset, TLS
             raise self._unreachable(exc, binding, where) from exc
-        except http.client.HTTPException as exc:
+        except http.client.LineTooLong as exc:
+            raise TransportError(
+                f"Refused the CAS's answer {where}: {exc}, never read", permanent=True
+            ) from exc
+        except http.client.HTTPException as exc:  # a cut answer: may pass
             raise TransportError(
                 f"Unreadable answer from the CAS {where}: {type(exc).__name__}"
             ) from exc

@@ -1,3 +1,4 @@
+import json
 import os
 
 import requests
@@ -8,6 +9,8 @@ from providers.models import ProvisioningRequest
 from .forms import GenericConnection, GenericParameters
 
 Op = ProvisioningRequest.Operation
+# Far above any answer about one request; a larger one is refused, not read.
+MAX_ANSWER_BYTES = 1 << 20
 
 
 class GenericAdapter(registry.Adapter):
@@ -58,23 +61,25 @@ class GenericAdapter(registry.Adapter):
         }
         timeout = self.provider.connection.get("timeout_seconds", 10)
         try:
-            reply = self._session().post(
-                self.provider.connection["push_url"], json=body, timeout=timeout
-            )
+            with self._session().post(
+                self.provider.connection["push_url"], json=body, timeout=timeout, stream=True
+            ) as reply:
+                content = _content(reply)
         except requests.RequestException as exc:
             raise registry.TransportError(f"{type(exc).__name__}: {exc}") from exc
+        text = content.decode("utf-8", "replace")[:300]
         if reply.status_code >= 500:
             raise registry.TransportError(f"HTTP {reply.status_code} from the connector")
         if reply.status_code >= 400:
             raise registry.TransportError(
-                f"HTTP {reply.status_code} from the connector: {reply.text[:300]}", permanent=True
+                f"HTTP {reply.status_code} from the connector: {text}", permanent=True
             )
         try:
-            answer = reply.json()
+            answer = json.loads(content)
             accepted = answer["status"] == "ACCEPTED"
         except (ValueError, KeyError, TypeError) as exc:
             raise registry.TransportError(
-                f"Unreadable answer from the connector: {reply.text[:300]}", permanent=True
+                f"Unreadable answer from the connector: {text}", permanent=True
             ) from exc
         return registry.Answer(
             accepted=accepted,
@@ -82,3 +87,24 @@ class GenericAdapter(registry.Adapter):
             error_description=str(answer.get("error_description", "")),
             response=answer,
         )
+
+
+def _content(reply: requests.Response) -> bytes:
+    """The reply's body, refused unread (permanently: it will never fit) when it is over
+    ``MAX_ANSWER_BYTES``."""
+    length = reply.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
+        raise _oversized(f"{length} bytes announced")
+    content = bytearray()
+    for chunk in reply.iter_content(64 * 1024):
+        content += chunk
+        if len(content) > MAX_ANSWER_BYTES:
+            raise _oversized("sent without a length")
+    return bytes(content)
+
+
+def _oversized(detail: str) -> registry.TransportError:
+    return registry.TransportError(
+        f"Refused the connector's answer: over {MAX_ANSWER_BYTES} bytes ({detail}), never read",
+        permanent=True,
+    )
