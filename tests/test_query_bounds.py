@@ -46,6 +46,11 @@ def pages(sub: Subscription) -> dict[str, tuple[str, str]]:
         ),
         "utilities API": (f"/api/v1/utilities/?subscription={sub.pk}", "reset_subscription"),
         "utility search": (reverse("admin:utilities-search") + search, sub.number),
+        "utility search by name": (reverse("admin:utilities-search") + "?q=maria", sub.number),
+        "utility search by card": (
+            reverse("admin:utilities-search") + f"?q={card.ca_id}",
+            sub.number,
+        ),
         "subscription list": (reverse(admin.format("subscription")), "LD-"),
         "subscription search": (reverse(admin.format("subscription")) + search, sub.number),
         "its services": (reverse(admin.format("subscriptionservice")) + search, "AGRICULTURE"),
