@@ -97,30 +97,44 @@ def scans(plan: dict) -> list[dict]:
     return [plan, *(node for child in plan.get("Plans", []) for node in scans(child))]
 
 
-@pytest.fixture
-def analyzed(sub):
-    """Enough load beside ``sub`` that the planner prices a scan of services and devices at
-    what it would cost in production (``generate`` ANALYZEs the tables)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the plans are PostgreSQL's")
+def test_what_the_lookups_find(sub, catalog):
+    main, twin = catalog.distributors["MAIN"], catalog.distributors["TWIN1"]
+    assert list(in_use_distributors(sub)) == [main, twin]
+    assert list(providers_of(sub)) == [catalog.provider]
+
+    # A viewing point is in use while a live service or a device in place is on it.
+    actions.remove_service(sub.services.get(distributor=twin))
+    assert list(in_use_distributors(sub)) == [main, twin]
+    for item in sub.installed_items.filter(distributor=twin):
+        actions.remove_installed_item(item)
+    assert list(in_use_distributors(sub)) == [main]
+    # The subscription's providers are those it was ever distributed to, if enabled.
+    assert list(providers_of(sub)) == [catalog.provider]
+    catalog.provider.enabled = False
+    catalog.provider.save()
+    assert list(providers_of(sub)) == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plans are PostgreSQL's")
+def test_the_subscriptions_distributors_and_providers_are_read_through_its_index(sub):
+    # Enough load beside ``sub`` that the planner prices a scan of services and devices at
+    # what it would cost in production (``generate`` ANALYZEs the tables).
     load.generate(3000)
     assert SubscriptionService.objects.count() > 6000 and InstalledItem.objects.count() > 6000
-
-
-@pytest.mark.parametrize("lookup", [in_use_distributors, providers_of], ids=lambda f: f.__name__)
-def test_the_subscriptions_distributors_and_providers_are_index_lookups_from_it(
-    analyzed, sub, lookup
-):
-    plan = json.loads(lookup(sub).explain(format="json"))[0]["Plan"]
     tables = {SubscriptionService._meta.db_table, InstalledItem._meta.db_table}
-    reads = [node for node in scans(plan) if node.get("Relation Name") in tables]
-    # Both the services and the devices are read, and only by the subscription's index.
-    assert {node["Relation Name"] for node in reads} == tables
-    for node in reads:
-        assert node["Node Type"] in ("Index Scan", "Bitmap Heap Scan", "Index Only Scan"), node
-    conditions = [
-        node.get("Index Cond", "")
-        for node in scans(plan)
-        if node["Node Type"] in ("Index Scan", "Bitmap Index Scan", "Index Only Scan")
-    ]
-    assert sum("subscription_id" in c for c in conditions) == 2, conditions
+    for lookup in (in_use_distributors, providers_of):
+        plan = json.loads(lookup(sub).explain(format="json"))[0]["Plan"]
+        reads = [node for node in scans(plan) if node.get("Relation Name") in tables]
+        # Both the services and the devices are read, and only by the subscription's index.
+        assert {node["Relation Name"] for node in reads} == tables, lookup
+        for node in reads:
+            assert node["Node Type"] in ("Index Scan", "Bitmap Heap Scan", "Index Only Scan"), (
+                lookup,
+                node,
+            )
+        conditions = [
+            node.get("Index Cond", "")
+            for node in scans(plan)
+            if node["Node Type"] in ("Index Scan", "Bitmap Index Scan", "Index Only Scan")
+        ]
+        assert sum("subscription_id" in c for c in conditions) == 2, (lookup, conditions)
