@@ -35,6 +35,7 @@ def pages(sub: Subscription) -> dict[str, tuple[str, str]]:
     admin = "admin:subscriptions_{}_changelist"
     search = f"?q={sub.number}"
     card = sub.installed_items.filter(distributor__code="TWIN1", kind="smartcard").get()
+    provider = card.distributor.provider
     return {
         "subscription page": (
             reverse("admin:subscriptions_subscription_change", args=[sub.pk]),
@@ -43,6 +44,10 @@ def pages(sub: Subscription) -> dict[str, tuple[str, str]]:
         "its utilities": (
             reverse("admin:utilities-subscription", args=[sub.pk]),
             "Reset single subscription",
+        ),
+        "a utility's form": (
+            reverse("admin:utilities-run", args=[sub.pk, provider.pk, "reset_subscription"]),
+            f"Reset single subscription — {sub.number}",
         ),
         "utilities API": (f"/api/v1/utilities/?subscription={sub.pk}", "reset_subscription"),
         "utility search": (reverse("admin:utilities-search") + search, sub.number),
