@@ -109,16 +109,15 @@ class ChangeDistributionForm(SubscriptionActionForm):
 
 
 def in_use_distributors(subscription: Subscription):
-    """The viewing points the subscription uses now (current services or devices)."""
-    return (
-        distributors()
-        .filter(
-            Q(services__subscription=subscription, services__state__in=actions.LIVE_SERVICE_STATES)
-            | Q(
-                installed_items__subscription=subscription, installed_items__removed_at__isnull=True
-            )
-        )
-        .distinct()
+    """The viewing points the subscription uses now (current services or devices).
+
+    Two subqueries on the subscription's own rows: an OR across joins to services and items
+    would join every service of a distributor with every one of its devices.
+    """
+    services = subscription.services.filter(state__in=actions.LIVE_SERVICE_STATES)
+    items = subscription.installed_items.filter(removed_at__isnull=True)
+    return distributors().filter(
+        Q(pk__in=services.values("distributor_id")) | Q(pk__in=items.values("distributor_id"))
     )
 
 

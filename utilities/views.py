@@ -7,20 +7,22 @@ until the provider answers. Served inside the back office (``BackOffice.get_urls
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from providers.models import Provider, ProvisioningRequest
-from subscriptions.models import Subscription
+from subscriptions.admin import subscription_ids_matching
+from subscriptions.models import CustomerAccount, Subscription
 
 from . import services
 from .registry import for_subscription
 
 PERMISSION = "subscriptions.perform_actions"
 Req = ProvisioningRequest
+# How many subscriptions a search shows at most.
+RESULTS = 50
 
 
 def _context(request, title: str, **extra) -> dict:
@@ -33,21 +35,23 @@ def _require(request) -> None:
 
 
 def find(term: str):
-    """Subscriptions a term names: number, account number or name, or a device."""
+    """Subscriptions a term names: number, account number or name, or a device.
+
+    Each by its own lookup (see ``subscription_ids_matching``): one query OR-ing across the
+    joined devices would read every subscription's devices.
+    """
     term = term.strip()
     if not term:
         return Subscription.objects.none()
+    ids = subscription_ids_matching(term, limit=RESULTS)
+    named = CustomerAccount.objects.filter(name__istartswith=term)[:RESULTS]
+    ids.update(
+        Subscription.objects.filter(account__in=named).values_list("pk", flat=True)[:RESULTS]
+    )
     return (
-        Subscription.objects.filter(
-            Q(number=term)
-            | Q(account__number=term)
-            | Q(account__name__istartswith=term)
-            | Q(installed_items__serial_number=term)
-            | Q(installed_items__ca_id=term)
-        )
+        Subscription.objects.filter(pk__in=ids)
         .select_related("account", "subscription_type")
-        .distinct()
-        .order_by("number")[:50]
+        .order_by("number")[:RESULTS]
     )
 
 
