@@ -421,7 +421,7 @@ def reset(
             found = platform.ask(
                 adapter, subscription, trigger=Trigger.UTILITY, trigger_name=trigger_name
             )
-            if found is not None:
+            if found:  # None: it cannot tell after all; {}: no device there to ask about
                 held[each.pk] = found
     done = Reset(ProvisioningRequest.objects.none(), [p for p in providers if p.pk in held])
     created: list[int] = []

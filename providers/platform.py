@@ -15,8 +15,8 @@ For a provider whose adapter can tell (``Adapter.platform_state``), resetting a 
    is activated.
 
 "In step" then means that the platform agrees. A device is asked about while in use, and
-after it was taken away while we still count it registered (unless its CA ID is in use again
-on another subscription: the platform's answer would be about that one).
+after it was taken away while we still count it registered (unless its CA ID is in use again:
+the platform's answer would be about the device in use).
 """
 
 from dataclasses import dataclass
@@ -36,9 +36,11 @@ CORRECTED = "provider_state_corrected"
 
 def devices(provider, subscription_id: int) -> list[InstalledItem]:
     """The subscription's devices at ``provider`` that the platform may hold something for."""
+    # A device taken away whose CA ID is in use again, here or elsewhere: the platform's answer
+    # would be about the device in use.
     again = InstalledItem.objects.filter(
         kind=OuterRef("kind"), ca_id=OuterRef("ca_id"), removed_at__isnull=True
-    ).exclude(subscription_id=subscription_id)
+    )
     return list(
         InstalledItem.objects.filter(
             subscription_id=subscription_id, distributor__provider=provider

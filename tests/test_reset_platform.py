@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from providers.answers import record_answer
@@ -165,6 +167,26 @@ def test_a_service_switched_off_that_the_cas_still_holds_is_cancelled(conax, sub
     assert flags(sub)[0] == [False]
 
 
+def test_a_card_taken_away_that_the_cas_still_entitles_is_cancelled(conax, sub, simulator):
+    card = sub.installed_items.get(kind="smartcard")
+    actions.remove_installed_item(card)
+    deliver(conax)
+    assert held(simulator, card.ca_id) == []
+    # The cancels were lost, while our flags still count the card registered.
+    grant(simulator, card.ca_id, "GFA1", "EFA2")
+    InstalledItem.objects.filter(pk=card.pk).update(initialized=True)
+
+    outcome = reset(conax, sub)
+
+    assert sorted((r.command, r.ca_id, r.installed_item_id) for r in outcome.requests) == [
+        ("CANCEL_SUBSCRIPTIONS", "EFA2", card.pk),
+        ("CANCEL_SUBSCRIPTIONS", "GFA1", card.pk),
+    ]
+    deliver(conax)
+    assert held(simulator, card.ca_id) == []
+    assert list(reset(conax, sub).requests) == []
+
+
 def test_flags_that_say_less_than_the_cas_holds_are_corrected_and_nothing_is_sent(
     conax, sub, simulator
 ):
@@ -206,6 +228,20 @@ def test_a_cas_that_does_not_answer_changes_nothing(conax, sub, simulator):
     assert not Req.objects.filter(subscription=sub, state="pending").exists()
     failed = Req.objects.get(subscription=sub, command="GET_PAIRING_STATUS_FOR_CARD")
     assert (failed.state, failed.attempts) == ("failed", 1)
+
+
+def test_the_reset_subscription_command_asks_the_cas_too(conax, sub, simulator, capsys):
+    lose_entitlements(simulator, card_of(sub))
+    simulator.state.controls.down = True
+    with pytest.raises(CommandError) as err:
+        call_command("reset_subscription", sub.number)
+    assert str(err.value) == (
+        "Conax WS did not answer: HTTP 503 from the CAS for GetPairingStatusForCard. Nothing "
+        "was changed."
+    )
+    simulator.state.controls.down = False
+    call_command("reset_subscription", sub.number)
+    assert capsys.readouterr().out.strip().endswith(f"Created 2 requests for {sub.number}.")
 
 
 # --- Reset runs ---------------------------------------------------------------------------------
@@ -325,3 +361,28 @@ def test_the_option_is_refused_for_a_provider_that_cannot_be_asked(catalog):
             "compare_with_platform: Generic cannot be asked what it holds; leave it off."
         ]
     }
+
+
+def test_the_definition_form_offers_the_option_and_refuses_it_where_it_cannot_work(
+    operator, conax, catalog
+):
+    from .test_backoffice import login
+    from .test_runs_backoffice import form_data
+
+    client = login(operator)
+    add = reverse("admin:runs_rundefinition_add")
+    assert (
+        'name="input-reset_subscriptions-compare_with_platform"' in client.get(add).content.decode()
+    )
+    option = {"input-reset_subscriptions-compare_with_platform": "on"}
+
+    response = client.post(add, form_data(catalog, **option))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "input-reset_subscriptions-compare_with_platform": [
+            "Generic cannot be asked what it holds; leave it off."
+        ]
+    }
+    response = client.post(add, form_data(conax, **option))
+    assert response.status_code == 302
+    assert RunDefinition.objects.get().input_settings == {"compare_with_platform": True}
