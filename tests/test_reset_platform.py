@@ -21,6 +21,7 @@ from utilities import services
 from utilities.services import UtilityError
 
 from . import conax_ws_fixtures as cws
+from . import workers
 from .conax_ws_fixtures import card_of, deliver
 
 pytestmark = pytest.mark.django_db
@@ -386,3 +387,42 @@ def test_the_definition_form_offers_the_option_and_refuses_it_where_it_cannot_wo
     response = client.post(add, form_data(conax, **option))
     assert response.status_code == 302
     assert RunDefinition.objects.get().input_settings == {"compare_with_platform": True}
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_comparison_and_the_cas_holds_what_it_lost(
+    conax, three, simulator, tmp_path
+):
+    d = definition(conax, compare_with_platform=True)
+    runs.validate(d, schedule=False)
+    d.save()
+    # With beat: a run's requests are sent when the sweeper wakes delivery, as for any run.
+    worker = workers.start(tmp_path, beat=True, SWEEP_SECONDS="1")
+    logs = [tmp_path / "worker.log"]
+    try:
+        workers.wait_until(
+            lambda: logs[0].exists() and " ready." in logs[0].read_text(),
+            seconds=60,
+            what="the worker ready",
+            logs=logs,
+        )
+        runs.run_now(d)
+        workers.wait_until(
+            lambda: (
+                d.process_runs.filter(status="completed").exists()
+                and not Req.objects.filter(state="pending").exists()
+            ),
+            seconds=60,
+            what="the run and its requests delivered",
+            logs=logs,
+        )
+    finally:
+        workers.stop(worker)
+    run = d.process_runs.get()
+    assert (run.examined, run.created, run.errors) == (3, 3, 0)
+    assert [held(simulator, card_of(s)) for s in three] == [
+        ["EFA2", "GFA1"],
+        ["AF1"],
+        ["BFB2", "RFB1"],
+    ]
