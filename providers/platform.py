@@ -114,8 +114,9 @@ class _View:
 def correct(provider, subscription, held: dict[int, Held], ca_ids, *, by=None) -> list[str]:
     """Our flags set to what the platform holds, under the subscription's lock; what changed,
     as sentences, recorded in the subscription's history. A service on is authorized when
-    every card of its viewing point holds all its CA IDs (one lacking one is sent them all
-    again); a service off, when a card holds one of its CA IDs that nothing wanted gives."""
+    every card of its viewing point holds all its CA IDs (``judge`` then sends each card only
+    what it lacks); a service off, when a card holds one of its CA IDs that nothing wanted
+    gives."""
     view = _View.of(provider, subscription.pk, held, ca_ids)
     notes: list[str] = []
     changes: dict[str, dict[str, bool]] = {"initialized": {}, "authorized": {}}
