@@ -22,12 +22,14 @@ from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 from crm_provisioning.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
-from . import delivery, give_way, reconciler, registry
+from . import delivery, give_way, platform, reconciler, registry
 from .engine import create_requests
 from .models import Provider, ProvisioningRequest
 from .parameters import context_for
 
 Trigger = ProvisioningRequest.Trigger
+# Subscription ids per chunk of a run that compares with the platform.
+COMPARE_CHUNK_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def reconcile(
     progress: Callable[[Result], None] | None = None,
     today: date | None = None,
     id_range: tuple[int, int] | None = None,
+    compare: bool = False,
 ) -> Result:
     """Create the requests that bring every selected subscription (with an id in ``id_range``
     if given) in step, chunk by chunk.
@@ -213,12 +216,22 @@ def reconcile(
     ``progress(result)`` is called in each chunk's transaction, just before it commits;
     ``result.problems`` collects, per subscription, what could not be provisioned (the rest of
     the chunk goes ahead). ``today`` (default: the local date) is the day date-driven commands
-    such as renewals are planned for.
+    such as renewals are planned for. ``compare``: each subscription is judged by what the
+    platform holds, asked now (as Reset single subscription does), at the cost of asking it
+    about every device of every subscription selected.
     """
+    if compare and not registry.adapter_for(selection.provider).tells_state:
+        raise ValueError(
+            f"{selection.provider.name} cannot be asked what it holds: a run cannot compare "
+            "with it."
+        )
+    if compare:
+        # A platform call or two per device: smaller chunks, so that progress shows.
+        chunk_size = min(chunk_size, COMPARE_CHUNK_SIZE)
     result = Result()
     for span in selection.spans(chunk_size, id_range):
         began = time.monotonic()
-        reconcile_span(
+        (compare_span if compare else reconcile_span)(
             selection,
             span,
             result,
@@ -287,6 +300,72 @@ def reconcile_span(
             result.problems = []  # handed over; keep memory flat over a long run
 
 
+def compare_span(
+    selection: Selection,
+    span: reconciler.Span,
+    result: Result,
+    *,
+    trigger_name: str,
+    process_run_id: int | None = None,
+    progress: Callable[[Result], None] | None = None,
+    today: date | None = None,
+) -> None:
+    """One chunk of a run that compares with the platform, adding to ``result``: the platform
+    is asked about each subscription first (no lock held while it answers), then, in one
+    transaction, each is locked, corrected and planned as Reset single subscription does
+    (``platform``). A subscription the platform could not tell about is a problem, left as
+    it is for the next run."""
+    provider = selection.provider
+    adapter = registry.adapter_for(provider)
+    subscriptions = list(selection.subscriptions(span).only("pk", "number"))
+    held: dict[int, dict] = {}
+    problems: list[tuple[int | None, str]] = []
+    for subscription in subscriptions:
+        try:
+            held[subscription.pk] = (
+                platform.ask(
+                    adapter,
+                    subscription,
+                    trigger=Trigger.RUN,
+                    trigger_name=trigger_name,
+                    process_run_id=process_run_id,
+                )
+                or {}
+            )
+        except registry.PlatformQueryError as error:
+            problems.append((subscription.pk, str(error)))
+    with transaction.atomic():
+        commands: list[reconciler.Command] = []
+        if held:
+            _lock(replace(span, only=tuple(sorted(held))))
+            ca_ids = reconciler.CAIds.of_provider(provider.pk)
+            for subscription in subscriptions:
+                if subscription.pk in held:
+                    planned, _notes = platform.plan(
+                        provider,
+                        subscription,
+                        held[subscription.pk],
+                        ca_ids,
+                        on_problem=lambda sub_id, message: problems.append((sub_id, message)),
+                        today=today,
+                    )
+                    commands += planned
+        created = create_requests(
+            provider,
+            commands,
+            trigger=Trigger.RUN,
+            trigger_name=trigger_name,
+            process_run_id=process_run_id,
+        )
+        result.examined += len(subscriptions)
+        result.subscriptions_changed += len({c.subscription_id for c in commands})
+        result.requests_created += len(created)
+        result.problems.extend(problems)
+        if progress:
+            progress(result)
+            result.problems = []
+
+
 def _lock(span: reconciler.Span) -> None:
     """Lock the span's subscriptions as an action locks one (the range and an array: the
     ORM's list of thousands of placeholders took longer to bind than to run). SQLite has no
@@ -302,15 +381,29 @@ def _lock(span: reconciler.Span) -> None:
         )
 
 
-def reset_subscription(
+@dataclass
+class Reset:
+    """What Reset single subscription did: the requests made, the providers asked what they
+    hold, and our flags corrected to their answers (sentences, also in the history)."""
+
+    requests: QuerySet
+    asked: list[Provider] = field(default_factory=list)
+    corrected: list[str] = field(default_factory=list)
+
+
+def reset(
     subscription: Subscription,
     *,
     provider: Provider | None = None,
     priority: int = ProvisioningRequest.Priority.NORMAL,
     trigger_name: str = "reset_subscription",
-):
-    """Reset one subscription at one provider, or at every enabled provider it uses; returns
-    the requests made (after commit, push providers are woken to send them)."""
+    by=None,
+) -> Reset:
+    """Reset one subscription at one provider, or at every enabled provider it uses. A
+    provider that can tell what it holds is asked first, and judged by its answer
+    (``platform``); the others by our flags and Pending requests. After commit, push
+    providers are woken to send the requests. Raises ``PlatformQueryError`` when a provider
+    that can tell does not. ``by``: the user, recorded with the corrections."""
     if provider is not None:
         providers = [provider]
     else:
@@ -320,17 +413,40 @@ def reset_subscription(
             enabled=True, distributors__installed_items__subscription=subscription
         )
         providers = list(providers.distinct().order_by("pk"))
+    held: dict[int, dict] = {}
+    for each in providers:
+        adapter = registry.adapter_for(each)
+        if adapter.tells_state:
+            # Before the lock: asking waits on the network.
+            found = platform.ask(
+                adapter, subscription, trigger=Trigger.UTILITY, trigger_name=trigger_name
+            )
+            if found:  # None: it cannot tell after all; {}: no device there to ask about
+                held[each.pk] = found
+    done = Reset(ProvisioningRequest.objects.none(), [p for p in providers if p.pk in held])
     created: list[int] = []
     with transaction.atomic():
         Subscription.objects.select_for_update().get(pk=subscription.pk)
         for each in providers:
+            if each.pk in held:
+                ca_ids = reconciler.CAIds.of_provider(each.pk)
+                commands, notes = platform.plan(each, subscription, held[each.pk], ca_ids, by=by)
+                done.corrected += notes
+            else:
+                commands = reconciler.plan(each, [subscription.pk])
             created += create_requests(
                 each,
-                reconciler.plan(each, [subscription.pk]),
+                commands,
                 trigger=Trigger.UTILITY,
                 trigger_name=trigger_name,
                 priority=priority,
             )
         if created:
             transaction.on_commit(lambda: delivery.wake([p.pk for p in providers]))
-    return ProvisioningRequest.objects.filter(pk__in=created).order_by("pk")
+    done.requests = ProvisioningRequest.objects.filter(pk__in=created).order_by("pk")
+    return done
+
+
+def reset_subscription(subscription: Subscription, **options) -> QuerySet:
+    """``reset``'s requests (``options``: its keyword arguments)."""
+    return reset(subscription, **options).requests

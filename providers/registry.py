@@ -18,6 +18,9 @@ The contract (MUST / SHOULD / MAY):
 - SHOULD send ``request.uid`` to the platform wherever its protocol allows, so that the platform
   can drop a duplicate.
 - MAY declare ``run_types`` and ``utilities`` it offers.
+- MAY tell what the platform holds (``platform_state``: per device, registered or not and the
+  entitlements' CA IDs), asking it now; a reset then judges against that instead of our own
+  flags (Reset single subscription always, a reset run with *Compare with the platform*).
 - MAY add commands beyond the reconciler's wanted-vs-held model in ``extra_commands`` (e.g.
   renewals of entitlements that carry an end date); runs reconciling whole subscriptions ask
   for them per chunk, and they MUST count their own Pending requests as already sent.
@@ -53,6 +56,20 @@ class TransportError(Exception):
     def __init__(self, message: str, *, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+
+
+class PlatformQueryError(Exception):
+    """The platform could not tell what it holds (it did not answer, or refused the query);
+    the message says why."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a platform holds for one device: registered (paired) or not, and the CA IDs of the
+    entitlements active on it."""
+
+    registered: bool
+    entitlements: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,21 @@ class Adapter:
         or a run's chunk as a ``reconciler.Span``) besides bringing wanted and held state in
         step (``ca_ids``: the reconciler's ``CAIds`` of the provider). None by default."""
         return ()
+
+    @property
+    def tells_state(self) -> bool:
+        """Whether this platform can be asked what it holds (``platform_state``)."""
+        return type(self).platform_state is not Adapter.platform_state
+
+    def platform_state(
+        self, subscription, devices, *, trigger: str, trigger_name: str, process_run_id=None
+    ) -> dict[int, Held] | None:
+        """What the platform holds now for these devices (``InstalledItem``s of
+        ``subscription`` at this provider), by device id; ``trigger``/``trigger_name``/
+        ``process_run_id`` name what asks, for the record of each query. Raises
+        ``PlatformQueryError`` when the platform cannot tell. None: this platform cannot be
+        asked (the default), and a reset judges by our own flags."""
+        return None
 
     def send(self, request) -> Answer:
         raise TransportError(f"No transport is installed for {self.name} yet.", permanent=True)

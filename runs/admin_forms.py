@@ -148,6 +148,16 @@ class RunDefinitionFormBase(forms.ModelForm):
                         self.add_error(target, error)
         return data
 
+    def _placed(self, name: str, message: str) -> tuple[str | None, str]:
+        """Where ``services.validate``'s error goes on the page: its field; a setting's
+        ("criteria" / "input_settings", the message "setting: why") on that setting's field."""
+        if name in self.fields:
+            return name, message
+        prefix = {attr: prefix for prefix, attr, *_ in SETTINGS}.get(name)
+        setting, _, why = message.partition(": ")
+        target = field_name(prefix, self.instance.run_type, setting) if prefix else ""
+        return (target, why) if why and target in self.fields else (None, message)
+
     def _post_clean(self):
         super()._post_clean()
         if self.errors:
@@ -159,9 +169,8 @@ class RunDefinitionFormBase(forms.ModelForm):
             services.validate(definition)
         except ValidationError as error:
             for name, messages in error.message_dict.items():
-                target = name if name in self.fields else None
                 for message in messages:
-                    self.add_error(target, message)
+                    self.add_error(*self._placed(name, message))
             return
         # A submitted definition is rescheduled on save: a moment that has passed would run it
         # at once, which is not what an edit means.

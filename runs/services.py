@@ -83,6 +83,8 @@ def validate(definition: RunDefinition, *, schedule: bool = True) -> None:
                 errors[field] = [f"{k}: {m}" for k, ms in field_errors.items() for m in ms]
             else:
                 setattr(definition, field, json.loads(json.dumps(cleaned, default=str)))
+        if run_type.checks is not None and definition.provider_id and not errors:
+            errors.update(run_type.checks(definition))
     if schedule:
         errors.update(_schedule_errors(definition))
     if errors:

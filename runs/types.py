@@ -45,6 +45,30 @@ class ResetCriteria(forms.Form):
         return data
 
 
+class ResetInput(forms.Form):
+    compare_with_platform = forms.BooleanField(
+        label="Compare with the platform",
+        required=False,
+        help_text="Ask the platform what it holds for every device of every subscription "
+        "selected (a call or two per device), correct our records to its answers and repair "
+        "any difference, as Reset single subscription does. Only for providers that can be "
+        "asked (Conax WS).",
+    )
+
+
+def _reset_checks(definition) -> dict[str, list[str]]:
+    """A comparison only with a provider that can be asked what it holds."""
+    compare = (definition.input_settings or {}).get("compare_with_platform")
+    if compare and not registry.adapter_for(definition.provider).tells_state:
+        return {
+            "input_settings": [
+                f"compare_with_platform: {definition.provider.name} cannot be asked what it "
+                "holds; leave it off."
+            ]
+        }
+    return {}
+
+
 class ArchiveInput(forms.Form):
     older_than_days = forms.IntegerField(
         min_value=1, max_value=3650, initial=90, help_text="Finished requests older than this."
@@ -83,6 +107,8 @@ class RunType:
     # parts on several workers; None: the run is one piece. With parts, ``execute`` takes
     # (definition, process run id, report, id_range).
     parts: Callable | None = None
+    # (definition) -> {field: [messages]}: what its settings forms cannot judge alone
+    checks: Callable | None = None
 
 
 def _selection(definition) -> batch.Selection:
@@ -103,6 +129,8 @@ def _selection(definition) -> batch.Selection:
 
 def _reconcile(trigger_name: str):
     def execute(definition, run_id: int, report: Callable[[Progress], None], id_range) -> None:
+        compare = bool((definition.input_settings or {}).get("compare_with_platform"))
+
         def progress(result: batch.Result) -> None:
             report(Progress(result.examined, result.requests_created, list(result.problems)))
 
@@ -113,6 +141,7 @@ def _reconcile(trigger_name: str):
             progress=progress,
             chunk_size=settings.RUN_CHUNK_SIZE,
             id_range=id_range,
+            compare=compare,
         )
 
     return execute
@@ -138,11 +167,12 @@ BUILTIN: list[RunType] = [
         "reset_subscriptions",
         "Reset Subscriptions",
         ResetCriteria,
-        NoSettings,
+        ResetInput,
         _reconcile("reset_subscriptions"),
         total=lambda d: _selection(d).subscriptions().count(),
         preview=_reconcile_preview,
         parts=_reconcile_parts,
+        checks=_reset_checks,
     ),
     RunType(
         "process_provisioning_requests",

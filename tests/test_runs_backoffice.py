@@ -120,7 +120,8 @@ def test_operator_creates_a_reset_definition_through_the_add_form(operator, cata
         "created_to": None,
         "subscription_types": ["RES"],
     }
-    assert d.input_settings == {}  # the archive fields on the page are not this type's
+    # The archive fields on the page are not this type's.
+    assert d.input_settings == {"compare_with_platform": False}
 
     # The list: run type by name, schedule in words, no next run while a draft.
     response = client.get(reverse("admin:runs_rundefinition_changelist"))

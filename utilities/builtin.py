@@ -1,20 +1,33 @@
 """Utilities any provider may offer."""
 
-from providers import batch
+from providers import batch, registry
 
 from .registry import NoFields, Outcome, Utility, register
+from .services import UtilityError
 
 
 def _reset(provider, subscription, data, user, priority, process_immediately) -> Outcome:
-    requests = list(batch.reset_subscription(subscription, provider=provider, priority=priority))
+    try:
+        done = batch.reset(subscription, provider=provider, priority=priority, by=user)
+    except registry.PlatformQueryError as error:
+        raise UtilityError(f"{error}. Nothing was changed; try again later.") from None
+    requests = list(done.requests)
+    judged = f" (as {provider.name} itself says)" if done.asked else ""
+    corrected = (
+        f" Corrected to what {provider.name} holds: {'; '.join(done.corrected)}."
+        if done.corrected
+        else ""
+    )
     if not requests:
         return Outcome(
-            [], f"{subscription.number} is in step with {provider.name}: nothing to send."
+            [],
+            f"{subscription.number} is in step with {provider.name}{judged}: nothing to send."
+            + corrected,
         )
     return Outcome(
         requests,
         f"{len(requests)} request(s) will bring {subscription.number} in "
-        f"step with {provider.name}.",
+        f"step with {provider.name}{judged}.{corrected}",
     )
 
 
@@ -23,7 +36,8 @@ RESET_SUBSCRIPTION = register(
         code="reset_subscription",
         name="Reset single subscription",
         description="Find what the provider holds differently from the subscription and send "
-        "the requests that bring it in step.",
+        "the requests that bring it in step. A provider that can tell what it holds (Conax "
+        "WS) is asked first, and our records are corrected to its answer.",
         form=NoFields,
         run=_reset,
         may_be_express=True,

@@ -10,7 +10,7 @@ from datetime import datetime
 from providers import registry
 from providers.models import ProvisioningRequest
 
-from . import client
+from . import client, utilities
 from .forms import ConaxWSConnection, ConaxWSParameters
 
 Op = ProvisioningRequest.Operation
@@ -178,6 +178,10 @@ class ConaxWSAdapter(registry.Adapter):
         "conax_ws_reset_pin",
         "conax_ws_message",
     )
+
+    def platform_state(self, subscription, devices, **asking) -> dict[int, registry.Held]:
+        # By the queries of Get Conax information.
+        return utilities.platform_state(self.provider, subscription, devices, **asking)
 
     def send(self, request) -> registry.Answer:
         try:

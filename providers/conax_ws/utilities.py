@@ -179,15 +179,63 @@ class InformationForm(DeviceForm):
         return data
 
 
-def _ask(provider, request) -> registry.Answer:
-    """Send a query now, in this process, and record its answer. The request is claimed like
-    the worker claims one (lease, attempt), so no worker sends it as well."""
-    adapter = registry.adapter_for(provider)
+# The queries, by what they ask: the command and its parameters for a device.
+QUERIES = {
+    InformationForm.ACTIVE: ("GET_ACTIVE_SUBSCRIPTIONS", lambda item: {"card_ca_id": item.ca_id}),
+    InformationForm.CARD: ("GET_PAIRING_STATUS_FOR_CARD", lambda item: {"card_ca_id": item.ca_id}),
+    InformationForm.STB: (
+        "GET_PAIRING_STATUS_FOR_PAIRING_MODULE",
+        lambda item: {"stb_ca_id": item.ca_id},
+    ),
+}
+# The CAS's refusal of a query about a device it was never given: it holds nothing for it.
+UNKNOWN_DEVICE = ("UNKNOWN_CA_CLIENT", "UNKNOWN_PAIRING_MODULE")
+
+
+def ask(
+    provider,
+    subscription,
+    item: InstalledItem,
+    query: str,
+    *,
+    priority: int = Req.Priority.NORMAL,
+    trigger: str = Req.Trigger.UTILITY,
+    name: str,
+    process_run_id: int | None = None,
+) -> tuple[Req, registry.Answer]:
+    """Ask the CAS now, in this process, one of ``QUERIES`` about ``item``; the query is
+    recorded as a request with its answer. It is claimed like the worker claims one (lease,
+    attempt), so no worker sends it as well. A CAS that does not answer: the request is
+    Failed with the reason, and ``TransportError`` raised."""
+    command, parameters_of = QUERIES[query]
+    parameters = {
+        "subscription": subscription.number,
+        "distributor": item.distributor.code,
+        **parameters_of(item),
+    }
+    now = timezone.now()
+    with transaction.atomic():
+        request = engine.create_request(
+            provider,
+            command,
+            parameters,
+            trigger=trigger,
+            trigger_name=name,
+            subscription=subscription,
+            installed_item=item,
+            distributor=item.distributor,
+            priority=priority,
+            process_run_id=process_run_id,
+            deliver_now=False,
+        )
+        Req.objects.filter(pk=request.pk).update(
+            next_attempt_at=now + delivery.lease(), attempts=1, sent_at=now
+        )
     try:
-        answer = adapter.send(request)
+        answer = registry.adapter_for(provider).send(request)
     except registry.TransportError as error:
         delivery.fail(request, f"Attempt 1 failed: {error}")
-        raise UtilityError(f"{provider.name} did not answer: {error}. Try again later.") from None
+        raise
     record_answer(
         request,
         accepted=answer.accepted,
@@ -196,7 +244,7 @@ def _ask(provider, request) -> registry.Answer:
         response=answer.response,
     )
     request.refresh_from_db()
-    return answer
+    return request, answer
 
 
 def _pairing_rows(provider, answer: dict) -> tuple[tuple, ...]:
@@ -230,32 +278,12 @@ def _pairing_rows(provider, answer: dict) -> tuple[tuple, ...]:
 def _information(provider, subscription, data, user, priority, process_immediately) -> Outcome:
     item: InstalledItem = data["device"]
     kind = data["type"]
-    command, parameters = {
-        InformationForm.ACTIVE: ("GET_ACTIVE_SUBSCRIPTIONS", {"card_ca_id": item.ca_id}),
-        InformationForm.CARD: ("GET_PAIRING_STATUS_FOR_CARD", {"card_ca_id": item.ca_id}),
-        InformationForm.STB: ("GET_PAIRING_STATUS_FOR_PAIRING_MODULE", {"stb_ca_id": item.ca_id}),
-    }[kind]
-    parameters = {
-        "subscription": subscription.number,
-        "distributor": item.distributor.code,
-        **parameters,
-    }
-    now = timezone.now()
-    with transaction.atomic():
-        request = _request(
-            provider,
-            subscription,
-            item,
-            command,
-            parameters,
-            priority=priority,
-            name="conax_information",
-            deliver_now=False,
+    try:
+        request, answer = ask(
+            provider, subscription, item, kind, priority=priority, name="conax_information"
         )
-        Req.objects.filter(pk=request.pk).update(
-            next_attempt_at=now + delivery.lease(), attempts=1, sent_at=now
-        )
-    answer = _ask(provider, request)
+    except registry.TransportError as error:
+        raise UtilityError(f"{provider.name} did not answer: {error}. Try again later.") from None
     if not answer.accepted:
         return Outcome(
             [request],
@@ -289,6 +317,48 @@ def _information(provider, subscription, data, user, priority, process_immediate
         ("Smartcard CA ID", "STB CA ID", "Serial number", "Product code", "Description"),
         _pairing_rows(provider, found),
     )
+
+
+def platform_state(
+    provider, subscription, devices, *, trigger: str, trigger_name: str, process_run_id=None
+) -> dict[int, registry.Held]:
+    """What the CAS holds for each device (the adapter's ``platform_state``), asked by the
+    queries of Get Conax information: a card's pairing status and active subscriptions, a
+    set-top box's pairing status. A device the CAS does not know holds nothing."""
+
+    def asked(item: InstalledItem, query: str) -> dict | None:
+        try:
+            _request, answer = ask(
+                provider,
+                subscription,
+                item,
+                query,
+                trigger=trigger,
+                name=trigger_name,
+                process_run_id=process_run_id,
+            )
+        except registry.TransportError as error:
+            raise registry.PlatformQueryError(f"{provider.name} did not answer: {error}") from None
+        if answer.accepted:
+            return answer.response or {}
+        if answer.error_code in UNKNOWN_DEVICE:
+            return None
+        raise registry.PlatformQueryError(
+            f"{provider.name} refused to say what it holds for {item.ca_id}: "
+            f"{answer.error_code} {answer.error_description}".rstrip()
+        )
+
+    held: dict[int, registry.Held] = {}
+    for item in devices:
+        if item.kind == Kind.STB:
+            pairing = asked(item, InformationForm.STB)
+            held[item.pk] = registry.Held(bool(pairing and pairing.get("pairing_id")))
+            continue
+        pairing = asked(item, InformationForm.CARD)
+        active = asked(item, InformationForm.ACTIVE) if pairing is not None else None
+        entitlements = frozenset(s["product_id"] for s in (active or {}).get("subscriptions", []))
+        held[item.pk] = registry.Held(bool(pairing and pairing.get("pairing_id")), entitlements)
+    return held
 
 
 # --- Display fingerprint -----------------------------------------------------------------------

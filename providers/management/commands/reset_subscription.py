@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from providers import batch
+from providers import batch, registry
 from subscriptions.models import Subscription
 
 
@@ -14,7 +14,10 @@ class Command(BaseCommand):
         subscription = Subscription.objects.filter(number=options["number"]).first()
         if subscription is None:
             raise CommandError(f"No subscription {options['number']!r}.")
-        created = batch.reset_subscription(subscription)
+        try:
+            created = batch.reset_subscription(subscription)
+        except registry.PlatformQueryError as error:
+            raise CommandError(f"{error}. Nothing was changed.") from None
         for request in created:
             self.stdout.write(f"{request.uid} {request.command} {request.parameters}")
         self.stdout.write(f"Created {len(created)} requests for {subscription.number}.")
