@@ -501,9 +501,9 @@ def _pairing_commands(rows) -> list[Command]:
         in_use = [i for i in items if i[2] != 2]
         gone = [i for i in items if i[2] == 2]
         new = [i for i in in_use if not i[2]]
-        if not in_use or not (new or gone):
-            continue
         cards = [i for i in in_use if i[1] == "smartcard"]
+        if not (new or (gone and cards)):
+            continue  # a pairing is of a card: with none left, nothing to pair anew
         new_cards = [i for i in new if i[1] == "smartcard"]
         registered_cards = [i for i in cards if i[2]]
         if registered_cards and not gone:
