@@ -13,7 +13,8 @@ implicit one:
   leaves the error code as it was, as ``answers._save`` does);
 - the provider state follows, as ``answers._apply_acceptances`` sets it one statement after
   the other: activated services authorized, deactivated ones (unless on again since) not,
-  deactivated cards that were taken away forgotten, pairings' members initialized.
+  deactivated cards that were taken away forgotten, pairings' members in use initialized
+  (and the removed boxes a pairing left out forgotten).
 
 Sibling updates of one statement must not touch one row twice (PostgreSQL would apply only
 one), so where two of those sequential updates would meet on a row, the row gets the later
@@ -81,7 +82,8 @@ def statement(count: int) -> str:
         f"(SELECT installed_item_id FROM done WHERE operation = '{Op.DEACTIVATE}' "
         "AND installed_item_id IS NOT NULL) AND i.removed_at IS NOT NULL "
         f"AND i.id NOT IN ({paired})), "
-        f"initialized AS (UPDATE {items} i SET initialized = true WHERE i.id IN ({paired})) "
+        f"initialized AS (UPDATE {items} i SET initialized = i.removed_at IS NULL "
+        f"WHERE i.id IN ({paired})) "
         "SELECT l.id, l.uid, l.state FROM locked l ORDER BY l.id"
     )
 

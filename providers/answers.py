@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from crm_provisioning import rawsql
@@ -343,21 +344,38 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
     paired = [row.pk for row in by_op[Op.CREATE_PAIRING] + by_op[Op.ADD_TO_PAIRING]]
     if paired:
         Through = ProvisioningRequest.items.through
+        # Its devices in use are registered; the removed boxes it left out are forgotten.
         InstalledItem.objects.filter(
             pk__in=Through.objects.filter(provisioningrequest_id__in=paired).values(
                 "installeditem_id"
             )
-        ).update(initialized=True)
+        ).update(
+            initialized=ExpressionWrapper(Q(removed_at__isnull=True), output_field=BooleanField())
+        )
 
 
 def _roll_back(request: ProvisioningRequest) -> None:
+    """Undo what the rejected request carried, through the actions (README: Answers)."""
     reason = f"Request {request.uid} ({request.command}) rejected"
     if request.error_code or request.last_error:
         reason += f": {request.error_code} {request.last_error}".rstrip()
-    service_id = request.rollback.get("switch_off_service")
-    if service_id:
-        service = SubscriptionService.objects.filter(pk=service_id).first()
-        if service is not None:
-            actions.switch_off_rejected_service(service, reason=reason)
-    # A rejected pairing leaves its devices not initialized, which they already are; a
-    # rejected deactivation leaves the service authorized, so the next reset tries again.
+    service = (
+        SubscriptionService.objects.filter(pk=request.service_id).first()
+        if request.service_id
+        else None
+    )
+    if request.operation == Op.ACTIVATE and service is not None:
+        actions.switch_off_rejected_service(service, reason=reason)
+    elif request.operation == Op.DEACTIVATE and service is not None:
+        actions.restore_rejected_deactivation(
+            service,
+            request.installed_item,
+            reason=reason,
+            by_rollback=request.trigger_name == ROLLBACK,
+        )
+    elif request.operation in (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING) and request.subscription_id:
+        # Its devices stay not initialized: the acceptance that would register them never came.
+        actions.record_rejected_pairing(request.subscription, reason=reason)
+
+
+ROLLBACK = "provisioning_rollback"  # the action name of a rollback, and its requests' trigger

@@ -100,7 +100,7 @@ def create_requests(
             [
                 {"provisioningrequest_id": pk, "installeditem_id": member}
                 for pk, c in zip(ids, chunk, strict=True)
-                for member in c.member_ids
+                for member in c.member_ids + c.forget_ids
             ],
         )
         created.extend(ids)

@@ -43,6 +43,7 @@ def context_for(commands: list[reconciler.Command]) -> Context:
     two commands, and the ORM's four queries (or even two statements) cost it more than the
     database's work."""
     item_ids = {c.item_id for c in commands} | {m for c in commands for m in c.member_ids}
+    item_ids |= {c.anchor_id for c in commands if c.anchor_id}
     service_ids = {c.service_id for c in commands if c.service_id}
     subscription_ids = {c.subscription_id for c in commands}
     distributor_ids = {c.distributor_id for c in commands}
@@ -107,5 +108,5 @@ def standard_parameters(command: reconciler.Command, ctx: Context) -> dict:
         ]
         params["devices"] = devices
         if command.operation == Op.ADD_TO_PAIRING:
-            params["paired_card_ca_id"] = card["ca_id"]
+            params["paired_card_ca_id"] = ctx.items[command.anchor_id or command.item_id]["ca_id"]
     return params

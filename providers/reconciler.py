@@ -62,10 +62,12 @@ class Command:
     operation: str
     subscription_id: int
     distributor_id: int
-    item_id: int  # the card addressed (for pairings: the anchor card)
+    item_id: int  # the card addressed (pairings: a new card's, queued before its activations)
     service_id: int | None = None
     ca_id: str = ""
     member_ids: tuple[int, ...] = ()  # pairings: the devices to register
+    anchor_id: int | None = None  # add to pairing: the registered card whose pairing grows
+    forget_ids: tuple[int, ...] = ()  # create pairing: removed boxes it leaves out
 
 
 @dataclass(frozen=True)
@@ -285,16 +287,29 @@ def _pairing_sql(
 ) -> tuple[str, list]:
     """The statement (and its parameters) of the in-use devices on viewing points that have
     a wanted service and a device the provider has not registered: (sub, dist, item, kind,
-    init).
+    state), state 0 not registered, 1 registered.
 
     Found from the unregistered devices (a partial index holds exactly those), so a chunk in
-    which every device is registered costs next to nothing."""
+    which every device is registered costs next to nothing. A real-time action also finds the
+    points of the devices it took away while still registered (state 2): the devices left
+    there are paired anew, without them."""
     t = _tables()
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
     params: list = [provider_id]
     chosen = _subscriptions_sql(subscriptions, "n.subscription_id", params)
     scope_sql = ""
+    unregistered = "n.removed_at IS NULL AND NOT n.initialized"
+    in_use, state = "it.removed_at IS NULL", "CASE WHEN {initialized} THEN 1 ELSE 0 END"
+    taken_params: list = []
+    if scope is not None and scope.item_ids:
+        taken = f"it.initialized AND it.id IN ({_in(scope.item_ids, taken_params)})"
+        unregistered = (
+            f"({unregistered} OR (n.removed_at IS NOT NULL AND n.initialized "
+            f"AND n.id IN ({_in(scope.item_ids, params)})))"
+        )
+        in_use = f"({in_use} OR ({taken}))"
+        state = "CASE WHEN it.removed_at IS NOT NULL THEN 2 WHEN {initialized} THEN 1 ELSE 0 END"
     if scope is not None:
         touched = []
         if scope.service_ids:
@@ -312,25 +327,25 @@ def _pairing_sql(
     initialized = _initialized(t, subscriptions, scope, initialized_params)
     sql = f"""
         SELECT it.subscription_id, it.distributor_id, it.id, it.kind,
-               CASE WHEN {initialized} THEN 1 ELSE 0 END AS is_initialized
+               {state.format(initialized=initialized)} AS is_initialized
         FROM (SELECT DISTINCT n.subscription_id, n.distributor_id
               FROM {t["item"]} n
               JOIN {t["distributor"]} d ON d.id = n.distributor_id
               WHERE d.provider_id = %s
                 AND {chosen}
-                AND n.removed_at IS NULL AND NOT n.initialized
+                AND {unregistered}
                 {scope_sql}) points
         JOIN {t["item"]} it
           ON it.subscription_id = points.subscription_id
          AND it.distributor_id = points.distributor_id
-         AND it.removed_at IS NULL
+         AND {in_use}
         WHERE EXISTS (SELECT 1 FROM {t["service"]} ss
                       WHERE ss.subscription_id = it.subscription_id
                         AND ss.distributor_id = it.distributor_id
                         AND ss.state IN ({on_in}))
         {_ordered(scope, "it.subscription_id, it.distributor_id, it.id")}
     """
-    return sql, initialized_params + params + on_params
+    return sql, initialized_params + params + taken_params + on_params
 
 
 def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, list]:
@@ -473,24 +488,46 @@ class CAIds:
 
 
 def _pairing_commands(rows) -> list[Command]:
+    """Per viewing point: devices added to a registered card's pairing (add to existing
+    pairing, anchored on that card: a CAS pairs by card), or, when no card in use is
+    registered or a device was taken away, every device in use paired anew (create pairing:
+    the CAS takes them out of their old pairing, which keeps what was taken away). Addressed
+    to a new card if there is one, so that its activations queue behind it."""
     by_point: dict[tuple[int, int], list] = defaultdict(list)
-    for sub_id, dist_id, item_id, kind, is_init in rows:
-        by_point[(sub_id, dist_id)].append((item_id, kind, bool(is_init)))
+    for sub_id, dist_id, item_id, kind, state in rows:
+        by_point[(sub_id, dist_id)].append((item_id, kind, int(state)))
     commands = []
     for (sub_id, dist_id), items in by_point.items():
-        new = [i for i in items if not i[2]]
-        if not new:
-            continue
-        registered = [i for i in items if i[2]]
-        if registered:
-            anchor = next((i for i in registered if i[1] == "smartcard"), registered[0])
-            op, members = Op.ADD_TO_PAIRING, new
+        in_use = [i for i in items if i[2] != 2]
+        gone = [i for i in items if i[2] == 2]
+        new = [i for i in in_use if not i[2]]
+        cards = [i for i in in_use if i[1] == "smartcard"]
+        if not (new or (gone and cards)):
+            continue  # a pairing is of a card: with none left, nothing to pair anew
+        new_cards = [i for i in new if i[1] == "smartcard"]
+        registered_cards = [i for i in cards if i[2]]
+        if registered_cards and not gone:
+            anchor = registered_cards[0]
+            addressed = new_cards[0] if new_cards else anchor
+            command = Command(
+                Op.ADD_TO_PAIRING,
+                sub_id,
+                dist_id,
+                addressed[0],
+                member_ids=tuple(i[0] for i in new),
+                anchor_id=anchor[0],
+            )
         else:
-            anchor = next((i for i in new if i[1] == "smartcard"), new[0])
-            op, members = Op.CREATE_PAIRING, new
-        commands.append(
-            Command(op, sub_id, dist_id, anchor[0], member_ids=tuple(i[0] for i in members))
-        )
+            addressed = (new_cards or cards or in_use)[0]
+            command = Command(
+                Op.CREATE_PAIRING,
+                sub_id,
+                dist_id,
+                addressed[0],
+                member_ids=tuple(i[0] for i in in_use),
+                forget_ids=tuple(i[0] for i in gone if i[1] != "smartcard"),
+            )
+        commands.append(command)
     return commands
 
 

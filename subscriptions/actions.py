@@ -24,7 +24,7 @@ from crm_provisioning.db import (
     generic_plans_in_transaction,
     generic_plans_with_first_statement,
 )
-from providers.models import Distributor, ProductCAId, Provider
+from providers.models import Distributor, ProductCAId, Provider, ProvisioningRequest
 
 from .models import (
     CustomerAccount,
@@ -815,17 +815,79 @@ def swap_installed_item(
 # --- Provisioning rollback ----------------------------------------------------------------------
 
 
-def switch_off_rejected_service(service, *, reason: str) -> ActionChange | None:
+def switch_off_rejected_service(service, *, reason: str) -> ActionChange:
     """Roll back an activation the provider rejected: the service is switched off again.
 
     Recorded like any action (event + signal), so the engine cancels whatever components the
-    provider did accept. Nothing happens if the service is already off.
+    provider did accept; recorded too when the service is off already (the CA's reason
+    belongs in the history). ``authorized`` then says whether the provider still holds it.
     """
     with transaction.atomic():
         sub, service = _lock_service(service)
-        if not service.is_on:
-            return None
         change = ActionChange("provisioning_rollback", sub, reason=reason)
-        _set_state(service, SvcState.NOT_EFFECTIVE)
-        change.services_off.append(service)
-        return _finish(change)
+        if service.is_on:
+            _set_state(service, SvcState.NOT_EFFECTIVE)
+            change.services_off.append(service)
+        _finish(change)
+        _settle_authorized(service)
+        return change
+
+
+def restore_rejected_deactivation(
+    service, item: InstalledItem | None, *, reason: str, by_rollback: bool = False
+) -> ActionChange:
+    """Roll back a deactivation the provider rejected: it still holds the service on that
+    card. A service switched off (not ended: swapped, removed or cancelled rows are history)
+    goes back to the state its subscription gives its services, if that is on; otherwise it
+    stays off and ``authorized`` stays true, so that the next reset cancels it again. Nothing
+    is restored for a card the provider never registered (it holds nothing there), nor for a
+    cancellation a rollback made (that would undo the rollback, and the rollback it again)."""
+    with transaction.atomic():
+        sub, service = _lock_service(service)
+        change = ActionChange("provisioning_rollback", sub, reason=reason)
+        held = item is None or InstalledItem.objects.filter(pk=item.pk, initialized=True).exists()
+        target = SERVICE_STATE_FOR.get(sub.state)
+        if held and not by_rollback and not service.is_on:
+            if service.state in LIVE_SERVICE_STATES and target in SubscriptionService.ON_STATES:
+                _set_state(service, target)
+                change.services_on.append(service)
+            elif not service.authorized:
+                # The provider said no to cancelling it: it still holds it.
+                SubscriptionService.objects.filter(pk=service.pk).update(authorized=True)
+                service.authorized = True
+        _finish(change)
+        if by_rollback or not held:
+            _settle_authorized(service)
+        return change
+
+
+def record_rejected_pairing(subscription, *, reason: str) -> ActionChange:
+    """A pairing the provider rejected: its devices stay not initialized (the reconciler pairs
+    them again on the next reset); the rejection goes in the subscription's history."""
+    with transaction.atomic():
+        return _finish(ActionChange("provisioning_rollback", _lock(subscription), reason=reason))
+
+
+def _settle_authorized(service: SubscriptionService) -> None:
+    """An off service with nothing on its way is authorized iff the provider holds one of its
+    CA IDs on a registered card: the last completed request for that card and CA ID was an
+    activation (a rejected one changed nothing). A service on, or with requests still open,
+    is left to their answers."""
+    if service.is_on:
+        return
+    Req = ProvisioningRequest
+    requests = Req.objects.filter(
+        service=service, operation__in=(Req.Operation.ACTIVATE, Req.Operation.DEACTIVATE)
+    )
+    if requests.filter(state__in=(Req.State.PENDING, Req.State.FAILED)).exists():
+        return
+    last: dict[tuple[int, str], str] = {}
+    completed = requests.filter(state=Req.State.COMPLETED, installed_item__initialized=True)
+    for item_id, ca_id, operation in completed.order_by("pk").values_list(
+        "installed_item_id", "ca_id", "operation"
+    ):
+        last[(item_id, ca_id)] = operation
+    authorized = Req.Operation.ACTIVATE in last.values()
+    if authorized != service.authorized:
+        SubscriptionService.objects.filter(pk=service.pk).update(authorized=authorized)
+        service.authorized = authorized

@@ -122,7 +122,7 @@ def test_a_soap_fault_rejects_the_request_and_rolls_the_service_back(
     ]
     bundle = sub.services.get(product__code="BUNDLE_B")
     assert bundle.state == "not_effective" and not bundle.authorized
-    rollback = sub.events.filter(action="provisioning_rollback").first()
+    rollback = sub.events.filter(action="provisioning_rollback").order_by("pk").first()
     assert rollback.reason.startswith(f"Request {rejected[0].uid} (ADD_SUBSCRIPTIONS) rejected")
     assert "CA_CLIENT_BLOCKED" in rollback.reason
     simulator.state.controls.reject_cards = frozenset()

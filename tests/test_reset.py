@@ -46,9 +46,10 @@ def test_preview_lists_exactly_the_drifted_subscriptions_and_writes_nothing(cata
         ("ACTIVATE_SERVICE", "GFA1"),
         ("ACTIVATE_SERVICE", "EFA2"),
     ]
-    # A card the provider does not know is paired again and gets every service of its point.
+    # A card the provider does not know is paired again with the box (a pairing is added to by
+    # a registered card, and the box is none) and gets every service of its point.
     assert [(q["command"], q["parameters"].get("service_ca_id")) for q in rows[1].requests] == [
-        ("ADD_TO_EXISTING_PAIRING", None),
+        ("CREATE_PAIRING", None),
         ("ACTIVATE_SERVICE", "RFB1"),
         ("ACTIVATE_SERVICE", "BFB2"),
         ("ACTIVATE_SERVICE", "AF1"),
@@ -164,4 +165,4 @@ def test_a_chunk_planned_again_for_some_of_its_subscriptions_plans_only_those(ca
     commands = list(reconciler.plan(catalog.provider, span))
 
     assert {c.subscription_id for c in commands} == {in_step[2].pk}
-    assert [c.operation for c in commands] == ["add_to_pairing"] + ["activate"] * 3
+    assert [c.operation for c in commands] == ["create_pairing"] + ["activate"] * 3

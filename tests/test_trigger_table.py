@@ -142,10 +142,16 @@ def test_add_a_second_card_on_a_viewing_point(sub, catalog):
     card, _ = serials(sub)
     since = settle(sub)
     actions.add_installed_item(sub, ItemSpec("smartcard", "SC-NEW", "CA-SC-NEW", catalog.main))
+    # Added to the pairing of the registered card, and queued on the new card before its
+    # activations.
     assert made_since(sub, since) == [
-        ("ADD_TO_EXISTING_PAIRING", "SC-NEW", card),
+        ("ADD_TO_EXISTING_PAIRING", "SC-NEW", "SC-NEW"),
         *bundle_a(A, "SC-NEW"),
     ]
+    pairing = sub.provisioning_requests.get(command="ADD_TO_EXISTING_PAIRING")
+    assert (
+        pairing.parameters["paired_card_ca_id"] == sub.installed_items.get(serial_number=card).ca_id
+    )
 
 
 def test_remove_installed_item(sub):
@@ -160,7 +166,8 @@ def test_swap_installed_item(sub):
     since = settle(sub)
     actions.swap_installed_item(sub.installed_items.get(kind="smartcard"), "SC-NEW", "CA-SC-NEW")
     assert made_since(sub, since) == [
-        ("ADD_TO_EXISTING_PAIRING", "SC-NEW", box),
+        # The box is no card to add to: the new card is paired with it anew.
+        ("CREATE_PAIRING", f"SC-NEW+{box}", "SC-NEW"),
         *bundle_a(D, old_card),
         *bundle_a(A, "SC-NEW"),
     ]

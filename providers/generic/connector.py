@@ -66,10 +66,22 @@ class Platform:
         elif command == "DEACTIVATE_SERVICE":
             self.entitlements[card].discard(ca_id)
         elif command in ("CREATE_PAIRING", "ADD_TO_EXISTING_PAIRING"):
-            devices = {d["ca_id"] for d in params.get("devices", [])}
-            anchor = params.get("paired_card_ca_id") or card
-            self.pairings.setdefault(anchor, set()).update(devices)
+            self._pair(command, params, card)
         return {"request": request["uid"], "status": "ACCEPTED"}
+
+    def _pair(self, command: str, params: dict, card: str) -> None:
+        """As a CAS pairs: devices paired anew leave any other pairing (one left empty is
+        gone); a pairing added to is the one holding the paired card."""
+        devices = {d["ca_id"] for d in params.get("devices", [])}
+        anchor = params.get("paired_card_ca_id") or card
+        if command == "ADD_TO_EXISTING_PAIRING":
+            anchor = next((k for k, p in self.pairings.items() if anchor in p), anchor)
+            devices |= self.pairings.get(anchor, {anchor})
+        for key in list(self.pairings):
+            self.pairings[key] -= devices
+            if not self.pairings[key]:
+                del self.pairings[key]
+        self.pairings[anchor] = devices
 
     def state(self) -> dict:
         with self.lock:

@@ -1,0 +1,222 @@
+"""Every device change ends with the platform holding what the subscription wants.
+
+Each row of ``CHANGES`` starts a subscription with some devices (paired, services delivered),
+changes its devices through the actions, delivers what that made, and compares what the
+platform then holds with what the subscription wants: every card in use entitled to exactly
+the CA IDs of its viewing point's effective services, every removed card to none, the devices
+in use paired together and with nothing else, and the provider flags saying so. Rows run
+against the Conax WS SOAP simulator and against the Generic provider's reference platform
+(push mode), each a real server.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+
+from providers import delivery
+from providers.models import ProductCAId, ProvisioningRequest
+from subscriptions import actions
+from subscriptions.actions import ItemSpec
+from subscriptions.models import InstalledItem
+
+from . import conax_ws_fixtures
+
+conax = conax_ws_fixtures.conax
+simulator = conax_ws_fixtures.simulator
+_numbers = itertools.count(1)
+
+
+def _spec(kind: str, distributor) -> ItemSpec:
+    n = next(_numbers)
+    prefix = "SC" if kind == "smartcard" else "STB"
+    return ItemSpec(kind, f"D{prefix}{n:05d}", f"CA-D{prefix}-{n:05d}", distributor, "X-1", kind)
+
+
+@dataclass
+class Platform:
+    """What one provider's platform holds, read the same way whichever it is."""
+
+    catalog: object
+    simulator: object = None  # Conax WS
+    reference: object = None  # the Generic reference platform
+
+    def deliver(self) -> None:
+        """Everything due, and what its answers made (a rollback's own requests), delivered."""
+        self.catalog.provider.refresh_from_db()
+        for _ in range(5):
+            if not delivery.deliver_due(self.catalog.provider):
+                break
+        assert not ProvisioningRequest.objects.filter(state="pending").exists()
+
+    def entitled(self, card: str) -> set[str]:
+        if self.simulator is not None:
+            with self.simulator.state.lock:
+                if card not in self.simulator.state.cards:
+                    return set()
+                return {s["product_id"] for s in self.simulator.state.active_subscriptions(card)}
+        return set(self.reference.state()["entitlements"].get(card, []))
+
+    def paired_with(self, device: str) -> set[str]:
+        """The devices of the pairing that holds ``device`` (itself included), or none."""
+        if self.simulator is not None:
+            with self.simulator.state.lock:
+                for pairing in self.simulator.state.pairings.values():
+                    members = set(pairing["cards"]) | set(pairing["modules"])
+                    if device in members:
+                        return members
+            return set()
+        for members in self.reference.state()["pairings"].values():
+            if device in members:
+                return set(members)
+        return set()
+
+    def reject(self, *cards: str) -> None:
+        if self.simulator is not None:
+            self.simulator.state.controls.reject_cards = frozenset(cards)
+        else:
+            self.reference.reject_cards = set(cards)
+
+
+@pytest.fixture(params=["conax_ws", "generic"])
+def target(request, settings):
+    settings.PROVISIONING_RETRY_SECONDS = 0
+    if request.param == "conax_ws":
+        catalog = request.getfixturevalue("conax")
+        return Platform(catalog, simulator=request.getfixturevalue("simulator"))
+    catalog = request.getfixturevalue("catalog")
+    request.getfixturevalue("push_provider")
+    return Platform(catalog, reference=request.getfixturevalue("platform"))
+
+
+def start(target: Platform, account, devices: str, products: tuple[str, ...]):
+    """A subscription on MAIN with ``devices`` ("card", "card+box", "2 cards+box", …), its
+    services delivered."""
+    dist = target.catalog.distributors["MAIN"]
+    kinds = {"card": ["smartcard"], "card+box": ["smartcard", "stb"]}.get(devices)
+    if kinds is None:
+        kinds = ["smartcard", "smartcard"] + (["stb"] if devices.endswith("+box") else [])
+    sub = actions.become_subscriber(
+        account,
+        target.catalog.types["RES"],
+        [(target.catalog.products[code], dist) for code in products],
+        [_spec(kind, dist) for kind in kinds],
+    ).subscription
+    target.deliver()
+    return sub
+
+
+def in_use(sub, kind: str) -> list[InstalledItem]:
+    return list(sub.installed_items.filter(kind=kind, removed_at=None).order_by("pk"))
+
+
+def swap_card(sub):
+    card = in_use(sub, "smartcard")[0]
+    new = _spec("smartcard", card.distributor)
+    actions.swap_installed_item(card, new.serial_number, new.ca_id)
+
+
+def swap_box(sub):
+    box = in_use(sub, "stb")[0]
+    new = _spec("stb", box.distributor)
+    actions.swap_installed_item(box, new.serial_number, new.ca_id)
+
+
+def add_card(sub):
+    actions.add_installed_item(sub, _spec("smartcard", sub.installed_items.first().distributor))
+
+
+def add_box(sub):
+    actions.add_installed_item(sub, _spec("stb", sub.installed_items.first().distributor))
+
+
+def remove_card(sub):
+    actions.remove_installed_item(in_use(sub, "smartcard")[0])
+
+
+def remove_box(sub):
+    actions.remove_installed_item(in_use(sub, "stb")[0])
+
+
+# (change, the devices it starts from): "with an existing pairing" is a card paired with a box
+# or with another card; "without" a card alone (nothing else paired with it).
+CHANGES = [
+    (swap_card, "card"),
+    (swap_card, "card+box"),
+    (swap_card, "2 cards"),
+    (swap_box, "card+box"),
+    (swap_box, "2 cards+box"),
+    (add_card, "card"),
+    (add_card, "card+box"),
+    (add_box, "card"),
+    (add_box, "card+box"),
+    (remove_card, "2 cards"),
+    (remove_card, "2 cards+box"),
+    (remove_box, "card+box"),
+    (remove_box, "2 cards+box"),
+]
+SERVICES = {"one service": ("AGRICULTURE",), "several services": ("BUNDLE_A", "AGRICULTURE")}
+
+
+def wanted_ca_ids(sub) -> set[str]:
+    ca_ids = set()
+    for service in sub.services.all():
+        if service.is_on:
+            parts = list(service.product.components.all()) or [service.product]
+            ca_ids |= set(
+                ProductCAId.objects.filter(
+                    product__in=parts, provider=service.distributor.provider
+                ).values_list("ca_id", flat=True)
+            )
+    return ca_ids
+
+
+def assert_in_step(target: Platform, sub) -> None:
+    wanted = wanted_ca_ids(sub)
+    items = list(sub.installed_items.all())
+    devices = {i.ca_id for i in items if i.in_use}
+    for item in items:
+        if item.kind == "smartcard":
+            held = target.entitled(item.ca_id)
+            assert held == (wanted if item.in_use else set()), item
+        if item.in_use:
+            assert target.paired_with(item.ca_id) == devices, item
+            assert item.initialized, item
+        else:
+            assert item.ca_id not in target.paired_with(next(iter(devices))), item
+    assert all(s.authorized == s.is_on for s in sub.services.all())
+
+
+@pytest.mark.parametrize("services", SERVICES.values(), ids=SERVICES.keys())
+@pytest.mark.parametrize(
+    "change, devices", CHANGES, ids=[f"{c.__name__}-{d.replace(' ', '')}" for c, d in CHANGES]
+)
+def test_a_device_change_leaves_the_platform_holding_what_the_subscription_wants(
+    target, account, change, devices, services
+):
+    sub = start(target, account, devices, services)
+    assert_in_step(target, sub)
+
+    change(sub)
+    target.deliver()
+
+    assert not ProvisioningRequest.objects.filter(subscription=sub, state="rejected").exists()
+    assert_in_step(target, sub)
+
+
+def test_a_swapped_in_card_is_paired_with_the_box_before_it_is_entitled(simulator, conax, account):
+    """Finding 1: on Conax WS the pairing named the box as its paired card, the CAS refused it
+    and the new card's activations, and the customer was left with nothing."""
+    target = Platform(conax, simulator=simulator)
+    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    card, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
+
+    swap_card(sub)
+    target.deliver()
+
+    new = in_use(sub, "smartcard")[0]
+    arrived = [(r["operation"], r["cards"]) for r in simulator.state.received[-5:]]
+    assert arrived[0] == ("CreatePairing", [new.ca_id])
+    assert target.paired_with(new.ca_id) == {new.ca_id, box.ca_id}
+    assert target.entitled(new.ca_id) == {"GFA1", "EFA2"}
+    assert target.entitled(card.ca_id) == set()

@@ -1,0 +1,138 @@
+"""Every rejection is rolled back through the actions, with the CA's reason in the history, and
+the provider flags then say what the platform really holds. Rejections come from the real
+platforms (the Conax WS SOAP simulator and the Generic reference platform) refusing a card."""
+
+import pytest
+
+from providers import engine, reconciler
+from providers.models import ProvisioningRequest
+from subscriptions import actions
+from subscriptions.models import SubscriptionService
+
+from . import conax_ws_fixtures, test_device_changes
+from .test_device_changes import _spec, in_use, start
+
+conax = conax_ws_fixtures.conax
+simulator = conax_ws_fixtures.simulator
+target = test_device_changes.target
+
+Svc = SubscriptionService.State
+
+
+def rollbacks(sub) -> list[str]:
+    return list(
+        sub.events.filter(action="provisioning_rollback")
+        .order_by("pk")
+        .values_list("reason", flat=True)
+    )
+
+
+def rejected(sub) -> list[ProvisioningRequest]:
+    return list(ProvisioningRequest.objects.filter(subscription=sub, state="rejected"))
+
+
+def test_a_rejected_activation_switches_the_service_off_and_leaves_it_unauthorized(target, account):
+    sub = start(target, account, "card", ("AGRICULTURE",))
+    card = in_use(sub, "smartcard")[0]
+    target.reject(card.ca_id)
+
+    actions.add_service(sub, target.catalog.products["BABY"], target.catalog.distributors["MAIN"])
+    target.deliver()
+
+    baby = sub.services.get(product__code="BABY")
+    assert (baby.state, baby.authorized) == (Svc.NOT_EFFECTIVE, False)
+    (request,) = rejected(sub)
+    (reason,) = rollbacks(sub)
+    assert reason.startswith(f"Request {request.uid} (")
+    assert request.error_code and request.error_code in reason
+    assert target.entitled(card.ca_id) == {"AF1"}
+    assert sub.services.get(product__code="AGRICULTURE").authorized
+
+
+def test_a_rejected_cancellation_restores_the_service_and_leaves_it_authorized(target, account):
+    sub = start(target, account, "card+box", ("AGRICULTURE",))
+    card = in_use(sub, "smartcard")[0]
+    service = sub.services.get()
+    target.reject(card.ca_id)
+
+    actions.stop_service(service)
+    target.deliver()
+
+    service.refresh_from_db()
+    assert (service.state, service.authorized) == (Svc.EFFECTIVE, True)
+    (request,) = rejected(sub)
+    assert request.command in ("CANCEL_SUBSCRIPTIONS", "DEACTIVATE_SERVICE")
+    assert request.error_code in rollbacks(sub)[0]
+    assert target.entitled(card.ca_id) == {"AF1"}
+    # In step again: nothing more to send.
+    assert list(reconciler.plan(target.catalog.provider, [sub.pk])) == []
+
+
+def test_a_rejected_cancellation_of_a_service_that_stays_off_is_sent_again_by_a_reset(
+    target, account
+):
+    """Deactivating the subscription switches its services off; they cannot come back on
+    alone, so the service stays off, authorized, and the next reset cancels it again."""
+    sub = start(target, account, "card", ("AGRICULTURE",))
+    card = in_use(sub, "smartcard")[0]
+    target.reject(card.ca_id)
+
+    actions.deactivate(sub)
+    target.deliver()
+
+    service = sub.services.get()
+    assert (service.state, service.authorized) == (Svc.NOT_EFFECTIVE, True)
+    assert len(rollbacks(sub)) == 1
+    assert target.entitled(card.ca_id) == {"AF1"}
+    (again,) = reconciler.plan(target.catalog.provider, [sub.pk])
+    assert (again.operation, again.ca_id, again.item_id) == ("deactivate", "AF1", card.pk)
+
+    target.reject()
+    engine.create_requests(target.catalog.provider, [again], trigger="run")
+    target.deliver()
+    service.refresh_from_db()
+    assert not service.authorized
+    assert target.entitled(card.ca_id) == set()
+
+
+def test_a_rejected_pairing_of_a_swapped_in_card_is_rolled_back_with_its_activations(
+    target, account
+):
+    """The new card refused: its pairing and activations rejected, the old card's
+    cancellations done. The services go off, nobody holds them, and every flag says so."""
+    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    old = in_use(sub, "smartcard")[0]
+    new = _spec("smartcard", old.distributor)
+    target.reject(new.ca_id)
+
+    actions.swap_installed_item(old, new.serial_number, new.ca_id)
+    target.deliver()
+
+    card = in_use(sub, "smartcard")[0]
+    assert not card.initialized
+    service = sub.services.get()
+    assert (service.state, service.authorized) == (Svc.NOT_EFFECTIVE, False)
+    assert target.entitled(old.ca_id) == set() and target.entitled(card.ca_id) == set()
+    commands = {r.command for r in rejected(sub)}
+    assert "CREATE_PAIRING" in commands
+    reasons = rollbacks(sub)
+    assert len(reasons) == len(rejected(sub))
+    assert all(" rejected: " in reason for reason in reasons)
+    # Nothing is wanted any more, and the platform holds nothing: a reset has nothing to send.
+    assert list(reconciler.plan(target.catalog.provider, [sub.pk])) == []
+
+
+@pytest.mark.parametrize("devices", ["card", "card+box"])
+def test_a_rejected_new_card_switches_the_service_off_on_every_card(target, account, devices):
+    sub = start(target, account, devices, ("AGRICULTURE",))
+    first = in_use(sub, "smartcard")[0]
+    spec = _spec("smartcard", first.distributor)
+    target.reject(spec.ca_id)
+
+    actions.add_installed_item(sub, spec)
+    target.deliver()
+
+    service = sub.services.get()
+    assert (service.state, service.authorized) == (Svc.NOT_EFFECTIVE, False)
+    assert target.entitled(first.ca_id) == set()
+    assert rollbacks(sub)
