@@ -482,6 +482,10 @@ def progress(run: ProcessRun, now=None) -> dict:
         "total": run.total,
         "examined": run.examined,
         "created": run.created,
+        "counts": [
+            {"key": key, "label": label, "value": value}
+            for key, label, value in services.count_rows(run)
+        ],
         "errors": run.errors,
         "percent": percent,
         "eta_seconds": eta,
@@ -508,17 +512,16 @@ def _duration(seconds: int) -> str:
 
 
 def _summary(run: ProcessRun, percent: int | None, eta: int | None) -> str:
-    """E.g. "Examined 3 of 10 (30%) · 5 requests created · 1 error · about 12 s left"."""
-    examined = f"Examined {run.examined}"
-    if run.total is not None:
-        examined += f" of {run.total}"
+    """E.g. "Examined 3 of 10 (30%) · 5 requests created · 1 error · about 12 s left", or
+    what the run's type counts: "Exported 7 records in 1 file (70%) · 0 errors"."""
+    own = services.own_summary(run)
+    done = own or f"Examined {run.examined}" + ("" if run.total is None else f" of {run.total}")
     if percent is not None:
-        examined += f" ({percent}%)"
-    parts = [
-        examined,
-        f"{run.created} request{'s' if run.created != 1 else ''} created",
-        f"{run.errors} error{'s' if run.errors != 1 else ''}",
-    ]
+        done += f" ({percent}%)"
+    parts = [done]
+    if own is None:
+        parts.append(f"{run.created} request{'s' if run.created != 1 else ''} created")
+    parts.append(f"{run.errors} error{'s' if run.errors != 1 else ''}")
     if eta is not None:
         parts.append(f"{_duration(eta)} left")
     return " · ".join(parts)
