@@ -365,7 +365,10 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                     "next_run": services.next_run_time(obj),
                     "runs_url": reverse("admin:runs_processrun_changelist")
                     + f"?definition__id__exact={obj.pk}",
-                    "recent_runs": obj.process_runs.all()[:5],
+                    "recent_runs": [
+                        (run, services.summary(run))
+                        for run in obj.process_runs.select_related("definition")[:5]
+                    ],
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -538,7 +541,7 @@ class ProcessRunAdmin(ViewOnlyAdmin):
         "status",
         "trigger",
         "examined_of_total",
-        "created",
+        "done",
         "errors",
     ]
     list_filter = ["definition", "status", "trigger", "started_at"]
@@ -577,6 +580,10 @@ class ProcessRunAdmin(ViewOnlyAdmin):
     @admin.display(description="Examined / total")
     def examined_of_total(self, obj):
         return f"{obj.examined} / {'-' if obj.total is None else obj.total}"
+
+    @admin.display(description="What it did")
+    def done(self, obj):
+        return services.summary(obj)
 
     def _viewable(self, request, object_id) -> ProcessRun:
         run = self.get_object(request, unquote(object_id))

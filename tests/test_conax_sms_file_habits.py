@@ -122,7 +122,7 @@ def test_a_spoiled_file_is_refused_visibly_and_the_corrected_one_applied(
     requests = Req.objects.filter(subscription__in=subs)
     assert set(requests.values_list("state", flat=True)) == {Req.State.PENDING}
     first = requests.order_by("pk").first()
-    assert first.last_error.startswith(f"{WAITING}its response file {name} was refused (Line 6: ")
+    assert first.last_error.startswith(f"{WAITING}its response file {name} was refused: Line 6: ")
     assert first.last_error.endswith(
         f"The next Error Handling run applies a corrected {name}; with no answer by {until} "
         "this request becomes Failed."

@@ -147,7 +147,7 @@ def test_response_files_update_states_roll_back_and_log(sms, simulator, answered
     # D's requests wait for a corrected third file, and say so.
     for request in Req.objects.filter(subscription=d):
         assert request.last_error.startswith(
-            f"Waiting for Conax's answer: its response file {third} was refused (Line 4: "
+            f"Waiting for Conax's answer: its response file {third} was refused: Line 4: "
         )
 
     out = Path(simulator.root) / RESPONSE_DIR

@@ -221,7 +221,7 @@ def _wait(provider: Provider, name: str, exc: ff.FormatError, now) -> str:
     deadline = (sent.uploaded_at or now) + timedelta(hours=hours)
     until = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
     note = (
-        f"{WAITING}its response file {name} was refused ({exc}) The next Error Handling run "
+        f"{WAITING}its response file {name} was refused: {exc} The next Error Handling run "
         f"applies a corrected {name}; with no answer by {until} this request becomes Failed."
     )
     waiting = sum(
