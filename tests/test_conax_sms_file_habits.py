@@ -195,3 +195,72 @@ def test_the_export_run_says_what_it_exported(sms, sms_subscribe, simulator, ope
         {"key": "files", "label": "Files exported", "value": 1},
         {"key": "failed", "label": "Could not be written", "value": 0},
     ]
+
+
+# --- The reader's verdicts, line by line -----------------------------------------------------
+
+
+def response(*records: str, count: int | None = None, digest: str | None = None) -> bytes:
+    lines = [f"H|{ff.RESPONSE_KIND}|1|CRM001_00000001.rsp|CRM001_00000001.req|2026-01-01", *records]
+    body = "".join(line + "\n" for line in lines).encode()
+    n = len(records) if count is None else count
+    return body + f"T|{n}|{digest or ff.checksum(body)}\n".encode()
+
+
+UID = "6f1c2a9e-0b7d-4c1e-9f3a-2d4b5c6e7f80"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", "Line 1: expected the header 'H|CONAX-SMS-RESPONSE|1|\u2026', found an empty file."),
+        (
+            response(f"R|{UID}|OK").replace(b"H|CONAX-SMS-RESPONSE", b"H|CONAX-SMS-REQUEST"),
+            "Line 1: expected the header 'H|CONAX-SMS-RESPONSE|1|\u2026', found "
+            "'H|CONAX-SMS-REQUEST|1|CRM001_00000001.rsp|CRM001_00000001.req|2026-01-01'.",
+        ),
+        (
+            response(f"R|{UID}|OK", count=2),
+            "Line 3: the trailer counts 2 records; lines 2 to 2 hold 1.",
+        ),
+        (
+            response(f"R|{UID}|OK")[:-69],  # the trailer line lost
+            f"Line 2, the last: expected the trailer 'T|<number of records>|<SHA-256>', found "
+            f"'R|{UID}|OK' (is the file cut short?).",
+        ),
+        (
+            response(f"R|{UID}|OK").replace(b"OK", b"\xff"),
+            "Line 2: expected UTF-8 text, found the byte 0xff.",
+        ),
+    ],
+    ids=["empty", "a request header", "miscounted", "no trailer", "not UTF-8"],
+)
+def test_a_file_that_cannot_be_trusted_is_refused_saying_where_and_what_was_expected(data, error):
+    with pytest.raises(ff.FormatError) as refused:
+        ff.parse_response(data)
+    assert str(refused.value) == error
+
+
+def test_a_blank_line_inside_the_records_is_a_line_error_and_the_rest_counts():
+    parsed = ff.parse_response(response(f"R|{UID}|OK", "   ", f"R|{UID}|ERROR|E1|Bad%20card"))
+    assert [(r.uid, r.accepted, r.error_description) for r in parsed.records] == [
+        (UID, True, ""),
+        (UID, False, "Bad card"),
+    ]
+    assert parsed.line_errors == [
+        (
+            3,
+            "expected 'R|<uid>|OK', 'R|<uid>|ERROR|<code>|<description>' or "
+            "'F|<code>|<description>', found an empty line",
+        )
+    ]
+
+
+def test_the_trailer_checksum_may_be_of_either_form_but_not_of_something_else():
+    windows = Writer(bom=True, line_end="\r\n", trailing_spaces=" ", checksum_as_written=True)
+    data = response(f"R|{UID}|OK")
+    assert ff.parse_response(windows.write(data)).records == ff.parse_response(data).records
+    assert ff.parse_response(Writer(line_end="\r\n").write(data)).records  # as we write it
+    tampered = windows.write(data).replace(b"|OK", b"|NO")
+    with pytest.raises(ff.FormatError, match=r"^Line 3: the trailer's checksum '"):
+        ff.parse_response(tampered)
