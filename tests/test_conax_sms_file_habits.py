@@ -264,3 +264,40 @@ def test_the_trailer_checksum_may_be_of_either_form_but_not_of_something_else():
     tampered = windows.write(data).replace(b"|OK", b"|NO")
     with pytest.raises(ff.FormatError, match=r"^Line 3: the trailer's checksum '"):
         ff.parse_response(tampered)
+
+
+def test_a_corrected_version_of_an_applied_file_applies_what_it_adds(sms, sms_subscribe, simulator):
+    """A file applied with an unreadable line, sent again corrected under the same name: the
+    answer it lacked is applied; what it had is not applied twice."""
+    (sub,) = exported(sms, sms_subscribe)
+    simulator.cas.run_once()
+    folder = Path(simulator.root) / RESPONSE_DIR
+    (name,) = [p.name for p in folder.iterdir() if p.is_file()]
+    whole = simulator.cas.answers[name].decode().split("\n")
+    header, good, lost = whole[0], whole[1], whole[2]
+    damaged = response_lines([header, good, lost.replace("|OK", "|O K")])
+    (folder / name).write_bytes(damaged)
+
+    first = run(sms, "conax_sms_error_handling")
+    assert first.message == (
+        "Answered 1 (accepted 1, rejected 0) from 1 response file; 1 errors (see the log)."
+    )
+    assert sub.provisioning_requests.filter(state=Req.State.PENDING).count() == 1
+
+    simulator.cas.resend(name)
+    second = run(sms, "conax_sms_error_handling")
+
+    assert second.status == ProcessRun.Status.COMPLETED, list(second.error_log.all())
+    assert set(sub.provisioning_requests.values_list("state", flat=True)) == {Req.State.COMPLETED}
+    assert second.message == (
+        "Answered 1 (accepted 1, rejected 0) from 1 response file, 1 of them sent again under "
+        "the same name."
+    )
+    ledger = TransferFile.objects.get(direction="in", name=name)
+    assert [a["state"] for a in ledger.settings["attempts"]] == ["processed", "processed"]
+    assert ledger.checksum == ff.checksum(simulator.cas.answers[name])
+
+
+def response_lines(lines: list[str]) -> bytes:
+    body = "".join(line + "\n" for line in lines).encode()
+    return body + f"T|{len(lines) - 1}|{ff.checksum(body)}\n".encode()

@@ -145,9 +145,11 @@ def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Res
         outcome = next(outcomes)
         if isinstance(outcome, AnswerConflict):
             result.problems.append((request.subscription_id, f"{name}: {outcome}"))
+        elif outcome.result != APPLIED:
+            continue  # answered so before (a file read again): nothing changes
         elif record.accepted:
             result.completed += 1
-            if outcome.result == APPLIED and request.operation == Req.Operation.RENEW:
+            if request.operation == Req.Operation.RENEW:
                 renewed.append(request.service_id)
         else:
             result.rejected += 1
@@ -230,6 +232,8 @@ def _wait(provider: Provider, name: str, exc: ff.FormatError, now) -> str:
             Req.objects.filter(state=Req.State.PENDING, transfer_file__isnull=True), sent
         )
     )
+    if not waiting:  # answered already, by an earlier version of this file
+        return ""
     sent.message = note
     sent.save(update_fields=["message"])
     return (
