@@ -4,6 +4,7 @@ Each chunk is copied and deleted in one transaction, so a request is always in e
 the two tables; a run stopped half-way simply leaves the rest for the next one.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
@@ -21,7 +22,15 @@ def archivable(older_than_days: int, provider=None):
     return rows.filter(provider=provider) if provider else rows
 
 
-def archive(older_than_days: int, *, provider=None, chunk_size: int = 5000) -> int:
+def archive(
+    older_than_days: int,
+    *,
+    provider=None,
+    chunk_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Archive what is old enough; returns how many requests were moved. ``progress(moved so
+    far)`` after each chunk, in its transaction."""
     moved = 0
     while True:
         with transaction.atomic():
@@ -67,3 +76,5 @@ def archive(older_than_days: int, *, provider=None, chunk_size: int = 5000) -> i
             Req.items.through.objects.filter(provisioningrequest_id__in=ids).delete()
             Req.objects.filter(pk__in=ids).delete()
             moved += len(ids)
+            if progress:
+                progress(moved)

@@ -365,7 +365,10 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                     "next_run": services.next_run_time(obj),
                     "runs_url": reverse("admin:runs_processrun_changelist")
                     + f"?definition__id__exact={obj.pk}",
-                    "recent_runs": obj.process_runs.all()[:5],
+                    "recent_runs": [
+                        (run, services.summary(run))
+                        for run in obj.process_runs.select_related("definition")[:5]
+                    ],
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -482,6 +485,10 @@ def progress(run: ProcessRun, now=None) -> dict:
         "total": run.total,
         "examined": run.examined,
         "created": run.created,
+        "counts": [
+            {"key": key, "label": label, "value": value}
+            for key, label, value in services.count_rows(run)
+        ],
         "errors": run.errors,
         "percent": percent,
         "eta_seconds": eta,
@@ -508,17 +515,16 @@ def _duration(seconds: int) -> str:
 
 
 def _summary(run: ProcessRun, percent: int | None, eta: int | None) -> str:
-    """E.g. "Examined 3 of 10 (30%) · 5 requests created · 1 error · about 12 s left"."""
-    examined = f"Examined {run.examined}"
-    if run.total is not None:
-        examined += f" of {run.total}"
+    """E.g. "Examined 3 of 10 (30%) · 5 requests created · 1 error · about 12 s left", or
+    what the run's type counts: "Exported 7 records in 1 file (70%) · 0 errors"."""
+    own = services.own_summary(run)
+    done = own or f"Examined {run.examined}" + ("" if run.total is None else f" of {run.total}")
     if percent is not None:
-        examined += f" ({percent}%)"
-    parts = [
-        examined,
-        f"{run.created} request{'s' if run.created != 1 else ''} created",
-        f"{run.errors} error{'s' if run.errors != 1 else ''}",
-    ]
+        done += f" ({percent}%)"
+    parts = [done]
+    if own is None:
+        parts.append(f"{run.created} request{'s' if run.created != 1 else ''} created")
+    parts.append(f"{run.errors} error{'s' if run.errors != 1 else ''}")
     if eta is not None:
         parts.append(f"{_duration(eta)} left")
     return " · ".join(parts)
@@ -535,7 +541,7 @@ class ProcessRunAdmin(ViewOnlyAdmin):
         "status",
         "trigger",
         "examined_of_total",
-        "created",
+        "done",
         "errors",
     ]
     list_filter = ["definition", "status", "trigger", "started_at"]
@@ -574,6 +580,10 @@ class ProcessRunAdmin(ViewOnlyAdmin):
     @admin.display(description="Examined / total")
     def examined_of_total(self, obj):
         return f"{obj.examined} / {'-' if obj.total is None else obj.total}"
+
+    @admin.display(description="What it did")
+    def done(self, obj):
+        return services.summary(obj)
 
     def _viewable(self, request, object_id) -> ProcessRun:
         run = self.get_object(request, unquote(object_id))

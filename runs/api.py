@@ -11,7 +11,7 @@ import copy
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -88,9 +88,35 @@ class ProcessRunErrorSerializer(serializers.ModelSerializer):
         fields = ["id", "subscription", "message", "created_at"]
 
 
+class RunCountSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    value = serializers.IntegerField()
+
+
+def _counts(run: ProcessRun) -> list[dict]:
+    return [
+        {"key": key, "label": label, "value": value}
+        for key, label, value in services.count_rows(run)
+    ]
+
+
 class ProcessRunSerializer(serializers.ModelSerializer):
     trigger = choice_field("RunTrigger", ProcessRun.Trigger.choices, read_only=True)
     status = choice_field("RunStatus", ProcessRun.Status.choices, read_only=True)
+    counts = serializers.SerializerMethodField(
+        help_text="What the run did, in its type's terms (key, label, value)."
+    )
+    summary = serializers.SerializerMethodField(
+        help_text='What the run did in a sentence, e.g. "Exported 7 records in 1 file".'
+    )
+
+    @extend_schema_field(RunCountSerializer(many=True))
+    def get_counts(self, run) -> list[dict]:
+        return _counts(run)
+
+    def get_summary(self, run) -> str:
+        return services.summary(run)
 
     class Meta:
         model = ProcessRun
@@ -106,6 +132,8 @@ class ProcessRunSerializer(serializers.ModelSerializer):
             "total",
             "examined",
             "created",
+            "counts",
+            "summary",
             "errors",
             "message",
         ]
@@ -126,6 +154,8 @@ class ProgressSerializer(serializers.Serializer):
     total = serializers.IntegerField(allow_null=True)
     examined = serializers.IntegerField()
     created = serializers.IntegerField()
+    counts = RunCountSerializer(many=True)
+    summary = serializers.CharField()
     errors = serializers.IntegerField()
     percent = serializers.IntegerField(allow_null=True)
     message = serializers.CharField(allow_blank=True)
@@ -285,13 +315,13 @@ class ProcessRunFilter(django_filters.FilterSet):
 
 
 class ProcessRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = ProcessRun.objects.all()
+    queryset = ProcessRun.objects.select_related("definition")
     filterset_class = ProcessRunFilter
     read_permission = "runs.view_processrun"
 
     def get_queryset(self):
         if self.action == "retrieve":
-            return ProcessRun.objects.prefetch_related("error_log")
+            return ProcessRun.objects.select_related("definition").prefetch_related("error_log")
         return super().get_queryset()
 
     def get_serializer_class(self):
@@ -316,6 +346,8 @@ class ProcessRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
             "total": run.total,
             "examined": run.examined,
             "created": run.created,
+            "counts": _counts(run),
+            "summary": services.summary(run),
             "errors": run.errors,
             "percent": percent,
             "message": run.message,

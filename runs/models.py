@@ -121,6 +121,11 @@ class ProcessRun(models.Model):
     examined = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField("requests created", default=0)
     errors = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the run did in its own type's terms (e.g. records and files exported).",
+    )
     message = models.TextField(blank=True)
 
     class Meta:

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -264,9 +265,8 @@ def _fail_stale(run: ProcessRun) -> None:
         finished_at=timezone.now(),
         message=(
             f"The worker stopped during the run (last sign of life at "
-            f"{run.heartbeat_at or run.started_at:%Y-%m-%d %H:%M:%S %Z}); it had examined "
-            f"{run.examined} and created {run.created} requests. Run it again to finish the "
-            "work: nothing done is done twice."
+            f"{run.heartbeat_at or run.started_at:%Y-%m-%d %H:%M:%S %Z}); {_done_so_far(run)}. "
+            "Run it again to finish the work: nothing done is done twice."
         ),
     )
 
@@ -401,12 +401,23 @@ def execute_part(
                 ProcessRunError(run_id=run_id, subscription_id=sub_id, message=message)
                 for sub_id, message in problems
             )
-        ProcessRun.objects.filter(pk=run_id).update(
-            examined=F("examined") + (progress.examined - reported.examined),
-            created=F("created") + (progress.created - reported.created),
-            errors=F("errors") + len(problems),
-            heartbeat_at=timezone.now(),
-        )
+        changes = {
+            "examined": F("examined") + (progress.examined - reported.examined),
+            "created": F("created") + (progress.created - reported.created),
+            "errors": F("errors") + len(problems),
+            "heartbeat_at": timezone.now(),
+        }
+        if progress.counts:
+            with transaction.atomic():
+                # The run type's own counts, added under the run's lock (one JSON value).
+                counts = ProcessRun.objects.select_for_update().values_list("counts", flat=True)
+                counts = dict(counts.get(pk=run_id))
+                for key, value in progress.counts.items():
+                    counts[key] = counts.get(key, 0) + value - reported.counts.get(key, 0)
+                ProcessRun.objects.filter(pk=run_id).update(counts=counts, **changes)
+            reported.counts = dict(progress.counts)
+        else:
+            ProcessRun.objects.filter(pk=run_id).update(**changes)
         reported.examined, reported.created = progress.examined, progress.created
         if on_progress:
             on_progress(ProcessRun.objects.get(pk=run_id))
@@ -454,7 +465,7 @@ def _finish_part(part: ProcessRunPart) -> None:
         if run.status != Status.RUNNING or run.parts.filter(finished_at__isnull=True).exists():
             return
         run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
-        run.message = f"Examined {run.examined}; created {run.created} requests" + (
+        run.message = summary(run) + (
             f"; {run.errors} errors (see the log)." if run.errors else "."
         )
         run.finished_at = timezone.now()
@@ -469,13 +480,11 @@ def _fail(run: ProcessRun, exc: Exception) -> None:
     ProcessRunError.objects.create(run=run, message=f"{type(exc).__name__}: {exc}")
     ProcessRun.objects.filter(pk=run.pk).update(errors=F("errors") + 1)
     run.refresh_from_db()
+    done = _done_so_far(run)
     updated = ProcessRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
         status=Status.FAILED,
         finished_at=timezone.now(),
-        message=(
-            f"Failed: {exc}. It had examined {run.examined} and created {run.created} "
-            "requests; run it again to finish the work."
-        ),
+        message=f"Failed: {exc}. {done[:1].upper()}{done[1:]}; run it again to finish the work.",
     )
     if updated and run.trigger == ProcessRun.Trigger.SCHEDULE:
         _complete_if_once(run.definition)
@@ -491,6 +500,45 @@ def _complete_if_once(definition: RunDefinition) -> None:
             _unschedule(definition)
             definition.state = State.COMPLETED
             definition.save(update_fields=["state", "updated_at"])
+
+
+# --- What a run did ---------------------------------------------------------------------------
+
+
+def _own_counts(run: ProcessRun) -> types.RunType | None:
+    """The run's type when it counts in its own terms (``RunType.counts``)."""
+    run_type = types.get(run.definition.run_type)
+    return run_type if run_type is not None and run_type.summary is not None else None
+
+
+def own_summary(run: ProcessRun) -> str | None:
+    """What the run did in its type's own terms ("Exported 7 records in 1 file"), or None for
+    a type that counts only subscriptions examined and requests created."""
+    run_type = _own_counts(run)
+    return None if run_type is None else run_type.summary(Counter(run.counts))
+
+
+def summary(run: ProcessRun) -> str:
+    """What the run did: its own summary, else "Examined 3; created 5 requests"."""
+    return own_summary(run) or f"Examined {run.examined}; created {run.created} requests"
+
+
+def count_rows(run: ProcessRun) -> list[tuple[str, str, int]]:
+    """(key, label, value) of each count the run's page and API show."""
+    run_type = _own_counts(run)
+    if run_type is None:
+        return [
+            ("examined", "Examined", run.examined),
+            ("created", "Requests created", run.created),
+        ]
+    return [(key, label, run.counts.get(key, 0)) for key, label in run_type.counts]
+
+
+def _done_so_far(run: ProcessRun) -> str:
+    done = own_summary(run)
+    if done is None:
+        return f"it had examined {run.examined} and created {run.created} requests"
+    return f"so far: {done[:1].lower()}{done[1:]}"
 
 
 def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):

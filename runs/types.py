@@ -6,7 +6,7 @@ declared here; a provider package declares its own (messages, fingerprints, erro
 files) in a ``runs`` module beside its adapter, as a list ``RUN_TYPES``, found on first use.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import import_module
@@ -77,11 +77,19 @@ class ArchiveInput(forms.Form):
 
 @dataclass
 class Progress:
-    """What an executing run reports after each chunk."""
+    """What an executing run reports after each chunk: running totals of the part, and the
+    problems since its last report."""
 
     examined: int = 0
     created: int = 0
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+    # The run type's own counts (its ``RunType.counts`` keys), running totals too.
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def counted(n: int, word: str, plural: str = "") -> str:
+    """``counted(1, "file")`` -> "1 file", ``counted(7, "record")`` -> "7 records"."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,11 @@ class RunType:
     parts: Callable | None = None
     # (definition) -> {field: [messages]}: what its settings forms cannot judge alone
     checks: Callable | None = None
+    # What the run counts in its own terms, ((key, label), ...), reported in
+    # ``Progress.counts``, and (counts) -> the sentence that sums them up, e.g. "Exported 7
+    # records in 1 file". Without: "Examined N; created M requests".
+    counts: tuple[tuple[str, str], ...] = ()
+    summary: Callable[[Mapping[str, int]], str] | None = None
 
 
 def _selection(definition) -> batch.Selection:
@@ -157,9 +170,14 @@ def _reconcile_preview(definition) -> Iterator[PreviewRow]:
 
 
 def _archive(definition, run_id: int, report: Callable[[Progress], None]) -> None:
-    days = definition.input_settings["older_than_days"]
-    moved = archive.archive(days, provider=definition.provider)
-    report(Progress(examined=moved))
+    def progress(moved: int) -> None:
+        report(Progress(examined=moved, counts={"archived": moved}))
+
+    archive.archive(
+        definition.input_settings["older_than_days"],
+        provider=definition.provider,
+        progress=progress,
+    )
 
 
 BUILTIN: list[RunType] = [
@@ -191,6 +209,8 @@ BUILTIN: list[RunType] = [
         ArchiveInput,
         _archive,
         total=lambda d: archive.archivable(d.input_settings["older_than_days"], d.provider).count(),
+        counts=(("archived", "Requests archived"),),
+        summary=lambda c: f"Archived {counted(c['archived'], 'request')}",
     ),
 ]
 

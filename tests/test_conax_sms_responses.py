@@ -118,6 +118,10 @@ def test_response_files_update_states_roll_back_and_log(sms, simulator, answered
 
     assert run.status == ProcessRun.Status.COMPLETED_WITH_ERRORS
     assert run.examined == 7  # answers applied
+    assert run.message == (
+        "Answered 7 (accepted 5, rejected 2) from 3 response files; 1 file refused; "
+        "5 errors (see the log)."
+    )
     log = list(run.error_log.values_list("subscription__number", "message"))
     second = ff.response_file_name(files[1].name)
     third = ff.response_file_name(files[2].name)
@@ -133,13 +137,18 @@ def test_response_files_update_states_roll_back_and_log(sms, simulator, answered
             f"CARD_BLOCKED Card {card(b)} is blocked.",
         ),
         (None, f"{second}: the answer for {uuid.UUID(int=42)} matches no request of Conax SMS."),
-        (None, f"{second} line 4: not a response record: 'R|this line is not a response'"),
         (
             None,
-            f"Response file {third} is malformed and was not applied: The file does not end "
-            "with a line break (cut short?).",
+            f"{second} line 4: expected 'R|<uid>|OK', 'R|<uid>|ERROR|<code>|<description>' or "
+            "'F|<code>|<description>', found 'R|this line is not a response'",
         ),
+        (None, refused_text(simulator, third, files[2])),
     ]
+    # D's requests wait for a corrected third file, and say so.
+    for request in Req.objects.filter(subscription=d):
+        assert request.last_error.startswith(
+            f"Waiting for Conax's answer: its response file {third} was refused: Line 4: "
+        )
 
     out = Path(simulator.root) / RESPONSE_DIR
     assert sorted(p.name for p in (out / "processed").iterdir()) == sorted(
@@ -158,6 +167,22 @@ def test_response_files_update_states_roll_back_and_log(sms, simulator, answered
     again = error_handling_run(sms)
     assert (again.status, again.examined, again.errors) == (ProcessRun.Status.COMPLETED, 0, 0)
     assert process(sms).requests_created == 0
+
+
+def refused_text(simulator, name: str, sent: TransferFile, records: int = 2) -> str:
+    """What the run logs about a response file the CAS cut short (``corrupt``)."""
+    spoiled = (Path(simulator.root) / RESPONSE_DIR / "failed" / name).read_bytes()
+    lines = spoiled.decode().split("\n")
+    whole = hashlib.sha256("".join(line + "\n" for line in lines[:-1]).encode()).hexdigest()
+    until = timezone.localtime(sent.uploaded_at + timedelta(hours=24)).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"Response file {name} was refused; nothing in it was applied: Line {len(lines)}: the "
+        f"trailer's checksum {lines[-1].split('|')[2]!r} is not the SHA-256 of lines 1 to "
+        f"{len(lines) - 1} (expected {whole}, over LF-ended lines without trailing spaces, or "
+        f"the SHA-256 of their bytes as written). The {records} requests of request file "
+        f"{sent.name} stay Pending, waiting for a corrected {name} under the same name (until "
+        f"the answer deadline, {until})."
+    )
 
 
 def card(sub) -> str:
@@ -199,7 +224,7 @@ def test_a_refused_request_file_goes_out_again(sms, sms_subscribe, simulator):
 
     first.refresh_from_db()
     assert first.state == TransferFile.State.REJECTED
-    assert first.message.startswith("FILE_INVALID: The checksum in the trailer does not match")
+    assert first.message.startswith("FILE_INVALID: Line 4: the trailer's checksum ")
     assert result.problems == [
         (
             None,

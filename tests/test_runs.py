@@ -6,6 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
@@ -307,3 +309,41 @@ def test_a_run_that_made_many_requests_leaves_the_planner_knowing_they_are_pendi
     assert run.created >= services.REFRESH_STATISTICS_AFTER
     assert before < run.created // 2
     assert bulk.estimated_rows(pending) >= run.created // 2
+
+
+# --- What a run did, in its own terms --------------------------------------------------------
+
+
+def test_an_archive_run_says_how_many_it_archived(catalog, drifted, operator):
+    Req.objects.update(created_at=timezone.now() - timedelta(days=40))
+    finished = Req.objects.filter(state__in=("completed", "rejected")).count()
+    assert finished >= 5
+    d = definition(catalog, run_type="archive_requests", input_settings={"older_than_days": 30})
+
+    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+
+    assert (run.status, run.counts) == ("completed", {"archived": finished})
+    assert run.message == f"Archived {finished} requests."
+    assert services.count_rows(run) == [("archived", "Requests archived", finished)]
+    # The run's page shows its own counts, not "requests created".
+    client = Client()
+    client.force_login(operator)
+    body = client.get(reverse("admin:runs_processrun_change", args=[run.pk])).content.decode()
+    assert f'Requests archived</th><td id="run-count-archived">{finished}</td>' in body
+    assert f"Archived {finished} requests (100%) · 0 errors" in body
+    assert "Requests created</th>" not in body
+    data = client.get(reverse("admin:runs_processrun_progress", args=[run.pk])).json()
+    assert data["counts"] == [{"key": "archived", "label": "Requests archived", "value": finished}]
+
+
+def test_a_run_with_counts_of_its_own_that_died_says_what_it_had_done(catalog):
+    d = definition(catalog, run_type="archive_requests", input_settings={"older_than_days": 30})
+    dead = ProcessRun.objects.create(
+        definition=d,
+        trigger="schedule",
+        counts={"archived": 5000},
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    assert services.fail_stale_runs() == 1
+    dead.refresh_from_db()
+    assert "); so far: archived 5000 requests. Run it again to finish" in dead.message

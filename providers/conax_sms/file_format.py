@@ -7,6 +7,9 @@ this module, keeping its names.
 
 Files are UTF-8 text, one record per line, fields separated by ``|``, lines ending ``\\n``. Free
 text (a message) is percent-encoded (spaces kept), so no ``|`` or line break can split a line.
+We write exactly that; we read files as other systems write them too: with a byte-order mark,
+CR LF line ends, trailing spaces, blank lines after the trailer (``_open``), the checksum of
+the lines as we write them or of their bytes as written.
 
 Request file ``CRM<provider id>_<file number>.req`` (uploaded as ``<name>.part`` and renamed,
 so the CAS never reads half a file)::
@@ -48,6 +51,7 @@ RESPONSE_KIND = "CONAX-SMS-RESPONSE"
 REQUEST_SUFFIX = ".req"
 RESPONSE_SUFFIX = ".rsp"
 PARTIAL_SUFFIX = ".part"
+BOM = "\ufeff"
 
 ADD = "ADD_SUBSCRIPTION"
 RENEW = "RENEW_SUBSCRIPTION"
@@ -111,6 +115,12 @@ def is_request_file(name: str) -> bool:
 
 def is_response_file(name: str) -> bool:
     return name.endswith(RESPONSE_SUFFIX)
+
+
+def answered_file_name(response_name: str) -> str:
+    """The request file a response file answers, by name (for a file whose header cannot be
+    read)."""
+    return response_name.removesuffix(RESPONSE_SUFFIX) + REQUEST_SUFFIX
 
 
 # --- Building request records from requests --------------------------------------------------
@@ -240,29 +250,64 @@ def write_request_lines(name: str, created: datetime, lines: list[str]) -> bytes
     return data + f"T|{len(lines)}|{hashlib.sha256(data).hexdigest()}\n".encode()
 
 
+def _found(line: str) -> str:
+    return repr(line[:120]) if line else "an empty line"
+
+
 def _open(data: bytes, kind: str) -> tuple[list[str], list[str]]:
-    """(header fields, body lines) of a sealed file, its trailer checked."""
+    """(header fields, body lines) of a sealed file, its trailer checked.
+
+    Read as other systems write text files: a UTF-8 byte-order mark, CR LF line ends, spaces or
+    tabs at the end of a line, blank lines after the trailer and a trailer without a line break
+    are all accepted. The trailer's checksum may be of the lines before it as we write them (no
+    mark, LF ends, no trailing spaces) or of their bytes as written (with or without the mark):
+    either proves that the records arrived whole. Line numbers in errors are the file's own."""
     try:
         text = data.decode()
     except UnicodeDecodeError as exc:
-        raise FormatError(f"Not UTF-8 text: {exc}") from None
-    if not text.endswith("\n"):
-        raise FormatError("The file does not end with a line break (cut short?).")
-    lines = text[:-1].split("\n")
-    if len(lines) < 2:
-        raise FormatError("The file has no header and trailer.")
+        line = data[: exc.start].count(b"\n") + 1
+        raise FormatError(
+            f"Line {line}: expected UTF-8 text, found the byte 0x{data[exc.start]:02x}."
+        ) from None
+    marked = text.startswith(BOM)
+    written = text.removeprefix(BOM).split("\n")
+    lines = [line.rstrip(" \t\r") for line in written]
+    while lines and not lines[-1]:
+        lines.pop()
+    header_layout = f"H|{kind}|{VERSION}|…"
+    if not lines:
+        raise FormatError(f"Line 1: expected the header {header_layout!r}, found an empty file.")
     header = lines[0].split("|")
     if header[:3] != ["H", kind, VERSION]:
-        raise FormatError(f"The first line is not a {kind} version {VERSION} header.")
+        raise FormatError(
+            f"Line 1: expected the header {header_layout!r}, found {_found(lines[0])}."
+        )
+    last = len(lines)
     trailer = lines[-1].split("|")
-    if len(trailer) != 3 or trailer[0] != "T":
-        raise FormatError("The last line is not a trailer (T|count|checksum).")
+    if last < 2 or len(trailer) != 3 or trailer[0] != "T":
+        raise FormatError(
+            f"Line {last}, the last: expected the trailer 'T|<number of records>|<SHA-256>', "
+            f"found {_found(lines[-1]) if last > 1 else 'the header'} (is the file cut short?)."
+        )
     body = lines[1:-1]
     if trailer[1] != str(len(body)):
-        raise FormatError(f"The trailer counts {trailer[1]} records; the file holds {len(body)}.")
+        raise FormatError(
+            f"Line {last}: the trailer counts {trailer[1]} records; lines 2 to {last - 1} "
+            f"hold {len(body)}."
+        )
     sealed = "".join(line + "\n" for line in lines[:-1]).encode()
-    if hashlib.sha256(sealed).hexdigest() != trailer[2]:
-        raise FormatError("The checksum in the trailer does not match the file's content.")
+    expected = hashlib.sha256(sealed).hexdigest()
+    if trailer[2].lower() != expected:
+        as_written = "\n".join(written[: last - 1]).encode() + b"\n"
+        digests = {hashlib.sha256(as_written).hexdigest()}
+        if marked:
+            digests.add(hashlib.sha256(BOM.encode() + as_written).hexdigest())
+        if trailer[2].lower() not in digests:
+            raise FormatError(
+                f"Line {last}: the trailer's checksum {trailer[2]!r} is not the SHA-256 of lines 1 "
+                f"to {last - 1} (expected {expected}, over LF-ended lines without trailing "
+                "spaces, or the SHA-256 of their bytes as written)."
+            )
     return header, body
 
 
@@ -271,15 +316,26 @@ def parse_request(data: bytes) -> tuple[str, list[RequestRecord]]:
     whole file)."""
     header, body = _open(data, REQUEST_KIND)
     if len(header) != 5:
-        raise FormatError("The header has the wrong number of fields.")
+        raise FormatError(
+            f"Line 1: expected the header 'H|{REQUEST_KIND}|{VERSION}|<file name>|<created>' "
+            f"(5 fields), found {len(header)} fields."
+        )
     records = []
     for number, line in enumerate(body, start=1):
         parts = line.split("|")
         if len(parts) < 5 or parts[0] != "D" or parts[1] != str(number):
-            raise FormatError(f"Line {number + 1} is not detail record {number}.")
+            raise FormatError(
+                f"Line {number + 1}: expected detail record 'D|{number}|<uid>|<command>|"
+                f"<client id>|…', found {_found(line)}."
+            )
         command = parts[3]
-        if command not in FIELDS or len(parts) != 5 + FIELDS[command]:
-            raise FormatError(f"Line {number + 1}: unknown command or wrong number of fields.")
+        if command not in FIELDS:
+            raise FormatError(f"Line {number + 1}: unknown command {command!r}.")
+        if len(parts) != 5 + FIELDS[command]:
+            raise FormatError(
+                f"Line {number + 1}: expected {5 + FIELDS[command]} fields for {command}, "
+                f"found {len(parts)}."
+            )
         records.append(RequestRecord(parts[2], command, parts[4], tuple(parts[5:])))
     return header[3], records
 
@@ -310,7 +366,10 @@ def parse_response(data: bytes) -> ParsedResponse:
     trailer, count or checksum wrong)."""
     header, body = _open(data, RESPONSE_KIND)
     if len(header) != 6:
-        raise FormatError("The header has the wrong number of fields.")
+        raise FormatError(
+            f"Line 1: expected the header 'H|{RESPONSE_KIND}|{VERSION}|<file name>|<request "
+            f"file name>|<created>' (6 fields), found {len(header)} fields."
+        )
     parsed = ParsedResponse(name=header[3], request_name=header[4])
     for number, line in enumerate(body, start=2):
         parts = line.split("|")
@@ -321,5 +380,11 @@ def parse_response(data: bytes) -> ParsedResponse:
         elif parts[0] == "R" and len(parts) == 5 and parts[2] == "ERROR" and parts[1]:
             parsed.records.append(ResponseRecord(parts[1], False, parts[3], unquote(parts[4])))
         else:
-            parsed.line_errors.append((number, f"not a response record: {line[:120]!r}"))
+            parsed.line_errors.append(
+                (
+                    number,
+                    "expected 'R|<uid>|OK', 'R|<uid>|ERROR|<code>|<description>' or "
+                    f"'F|<code>|<description>', found {_found(line)}",
+                )
+            )
     return parsed

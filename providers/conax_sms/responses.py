@@ -2,10 +2,15 @@
 
 For every response file in the provider's response directory, oldest name first:
 
-- already in our ledger (a ``TransferFile`` in) → it was applied and only its move was lost:
-  it is moved to ``processed/`` again and nothing else happens;
-- cannot be trusted as a whole (header, trailer, record count or checksum wrong) → nothing in
-  it is applied; it is recorded Malformed, logged in the run and moved to ``failed/``;
+- the same bytes as a file of that name read before (its ledger row, a ``TransferFile`` in,
+  has their checksum) → an earlier run read it and only its move was lost: it is moved to
+  ``processed/`` (or ``failed/``, logged again, if it was refused) and nothing else happens;
+- cannot be trusted as a whole (header, trailer, record count or checksum wrong) → refused:
+  nothing in it is applied; the run's log says which file, which line and what was expected
+  there; the Pending requests of the request file it answers keep waiting, and their last
+  error says so (which response file, why, and the answer deadline); it is moved to
+  ``failed/``. Conax may send it again, corrected, under the same name: the next run reads it
+  as a new attempt of that file (recorded in the ledger row's ``settings["attempts"]``);
 - otherwise each line is matched to its request by uid and recorded, set-based, with
   ``record_answers``:
   Completed (a service authorized, devices initialized, and — for a Renew — the authorization
@@ -15,15 +20,16 @@ For every response file in the provider's response directory, oldest name first:
   A refused request file (``F`` line) puts its requests back in the export queue. The ledger
   row is committed with the answers, then the file is moved to ``processed/``.
 
-Then requests whose file was uploaded longer ago than the answer deadline and that are still
-unanswered become Failed (``deadline.py``).
+Files are read as other systems write them (byte-order mark, CR LF, trailing spaces and blank
+lines: ``file_format._open``). Then requests whose file was uploaded longer ago than the answer
+deadline and that are still unanswered become Failed (``deadline.py``).
 """
 
 import posixpath
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Value
@@ -36,21 +42,25 @@ from subscriptions.models import SubscriptionService
 
 from . import file_format as ff
 from . import members, transport
-from .deadline import expire_unanswered
+from .deadline import DELIVERED, expire_unanswered
 
 Req = ProvisioningRequest
 PROCESSED = "processed"
 FAILED = "failed"
+# How a request's last error begins while it waits for a corrected response file.
+WAITING = "Waiting for Conax's answer: "
 # Answers recorded per statement set (and uids looked up per query).
 ANSWER_CHUNK = 5000
 
 
 @dataclass
 class Result:
-    files: int = 0
+    files: int = 0  # response files read, refused ones included
     completed: int = 0
     rejected: int = 0
     expired: int = 0  # Failed: no answer within the deadline
+    refused: int = 0  # response files that could not be applied
+    resent: int = 0  # read again under a name read before, with a new content
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
@@ -135,9 +145,11 @@ def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Res
         outcome = next(outcomes)
         if isinstance(outcome, AnswerConflict):
             result.problems.append((request.subscription_id, f"{name}: {outcome}"))
+        elif outcome.result != APPLIED:
+            continue  # answered so before (a file read again): nothing changes
         elif record.accepted:
             result.completed += 1
-            if outcome.result == APPLIED and request.operation == Req.Operation.RENEW:
+            if request.operation == Req.Operation.RENEW:
                 renewed.append(request.service_id)
         else:
             result.rejected += 1
@@ -154,11 +166,14 @@ def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Res
         result.problems.append((None, f"{name} line {line}: {message}"))
 
 
-def _refused(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Result) -> None:
-    code, description = parsed.file_error
-    sent = TransferFile.objects.filter(
-        provider=provider, direction=TransferFile.Direction.OUT, name=parsed.request_name
+def _request_file(provider: Provider, request_name: str) -> TransferFile | None:
+    return TransferFile.objects.filter(
+        provider=provider, direction=TransferFile.Direction.OUT, name=request_name
     ).first()
+
+
+def _refused(name: str, parsed: ff.ParsedResponse, sent: TransferFile | None, result: Result):
+    code, description = parsed.file_error
     if sent is None:
         result.problems.append(
             (None, f"{name}: Conax refused {parsed.request_name}, which we never sent.")
@@ -180,13 +195,10 @@ def _refused(provider: Provider, name: str, parsed: ff.ParsedResponse, result: R
     )
 
 
-def _answered(provider: Provider, request_name: str, now) -> None:
+def _answered(sent: TransferFile | None, now) -> None:
     """The request file is answered: its requests are linked to it now (``members.py``: the
     export did not write them), and it is Answered — from Prepared too, since the CAS may
     answer a file between its rename and the export's record of that."""
-    sent = TransferFile.objects.filter(
-        provider=provider, direction=TransferFile.Direction.OUT, name=request_name
-    ).first()
     if sent is None:
         return
     for part in members.each(Req.objects.filter(transfer_file__isnull=True), sent):
@@ -200,6 +212,87 @@ def _answered(provider: Provider, request_name: str, now) -> None:
     )
 
 
+def _wait(provider: Provider, name: str, exc: ff.FormatError, now) -> str:
+    """A response file that cannot be applied: the Pending requests of the file it answers say
+    on their page (last error) that they wait for it, and until when. Returns what the run's
+    log adds about them."""
+    sent = _request_file(provider, ff.answered_file_name(name))
+    if sent is None or sent.state not in DELIVERED:
+        return ""
+    hours = int(provider.parameter("answer_deadline_hours"))
+    deadline = (sent.uploaded_at or now) + timedelta(hours=hours)
+    until = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
+    note = (
+        f"{WAITING}its response file {name} was refused: {exc} The next Error Handling run "
+        f"applies a corrected {name}; with no answer by {until} this request becomes Failed."
+    )
+    waiting = sum(
+        part.update(last_error=note, updated_at=now)
+        for part in members.each(
+            Req.objects.filter(state=Req.State.PENDING, transfer_file__isnull=True), sent
+        )
+    )
+    if not waiting:  # answered already, by an earlier version of this file
+        return ""
+    sent.message = note
+    sent.save(update_fields=["message"])
+    return (
+        f" The {waiting} requests of request file {sent.name} stay Pending, waiting for a "
+        f"corrected {name} under the same name (until the answer deadline, {until})."
+    )
+
+
+def _stop_waiting(sent: TransferFile | None) -> None:
+    """An answer to a file whose earlier answer was refused: its requests wait no more."""
+    if sent is None or not sent.message.startswith(WAITING):
+        return
+    for part in members.each(
+        Req.objects.filter(state=Req.State.PENDING, last_error__startswith=WAITING), sent
+    ):
+        part.update(last_error="")
+    sent.message = ""
+    sent.save(update_fields=["message"])
+
+
+def _ledger(
+    provider: Provider,
+    name: str,
+    ledger: TransferFile | None,
+    now,
+    process_run_id: int | None,
+    state: str,
+    message: str = "",
+    **fields,
+) -> None:
+    """The ledger row of a response file: made on its first reading; each later reading (a
+    file sent again under the same name) is an attempt added to it. A file once applied stays
+    Processed whatever a later version of it is."""
+    attempt = {"at": now.isoformat(), "process_run": process_run_id, "state": state}
+    if message:
+        attempt["message"] = message
+    if ledger is None:
+        TransferFile.objects.create(
+            provider=provider,
+            direction=TransferFile.Direction.IN,
+            name=name,
+            state=state,
+            message=message,
+            settings={"attempts": [attempt]},
+            process_run_id=process_run_id,
+            created_at=now,
+            processed_at=now,
+            **fields,
+        )
+        return
+    ledger.settings.setdefault("attempts", []).append(attempt)
+    if state == TransferFile.State.PROCESSED or ledger.state == TransferFile.State.MALFORMED:
+        ledger.state, ledger.message = state, message
+        for key, value in fields.items():
+            setattr(ledger, key, value)
+    ledger.process_run_id, ledger.processed_at = process_run_id, now
+    ledger.save()
+
+
 def handle_file(
     provider: Provider,
     remote: transport.Transport,
@@ -209,55 +302,56 @@ def handle_file(
 ) -> None:
     response_dir = provider.connection.get("response_directory", "/out")
     path = posixpath.join(response_dir, name)
+    data = remote.download(path)
+    digest = ff.checksum(data)
     ledger = TransferFile.objects.filter(
         provider=provider, direction=TransferFile.Direction.IN, name=name
     ).first()
-    if ledger is not None:
-        # Applied by an earlier run that stopped before moving it.
+    if ledger is not None and ledger.checksum == digest:
+        # The same bytes again: read by an earlier run that stopped before moving the file.
         malformed = ledger.state == TransferFile.State.MALFORMED
+        if malformed:
+            result.problems.append(
+                (None, f"Response file {name} is unchanged and still refused: {ledger.message}")
+            )
         remote.move(path, posixpath.join(response_dir, FAILED if malformed else PROCESSED))
         return
-    data = remote.download(path)
     now = timezone.now()
+    result.files += 1
+    result.resent += int(ledger is not None)
     try:
         parsed = ff.parse_response(data)
     except ff.FormatError as exc:
-        TransferFile.objects.create(
-            provider=provider,
-            direction=TransferFile.Direction.IN,
-            name=name,
-            state=TransferFile.State.MALFORMED,
-            checksum=ff.checksum(data),
-            message=str(exc),
-            process_run_id=process_run_id,
-            created_at=now,
-            processed_at=now,
-        )
+        with transaction.atomic():
+            waiting = _wait(provider, name, exc, now)
+            refused = TransferFile.State.MALFORMED
+            _ledger(provider, name, ledger, now, process_run_id, refused, str(exc), checksum=digest)
+        result.refused += 1
         result.problems.append(
-            (None, f"Response file {name} is malformed and was not applied: {exc}")
+            (None, f"Response file {name} was refused; nothing in it was applied: {exc}{waiting}")
         )
         remote.move(path, posixpath.join(response_dir, FAILED))
-        result.files += 1
         return
     with transaction.atomic():
-        TransferFile.objects.create(
-            provider=provider,
-            direction=TransferFile.Direction.IN,
-            name=name,
-            state=TransferFile.State.PROCESSED,
+        done = TransferFile.State.PROCESSED
+        _ledger(
+            provider,
+            name,
+            ledger,
+            now,
+            process_run_id,
+            done,
             records=len(parsed.records),
-            checksum=ff.checksum(data),
-            process_run_id=process_run_id,
-            created_at=now,
-            processed_at=now,
+            checksum=digest,
         )
+        sent = _request_file(provider, parsed.request_name)
+        _stop_waiting(sent)
         if parsed.file_error is not None:
-            _refused(provider, name, parsed, result)
+            _refused(name, parsed, sent, result)
         else:
             _apply(provider, name, parsed, result)
-            _answered(provider, parsed.request_name, now)
+            _answered(sent, now)
     remote.move(path, posixpath.join(response_dir, PROCESSED))
-    result.files += 1
 
 
 def process_responses(

@@ -10,27 +10,63 @@ from django import forms
 
 from providers import communications
 from providers.registry import TransportError
-from runs.types import NoSettings, Progress, RunType
+from runs.types import NoSettings, Progress, RunType, counted
 from subscriptions.models import CommunicationQueueEntry, ExternalSystem
 
 from . import export, messages, responses
 
 
+def _export_counts(result: export.Result) -> dict[str, int]:
+    files = len(result.uploaded) + len(result.found_delivered)
+    return {"records": result.records, "files": files, "failed": result.failed}
+
+
 def _export(definition, run_id: int, report: Callable[[Progress], None]) -> None:
     def progress(result: export.Result) -> None:
         # Problems are reported once: the list holds only those since the last file.
-        report(Progress(examined=result.records, problems=result.problems))
+        report(Progress(result.records, problems=result.problems, counts=_export_counts(result)))
         result.problems = []
 
     result = export.export(definition.provider, process_run_id=run_id, progress=progress)
-    report(Progress(examined=result.records, problems=result.problems))
+    report(Progress(result.records, problems=result.problems, counts=_export_counts(result)))
+
+
+def _export_summary(c) -> str:
+    text = f"Exported {counted(c['records'], 'record')} in {counted(c['files'], 'file')}"
+    if c["failed"]:
+        text += f"; {c['failed']} could not be written"
+    return text
 
 
 def _error_handling(definition, run_id: int, report: Callable[[Progress], None]) -> None:
     def progress(result: responses.Result) -> None:
-        report(Progress(examined=result.completed + result.rejected, problems=result.problems))
+        answered = result.completed + result.rejected
+        counts = {
+            "answered": answered,
+            "accepted": result.completed,
+            "rejected": result.rejected,
+            "files": result.files,
+            "refused": result.refused,
+            "resent": result.resent,
+            "expired": result.expired,
+        }
+        report(Progress(examined=answered, problems=result.problems, counts=counts))
 
     responses.process_responses(definition.provider, process_run_id=run_id, progress=progress)
+
+
+def _error_handling_summary(c) -> str:
+    text = (
+        f"Answered {c['answered']} (accepted {c['accepted']}, rejected {c['rejected']}) "
+        f"from {counted(c['files'], 'response file')}"
+    )
+    if c["resent"]:
+        text += f", {c['resent']} of them sent again under the same name"
+    if c["refused"]:
+        text += f"; {counted(c['refused'], 'file')} refused"
+    if c["expired"]:
+        text += f"; {c['expired']} unanswered past the deadline, now Failed"
+    return text
 
 
 class MessageRunInput(forms.Form):
@@ -113,6 +149,12 @@ RUN_TYPES = [
         NoSettings,
         _export,
         total=lambda d: export.waiting(d.provider),
+        counts=(
+            ("records", "Records exported"),
+            ("files", "Files exported"),
+            ("failed", "Could not be written"),
+        ),
+        summary=_export_summary,
     ),
     RunType(
         "conax_sms_error_handling",
@@ -121,6 +163,16 @@ RUN_TYPES = [
         NoSettings,
         _error_handling,
         total=lambda d: None,
+        counts=(
+            ("answered", "Requests answered"),
+            ("accepted", "Accepted"),
+            ("rejected", "Rejected"),
+            ("files", "Response files read"),
+            ("refused", "Response files refused"),
+            ("resent", "Sent again under the same name"),
+            ("expired", "Failed: no answer by the deadline"),
+        ),
+        summary=_error_handling_summary,
     ),
     RunType(
         "conax_sms_messages",

@@ -11,7 +11,9 @@
   dates, pairings, messages) and writes a response file for each into ``out/`` (through a
   temporary name). It counts every request uid it receives, so a test can tell that a request
   arrived once. Switches: ``reject_cards`` (answer ERROR for those card ids), ``corrupt``
-  (spoil the next N response files), ``silent`` (pick nothing up, answer nothing).
+  (spoil the next N response files; ``resend(name)`` writes one again whole), ``silent``
+  (pick nothing up, answer nothing), ``writer`` (write responses with a byte-order mark,
+  CR LF line ends, trailing spaces or blank lines, as other systems do).
 
 Request files are taken out of ``in/`` as the CAS picks them up (``pick_up``), before it answers
 (``answer``), as a real CAS does: the export cannot count on finding a file it uploaded. The CAS
@@ -23,12 +25,14 @@ line: ``python manage.py cas_simulator conax-sms --root DIR --sftp-port 2222 --f
 which prints the host key to put in the provider's connection settings.
 """
 
+import hashlib
 import json
 import os
 import socket
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -290,6 +294,31 @@ class FTPServerThread(threading.Thread):
 # --- The CAS ---------------------------------------------------------------------------------
 
 
+@dataclass
+class Writer:
+    """How the CAS writes its response files: as we write ours (the default), or with the
+    habits of other systems' text files."""
+
+    bom: bool = False  # a UTF-8 byte-order mark first
+    line_end: str = "\n"  # "\r\n" on Windows
+    trailing_spaces: str = ""  # after every line
+    blank_lines: int = 0  # after the trailer
+    # The trailer's checksum over the bytes before it as written (else as we write them).
+    checksum_as_written: bool = False
+
+    def write(self, data: bytes) -> bytes:
+        """``data`` (a file as ``file_format`` writes it) with these habits."""
+        *lines, trailer = data.decode().split("\n")[:-1]
+        head = (ff.BOM if self.bom else "") + "".join(
+            line + self.trailing_spaces + self.line_end for line in lines
+        )
+        if self.checksum_as_written:
+            count = trailer.split("|")[1]
+            trailer = f"T|{count}|{hashlib.sha256(head.encode()).hexdigest()}"
+        tail = trailer + self.trailing_spaces + self.line_end * (1 + self.blank_lines)
+        return (head + tail).encode()
+
+
 class CAS:
     """The conditional access system's side: reads request files, keeps state, answers."""
 
@@ -304,6 +333,9 @@ class CAS:
         self.reject_cards: set[str] = set()
         self.corrupt = 0
         self.silent = False
+        self.writer = Writer()
+        # Response file name -> its content as the CAS meant it (before any spoiling).
+        self.answers: dict[str, bytes] = {}
         # State.
         self.received: Counter[str] = Counter()  # request uid -> times it arrived
         self.deliveries: Counter[str] = Counter()  # request file name -> times picked up
@@ -390,14 +422,24 @@ class CAS:
                 continue
             results.append(self._apply(record))
         name = ff.response_file_name(request_name)
-        data = ff.write_response(name, request_name, now, results, file_error)
+        data = self.writer.write(ff.write_response(name, request_name, now, results, file_error))
+        self.answers[name] = data
         if self.corrupt > 0:
             self.corrupt -= 1
             data = data[:-10]  # cut short: the trailer is broken
+        self._put(name, data)
+        return name
+
+    def resend(self, name: str) -> None:
+        """Write response file ``name`` again, whole, under the same name (as an operator
+        does after the first one was spoiled)."""
+        with self.lock:
+            self._put(name, self.answers[name])
+
+    def _put(self, name: str, data: bytes) -> None:
         partial = self.response_dir / (name + ff.PARTIAL_SUFFIX)
         partial.write_bytes(data)
         partial.replace(self.response_dir / name)
-        return name
 
     def _apply(self, record: ff.RequestRecord) -> ff.ResponseRecord:
         card = record.client_id
