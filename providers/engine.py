@@ -8,7 +8,6 @@ whatever a lost wake-up left behind.
 
 import os
 from collections.abc import Iterable, Iterator
-from functools import partial
 from itertools import islice
 
 from django.db import connection, transaction
@@ -218,4 +217,6 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
 def _wake_after_commit(provider_id: int, *, realtime: bool) -> None:
     # Robust: the change has committed by then, and a wake-up that cannot be sent must not
     # turn it into an error; the sweeper wakes delivery for what is due.
-    transaction.on_commit(partial(wakeups.wake, provider_id, realtime=realtime), robust=True)
+    # A function, not a functools.partial: Django logs a robust hook's failure by its
+    # __qualname__, which a partial lacks (the logging itself then raised).
+    transaction.on_commit(lambda: wakeups.wake(provider_id, realtime=realtime), robust=True)
