@@ -107,6 +107,7 @@ def wake(provider_id: int, *, realtime: bool = False) -> None:
         deliver.apply_async((provider_id,), retry=False)
     except broker_errors() as error:
         log.warning("Could not send a delivery task (%s); the sweeper will wake it", error)
+        release(provider_id, take_back=False)  # the flag would hold the next wake-ups back
 
 
 def draining(provider_id: int) -> None:

@@ -16,11 +16,13 @@ def pending(postgres) -> int:
 
 
 @pytest.fixture
-def stack(platform, tmp_path):
+def stack(request, platform, tmp_path):
     """The product on the test's own PostgreSQL and Redis: a worker with beat and a web
-    server, with what the set-up made delivered already."""
+    server, with what the set-up made delivered already. The sweeper's period: one second,
+    or ``request.param``."""
+    sweep = getattr(request, "param", "1")
     with own_servers.servers(tmp_path) as (postgres, redis):
-        env = own_servers.environment(postgres, redis, SWEEP_SECONDS="1", HEARTBEAT_SECONDS="1")
+        env = own_servers.environment(postgres, redis, SWEEP_SECONDS=sweep, HEARTBEAT_SECONDS="1")
         world = own_servers.set_up(env, platform.url, count=2)
         worker = workers.start(tmp_path, beat=True, **env)
         logs = [tmp_path / "worker.log", tmp_path / "web.log", tmp_path / "redis.log"]
@@ -71,3 +73,25 @@ def test_an_action_while_redis_is_frozen_answers_and_is_delivered_once_it_thaws(
     finally:
         stack["redis"].thaw()
     acted_once_and_delivered(stack, platform, answer)
+
+
+@pytest.mark.parametrize("stack", ["3600"], indirect=True)  # no sweeper to make up for it
+def test_after_a_redis_restart_the_next_action_wakes_delivery_at_once(stack, platform):
+    """The web server's and the worker's connections to Redis died with it: the next wake-up
+    reconnects rather than being lost."""
+    api, token, services = stack["api"], stack["token"], stack["services"]
+    first = own_servers.act(api, token, services[0], "stop")
+    workers.wait_until(
+        lambda: not pending(stack["postgres"]), seconds=60, what="delivery", logs=stack["logs"]
+    )
+    stack["redis"].stop()
+    stack["redis"].start()
+    second = own_servers.act(api, token, services[1], "stop")
+    workers.wait_until(
+        lambda: not pending(stack["postgres"]),
+        seconds=60,
+        what="delivery after the restart, woken by the action",
+        logs=stack["logs"],
+    )
+    applied = platform.state()["applied"]
+    assert applied[first["requests"][0]["uid"]] == applied[second["requests"][0]["uid"]] == 1
