@@ -188,10 +188,22 @@ X_FRAME_OPTIONS = "DENY"
 # --- Celery ---------------------------------------------------------------------------------
 BROKER_DIR = Path(os.environ.get("CELERY_BROKER_DIR", VAR_DIR / "broker"))
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
+# How long any one call to Redis may take before it fails: the broker's and the wake-ups'
+# (providers.wakeups). A Redis that is frozen, or a connection left half-open, then costs a web
+# request this long at most instead of hanging it; the action has committed by then, and the
+# sweeper wakes its delivery. More than the wake-ups' longest blocking wait (half a second).
+REDIS_TIMEOUT_SECONDS = 2
 if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than any task's hard time limit, so a running task is never redelivered.
         "visibility_timeout": 3600,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        # Connecting to publish a task: two quick tries more, not kombu's default of forever.
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
     }
 else:
     # No broker server: kombu's filesystem transport keeps messages as files in var/broker.
@@ -227,30 +239,38 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fixup closes the database connection before and after every task unless
 # told to reuse it: a new PostgreSQL backend per wake-up (fork, authentication, cold catalog
 # caches) cost the real-time path more than the delivery itself. Reused for this many tasks;
-# CONN_HEALTH_CHECKS replaces a connection that broke in between.
+# one that broke (a restarted PostgreSQL) is closed around the task that found it, and the
+# next task's is checked first (crm_provisioning.celery).
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_TIME_LIMIT = 1800
 CELERY_TASK_SOFT_TIME_LIMIT = 1700
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+_SWEEP = env_int("SWEEP_SECONDS", 30)
+_BEAT = env_int("HEARTBEAT_SECONDS", 15)
 CELERY_BEAT_SCHEDULE = {
     "provisioning-sweeper": {
         "task": "providers.tasks.sweep",
-        "schedule": env_int("SWEEP_SECONDS", 30),
-        "options": {"expires": max(env_int("SWEEP_SECONDS", 30) - 1, 1)},
-    },
-    "process-run-sweeper": {
-        "task": "runs.tasks.sweep",
-        "schedule": env_int("SWEEP_SECONDS", 30),
-        "options": {"expires": max(env_int("SWEEP_SECONDS", 30) - 1, 1)},
-    },
-    "worker-heartbeat": {
-        "task": "runs.tasks.heartbeat",
-        "schedule": env_int("HEARTBEAT_SECONDS", 15),
-        # Expire before the next one is due: a backlog of stale heartbeats is worthless.
-        "options": {"expires": max(env_int("HEARTBEAT_SECONDS", 15) - 1, 1)},
+        "schedule": _SWEEP,
+        "options": {"expires": max(_SWEEP - 1, 1)},
     },
 }
+# The stale-run sweeper and the heartbeat go to every kind of worker's queue ("celery": the
+# real-time worker's; "batch"), each copy expiring before the next is due: a worker that is
+# down or failing cannot silence them, and each worker shows its own sign of life. Two copies
+# are harmless: the sweeper fails a stale run by a conditional write.
+for _queue, _suffix in (("celery", ""), ("batch", "-batch")):
+    CELERY_BEAT_SCHEDULE[f"process-run-sweeper{_suffix}"] = {
+        "task": "runs.tasks.sweep",
+        "schedule": _SWEEP,
+        "options": {"queue": _queue, "expires": max(_SWEEP - 1, 1)},
+    }
+    CELERY_BEAT_SCHEDULE[f"worker-heartbeat{_suffix}"] = {
+        "task": "runs.tasks.heartbeat",
+        "schedule": _BEAT,
+        # Expire before the next one is due: a backlog of stale heartbeats is worthless.
+        "options": {"queue": _queue, "expires": max(_BEAT - 1, 1)},
+    }
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

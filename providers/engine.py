@@ -8,7 +8,6 @@ whatever a lost wake-up left behind.
 
 import os
 from collections.abc import Iterable, Iterator
-from functools import partial
 from itertools import islice
 
 from django.db import connection, transaction
@@ -217,5 +216,7 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
 
 def _wake_after_commit(provider_id: int, *, realtime: bool) -> None:
     # Robust: the change has committed by then, and a wake-up that cannot be sent must not
-    # turn it into an error; the sweeper wakes delivery for what is due.
-    transaction.on_commit(partial(wakeups.wake, provider_id, realtime=realtime), robust=True)
+    # turn it into an error; the sweeper wakes delivery for what is due. A lambda, not a
+    # functools.partial: Django logs a failed robust hook by its __qualname__, which a
+    # partial lacks (the logging itself raised, and the action answered 500).
+    transaction.on_commit(lambda: wakeups.wake(provider_id, realtime=realtime), robust=True)

@@ -22,6 +22,10 @@ A wake-up by an action (``realtime=True``) also marks real-time work as flowing 
 ``BUSY_SECONDS``, in the same round trip: batch loops give way to it (``providers.give_way``).
 
 Without Redis (the embedded filesystem broker) every wake-up sends its task, as before.
+
+A wake-up never fails its caller: the action that made the request has committed, and when Redis
+is down or frozen (each call gives up after ``REDIS_TIMEOUT_SECONDS``) the sweeper wakes delivery
+once it is back.
 """
 
 import logging
@@ -57,8 +61,15 @@ def _redis():
     if not url.startswith(("redis://", "rediss://")):
         return None
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(url, socket_timeout=5)
+    # Every call fails after the timeout, without redis-py's default retries (ten of them):
+    # a web request waits on a frozen Redis that long at most.
+    timeout = settings.REDIS_TIMEOUT_SECONDS
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def _key(provider_id: int) -> str:
@@ -87,8 +98,16 @@ def wake(provider_id: int, *, realtime: bool = False) -> None:
             if not pipe.execute()[-1]:
                 return  # a task is queued or running, and will claim this request too
         except redis_errors() as error:
-            log.warning("Could not ring for delivery (%s); sending the task anyway", error)
-    deliver.delay(provider_id)
+            # The broker is this Redis: a task would not get through either.
+            log.warning("Could not ring for delivery (%s); the sweeper will wake it", error)
+            return
+    try:
+        # No retries: the caller (a web request) waits for one attempt at most, and a
+        # wake-up that is lost delays delivery only until the sweeper's next pass.
+        deliver.apply_async((provider_id,), retry=False)
+    except broker_errors() as error:
+        log.warning("Could not send a delivery task (%s); the sweeper will wake it", error)
+        release(provider_id, take_back=False)  # the flag would hold the next wake-ups back
 
 
 def draining(provider_id: int) -> None:
@@ -169,3 +188,10 @@ def redis_errors() -> tuple[type[Exception], ...]:
     import redis
 
     return (redis.RedisError, OSError)
+
+
+def broker_errors() -> tuple[type[Exception], ...]:
+    """What sending a task raises when the broker cannot take it (kombu's, wrapped or not)."""
+    from kombu.exceptions import OperationalError
+
+    return (OperationalError, *redis_errors())

@@ -23,9 +23,12 @@ def database_url() -> str:
         pytest.fail(str(error))
 
 
-def start(tmp_path: Path, *, beat: bool = False, name: str = "worker", **env) -> subprocess.Popen:
+def start(
+    tmp_path: Path, *, beat: bool = False, name: str = "worker", queues: str = "", **env
+) -> subprocess.Popen:
     """A ``celery worker`` process (with beat if asked) on the test database and the tests'
-    broker, so it runs what the code under test sends. Its log is ``tmp_path/<name>.log``."""
+    broker, so it runs what the code under test sends; on every queue, or on ``queues`` only
+    (``-Q``). Its log is ``tmp_path/<name>.log``."""
     environment = {**os.environ, "DATABASE_URL": database_url(), **env}
     if settings.CELERY_BROKER_URL == "filesystem://":
         environment["CELERY_BROKER_DIR"] = str(settings.BROKER_DIR)
@@ -36,6 +39,8 @@ def start(tmp_path: Path, *, beat: bool = False, name: str = "worker", **env) ->
     ]  # fmt: skip
     if beat:
         command.append("-B")
+    if queues:
+        command += ["-Q", queues]
     log = (tmp_path / f"{name}.log").open("ab")
     return subprocess.Popen(
         command,
