@@ -20,7 +20,7 @@ from subscriptions.admin import (
 )
 from subscriptions.models import InstalledItem
 
-from . import delivery, registry
+from . import delivery, history, registry
 from .models import (
     ArchivedRequest,
     ConnectorToken,
@@ -90,6 +90,11 @@ class ProviderAdmin(admin.ModelAdmin):
         ("Settings of the type", {"fields": ["settings_reference"], "classes": ["collapse"]}),
         (None, {"fields": ["external_system", "created_at", "updated_at"]}),
     ]
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # Each changed setting with its old and new value, as the API records it (history).
+        before = None if add else history.initial(form)
+        return history.message(before, history.snapshot(form.instance))
 
     @admin.display(description="Provisioning model")
     def provisioning_model_display(self, obj):
