@@ -37,17 +37,6 @@ class RolePermission(permissions.BasePermission):
         return bool(needed) and has_permission(user, needed)
 
 
-class IsPerson(permissions.BasePermission):
-    """Any signed-in person, whatever their role; never a connector: the schema and its docs
-    describe the people's API, which a connector token may not use."""
-
-    message = "The schema and its docs are for people; a connector token may not read them."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and not isinstance(user, Connector))
-
-
 def has_permission(user, perm: str) -> bool:
     """``user.has_perm(perm)`` for an active person, asked of the database in one statement:
     the model backend would load every permission of the user and of their groups (two

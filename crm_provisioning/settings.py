@@ -261,7 +261,8 @@ REST_FRAMEWORK = {
         "crm_provisioning.authentication.PersonTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # People only: a view that names no permission of its own (the API root) refuses connectors.
+    "DEFAULT_PERMISSION_CLASSES": ["crm_provisioning.person_permissions.IsPerson"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -279,7 +280,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and its docs are for signed-in people, not connector tokens.
-    "SERVE_PERMISSIONS": ["crm_provisioning.api_permissions.IsPerson"],
+    "SERVE_PERMISSIONS": ["crm_provisioning.person_permissions.IsPerson"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
