@@ -8,6 +8,7 @@ whoever asks (superusers included).
 
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils import timezone
@@ -84,7 +85,8 @@ class ProviderAdmin(admin.ModelAdmin):
                 "fields": ["connection", "parameters"],
                 "description": "JSON objects, checked against the provider type. Secrets are "
                 "never stored: a <code>*_env</code> setting names the environment variable "
-                "that holds the secret.",
+                "that holds the secret, which must start with "
+                f"<code>{settings.PROVIDER_SECRET_ENV_PREFIX}</code>.",
             },
         ),
         ("Settings of the type", {"fields": ["settings_reference"], "classes": ["collapse"]}),

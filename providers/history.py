@@ -23,24 +23,32 @@ def initial(form) -> dict:
     return {field: values.get(field) for field in FIELDS}
 
 
-def changes(before: dict, after: dict) -> list[str]:
-    """Each changed value, as ``connection.endpoint_url: 'old' → 'new'``."""
+def changes(before: dict | None, after: dict) -> list[str]:
+    """Each changed value, as ``connection.endpoint_url: 'old' → 'new'`` (on a creation,
+    ``before`` None: each value set, as ``connection.endpoint_url: 'new'``)."""
     said = []
+
+    def say(label: str, old, new) -> None:
+        if before is None:
+            if new not in (None, "", {}):
+                said.append(f"{label}: {new!r}")
+        elif old != new:
+            said.append(f"{label}: {old!r} → {new!r}")
+
     for field in FIELDS:
-        old, new = before.get(field), after.get(field)
+        old, new = (before or {}).get(field), after.get(field)
         if field in ("connection", "parameters"):
             old, new = old or {}, new or {}
             for key in sorted(set(old) | set(new)):
-                if old.get(key) != new.get(key):
-                    said.append(f"{field}.{key}: {old.get(key)!r} → {new.get(key)!r}")
-        elif old != new:
-            said.append(f"{field.removesuffix('_id')}: {old!r} → {new!r}")
+                say(f"{field}.{key}", old.get(key), new.get(key))
+        else:
+            say(field.removesuffix("_id"), old, new)
     return said
 
 
 def message(before: dict | None, after: dict) -> str:
     """The history's words for a creation (``before`` None) or a change."""
-    said = changes(before or {}, after)
+    said = changes(before, after)
     if not said:
         return "No fields changed."
     return f"{'Added' if before is None else 'Changed'} {'; '.join(said)}."

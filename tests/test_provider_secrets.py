@@ -238,3 +238,16 @@ def test_an_endpoint_changed_through_the_api_is_in_the_providers_history(
     client.force_login(administrator)
     page = history_page(client, provider)
     assert "operator" in page and f"{elsewhere.url}/ws?wsdl" in page
+
+
+def test_a_provider_made_through_the_api_is_in_its_history(operator, db):
+    response = api_as(operator).post(
+        "/api/v1/providers/", {"name": "Other platform", "type": "generic"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    entry = LogEntry.objects.get(object_id=str(response.json()["id"]))
+    assert (entry.user, entry.is_addition()) == (operator, True)
+    assert (
+        entry.get_change_message()
+        == "Added name: 'Other platform'; type: 'generic'; enabled: True."
+    )
