@@ -70,7 +70,7 @@ from .report import Figure, Report
 PROVIDER = "Bench Conax SMS"
 PROVIDER_TYPE = "conax_sms"
 USERNAME = "crm"
-PASSWORD_ENV = "CONAX_SMS_PASSWORD"  # noqa: S105 (the variable's name)
+PASSWORD_ENV = "CRM_SECRET_CONAX_SMS_PASSWORD"  # noqa: S105 (the variable's name)
 DEFINITION = "Bench: Conax SMS processing run"
 TARGET_RUN_S = 60
 TARGET_EXPORT_PER_S = 50_000
@@ -547,8 +547,9 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
     floor on PostgreSQL) and returns the raw numbers. The requests and their file records are
     deleted afterwards, and (unless ``keep_files``) the files at the simulator too.
 
-    Needs the simulator's password in ``$CONAX_SMS_PASSWORD`` (the provider's transport reads
-    it there); one is made, and set in this process's environment, when it is not set."""
+    Needs the simulator's password in ``$CRM_SECRET_CONAX_SMS_PASSWORD`` (the provider's
+    transport reads it there); one is made, and set in this process's environment, when it is
+    not set."""
     workdir.mkdir(parents=True, exist_ok=True)
     password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(16)
     os.environ[PASSWORD_ENV] = password

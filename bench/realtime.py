@@ -75,7 +75,7 @@ from .report import Figure, Report
 
 PROVIDER = "Bench Conax WS"
 USERNAME = "crm"
-PASSWORD_ENV = "CONAX_WS_PASSWORD"  # noqa: S105 (the variable's name)
+PASSWORD_ENV = "CRM_SECRET_CONAX_WS_PASSWORD"  # noqa: S105 (the variable's name)
 BENCH_USER = "bench-realtime"
 TARGET_PER_S = 200
 TARGET_P99_MS = 250
@@ -489,9 +489,9 @@ def realtime(
     instead of as fast as the answers come back; the latency is then the latency at that
     load, not at saturation.
 
-    Needs the provider's password in ``$CONAX_WS_PASSWORD`` for the worker and the simulator;
-    one is made (and set in this process's environment) when it is not there. ``say``: called
-    with a line at each step (the bench's progress)."""
+    Needs the provider's password in ``$CRM_SECRET_CONAX_WS_PASSWORD`` for the worker and the
+    simulator; one is made (and set in this process's environment) when it is not there.
+    ``say``: called with a line at each step (the bench's progress)."""
     say = say or (lambda line: None)
     workdir.mkdir(parents=True, exist_ok=True)
     password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(16)

@@ -18,7 +18,8 @@ that the writes meet the same indexes) marked ``trigger_name = FLOOR``; ``realti
 them afterwards, and the services keep their states (only ``updated_at`` is written).
 
 Run as ``python -m bench.realtime_floor SOCKET PROVIDER_ID SIMULATOR_URL USERNAME`` for the sender
-(the password in ``$CONAX_WS_PASSWORD``); gunicorn loads ``bench.realtime_floor:application``.
+(the password in ``$CRM_SECRET_CONAX_WS_PASSWORD``); gunicorn loads
+``bench.realtime_floor:application``.
 """
 
 import base64
@@ -197,7 +198,8 @@ def send(path: str, provider_id: int, url: str, username: str, password: str) ->
 @contextlib.contextmanager
 def running(workdir: Path, provider_id: int, url: str, username: str) -> Iterator[str]:
     """The floor's web server and sender, on this process's database; yields the web server's
-    URL. The sender's password comes from ``$CONAX_WS_PASSWORD`` (as the worker's does)."""
+    URL. The sender's password comes from ``$CRM_SECRET_CONAX_WS_PASSWORD`` (as the worker's
+    does)."""
     path = workdir / f"bench-floor-{os.getpid()}.sock"
     path.unlink(missing_ok=True)
     log = workdir / "bench-floor.log"
@@ -229,4 +231,6 @@ def running(workdir: Path, provider_id: int, url: str, username: str) -> Iterato
 
 if __name__ == "__main__":
     socket_path, provider, simulator_url, user = sys.argv[1:5]
-    send(socket_path, int(provider), simulator_url, user, os.environ["CONAX_WS_PASSWORD"])
+    send(
+        socket_path, int(provider), simulator_url, user, os.environ["CRM_SECRET_CONAX_WS_PASSWORD"]
+    )

@@ -2,11 +2,15 @@
 statement — or within another: the API token's look-up reads them in its own statement
 (``crm_provisioning.authentication``), and the permission check of the same request takes
 them from there instead of asking the database again.
+
+``IsPerson`` is the Web API's default permission (the API root, the schema and its docs): here,
+not in ``api_permissions``, since DRF imports its default permission while defining its views.
 """
 
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from rest_framework import permissions
 
 from crm_provisioning import rawsql
 
@@ -43,3 +47,14 @@ def of(user) -> frozenset[str]:
             remember(user, cursor.fetchone()[0])
         known = getattr(user, _READ)
     return known
+
+
+class IsPerson(permissions.BasePermission):
+    """Any signed-in person, whatever their role; never a connector token, which authenticates
+    as a ``providers.authentication.Connector`` and may use only Get Pending / Send Response."""
+
+    message = "Only people may use this; a connector token may not."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and isinstance(user, User))

@@ -10,6 +10,7 @@ start without a real ``SECRET_KEY`` and ``ALLOWED_HOSTS``.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -280,7 +281,8 @@ REST_FRAMEWORK = {
         "crm_provisioning.authentication.PersonTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # People only: a view that names no permission of its own (the API root) refuses connectors.
+    "DEFAULT_PERMISSION_CLASSES": ["crm_provisioning.person_permissions.IsPerson"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -297,8 +299,8 @@ SPECTACULAR_SETTINGS = {
     "utilities, and the Generic provider's Get Pending / Send Response.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # The schema and its docs are for signed-in users (people or tokens), like the API itself.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its docs are for signed-in people, not connector tokens.
+    "SERVE_PERMISSIONS": ["crm_provisioning.person_permissions.IsPerson"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -335,6 +337,15 @@ if not 1 <= RUN_SHARE_UNDER_REALTIME <= 100:
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # First retry after a transport failure; each further one waits twice as long (at most 1 h).
 PROVISIONING_RETRY_SECONDS = env_int("PROVISIONING_RETRY_SECONDS", 5)
+# A provider's secret settings (``*_env``) may only name environment variables starting with
+# this prefix: the workers hold every other variable (SECRET_KEY, DATABASE_URL) too, and a
+# provider sends its secret to whatever endpoint it is given (providers.env_secrets).
+PROVIDER_SECRET_ENV_PREFIX = os.environ.get("PROVIDER_SECRET_ENV_PREFIX", "CRM_SECRET_")
+if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", PROVIDER_SECRET_ENV_PREFIX):
+    raise ImproperlyConfigured(
+        "PROVIDER_SECRET_ENV_PREFIX must be capital letters, digits and _, ending in _ (e.g. "
+        f"CRM_SECRET_), got {PROVIDER_SECRET_ENV_PREFIX!r}"
+    )
 # One line per installed provider adapter (see providers/registry.py).
 PROVISIONING_ADAPTERS = [
     "providers.generic.adapter.GenericAdapter",

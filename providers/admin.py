@@ -8,6 +8,7 @@ whoever asks (superusers included).
 
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils import timezone
@@ -20,7 +21,7 @@ from subscriptions.admin import (
 )
 from subscriptions.models import InstalledItem
 
-from . import delivery, registry
+from . import delivery, history, registry
 from .models import (
     ArchivedRequest,
     ConnectorToken,
@@ -84,12 +85,18 @@ class ProviderAdmin(admin.ModelAdmin):
                 "fields": ["connection", "parameters"],
                 "description": "JSON objects, checked against the provider type. Secrets are "
                 "never stored: a <code>*_env</code> setting names the environment variable "
-                "that holds the secret.",
+                "that holds the secret, which must start with "
+                f"<code>{settings.PROVIDER_SECRET_ENV_PREFIX}</code>.",
             },
         ),
         ("Settings of the type", {"fields": ["settings_reference"], "classes": ["collapse"]}),
         (None, {"fields": ["external_system", "created_at", "updated_at"]}),
     ]
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # Each changed setting with its old and new value, as the API records it (history).
+        before = None if add else history.initial(form)
+        return history.message(before, history.snapshot(form.instance))
 
     @admin.display(description="Provisioning model")
     def provisioning_model_display(self, obj):

@@ -10,6 +10,7 @@ import copy
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -23,7 +24,7 @@ from crm_provisioning.api_permissions import (
     field_errors,
 )
 
-from . import delivery, idempotency, registry
+from . import delivery, history, idempotency, registry
 from .models import Distributor, Provider, ProvisioningRequest
 
 Req = ProvisioningRequest
@@ -163,6 +164,18 @@ class ProviderViewSet(
         "update": "providers.change_provider",
         "partial_update": "providers.change_provider",
     }
+
+    # Each write and its line in the provider's History page (providers.history) commit together.
+    @transaction.atomic
+    def perform_create(self, serializer):
+        serializer.save()
+        history.record(self.request.user, serializer.instance, None)
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        before = history.snapshot(serializer.instance)
+        serializer.save()
+        history.record(self.request.user, serializer.instance, before)
 
 
 class DistributorViewSet(

@@ -3,12 +3,14 @@
 The admin shows an adapter's connection and parameters forms, and ``Provider.clean`` validates
 the stored JSON through them, so a value out of the ranges in SPEC never reaches the database.
 Secrets (passwords, private keys) are never stored: a setting names the environment variable
-that holds the secret (``*_env`` fields), and only that name is shown anywhere.
+that holds the secret (``*_env`` fields), and only that name is shown anywhere; it must start
+with ``PROVIDER_SECRET_ENV_PREFIX`` (``providers.env_secrets``).
 """
 
 import re
 
 from django import forms
+from django.conf import settings
 
 
 class NoSettings(forms.Form):
@@ -26,11 +28,20 @@ class SecretFromEnv(forms.CharField):
 
     def validate(self, value):
         super().validate(value)
-        if value and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        if not value:
+            return
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
             raise forms.ValidationError(
                 "Give the name of an environment variable (capital letters, digits and _, "
-                "e.g. CONAX_PASSWORD), not the secret itself."
+                f"e.g. {settings.PROVIDER_SECRET_ENV_PREFIX}CONAX_PASSWORD), not the secret "
+                "itself."
             )
+        # Imported here: env_secrets needs the registry, which needs this module.
+        from .env_secrets import refusal
+
+        refused = refusal(value)
+        if refused:
+            raise forms.ValidationError(refused)
 
 
 def months(label: str, maximum: int, initial: int = 1) -> forms.IntegerField:

@@ -15,7 +15,7 @@ from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
 
-PASSWORD_ENV = "CONAX_SMS_TEST_PASSWORD"
+PASSWORD_ENV = "CRM_SECRET_CONAX_SMS_TEST_PASSWORD"
 PASSWORD = "conax-test-secret"
 _serials = itertools.count(1)
 

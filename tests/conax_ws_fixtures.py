@@ -25,7 +25,7 @@ from subscriptions.demo import ensure_catalog
 
 from .conftest import card_and_box
 
-PASSWORD_ENV = "CONAX_WS_TEST_PASSWORD"
+PASSWORD_ENV = "CRM_SECRET_CONAX_WS_TEST_PASSWORD"
 PASSWORD = "cas-test-pass"
 
 

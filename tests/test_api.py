@@ -293,7 +293,7 @@ MATRIX = {
     "retry request": (ANON, NO, NO, OK, OK),
     "read runs": (ANON, NO, OK, OK, OK),
     "write runs": (ANON, NO, NO, OK, OK),
-    "generic pending": (ANON, OK, OK, OK, OK),
+    "generic pending": (ANON, OK, NO, NO, NO),
 }
 ROLES = ["anonymous", "connector", "agent", "operator", "administrator"]
 

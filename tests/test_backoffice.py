@@ -22,7 +22,7 @@ CONAX_SMS_CONNECTION = {
     "protocol": "sftp",
     "host": "sms.example.net",
     "username": "crm",
-    "password_env": "CONAX_SMS_PASSWORD",
+    "password_env": "CRM_SECRET_CONAX_SMS_PASSWORD",
     "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKey",
 }
 

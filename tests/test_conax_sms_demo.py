@@ -57,7 +57,7 @@ def test_demo_runs_its_cycle_on_the_simulator(db, simulator, monkeypatch):
 
 
 def test_simulator_command_line_prints_the_host_key(tmp_path):
-    env = {**os.environ, "CONAX_SMS_PASSWORD": "s3cret"}
+    env = {**os.environ, "CRM_SECRET_CONAX_SMS_PASSWORD": "s3cret"}
     process = subprocess.Popen(
         [
             sys.executable,

@@ -250,7 +250,7 @@ def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
 
 
 def test_wrong_password_is_a_clear_permanent_error(sms, simulator, monkeypatch):
-    monkeypatch.setenv("CONAX_SMS_TEST_PASSWORD", "wrong")
+    monkeypatch.setenv("CRM_SECRET_CONAX_SMS_TEST_PASSWORD", "wrong")
     bulk_requests(sms, 1)
     with pytest.raises(TransportError, match="refused the credentials of user conax") as err:
         export.export(sms)
@@ -267,14 +267,14 @@ def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
     key = paramiko.ECDSAKey.generate()
     pem = io.StringIO()
     key.write_private_key(pem)
-    monkeypatch.setenv("CONAX_SMS_TEST_KEY", pem.getvalue())
+    monkeypatch.setenv("CRM_SECRET_CONAX_SMS_TEST_KEY", pem.getvalue())
     with Simulator(
         tmp_path / "keyed", authorized_keys=[public_line(key)], poll_interval=None
     ) as sim:
         sms.connection = {
             **connection(sim),
             "password_env": "",
-            "private_key_env": "CONAX_SMS_TEST_KEY",
+            "private_key_env": "CRM_SECRET_CONAX_SMS_TEST_KEY",
         }
         sms.full_clean()
         sms.save()

@@ -300,12 +300,12 @@ def test_a_changed_setting_makes_a_new_client_and_bad_credentials_fail_at_once(
 ):
     first = client.client_for(conax.provider)
     assert client.client_for(conax.provider) is first  # parsed once, reused
-    monkeypatch.setenv("CONAX_WS_WRONG", "not-the-password")
+    monkeypatch.setenv("CRM_SECRET_CONAX_WS_WRONG", "not-the-password")
     conax.provider.connection = {
         # The shipped WSDL, pointed at the simulator by the endpoint URL.
         "endpoint_url": simulator.url,
         "username": "crm",
-        "password_env": "CONAX_WS_WRONG",
+        "password_env": "CRM_SECRET_CONAX_WS_WRONG",
     }
     conax.provider.full_clean()
     conax.provider.save()

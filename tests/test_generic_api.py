@@ -161,12 +161,23 @@ def test_send_response_names_the_bad_field_and_applies_nothing(connector, subscr
     }
 
 
-def test_an_administrator_reads_pending_with_the_session(client, administrator, catalog, subscribe):
-    subscribe("AGRICULTURE")
+def test_no_person_reads_pending_or_answers_even_an_administrator(
+    client, administrator, catalog, subscribe
+):
+    sub = subscribe("AGRICULTURE")
     client.force_login(administrator)
     response = client.get(PENDING, {"provider": catalog.provider.pk})
-    assert response.status_code == 200
-    assert len(response.json()["results"]) == 2
+    assert response.status_code == 403
+    message = "Only a connector token of a Generic provider may use this."
+    assert response.json()["error"]["message"] == message
+    uid = str(sub.provisioning_requests.first().uid)
+    refused = client.post(
+        f"{RESPONSES}?provider={catalog.provider.pk}",
+        {"responses": [{"request": uid, "status": "REJECTED"}]},
+        content_type="application/json",
+    )
+    assert refused.status_code == 403
+    assert sub.provisioning_requests.filter(state=Req.State.PENDING).count() == 2
 
 
 def test_an_action_after_a_rejection_does_not_resend_what_is_pending(catalog, subscribe):

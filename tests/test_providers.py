@@ -68,7 +68,7 @@ def test_a_secret_itself_is_refused_where_its_variable_name_belongs(db):
     conn["password_env"] = "Secret123"  # looks like a password, not a variable name
     with pytest.raises(ValidationError):
         provider("conax_ws", conn).full_clean()
-    conn["password_env"] = "CONAX_WS_PASSWORD"
+    conn["password_env"] = "CRM_SECRET_CONAX_WS_PASSWORD"
     provider("conax_ws", conn).full_clean()
 
 

@@ -6,8 +6,8 @@ draft Mail & Bark run with messages waiting in the communication queue.
 it updates the provider's connection (e.g. a new host key) and creates only what is missing.
 Start the simulator beside it, with the same password in the variable::
 
-    CONAX_SMS_PASSWORD=… python manage.py cas_simulator conax-sms --root var/conax-sms \\
-        --sftp-port 2222 --ftp-port 2121 --username crm --password-env CONAX_SMS_PASSWORD
+    CRM_SECRET_CONAX_SMS_PASSWORD=… python manage.py cas_simulator conax-sms --root var/conax-sms \\
+        --sftp-port 2222 --ftp-port 2121 --username crm --password-env CRM_SECRET_CONAX_SMS_PASSWORD
 
 It prints the host key to pass as ``host_key``; the key is kept in ``--root``, so it stays the
 same, and ``simulator_host_key(root)`` reads (or makes) it before the simulator first starts.

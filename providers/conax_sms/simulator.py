@@ -580,7 +580,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--username", default="conax")
     parser.add_argument(
         "--password-env",
-        default="CONAX_SMS_PASSWORD",
+        default="CRM_SECRET_CONAX_SMS_PASSWORD",
         help="Environment variable holding the password (default 'conax-secret' if unset).",
     )
     parser.add_argument("--key-dir", help="Where the host key is kept (default: --root).")

@@ -19,7 +19,6 @@ import binascii
 import ftplib
 import hashlib
 import io
-import os
 import posixpath
 import socket
 import ssl
@@ -27,6 +26,7 @@ from collections.abc import Callable
 
 import paramiko
 
+from providers import env_secrets
 from providers.registry import TransportError
 
 from .file_format import PARTIAL_SUFFIX
@@ -61,17 +61,6 @@ def parse_host_key(text: str) -> tuple[str, bytes]:
         "The configured SFTP host key is not a public key line ('ssh-ed25519 AAAA…').",
         permanent=True,
     )
-
-
-def _secret(name: str, what: str) -> str:
-    value = os.environ.get(name) if name else None
-    if not value:
-        raise TransportError(
-            f"The {what} is read from the environment variable {name or '(none named)'}, "
-            "which is not set.",
-            permanent=True,
-        )
-    return value
 
 
 def _private_key(text: str) -> paramiko.PKey:
@@ -162,10 +151,14 @@ class SFTPTransport(Transport):
         user = settings["username"]
         try:
             if settings.get("private_key_env"):
-                key = _private_key(_secret(settings["private_key_env"], "SFTP private key"))
+                key = _private_key(
+                    env_secrets.read(settings["private_key_env"], "SFTP private key")
+                )
                 self._ssh.auth_publickey(user, key)
             else:
-                self._ssh.auth_password(user, _secret(settings.get("password_env"), "password"))
+                self._ssh.auth_password(
+                    user, env_secrets.read(settings.get("password_env"), "password")
+                )
         except paramiko.AuthenticationException:
             raise TransportError(
                 f"The SFTP server refused the credentials of user {user}.", permanent=True
@@ -270,7 +263,9 @@ class FTPTransport(Transport):
         try:
             self._ftp.connect(host, port)
             # FTP_TLS.login() secures the control connection (AUTH TLS) before the password.
-            self._ftp.login(settings["username"], _secret(settings.get("password_env"), "password"))
+            self._ftp.login(
+                settings["username"], env_secrets.read(settings.get("password_env"), "password")
+            )
             if tls:
                 self._ftp.prot_p()  # the data connections are encrypted too
         except ssl.SSLCertVerificationError as exc:

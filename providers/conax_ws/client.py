@@ -26,7 +26,6 @@ the request is Failed at once with the reason (retriable), instead of stalling i
 import base64
 import http.client
 import json
-import os
 import select
 import threading
 from datetime import date, datetime
@@ -38,6 +37,7 @@ import zeep
 from zeep import exceptions as zeep_errors
 from zeep.helpers import serialize_object
 
+from providers import env_secrets
 from providers.registry import TransportError
 
 from . import tls
@@ -98,16 +98,6 @@ def _why(exc: OSError) -> str:
     # A hang-up without an answer has no operating system's reason, only http.client's words.
     hung_up = tls.underlying(exc, http.client.RemoteDisconnected)
     return str(hung_up) if hung_up is not None else type(exc).__name__
-
-
-def _secret(variable: str, what: str) -> str:
-    value = os.environ.get(variable)
-    if not value:
-        raise TransportError(
-            f"The {what} variable {variable} is not set in this worker's environment.",
-            permanent=True,
-        )
-    return value
 
 
 def _http_failure(status: int, where: str) -> TransportError:
@@ -303,7 +293,7 @@ class ConaxClient:
         if connection.get("username"):
             password = ""
             if connection.get("password_env"):
-                password = _secret(connection["password_env"], "password")
+                password = env_secrets.read(connection["password_env"], "password")
             session.auth = requests.auth.HTTPBasicAuth(connection["username"], password)
         tls.configure(session, connection)
         self.session = session

@@ -4,8 +4,8 @@ for fingerprinting, and draft run definitions ready to run.
 
 ``ensure_demo(url, username, password_env)`` is idempotent: run again, it updates the
 provider's connection and creates only what is missing. Start the simulator beside it:
-``CONAX_WS_PASSWORD=… python manage.py cas_simulator conax-ws --port 8090 --username crm
---password-env CONAX_WS_PASSWORD --state-file var/conax-ws-cas.json``.
+``CRM_SECRET_CONAX_WS_PASSWORD=… python manage.py cas_simulator conax-ws --port 8090 --username crm
+--password-env CRM_SECRET_CONAX_WS_PASSWORD --state-file var/conax-ws-cas.json``.
 """
 
 from datetime import timedelta

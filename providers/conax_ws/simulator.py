@@ -363,7 +363,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--username", default="crm")
     parser.add_argument(
         "--password-env",
-        default="CONAX_WS_PASSWORD",
+        default="CRM_SECRET_CONAX_WS_PASSWORD",
         help="Name of the environment variable holding the password clients must give.",
     )
     parser.add_argument(

@@ -1,9 +1,8 @@
 import json
-import os
 
 import requests
 
-from providers import registry
+from providers import env_secrets, registry
 from providers.models import ProvisioningRequest
 
 from .forms import GenericConnection, GenericParameters
@@ -47,8 +46,11 @@ class GenericAdapter(registry.Adapter):
         if session is None:
             session = self._sessions[self.provider.pk] = requests.Session()
         token_env = self.provider.connection.get("token_env")
-        if token_env and os.environ.get(token_env):
-            session.headers["Authorization"] = f"Bearer {os.environ[token_env]}"
+        if token_env:
+            token = env_secrets.read(token_env, "bearer token")
+            session.headers["Authorization"] = f"Bearer {token}"
+        else:
+            session.headers.pop("Authorization", None)
         return session
 
     def send(self, request) -> registry.Answer:

@@ -25,29 +25,24 @@ MAX_PAGE = 1000
 Req = ProvisioningRequest
 
 
-class IsConnectorOrAdministrator(permissions.BasePermission):
-    """Connector tokens, or people allowed to see provisioning requests."""
+class IsConnector(permissions.BasePermission):
+    """Connector tokens only. Their answers are the platform's word (a rejection rolls a
+    subscription back) and reading Pending is the platform's queue: no person, administrators
+    included, answers in its name by session; one who must stands in with a connector token of
+    the provider, issued and revoked in the back office."""
+
+    message = "Only a connector token of a Generic provider may use this."
 
     def has_permission(self, request, view) -> bool:
-        user = request.user
-        if isinstance(user, Connector):
-            return True
-        return bool(user and user.is_authenticated and user.has_perm(view.person_permission))
+        return isinstance(request.user, Connector)
 
 
 def provider_for(request, provider_id: int | None) -> Provider:
-    """The provider a call is about: a connector's own, or the one asked for by a person."""
-    user = request.user
-    if isinstance(user, Connector):
-        if provider_id is not None and provider_id != user.provider_id:
-            raise PermissionDenied("This token is for another provider's requests.")
-        return user.token.provider
-    if provider_id is None:
-        raise ValidationError({"provider": ["This field is required."]})
-    provider = Provider.objects.filter(pk=provider_id, type="generic").first()
-    if provider is None:
-        raise ValidationError({"provider": [f"No Generic provider with id {provider_id}."]})
-    return provider
+    """The connector's own provider; naming another is refused."""
+    connector = request.user
+    if provider_id is not None and provider_id != connector.provider_id:
+        raise PermissionDenied("This token is for another provider's requests.")
+    return connector.token.provider
 
 
 def _provider_param(request) -> int | None:
@@ -110,8 +105,7 @@ class PendingPageOut(serializers.Serializer):
 
 
 class PendingView(APIView):
-    person_permission = "providers.view_provisioningrequest"
-    permission_classes = [IsConnectorOrAdministrator]
+    permission_classes = [IsConnector]
     schema = ErrorAwareSchema()
 
     @extend_schema(
@@ -162,8 +156,7 @@ class SendResponseOut(serializers.Serializer):
 
 
 class ResponsesView(APIView):
-    person_permission = "providers.view_provisioningrequest"
-    permission_classes = [IsConnectorOrAdministrator]
+    permission_classes = [IsConnector]
     schema = ErrorAwareSchema()
 
     @extend_schema(
@@ -174,7 +167,7 @@ class ResponsesView(APIView):
             OpenApiParameter(
                 "provider",
                 int,
-                description="The Generic provider's id; people only (a token knows its own).",
+                description="Optional: the token's own provider's id (another is refused).",
             )
         ],
         summary="Send Response: the platform's answers to requests",

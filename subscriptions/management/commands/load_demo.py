@@ -290,14 +290,14 @@ class Command(BaseCommand):
                 tell_story(sub, p, catalog, users["agent"])
             created += 1
         self.summary(created, len(existing))
-        conax_ws.ensure_demo(options["conax_ws_url"], "crm", "CONAX_WS_PASSWORD")
+        conax_ws.ensure_demo(options["conax_ws_url"], "crm", "CRM_SECRET_CONAX_WS_PASSWORD")
         root = options["conax_sms_root"]
         conax_sms.ensure_demo(
             "127.0.0.1",
             options["conax_sms_port"],
             conax_sms.simulator_host_key(root),
             "crm",
-            "CONAX_SMS_PASSWORD",
+            "CRM_SECRET_CONAX_SMS_PASSWORD",
         )
         self.stdout.write(
             f"Conax WS (SOAP simulator at {options['conax_ws_url']}) and Conax SMS (SFTP "
