@@ -407,12 +407,7 @@ def reset(
     if provider is not None:
         providers = [provider]
     else:
-        providers = Provider.objects.filter(
-            enabled=True, distributors__services__subscription=subscription
-        ) | Provider.objects.filter(
-            enabled=True, distributors__installed_items__subscription=subscription
-        )
-        providers = list(providers.distinct().order_by("pk"))
+        providers = list(Provider.objects.of_subscription(subscription).order_by("pk"))
     held: dict[int, dict] = {}
     for each in providers:
         adapter = registry.adapter_for(each)

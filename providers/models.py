@@ -11,6 +11,16 @@ from django.db.models import Q
 from . import registry, types
 
 
+class ProviderQuerySet(models.QuerySet):
+    def of_subscription(self, subscription) -> "ProviderQuerySet":
+        """The enabled providers the subscription is distributed to (by a service or a
+        device): two subqueries on its own rows, since an OR across joins to services and
+        items would join every service of a distributor with every one of its devices."""
+        services = subscription.services.values("distributor__provider_id")
+        items = subscription.installed_items.values("distributor__provider_id")
+        return self.filter(Q(pk__in=services) | Q(pk__in=items), enabled=True)
+
+
 class Provider(models.Model):
     name = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=20, choices=registry.type_choices)
@@ -30,6 +40,8 @@ class Provider(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -10,11 +10,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from providers.models import Provider
 from subscriptions import actions, load
 from subscriptions.admin_forms import in_use_distributors
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 from tests.conftest import card_and_box
-from utilities.registry import providers_of
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +95,10 @@ def test_a_subscriptions_pages_cost_the_same_whatever_the_number_of_subscription
 
 
 # --- The plans, on PostgreSQL ------------------------------------------------------------------
+
+
+def providers_of(subscription):
+    return Provider.objects.of_subscription(subscription).order_by("name")
 
 
 def scans(plan: dict) -> list[dict]:

@@ -15,7 +15,6 @@ from importlib import import_module
 from importlib.util import find_spec
 
 from django import forms
-from django.db.models import Q
 
 from providers import registry as adapters
 from providers.models import Provider, ProvisioningRequest
@@ -90,19 +89,6 @@ def for_provider(provider: Provider) -> list[Utility]:
     return [UTILITIES[code] for code in offered if code in UTILITIES]
 
 
-def providers_of(subscription):
-    """The enabled providers the subscription is distributed to (by a service or a device).
-
-    Two subqueries on the subscription's own rows: an OR across joins to services and items
-    would join every service of a distributor with every one of its devices.
-    """
-    services = subscription.services.values("distributor__provider_id")
-    items = subscription.installed_items.values("distributor__provider_id")
-    return Provider.objects.filter(Q(pk__in=services) | Q(pk__in=items), enabled=True).order_by(
-        "name"
-    )
-
-
 def for_subscription(subscription) -> list[tuple[Provider, Utility]]:
     """(provider, utility) for every enabled provider the subscription is distributed to."""
-    return [(p, u) for p in providers_of(subscription) for u in for_provider(p)]
+    return [(p, u) for p in Provider.objects.of_subscription(subscription) for u in for_provider(p)]
