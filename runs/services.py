@@ -234,11 +234,31 @@ def delete(definition: RunDefinition) -> None:
 def run_now(definition: RunDefinition) -> None:
     """Execute on a worker as soon as one is free (outside any schedule)."""
     validate(definition, schedule=False)
+    transaction.on_commit(lambda: _queue_run_now(definition))
+
+
+def _queue_run_now(definition: RunDefinition) -> None:
+    """Send the run to the workers; a broker that cannot take it (down, frozen) leaves a Failed
+    process run saying so, at once, rather than an answer that hangs or a run that never
+    comes."""
+    from providers.wakeups import broker_errors
+
     from .tasks import execute_definition
 
-    transaction.on_commit(
-        lambda: execute_definition.delay(definition.pk, ProcessRun.Trigger.RUN_NOW)
-    )
+    try:
+        execute_definition.apply_async((definition.pk, ProcessRun.Trigger.RUN_NOW), retry=False)
+    except broker_errors() as error:
+        log.warning("Could not queue %s: %s", definition.name, error)
+        ProcessRun.objects.create(
+            definition=definition,
+            trigger=ProcessRun.Trigger.RUN_NOW,
+            status=Status.FAILED,
+            finished_at=timezone.now(),
+            message=(
+                f"Not started: the task broker did not take the run ({error}). Nothing ran; "
+                "use Run now again once the broker is back."
+            ),
+        )
 
 
 def next_run_time(definition: RunDefinition):

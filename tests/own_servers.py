@@ -213,7 +213,17 @@ for n in range(1, COUNT + 1):
     )
     services.append(change.subscription.services.get().pk)
 token = Token.objects.create(user=agent).key
-print(json.dumps({"token": token, "services": services, "provider": provider.name}))
+from runs.models import RunDefinition
+operator = User.objects.create_user("operator", is_staff=True)
+operator.groups.add(Group.objects.get(name=roles.OPERATOR))
+archive = RunDefinition.objects.create(
+    name="Archive", run_type="archive_requests", provider=provider,
+    input_settings={"older_than_days": 30},
+)
+print(json.dumps({
+    "token": token, "services": services, "provider": provider.name,
+    "operator_token": Token.objects.create(user=operator).key, "definition": archive.pk,
+}))
 """
 
 

@@ -3,6 +3,7 @@ delivery cannot be woken now), and the request is delivered once Redis is back â
 sweeper, on a worker that reconnected by itself. Redis on a port of the test's own."""
 
 import pytest
+import requests
 
 from . import own_servers, workers
 
@@ -73,6 +74,25 @@ def test_an_action_while_redis_is_frozen_answers_and_is_delivered_once_it_thaws(
     finally:
         stack["redis"].thaw()
     acted_once_and_delivered(stack, platform, answer)
+
+
+def test_run_now_while_redis_is_frozen_answers_and_shows_the_run_did_not_start(stack):
+    api, definition = stack["api"], stack["definition"]
+    headers = {"Authorization": f"Token {stack['operator_token']}"}
+    stack["redis"].freeze()
+    try:
+        # The guard: publishing the run's task would otherwise wait on Redis, retrying.
+        answer = requests.post(
+            f"{api}/api/v1/run-definitions/{definition}/run-now/", headers=headers, timeout=30
+        )
+    finally:
+        stack["redis"].thaw()
+    assert answer.status_code == 202, answer.text[:2000]
+    runs = requests.get(
+        f"{api}/api/v1/process-runs/?definition={definition}", headers=headers, timeout=30
+    ).json()["results"]
+    assert [(run["status"], run["trigger"]) for run in runs] == [("failed", "run_now")]
+    assert "Not started: the task broker did not take the run" in runs[0]["message"]
 
 
 @pytest.mark.parametrize("stack", ["3600"], indirect=True)  # no sweeper to make up for it
