@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: a body too large (413) or a control character in the query string (400).
+    "crm_provisioning.api_middleware.ApiInputMiddleware",
     # Serves collected static files when DEBUG is off (with DEBUG on, runserver serves them).
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -252,6 +254,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# A request body larger than this is refused (413 under /api/): room for a Send Response of a
+# thousand answers with their descriptions and the platform's raw answers.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -265,7 +271,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # JSON in, JSON out: one request body type per operation, which generated clients need.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Nesting depth limited, control characters refused (crm_provisioning.api_parsers).
+    "DEFAULT_PARSER_CLASSES": ["crm_provisioning.api_parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "crm_provisioning.api_permissions.ErrorAwareSchema",
     "EXCEPTION_HANDLER": "crm_provisioning.api_errors.handle",
