@@ -267,9 +267,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit/offset and filters by id, checked as the schema states them (api_query).
+    "DEFAULT_PAGINATION_CLASS": "crm_provisioning.api_query.Pages",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["crm_provisioning.api_query.FilterBackend"],
     # JSON in, JSON out: one request body type per operation, which generated clients need.
     # Nesting depth limited, control characters refused (crm_provisioning.api_parsers).
     "DEFAULT_PARSER_CLASSES": ["crm_provisioning.api_parsers.JSONParser"],

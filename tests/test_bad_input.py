@@ -226,3 +226,63 @@ def test_a_server_error_under_the_api_answers_500_in_the_error_shape(api):
     assert elsewhere.status_code == 500
     assert isinstance(elsewhere, HttpResponse)
     assert "application/json" not in elsewhere["Content-Type"]
+
+
+# --- Types, pages and filters as the schema states them -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field", "message"),
+    [
+        ("/providers/", {"name": "P", "type": "generic", "enabled": 0}, "enabled", "true or false"),
+        ("/products/", {"code": 5, "name": "Five"}, "code", "a string"),
+        ("/products/", {"code": "P5", "name": "Five", "components": {}}, "components", "a list"),
+        ("/distributors/", {"provider": "1", "code": "D", "name": "D"}, "provider", "an integer"),
+    ],
+)
+def test_a_value_of_another_json_type_is_refused_naming_its_field(
+    api, catalog, url, body, field, message
+):
+    error = error_of(post(api, API + url, body), 400)
+    assert error["fields"][field] == [f"Give {message}."]
+
+
+@pytest.mark.parametrize(
+    "query", ["offset=true", "offset=-1", "limit=0", "limit=1001", "limit=5.0", "offset=1e3"]
+)
+def test_a_page_the_schema_refuses_is_refused(api, catalog, query):
+    error = error_of(api.get(f"{API}/products/?{query}"), 400)
+    assert query.split("=")[0] in error["fields"]
+
+
+def test_a_filter_by_an_id_nothing_has_lists_nothing(api, catalog):
+    for url in ("/distributors/?provider=999999", "/services/?product=999999"):
+        response = api.get(API + url)
+        assert response.status_code == 200, response.content
+        assert response.json()["results"] == []
+    assert error_of(api.get(f"{API}/distributors/?provider=0"), 400)["fields"]["provider"]
+    assert api.get(f"{API}/distributors/?provider={catalog.provider.pk}").json()["count"] >= 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/installed-items/?initialized=null",
+        "/installed-items/?in_use=1",
+        "/providers/?enabled=True",
+        "/requests/?created_before=",
+        "/subscriptions/?state=",
+        "/services/?product=",
+    ],
+)
+def test_a_filter_value_the_schema_refuses_is_refused(api, catalog, query):
+    name = query.split("?")[1].split("=")[0]
+    assert error_of(api.get(API + query), 400)["fields"][name]
+
+
+def test_boolean_filters_take_true_and_false(api, subscribe):
+    subscribe("AGRICULTURE")
+    in_use = api.get(f"{API}/installed-items/?in_use=true").json()["count"]
+    assert in_use == 2
+    assert api.get(f"{API}/installed-items/?in_use=false").json()["count"] == 0
+    assert api.get(f"{API}/subscriptions/?number=").json()["count"] == 1  # text: "" is no filter
