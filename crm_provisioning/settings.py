@@ -82,8 +82,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Under /api/: a body too large (413) or a control character in the query string (400).
-    "crm_provisioning.api_middleware.ApiInputMiddleware",
+    # Under /api/: a body too large (413), a control character in the query string (400), and
+    # Django's own error pages, all in the API's error shape.
+    "crm_provisioning.api_middleware.ApiMiddleware",
     # Serves collected static files when DEBUG is off (with DEBUG on, runserver serves them).
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -148,3 +148,35 @@ def test_the_schema_and_its_docs_are_for_signed_in_users(client, agent):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in (
         docs.content.decode()
     )
+
+
+@pytest.mark.schema
+def test_workflows_across_operations_keep_to_the_schema(admin_token):
+    """The stateful checks (use_after_free, ensure_resource_availability, …) follow the links
+    schemathesis infers between operations: what one answer names, the next call uses."""
+
+    auth = {"Authorization": f"Token {admin_token}"}
+
+    class Workflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"headers": auth}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            # As call_and_validate(headers=…): the checks know the token was given, not made up.
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                headers=auth,
+                transport_kwargs=kwargs,
+                recorder=self.recorder,
+            )
+
+    Workflow.run(
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=4,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+        )
+    )

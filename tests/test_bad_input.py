@@ -11,7 +11,6 @@ from django.test import Client
 from django.urls import path
 from rest_framework.authtoken.models import Token
 
-from crm_provisioning.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from crm_provisioning.urls import urlpatterns as real_urlpatterns
 from providers.models import IdempotencyRecord
 from subscriptions.models import Subscription, SubscriptionService
@@ -28,7 +27,7 @@ def html_elsewhere(request):
 
 
 # A test-only URLconf (``pytest.mark.urls``): the real one plus a view that fails, under /api/
-# and outside it, with the real error handlers imported above.
+# and outside it.
 urlpatterns = [
     path("api/v1/test-boom/", boom),
     path("test-boom/", html_elsewhere),
@@ -286,3 +285,11 @@ def test_boolean_filters_take_true_and_false(api, subscribe):
     assert in_use == 2
     assert api.get(f"{API}/installed-items/?in_use=false").json()["count"] == 0
     assert api.get(f"{API}/subscriptions/?number=").json()["count"] == 1  # text: "" is no filter
+
+
+@pytest.mark.urls(__name__)
+def test_with_debug_on_the_api_still_answers_its_error_shape(api, settings):
+    settings.DEBUG = True  # the embedded default: Django would answer its debug pages
+    assert error_of(api.get("/api/v1/nothing-here/"), 404)["code"] == "not_found"
+    assert error_of(api.get("/api/v1/test-boom/"), 500)["code"] == "server_error"
+    assert "application/json" not in api.get("/nothing-here/")["Content-Type"]
