@@ -293,3 +293,11 @@ def test_with_debug_on_the_api_still_answers_its_error_shape(api, settings):
     assert error_of(api.get("/api/v1/nothing-here/"), 404)["code"] == "not_found"
     assert error_of(api.get("/api/v1/test-boom/"), 500)["code"] == "server_error"
     assert "application/json" not in api.get("/nothing-here/")["Content-Type"]
+
+
+def test_a_control_character_in_a_looked_up_header_is_refused_naming_it(api, catalog, account):
+    keyed = post(api, f"{API}/subscriptions/", become_body(catalog), HTTP_IDEMPOTENCY_KEY="k\x00")
+    assert "Idempotency-Key" in error_of(keyed, 400)["fields"]
+    token = api.get(f"{API}/products/", HTTP_AUTHORIZATION="Token " + "a" * 39 + "\x00")
+    assert "Authorization" in error_of(token, 400)["fields"]
+    assert not Subscription.objects.exists()
