@@ -128,7 +128,7 @@ def admin_token(db, catalog, subscribe, administrator):
 @pytest.mark.schema
 @schema.parametrize()
 @settings(
-    max_examples=5,
+    max_examples=10,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
@@ -173,8 +173,8 @@ def test_workflows_across_operations_keep_to_the_schema(admin_token):
 
     Workflow.run(
         settings=settings(
-            max_examples=10,
-            stateful_step_count=4,
+            max_examples=50,
+            stateful_step_count=5,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
