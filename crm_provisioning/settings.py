@@ -82,8 +82,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Under /api/: a body too large (413), a control character in the query string (400), and
-    # Django's own error pages, all in the API's error shape.
+    # Under /api/: a body too large (413), a control character in a query parameter or a token
+    # (400), and Django's own error pages, all in the API's error shape.
     "crm_provisioning.api_middleware.ApiMiddleware",
     # Serves collected static files when DEBUG is off (with DEBUG on, runserver serves them).
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
