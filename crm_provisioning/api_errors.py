@@ -6,10 +6,21 @@ each offending field — with its position in a list, e.g. ``responses[2].status
 messages.
 """
 
+from django.core.exceptions import PermissionDenied
 from django.db import DataError
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+
+def error_response(status_code: int, code: str, message: str, fields=None) -> JsonResponse:
+    """The error shape outside DRF's views: Django's own errors and the middleware's refusals
+    under /api/."""
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return JsonResponse({"error": body}, status=status_code)
 
 
 class Conflict(exceptions.APIException):
@@ -61,6 +72,10 @@ def _out_of_range(exc) -> bool:
 def handle(exc, context):
     if _out_of_range(exc):
         exc = OutOfRange()
+    elif isinstance(exc, Http404):  # Django's, e.g. from get_object: DRF's, with its code
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)
     if response is None:
         return None

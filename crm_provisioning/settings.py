@@ -83,6 +83,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: a body too large (413), a control character in a query parameter or a token
+    # (400), and Django's own error pages, all in the API's error shape.
+    "crm_provisioning.api_middleware.ApiMiddleware",
     # Serves collected static files when DEBUG is off (with DEBUG on, runserver serves them).
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -273,6 +276,10 @@ for _queue, _suffix in (("celery", ""), ("batch", "-batch")):
         "options": {"queue": _queue, "expires": max(_BEAT - 1, 1)},
     }
 
+# A request body larger than this is refused (413 under /api/): room for a Send Response of a
+# thousand answers with their descriptions and the platform's raw answers.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -283,11 +290,13 @@ REST_FRAMEWORK = {
     ],
     # People only: a view that names no permission of its own (the API root) refuses connectors.
     "DEFAULT_PERMISSION_CLASSES": ["crm_provisioning.person_permissions.IsPerson"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit/offset and filters by id, checked as the schema states them (api_query).
+    "DEFAULT_PAGINATION_CLASS": "crm_provisioning.api_query.Pages",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["crm_provisioning.api_query.FilterBackend"],
     # JSON in, JSON out: one request body type per operation, which generated clients need.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Nesting depth limited, control characters refused (crm_provisioning.api_parsers).
+    "DEFAULT_PARSER_CLASSES": ["crm_provisioning.api_parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "crm_provisioning.api_permissions.ErrorAwareSchema",
     "EXCEPTION_HANDLER": "crm_provisioning.api_errors.handle",

@@ -17,12 +17,15 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from crm_provisioning import api_query
 from crm_provisioning.api_permissions import (
     ApiViewSet,
+    ErrorSerializer,
     ServiceRefused,
     choice_field,
     field_errors,
 )
+from crm_provisioning.api_serializers import JsonTypes
 
 from . import delivery, history, idempotency, registry
 from .models import Distributor, Provider, ProvisioningRequest
@@ -30,7 +33,7 @@ from .models import Distributor, Provider, ProvisioningRequest
 Req = ProvisioningRequest
 
 
-class FullCleanSerializer(serializers.ModelSerializer):
+class FullCleanSerializer(JsonTypes, serializers.ModelSerializer):
     """Runs the model's ``full_clean`` on the would-be object; its errors come back per field
     and what it cleaned (e.g. a provider's settings with their defaults) is what is saved."""
 
@@ -196,12 +199,12 @@ class DistributorViewSet(
     }
 
 
-class RequestFilter(django_filters.FilterSet):
-    provider = django_filters.NumberFilter()
+class RequestFilter(api_query.FilterSet):
+    provider = api_query.IdFilter()
     state = django_filters.ChoiceFilter(choices=Req.State.choices)
     command = django_filters.CharFilter()
     operation = django_filters.ChoiceFilter(choices=Req.Operation.choices)
-    subscription = django_filters.NumberFilter()
+    subscription = api_query.IdFilter()
     subscription_number = django_filters.CharFilter(field_name="subscription__number")
     card = django_filters.CharFilter(
         method="filter_card", label="Serial number or CA ID of the card (or device) addressed"
@@ -230,7 +233,7 @@ class ProvisioningRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     @extend_schema(
         request=None,
-        responses={200: ProvisioningRequestSerializer},
+        responses={200: ProvisioningRequestSerializer, 422: ErrorSerializer},
         parameters=[idempotency.PARAMETER],
         summary="Send a Failed request again",
     )

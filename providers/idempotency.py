@@ -29,7 +29,7 @@ MAX_KEY_LENGTH = 255
 # For the schema of every operation that takes the header.
 PARAMETER = OpenApiParameter(
     HEADER,
-    type=str,
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
     location=OpenApiParameter.HEADER,
     required=False,
     description="Any unique string (e.g. a UUID). A repeat with the same key and body returns "

@@ -8,7 +8,6 @@ would do without writing anything.
 
 import copy
 
-import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -16,12 +15,15 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from crm_provisioning import api_query
 from crm_provisioning.api_permissions import (
     ApiViewSet,
+    ErrorSerializer,
     ServiceRefused,
     choice_field,
     field_errors,
 )
+from crm_provisioning.api_serializers import JsonTypes
 from providers import idempotency
 
 from . import services, types
@@ -34,7 +36,7 @@ def _refused(error: services.RunError) -> ServiceRefused:
     return ServiceRefused(str(error), "run_refused")
 
 
-class RunDefinitionSerializer(serializers.ModelSerializer):
+class RunDefinitionSerializer(JsonTypes, serializers.ModelSerializer):
     run_type = serializers.ChoiceField(choices=types.choices())
     criteria = serializers.DictField(required=False, help_text="Per run type.")
     input_settings = serializers.DictField(required=False, help_text="Per run type.")
@@ -209,7 +211,10 @@ class RunDefinitionViewSet(
         "run_now": "runs.operate_rundefinition",
     }
 
-    @extend_schema(parameters=[idempotency.PARAMETER])
+    @extend_schema(
+        parameters=[idempotency.PARAMETER],
+        responses={201: RunDefinitionSerializer, 422: ErrorSerializer},
+    )
     def create(self, request):
         def work():
             # Validated inside: a repeat is answered from its record before it is validated.
@@ -259,7 +264,7 @@ class RunDefinitionViewSet(
 
     @extend_schema(
         request=None,
-        responses={202: RunDefinitionSerializer},
+        responses={202: RunDefinitionSerializer, 422: ErrorSerializer},
         parameters=[idempotency.PARAMETER],
         summary="Run now (queued on a worker)",
     )
@@ -308,7 +313,7 @@ class RunDefinitionViewSet(
         return Response(PreviewPageSerializer(page).data)
 
 
-class ProcessRunFilter(django_filters.FilterSet):
+class ProcessRunFilter(api_query.FilterSet):
     class Meta:
         model = ProcessRun
         fields = ["definition", "status", "trigger"]

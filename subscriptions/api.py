@@ -17,7 +17,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from crm_provisioning.api_permissions import ApiViewSet, ServiceRefused, choice_field
+from crm_provisioning import api_query
+from crm_provisioning.api_permissions import (
+    ApiViewSet,
+    ErrorSerializer,
+    ServiceRefused,
+    choice_field,
+)
+from crm_provisioning.api_serializers import JsonTypes
 from providers import idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
 from providers.models import Distributor
@@ -58,7 +65,7 @@ BAD_INPUT = frozenset(
 # --- Read serializers -------------------------------------------------------------------------
 
 
-class ProductSerializer(serializers.ModelSerializer):
+class ProductSerializer(JsonTypes, serializers.ModelSerializer):
     kind = choice_field("ProductKind", Product.Kind.choices, required=False)
 
     class Meta:
@@ -183,18 +190,18 @@ def _distributors():
     return Distributor.objects.select_related("provider")
 
 
-class ReasonIn(serializers.Serializer):
+class ReasonIn(JsonTypes, serializers.Serializer):
     reason = serializers.CharField(
         max_length=300, required=False, allow_blank=True, default="", help_text="For the audit."
     )
 
 
-class ServiceIn(serializers.Serializer):
+class ServiceIn(JsonTypes, serializers.Serializer):
     product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all())
     distributor = serializers.PrimaryKeyRelatedField(queryset=_distributors())
 
 
-class ItemIn(serializers.Serializer):
+class ItemIn(JsonTypes, serializers.Serializer):
     kind = choice_field("ItemKind", InstalledItem.Kind.choices)
     serial_number = serializers.CharField(max_length=64)
     ca_id = serializers.CharField(max_length=64)
@@ -302,7 +309,8 @@ class ActionMixin:
 def action_schema(input_class, summary: str, *, created: bool = False):
     return extend_schema(
         request=input_class,
-        responses={201 if created else 200: ActionResultSerializer},
+        # 422: the Idempotency-Key was used before with another body.
+        responses={201 if created else 200: ActionResultSerializer, 422: ErrorSerializer},
         parameters=[idempotency.PARAMETER],
         summary=summary,
     )
@@ -311,7 +319,7 @@ def action_schema(input_class, summary: str, *, created: bool = False):
 # --- Viewsets ---------------------------------------------------------------------------------
 
 
-class SubscriptionFilter(django_filters.FilterSet):
+class SubscriptionFilter(api_query.FilterSet):
     number = django_filters.CharFilter()
     account = django_filters.CharFilter(field_name="account__number", label="Account number")
     state = django_filters.ChoiceFilter(choices=Subscription.State.choices)
@@ -494,8 +502,8 @@ class ServiceViewSet(ActionMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     stop = _service_action(actions.stop_service, "Stop service", url_path="stop")
 
 
-class InstalledItemFilter(django_filters.FilterSet):
-    in_use = django_filters.BooleanFilter(field_name="removed_at", lookup_expr="isnull")
+class InstalledItemFilter(api_query.FilterSet):
+    in_use = api_query.BooleanFilter(field_name="removed_at", lookup_expr="isnull")
 
     class Meta:
         model = InstalledItem

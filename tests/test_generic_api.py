@@ -254,7 +254,11 @@ def test_send_response_keeps_what_the_platform_said(connector, subscribe):
         ),
         (
             {"error_description": "bad\x00byte"},
-            {"error_description": ["Null characters are not allowed."]},
+            {
+                "error_description": [
+                    "No control character is allowed here (tab, newline and carriage return are)."
+                ]
+            },
         ),
         ({"response": None}, {"response": ["This field may not be null."]}),
         ({"request": "ZX-000001"}, {"request": ["Must be a valid UUID."]}),
