@@ -97,7 +97,8 @@ def choice_field(name: str, choices, **kwargs) -> serializers.ChoiceField:
 
 class ErrorAwareSchema(AutoSchema):
     """Every operation documents the error shape on 400, 401, 403 and, where they can happen,
-    404 (an object in the path) and 409 (a write that the current state refuses)."""
+    404 (an object in the path), 409 (a write that the current state refuses) and 413 (a body
+    over ``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
@@ -106,6 +107,8 @@ class ErrorAwareSchema(AutoSchema):
             codes.append("404")
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes.append("409")
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append("413")
         for code in codes:
             responses.setdefault(
                 code, self._get_response_for_code(ErrorSerializer, code, direction=direction)

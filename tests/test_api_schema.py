@@ -67,7 +67,7 @@ def test_the_schema_lists_every_endpoint_with_the_error_shape(client, administra
     assert not missing
     assert set(schema["components"]["schemas"]["Error"]["properties"]) == {"error"}
     activate = schema["paths"]["/api/v1/subscriptions/{id}/activate/"]["post"]
-    for code in ("400", "401", "403", "404", "409"):
+    for code in ("400", "401", "403", "404", "409", "413"):
         ref = activate["responses"][code]["content"]["application/json"]["schema"]["$ref"]
         assert ref == "#/components/schemas/Error"
     assert "Idempotency-Key" in [p["name"] for p in activate["parameters"]]
