@@ -25,10 +25,13 @@ sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
 )
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
+        reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
+    ),
+]
 
 
 @pytest.fixture
