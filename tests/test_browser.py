@@ -163,13 +163,17 @@ def test_the_definition_form_offers_what_the_provider_offers(
     page.select_option("#id_provider", str(catalog.provider.pk))
     assert offered() == ["reset_subscriptions", "archive_requests"]
 
-    criteria = page.locator("fieldset.run-type-reset_subscriptions")
+    # A reset has two fieldsets (criteria, input settings): both show and hide together.
+    reset = page.locator("fieldset.run-type-reset_subscriptions")
     archive = page.locator("fieldset.run-type-archive_requests")
     page.select_option("#id_run_type", "archive_requests")
     expect(archive).to_be_visible()
-    expect(criteria).to_be_hidden()
+    expect(reset).to_have_count(2)
+    for fieldset in reset.all():
+        expect(fieldset).to_be_hidden()
     page.select_option("#id_run_type", "reset_subscriptions")
-    expect(criteria).to_be_visible()
+    for fieldset in reset.all():
+        expect(fieldset).to_be_visible()
     expect(archive).to_be_hidden()
     # A provider that does not offer the chosen type clears the choice.
     page.select_option("#id_provider", str(sms.pk))

@@ -83,8 +83,9 @@ def every_state(sms_subscribe):
         "ADD_SUBSCRIPTION GFA1",
         "ADD_SUBSCRIPTION EFA2",
     ]
-    # A card swapped in on a paired, authorized viewing point: the new card is paired and
-    # gets the service (the old card is already out of use with nothing authorized on it).
+    # A card swapped in on a paired, authorized viewing point: the devices in use (the new
+    # card and the box) are paired anew, then the card gets the service (the old card is
+    # already out of use with nothing authorized on it).
     swapped = sms_subscribe("AGRICULTURE", number="ZX-T-SWAP")
     swapped.services.update(authorized=True, authorization_date=at_noon(NOT_DUE))
     swapped.installed_items.filter(kind="stb").update(initialized=True)
@@ -105,7 +106,7 @@ def test_processing_run_sends_exactly_the_trigger_logic(sms, every_state):
     assert renew.parameters["service_ca_id"] == "AF1"
     assert renew.parameters["card_ca_id"].startswith("CX-SC-")
     pairing = Req.objects.get(subscription__number="ZX-T-SWAP", command="CREATE_PAIRING")
-    assert [d["kind"] for d in pairing.parameters["devices"]] == ["smartcard"]
+    assert [d["kind"] for d in pairing.parameters["devices"]] == ["smartcard", "stb"]
 
     # Pending requests count as sent: the next run (same day) plans nothing twice, renewals
     # included.
