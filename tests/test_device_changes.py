@@ -11,11 +11,15 @@ against the Conax WS SOAP simulator and against the Generic provider's reference
 
 import itertools
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from providers import delivery
+from providers import batch, delivery
 from providers.models import ProductCAId, ProvisioningRequest
+from runs import services as runs
+from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.models import InstalledItem
@@ -220,3 +224,44 @@ def test_a_swapped_in_card_is_paired_with_the_box_before_it_is_entitled(simulato
     assert target.paired_with(new.ca_id) == {new.ca_id, box.ca_id}
     assert target.entitled(new.ca_id) == {"GFA1", "EFA2"}
     assert target.entitled(card.ca_id) == set()
+
+
+@pytest.mark.parametrize("how", ["reset single subscription", "reset run"])
+def test_a_rejected_pairing_after_a_box_was_taken_away_is_paired_anew_by_a_reset(
+    target, account, how
+):
+    """The box taken away: the card is paired anew without it. The platform refuses that
+    pairing, and keeps the box paired with the card; once it accepts again, a reset (single,
+    or a run) pairs the card anew, and the box is out of its pairing."""
+    sub = start(target, account, "card+box", ("AGRICULTURE",))
+    card, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
+    target.reject(card.ca_id)
+
+    remove_box(sub)
+    target.deliver()
+
+    (refused,) = ProvisioningRequest.objects.filter(subscription=sub, state="rejected")
+    assert refused.command in ("CREATE_PAIRING", "CreatePairing")
+    assert target.paired_with(card.ca_id) == {card.ca_id, box.ca_id}
+    target.reject()
+
+    if how == "reset run":
+        definition = RunDefinition.objects.create(
+            name="Reset",
+            run_type="reset_subscriptions",
+            provider=target.catalog.provider,
+            run_at=timezone.now() + timedelta(hours=1),
+        )
+        run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+        assert (run.status, run.created) == ("completed", 1)
+    else:
+        outcome = batch.reset(sub, provider=target.catalog.provider)
+        assert [r.operation for r in outcome.requests] == ["create_pairing"]
+    target.deliver()
+
+    assert target.paired_with(card.ca_id) == {card.ca_id}
+    assert card.ca_id not in target.paired_with(box.ca_id)
+    assert_in_step(target, sub)
+    box.refresh_from_db()
+    assert not box.initialized
+    assert list(batch.reset(sub, provider=target.catalog.provider).requests) == []
