@@ -382,44 +382,44 @@ def _roll_back(request: ProvisioningRequest) -> None:
 
 
 def _give_back_cancelled_components(request: ProvisioningRequest, service) -> None:
-    """A bundle's cancellation rejected for one component of a service that stays off: the
-    platform still holds that one, and ``authorized`` says it holds the service. The
-    components whose cancellation it accepted (or is about to receive) are activated again on
-    that card, so that it holds the whole service as before the change, as the flag says: a
-    reset then cancels it whole, and the service switched on again needs nothing more. (A
-    service back on is re-activated by the reconciler itself.)"""
+    """A cancellation rejected for one component of a service that stays off: the platform
+    still holds that, and ``authorized`` says it holds the service. The components whose
+    cancellation it accepted (or is about to receive) are activated again, on every card in
+    use, so that it holds the whole service as before the change, as the flag says: a reset
+    then cancels it whole, and the service switched on again needs nothing more. (A service
+    back on is re-activated by the reconciler itself.)"""
     service.refresh_from_db(fields=["state"])
     item = request.installed_item
     if service.is_on or item is None or not item.in_use or not item.initialized:
         return
-    last: dict[str, str] = {}
-    for ca_id, operation in (
+    last: dict[tuple[int, str], str] = {}
+    for item_id, ca_id, operation in (
         ProvisioningRequest.objects.filter(
             service=service,
-            installed_item=item,
             provider_id=request.provider_id,
+            installed_item__removed_at__isnull=True,
+            installed_item__initialized=True,
             operation__in=(Op.ACTIVATE, Op.DEACTIVATE),
-            state__in=(State.PENDING, State.COMPLETED),
+            state__in=(State.PENDING, State.COMPLETED),  # a rejected one changed nothing
         )
-        .exclude(ca_id=request.ca_id)
         .order_by("pk")
-        .values_list("ca_id", "operation")
+        .values_list("installed_item_id", "ca_id", "operation")
     ):
-        last[ca_id] = operation
-    cancelled = [ca_id for ca_id, operation in last.items() if operation == Op.DEACTIVATE]
-    if not cancelled:
-        return
+        last[(item_id, ca_id)] = operation
     commands = [
         reconciler.Command(
             Op.ACTIVATE,
             service.subscription_id,
             service.distributor_id,
-            item.pk,
+            item_id,
             service_id=service.pk,
             ca_id=ca_id,
         )
-        for ca_id in cancelled
+        for (item_id, ca_id), operation in last.items()
+        if operation == Op.DEACTIVATE
     ]
+    if not commands:
+        return
     provider = request.provider
     engine.create_requests(
         provider, commands, trigger=ProvisioningRequest.Trigger.ACTION, trigger_name=ROLLBACK

@@ -169,15 +169,17 @@ def test_a_bundle_whose_cancellation_is_partly_rejected_ends_with_every_componen
     assert list(reconciler.plan(target.catalog.provider, [sub.pk])) == []
 
 
+@pytest.mark.parametrize("devices", ["card+box", "2 cards"])
 @pytest.mark.parametrize("refused", ["GFA1", "EFA2"])
 def test_a_bundle_partly_cancelled_while_its_subscription_is_off_is_held_whole_again(
-    target, account, refused
+    target, account, refused, devices
 ):
     """Deactivating the subscription: one component's cancellation accepted, the other's
-    rejected. The service cannot come back on, so the rollback gives the platform back the
-    component it did cancel: it holds the whole service as before, ``authorized`` says so,
-    a reset cancels it whole, and activating the subscription again needs nothing more."""
-    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    rejected (on the first card; a second card's are all accepted). The service cannot come
+    back on, so the rollback gives the platform back what it did cancel: it holds the whole
+    service as before on every card, ``authorized`` says so, a reset cancels it whole, and
+    activating the subscription again needs nothing more."""
+    sub = start(target, account, devices, ("BUNDLE_A",))
     card = in_use(sub, "smartcard")[0]
     service = sub.services.get()
 
@@ -185,20 +187,24 @@ def test_a_bundle_partly_cancelled_while_its_subscription_is_off_is_held_whole_a
     cancels = list(
         ProvisioningRequest.objects.filter(subscription=sub, state="pending").order_by("pk")
     )
+    assert len(cancels) == 2 * len(in_use(sub, "smartcard"))
     for request in cancels:
-        target.reject(card.ca_id) if request.ca_id == refused else target.reject()
+        refuse = request.ca_id == refused and request.installed_item_id == card.pk
+        target.reject(card.ca_id) if refuse else target.reject()
         target.catalog.provider.refresh_from_db()
         assert delivery.deliver_due(target.catalog.provider, batch=1, max_batches=1) == 1
     target.reject()
     target.deliver()
 
+    assert [(r.ca_id, r.installed_item_id) for r in rejected(sub)] == [(refused, card.pk)]
     service.refresh_from_db()
     assert (service.state, service.authorized) == (Svc.NOT_EFFECTIVE, True)
-    assert target.entitled(card.ca_id) == {"GFA1", "EFA2"}
+    cards = in_use(sub, "smartcard")
+    assert [target.entitled(c.ca_id) for c in cards] == [{"GFA1", "EFA2"}] * len(cards)
 
     actions.activate(sub)
     target.deliver()
     service.refresh_from_db()
     assert (service.is_on, service.authorized) == (True, True)
-    assert target.entitled(card.ca_id) == {"GFA1", "EFA2"}
+    assert [target.entitled(c.ca_id) for c in cards] == [{"GFA1", "EFA2"}] * len(cards)
     assert list(reconciler.plan(target.catalog.provider, [sub.pk])) == []
