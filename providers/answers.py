@@ -327,10 +327,12 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
     # statement that finds nothing to update is a round trip for nothing.
     removed = {row.installed_item_id for row in deactivated if row.item_removed}
     if removed:
-        # A device taken away: once its services are cancelled the provider may forget it.
+        # A device taken away: once its services are cancelled the provider may forget it,
+        # unless a cancellation of it was refused (it still holds that).
         _execute(
-            f"UPDATE {items} SET initialized = %s "  # noqa: S608 (names from the models)
-            f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL",
+            f"UPDATE {items} AS i SET initialized = %s "  # noqa: S608 (names from the models)
+            f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL "
+            f"AND NOT {accept_sql.still_holding('i')}",
             [False, *removed],
         )
     cancelled = {row.service_id for row in deactivated if row.service_id}
@@ -372,7 +374,11 @@ def _roll_back(request: ProvisioningRequest) -> None:
     elif request.operation == Op.DEACTIVATE and service is not None:
         by_rollback = request.trigger_name == ROLLBACK
         actions.restore_rejected_deactivation(
-            service, request.installed_item, reason=reason, by_rollback=by_rollback
+            service,
+            request.installed_item,
+            reason=reason,
+            by_rollback=by_rollback,
+            ca_id=request.ca_id,
         )
         if not by_rollback:
             _give_back_cancelled_components(request, service)
