@@ -43,6 +43,22 @@ def _literals(values) -> str:
     return ", ".join(f"'{value}'" for value in sorted(values))
 
 
+def still_holding(item: str, accepted_now: str = "") -> str:
+    """SQL: the card ``item`` (a table alias) had a cancellation rejected that no accepted
+    one of the same CA ID made good since: the platform still holds that CA ID there, so a
+    card taken away stays registered (a reset cancels it again). ``accepted_now``: a
+    subquery of ids being accepted by the same statement (which sees their old state)."""
+    requests = rawsql.table(Req)
+    now = f" OR y.id IN ({accepted_now})" if accepted_now else ""
+    return (
+        f"EXISTS (SELECT 1 FROM {requests} x WHERE x.installed_item_id = {item}.id "  # noqa: S608 (names, constants)
+        f"AND x.operation = '{Op.DEACTIVATE}' AND x.state = '{State.REJECTED}' "
+        f"AND NOT EXISTS (SELECT 1 FROM {requests} y WHERE y.installed_item_id = {item}.id "
+        f"AND y.ca_id = x.ca_id AND y.operation = '{Op.DEACTIVATE}' AND y.id > x.id "
+        f"AND (y.state = '{State.COMPLETED}'{now})))"
+    )
+
+
 @cache
 def statement(count: int) -> str:
     """For ``count`` answers; parameters: ``params(...)``. Each row it returns is a locked
@@ -81,7 +97,7 @@ def statement(count: int) -> str:
         f"forgotten AS (UPDATE {items} i SET initialized = false WHERE i.id IN "
         f"(SELECT installed_item_id FROM done WHERE operation = '{Op.DEACTIVATE}' "
         "AND installed_item_id IS NOT NULL) AND i.removed_at IS NOT NULL "
-        f"AND i.id NOT IN ({paired})), "
+        f"AND i.id NOT IN ({paired}) AND NOT {still_holding('i', 'SELECT id FROM done')}), "
         f"initialized AS (UPDATE {items} i SET initialized = i.removed_at IS NULL "
         f"WHERE i.id IN ({paired})) "
         "SELECT l.id, l.uid, l.state FROM locked l ORDER BY l.id"

@@ -21,7 +21,7 @@ from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import accept_sql, bulk
+from . import accept_sql, bulk, engine, reconciler, registry
 from .models import Provider, ProvisioningRequest
 
 State = ProvisioningRequest.State
@@ -327,10 +327,12 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
     # statement that finds nothing to update is a round trip for nothing.
     removed = {row.installed_item_id for row in deactivated if row.item_removed}
     if removed:
-        # A device taken away: once its services are cancelled the provider may forget it.
+        # A device taken away: once its services are cancelled the provider may forget it,
+        # unless a cancellation of it was refused (it still holds that).
         _execute(
-            f"UPDATE {items} SET initialized = %s "  # noqa: S608 (names from the models)
-            f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL",
+            f"UPDATE {items} AS i SET initialized = %s "  # noqa: S608 (names from the models)
+            f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL "
+            f"AND NOT {accept_sql.still_holding('i')}",
             [False, *removed],
         )
     cancelled = {row.service_id for row in deactivated if row.service_id}
@@ -354,6 +356,9 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         )
 
 
+ROLLBACK = "provisioning_rollback"  # the action name of a rollback, and its requests' trigger
+
+
 def _roll_back(request: ProvisioningRequest) -> None:
     """Undo what the rejected request carried, through the actions (README: Answers)."""
     reason = f"Request {request.uid} ({request.command}) rejected"
@@ -367,15 +372,63 @@ def _roll_back(request: ProvisioningRequest) -> None:
     if request.operation == Op.ACTIVATE and service is not None:
         actions.switch_off_rejected_service(service, reason=reason)
     elif request.operation == Op.DEACTIVATE and service is not None:
+        by_rollback = request.trigger_name == ROLLBACK
         actions.restore_rejected_deactivation(
             service,
             request.installed_item,
             reason=reason,
-            by_rollback=request.trigger_name == ROLLBACK,
+            by_rollback=by_rollback,
+            ca_id=request.ca_id,
         )
+        if not by_rollback:
+            _give_back_cancelled_components(request, service)
     elif request.operation in (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING) and request.subscription_id:
         # Its devices stay not initialized: the acceptance that would register them never came.
         actions.record_rejected_pairing(request.subscription, reason=reason)
 
 
-ROLLBACK = "provisioning_rollback"  # the action name of a rollback, and its requests' trigger
+def _give_back_cancelled_components(request: ProvisioningRequest, service) -> None:
+    """A cancellation rejected for one component of a service that stays off: the platform
+    still holds that, and ``authorized`` says it holds the service. The components whose
+    cancellation it accepted (or is about to receive) are activated again, on every card in
+    use, so that it holds the whole service as before the change, as the flag says: a reset
+    then cancels it whole, and the service switched on again needs nothing more. (A service
+    back on is re-activated by the reconciler itself.)"""
+    service.refresh_from_db(fields=["state"])
+    item = request.installed_item
+    if service.is_on or item is None or not item.in_use or not item.initialized:
+        return
+    last: dict[tuple[int, str], str] = {}
+    for item_id, ca_id, operation in (
+        ProvisioningRequest.objects.filter(
+            service=service,
+            provider_id=request.provider_id,
+            installed_item__removed_at__isnull=True,
+            installed_item__initialized=True,
+            operation__in=(Op.ACTIVATE, Op.DEACTIVATE),
+            state__in=(State.PENDING, State.COMPLETED),  # a rejected one changed nothing
+        )
+        .order_by("pk")
+        .values_list("installed_item_id", "ca_id", "operation")
+    ):
+        last[(item_id, ca_id)] = operation
+    commands = [
+        reconciler.Command(
+            Op.ACTIVATE,
+            service.subscription_id,
+            service.distributor_id,
+            item_id,
+            service_id=service.pk,
+            ca_id=ca_id,
+        )
+        for (item_id, ca_id), operation in last.items()
+        if operation == Op.DEACTIVATE
+    ]
+    if not commands:
+        return
+    provider = request.provider
+    engine.create_requests(
+        provider, commands, trigger=ProvisioningRequest.Trigger.ACTION, trigger_name=ROLLBACK
+    )
+    if registry.adapter_for(provider).delivery == registry.PUSH:
+        engine._wake_after_commit(provider.pk, realtime=True)

@@ -174,21 +174,35 @@ def _pending(scope: Scope | None) -> str:
 # has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card); ``chosen``
 # narrows the Pending pairings to the chunk's subscriptions (a batch chunk: without it, a hash
 # of every Pending pairing in the table may be the plan).
-_INITIALIZED = """(
-    it.initialized OR EXISTS (
+_PAIRING_PENDING = """EXISTS (
         SELECT 1 FROM {request} pr JOIN {request_items} ri ON ri.{ri_request} = pr.id
         WHERE ri.{ri_item} = it.id AND {pending}{chosen}
-          AND pr.operation IN ('create_pairing', 'add_to_pairing')))"""
+          AND pr.operation IN ('create_pairing', 'add_to_pairing'))"""
 
 
-def _initialized(t: dict, subscriptions: Subscriptions, scope: Scope | None, params: list) -> str:
+def _pairing_pending(
+    t: dict, subscriptions: Subscriptions, scope: Scope | None, params: list
+) -> str:
+    """A Pending pairing names the device ``it`` (a member, or a removed box it forgets)."""
     # A real-time action's card is looked up by its id alone.
     chosen = (
         ""
         if scope is not None
         else " AND " + _subscriptions_sql(subscriptions, "pr.subscription_id", params, joined=True)
     )
-    return _INITIALIZED.format(**t, pending=_pending(scope), chosen=chosen)
+    return _PAIRING_PENDING.format(**t, pending=_pending(scope), chosen=chosen)
+
+
+def _initialized(t: dict, subscriptions: Subscriptions, scope: Scope | None, params: list) -> str:
+    return f"(it.initialized OR {_pairing_pending(t, subscriptions, scope, params)})"
+
+
+def _forgotten_box(t: dict, subscriptions: Subscriptions, params: list) -> str:
+    """``it`` is a set-top box taken away that its platform still pairs (the pairing that
+    leaves it out, accepted, would have forgotten it) and that no Pending pairing forgets yet:
+    a rejected re-pairing after a removal, which a reset pairs anew."""
+    pending = _pairing_pending(t, subscriptions, None, params)
+    return f"(it.kind = 'stb' AND it.removed_at IS NOT NULL AND it.initialized AND NOT {pending})"
 
 
 # The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
@@ -292,7 +306,9 @@ def _pairing_sql(
     Found from the unregistered devices (a partial index holds exactly those), so a chunk in
     which every device is registered costs next to nothing. A real-time action also finds the
     points of the devices it took away while still registered (state 2): the devices left
-    there are paired anew, without them."""
+    there are paired anew, without them. Whole subscriptions find the points of a box taken
+    away that the platform still pairs (``_forgotten_box``, a partial index of its own: the
+    re-pairing of a removal rejected), paired anew the same way."""
     t = _tables()
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
@@ -302,6 +318,7 @@ def _pairing_sql(
     unregistered = "n.removed_at IS NULL AND NOT n.initialized"
     in_use, state = "it.removed_at IS NULL", "CASE WHEN {initialized} THEN 1 ELSE 0 END"
     taken_params: list = []
+    forgotten, forgotten_params = "", []
     if scope is not None and scope.item_ids:
         taken = f"it.initialized AND it.id IN ({_in(scope.item_ids, taken_params)})"
         unregistered = (
@@ -309,6 +326,20 @@ def _pairing_sql(
             f"AND n.id IN ({_in(scope.item_ids, params)})))"
         )
         in_use = f"({in_use} OR ({taken}))"
+        state = "CASE WHEN it.removed_at IS NOT NULL THEN 2 WHEN {initialized} THEN 1 ELSE 0 END"
+    elif scope is None:
+        # Whole subscriptions: also the points of a box taken away that is still paired, by
+        # a second arm (its own partial index); a Pending pairing that forgets it leaves it out.
+        forgotten = f"""
+              UNION
+              SELECT n.subscription_id, n.distributor_id
+              FROM {t["item"]} n
+              JOIN {t["distributor"]} d ON d.id = n.distributor_id
+              WHERE d.provider_id = %s
+                AND {_subscriptions_sql(subscriptions, "n.subscription_id", forgotten_params)}
+                AND n.kind = 'stb' AND n.removed_at IS NOT NULL AND n.initialized"""
+        forgotten_params.insert(0, provider_id)
+        in_use = f"({in_use} OR {_forgotten_box(t, subscriptions, taken_params)})"
         state = "CASE WHEN it.removed_at IS NOT NULL THEN 2 WHEN {initialized} THEN 1 ELSE 0 END"
     if scope is not None:
         touched = []
@@ -334,7 +365,7 @@ def _pairing_sql(
               WHERE d.provider_id = %s
                 AND {chosen}
                 AND {unregistered}
-                {scope_sql}) points
+                {scope_sql}{forgotten}) points
         JOIN {t["item"]} it
           ON it.subscription_id = points.subscription_id
          AND it.distributor_id = points.distributor_id
@@ -345,7 +376,7 @@ def _pairing_sql(
                         AND ss.state IN ({on_in}))
         {_ordered(scope, "it.subscription_id, it.distributor_id, it.id")}
     """
-    return sql, initialized_params + params + taken_params + on_params
+    return sql, initialized_params + params + forgotten_params + taken_params + on_params
 
 
 def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, list]:

@@ -834,7 +834,12 @@ def switch_off_rejected_service(service, *, reason: str) -> ActionChange:
 
 
 def restore_rejected_deactivation(
-    service, item: InstalledItem | None, *, reason: str, by_rollback: bool = False
+    service,
+    item: InstalledItem | None,
+    *,
+    reason: str,
+    by_rollback: bool = False,
+    ca_id: str = "",
 ) -> ActionChange:
     """Roll back a deactivation the provider rejected: it still holds the service on that
     card. A service switched off (not ended: swapped, removed or cancelled rows are history)
@@ -845,6 +850,8 @@ def restore_rejected_deactivation(
     with transaction.atomic():
         sub, service = _lock_service(service)
         change = ActionChange("provisioning_rollback", sub, reason=reason)
+        if item is not None and not item.in_use and ca_id:
+            _keep_registered(item, service, ca_id)
         held = item is None or InstalledItem.objects.filter(pk=item.pk, initialized=True).exists()
         target = SERVICE_STATE_FOR.get(sub.state)
         if held and not by_rollback and not service.is_on:
@@ -859,6 +866,28 @@ def restore_rejected_deactivation(
         if by_rollback or not held:
             _settle_authorized(service)
         return change
+
+
+def _keep_registered(item: InstalledItem, service: SubscriptionService, ca_id: str) -> None:
+    """A card taken away whose cancellation of ``ca_id`` was refused still holds it: it stays
+    registered (its other cancellations' acceptance forgets it only once none was refused),
+    so that a reset cancels it again."""
+    Req = ProvisioningRequest
+    last = (
+        Req.objects.filter(
+            installed_item=item,
+            service=service,
+            ca_id=ca_id,
+            state=Req.State.COMPLETED,
+            operation__in=(Req.Operation.ACTIVATE, Req.Operation.DEACTIVATE),
+        )
+        .order_by("-pk")
+        .values_list("operation", flat=True)
+        .first()
+    )
+    if last == Req.Operation.ACTIVATE and not item.initialized:
+        InstalledItem.objects.filter(pk=item.pk).update(initialized=True)
+        item.initialized = True
 
 
 def record_rejected_pairing(subscription, *, reason: str) -> ActionChange:

@@ -242,6 +242,12 @@ class InstalledItem(models.Model):
                 condition=Q(initialized=False, removed_at__isnull=True),
                 name="item_not_registered",
             ),
+            # Boxes taken away that their provider still pairs (a rejected re-pairing): fewer.
+            models.Index(
+                fields=["subscription", "distributor"],
+                condition=Q(kind="stb", initialized=True, removed_at__isnull=False),
+                name="item_removed_still_paired",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -5,21 +5,30 @@ changes its devices through the actions, delivers what that made, and compares w
 platform then holds with what the subscription wants: every card in use entitled to exactly
 the CA IDs of its viewing point's effective services, every removed card to none, the devices
 in use paired together and with nothing else, and the provider flags saying so. Rows run
-against the Conax WS SOAP simulator and against the Generic provider's reference platform
-(push mode), each a real server.
+against the Conax WS SOAP simulator, the Generic provider's reference platform (push mode) and
+the Conax SMS simulator (SFTP, a CAS answering files: processing run, export, answers read),
+each a real server.
 """
 
 import itertools
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from providers import delivery
+from providers import batch, delivery
+from providers.conax_sms import export, responses
+from providers.conax_sms.simulator import Simulator as SmsSimulator
 from providers.models import ProductCAId, ProvisioningRequest
+from runs import services as runs
+from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
+from subscriptions.demo import ensure_catalog
 from subscriptions.models import InstalledItem
 
+from . import conax_sms_fixtures as cs
 from . import conax_ws_fixtures
 
 conax = conax_ws_fixtures.conax
@@ -40,16 +49,32 @@ class Platform:
     catalog: object
     simulator: object = None  # Conax WS
     reference: object = None  # the Generic reference platform
+    sms: object = None  # the Conax SMS simulator (SFTP server and a CAS answering files)
 
     def deliver(self) -> None:
         """Everything due, and what its answers made (a rollback's own requests), delivered."""
         self.catalog.provider.refresh_from_db()
         for _ in range(5):
-            if not delivery.deliver_due(self.catalog.provider):
+            if self.sms is not None:
+                if not self._file_cycle():
+                    break
+            elif not delivery.deliver_due(self.catalog.provider):
                 break
         assert not ProvisioningRequest.objects.filter(state="pending").exists()
 
+    def _file_cycle(self) -> int:
+        """A batch provider's day: the processing run, the export of its requests to the CAS,
+        the CAS answering the file, the run that reads the answers. How many were answered."""
+        provider = self.catalog.provider
+        batch.reconcile(batch.Selection(provider), trigger_name="process_provisioning_requests")
+        export.export(provider)
+        self.sms.cas.run_once()
+        result = responses.process_responses(provider)
+        return result.completed + result.rejected
+
     def entitled(self, card: str) -> set[str]:
+        if self.sms is not None:
+            return set(self.sms.cas.entitlements.get(card, {}))
         if self.simulator is not None:
             with self.simulator.state.lock:
                 if card not in self.simulator.state.cards:
@@ -59,6 +84,14 @@ class Platform:
 
     def paired_with(self, device: str) -> set[str]:
         """The devices of the pairing that holds ``device`` (itself included), or none."""
+        if self.sms is not None:
+            # This CAS keeps pairings by their first card and only ever adds to them.
+            found = set()
+            for anchor, pairing in self.sms.cas.pairings.items():
+                members = {anchor, *pairing["stbs"], *pairing["cards"]}
+                if device in members:
+                    found |= members
+            return found
         if self.simulator is not None:
             with self.simulator.state.lock:
                 for pairing in self.simulator.state.pairings.values():
@@ -72,21 +105,57 @@ class Platform:
         return set()
 
     def reject(self, *cards: str) -> None:
-        if self.simulator is not None:
+        if self.sms is not None:
+            self.sms.cas.reject_cards = set(cards)
+        elif self.simulator is not None:
             self.simulator.state.controls.reject_cards = frozenset(cards)
         else:
             self.reference.reject_cards = set(cards)
 
 
-@pytest.fixture(params=["conax_ws", "generic"])
-def target(request, settings):
-    settings.PROVISIONING_RETRY_SECONDS = 0
-    if request.param == "conax_ws":
+@pytest.fixture
+def sms_simulator(tmp_path):
+    """Conax SMS's servers and CAS (``conax_sms_fixtures``' own, under a name of its own: the
+    Conax WS simulator is ``simulator`` here). The CAS answers when ``deliver`` says."""
+    sim = SmsSimulator(tmp_path / "cas", password=cs.PASSWORD, poll_interval=None)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sms_catalog(db, sms_simulator, monkeypatch):
+    monkeypatch.setenv(cs.PASSWORD_ENV, cs.PASSWORD)
+    catalog = ensure_catalog("Conax SMS", "conax_sms")
+    catalog.provider.connection = cs.connection(sms_simulator)
+    catalog.provider.full_clean()
+    catalog.provider.save()
+    return catalog
+
+
+def _platform(request, name: str) -> Platform:
+    request.getfixturevalue("settings").PROVISIONING_RETRY_SECONDS = 0
+    if name == "conax_ws":
         catalog = request.getfixturevalue("conax")
         return Platform(catalog, simulator=request.getfixturevalue("simulator"))
+    if name == "conax_sms":
+        catalog = request.getfixturevalue("sms_catalog")
+        return Platform(catalog, sms=request.getfixturevalue("sms_simulator"))
     catalog = request.getfixturevalue("catalog")
     request.getfixturevalue("push_provider")
     return Platform(catalog, reference=request.getfixturevalue("platform"))
+
+
+@pytest.fixture(params=["conax_ws", "generic"])
+def target(request):
+    """A real-time provider's platform: Conax WS or Generic (push)."""
+    return _platform(request, request.param)
+
+
+@pytest.fixture(params=["conax_ws", "generic", "conax_sms"])
+def any_target(request):
+    """Also a file provider's: Conax SMS, whose requests go in files over SFTP."""
+    return _platform(request, request.param)
 
 
 def start(target: Platform, account, devices: str, products: tuple[str, ...]):
@@ -172,17 +241,23 @@ def wanted_ca_ids(sub) -> set[str]:
 
 
 def assert_in_step(target: Platform, sub) -> None:
+    """Every card entitled to what the subscription wants there (a removed one to nothing),
+    the devices in use paired together and with nothing else, the flags saying so. The Conax
+    SMS CAS only ever adds to a pairing (its file format has no way to take a device out), so
+    there the devices in use are paired together, and what was taken away is not checked."""
     wanted = wanted_ca_ids(sub)
     items = list(sub.installed_items.all())
     devices = {i.ca_id for i in items if i.in_use}
+    exact = target.sms is None
     for item in items:
         if item.kind == "smartcard":
             held = target.entitled(item.ca_id)
             assert held == (wanted if item.in_use else set()), item
         if item.in_use:
-            assert target.paired_with(item.ca_id) == devices, item
+            paired = target.paired_with(item.ca_id)
+            assert paired == devices if exact else devices <= paired, item
             assert item.initialized, item
-        else:
+        elif exact:
             assert item.ca_id not in target.paired_with(next(iter(devices))), item
     assert all(s.authorized == s.is_on for s in sub.services.all())
 
@@ -192,8 +267,9 @@ def assert_in_step(target: Platform, sub) -> None:
     "change, devices", CHANGES, ids=[f"{c.__name__}-{d.replace(' ', '')}" for c, d in CHANGES]
 )
 def test_a_device_change_leaves_the_platform_holding_what_the_subscription_wants(
-    target, account, change, devices, services
+    any_target, account, change, devices, services
 ):
+    target = any_target
     sub = start(target, account, devices, services)
     assert_in_step(target, sub)
 
@@ -220,3 +296,44 @@ def test_a_swapped_in_card_is_paired_with_the_box_before_it_is_entitled(simulato
     assert target.paired_with(new.ca_id) == {new.ca_id, box.ca_id}
     assert target.entitled(new.ca_id) == {"GFA1", "EFA2"}
     assert target.entitled(card.ca_id) == set()
+
+
+@pytest.mark.parametrize("how", ["reset single subscription", "reset run"])
+def test_a_rejected_pairing_after_a_box_was_taken_away_is_paired_anew_by_a_reset(
+    target, account, how
+):
+    """The box taken away: the card is paired anew without it. The platform refuses that
+    pairing, and keeps the box paired with the card; once it accepts again, a reset (single,
+    or a run) pairs the card anew, and the box is out of its pairing."""
+    sub = start(target, account, "card+box", ("AGRICULTURE",))
+    card, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
+    target.reject(card.ca_id)
+
+    remove_box(sub)
+    target.deliver()
+
+    (refused,) = ProvisioningRequest.objects.filter(subscription=sub, state="rejected")
+    assert refused.command in ("CREATE_PAIRING", "CreatePairing")
+    assert target.paired_with(card.ca_id) == {card.ca_id, box.ca_id}
+    target.reject()
+
+    if how == "reset run":
+        definition = RunDefinition.objects.create(
+            name="Reset",
+            run_type="reset_subscriptions",
+            provider=target.catalog.provider,
+            run_at=timezone.now() + timedelta(hours=1),
+        )
+        run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+        assert (run.status, run.created) == ("completed", 1)
+    else:
+        outcome = batch.reset(sub, provider=target.catalog.provider)
+        assert [r.operation for r in outcome.requests] == ["create_pairing"]
+    target.deliver()
+
+    assert target.paired_with(card.ca_id) == {card.ca_id}
+    assert card.ca_id not in target.paired_with(box.ca_id)
+    assert_in_step(target, sub)
+    box.refresh_from_db()
+    assert not box.initialized
+    assert list(batch.reset(sub, provider=target.catalog.provider).requests) == []

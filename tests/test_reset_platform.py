@@ -3,6 +3,8 @@
 for each device, correct our flags to its answers and repair every difference both ways.
 Providers that cannot be asked (Generic) keep judging by our flags."""
 
+import urllib.parse
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -23,6 +25,7 @@ from utilities.services import UtilityError
 from . import conax_ws_fixtures as cws
 from . import workers
 from .conax_ws_fixtures import card_of, deliver
+from .test_device_changes import Platform, _spec, assert_in_step, in_use, start
 
 pytestmark = pytest.mark.django_db
 simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
@@ -426,3 +429,95 @@ def test_a_worker_runs_the_comparison_and_the_cas_holds_what_it_lost(
         ["AF1"],
         ["BFB2", "RFB1"],
     ]
+
+
+# --- Finding 1, end to end ----------------------------------------------------------------------
+
+
+def control(simulator, what: str, **query) -> None:
+    """The simulator's own control endpoint, as an operator drives it."""
+    url = f"{simulator.url}/control/{what}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5):  # noqa: S310 (the test's own server)
+        pass
+
+
+def test_a_refused_swap_is_rolled_back_and_a_reset_then_brings_the_cas_in_step(
+    conax, simulator, account
+):
+    """A card and a box paired, two services; the new card of a swap refused by the CAS. The
+    rollback leaves flags that say what the CAS holds; once the CAS accepts again, a reset
+    judged against it sends what is wanted, and the services started again end on the new
+    card, paired with the box."""
+    target = Platform(conax, simulator=simulator)
+    sub = start(target, account, "card+box", ("BUNDLE_A", "AGRICULTURE"))
+    old, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
+    spec = _spec("smartcard", old.distributor)
+    control(simulator, "reject", cards=spec.ca_id)
+
+    actions.swap_installed_item(old, spec.serial_number, spec.ca_id)
+    target.deliver()
+
+    new = in_use(sub, "smartcard")[0]
+    assert new.ca_id == spec.ca_id
+    assert target.entitled(old.ca_id) == set() and target.entitled(new.ca_id) == set()
+    # Flags say what the CAS holds: nothing on either card, the new card not registered.
+    assert [(s.is_on, s.authorized) for s in sub.services.order_by("pk")] == [(False, False)] * 2
+    assert not new.initialized
+    assert sub.events.filter(action="provisioning_rollback").exists()
+
+    control(simulator, "reject", cards="")
+    outcome = reset(conax, sub)
+    # Nothing is wanted any more (the rollback switched the services off), and the CAS holds
+    # nothing on the cards in use: that is in step, and the CAS itself says so.
+    assert outcome.message.startswith(
+        f"{sub.number} is in step with Conax WS (as Conax WS itself says): nothing to send."
+    )
+    assert target.entitled(new.ca_id) == set()
+
+    for service in sub.services.order_by("pk"):
+        actions.start_service(service)
+    target.deliver()
+
+    assert target.paired_with(new.ca_id) == {new.ca_id, box.ca_id}
+    assert target.entitled(new.ca_id) == {"GFA1", "EFA2", "AF1"}
+    assert target.entitled(old.ca_id) == set()
+    assert_in_step(target, sub)
+    again = reset(conax, sub)
+    assert (again.requests, again.message) == (
+        [],
+        f"{sub.number} is in step with Conax WS (as Conax WS itself says): nothing to send.",
+    )
+
+
+def test_a_reset_sends_what_a_service_still_wants_after_a_refused_swap(conax, simulator, account):
+    """The swap refused; the service started again while the CAS is down (its requests end
+    Failed); then the CAS is back and accepts the card: a reset judged against the CAS pairs
+    the new card and entitles it, and never says "in step" while the CAS holds nothing for a
+    service on."""
+    target = Platform(conax, simulator=simulator)
+    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    old, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
+    spec = _spec("smartcard", old.distributor)
+    control(simulator, "reject", cards=spec.ca_id)
+    actions.swap_installed_item(old, spec.serial_number, spec.ca_id)
+    target.deliver()
+    new = in_use(sub, "smartcard")[0]
+    control(simulator, "down")
+    actions.start_service(sub.services.get())
+    for _ in range(10):
+        deliver(conax)
+    assert ProvisioningRequest.objects.filter(subscription=sub, state="failed").count() == 3
+    control(simulator, "up")
+    control(simulator, "reject", cards="")
+
+    outcome = reset(conax, sub)
+
+    assert sent(outcome)[0] == ("CREATE_PAIRING", "")
+    assert sorted(sent(outcome)[1:]) == [
+        ("ADD_SUBSCRIPTIONS", "EFA2"),
+        ("ADD_SUBSCRIPTIONS", "GFA1"),
+    ]
+    target.deliver()
+    assert target.paired_with(new.ca_id) == {new.ca_id, box.ca_id}
+    assert target.entitled(new.ca_id) == {"GFA1", "EFA2"}
+    assert_in_step(target, sub)
