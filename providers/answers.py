@@ -21,7 +21,7 @@ from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import accept_sql, bulk, engine, reconciler, registry
+from . import accept_sql, bulk, engine, reconciler, registry, wakeups
 from .models import Provider, ProvisioningRequest
 
 State = ProvisioningRequest.State
@@ -431,4 +431,4 @@ def _give_back_cancelled_components(request: ProvisioningRequest, service) -> No
         provider, commands, trigger=ProvisioningRequest.Trigger.ACTION, trigger_name=ROLLBACK
     )
     if registry.adapter_for(provider).delivery == registry.PUSH:
-        engine._wake_after_commit(provider.pk, realtime=True)
+        wakeups.wake_after_commit(provider.pk, realtime=True)

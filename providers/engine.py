@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from django.db import connection, transaction
+from django.db import connection
 from django.dispatch import receiver
 
 from crm_provisioning import rawsql
@@ -146,7 +146,7 @@ def create_request(
         request.items.set(items)
     if deliver_now and registry.adapter_for(provider).delivery == registry.PUSH:
         # A run's own requests are batch work: they do not make other runs give way.
-        _wake_after_commit(provider.pk, realtime=trigger != ProvisioningRequest.Trigger.RUN)
+        wakeups.wake_after_commit(provider.pk, realtime=trigger != ProvisioningRequest.Trigger.RUN)
     return request
 
 
@@ -211,12 +211,4 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
         )
         change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:
-            _wake_after_commit(provider.pk, realtime=True)
-
-
-def _wake_after_commit(provider_id: int, *, realtime: bool) -> None:
-    # Robust: the change has committed by then, and a wake-up that cannot be sent must not
-    # turn it into an error; the sweeper wakes delivery for what is due. A lambda, not a
-    # functools.partial: Django logs a failed robust hook by its __qualname__, which a
-    # partial lacks (the logging itself raised, and the action answered 500).
-    transaction.on_commit(lambda: wakeups.wake(provider_id, realtime=realtime), robust=True)
+            wakeups.wake_after_commit(provider.pk, realtime=True)

@@ -11,7 +11,7 @@ import os
 
 from django.conf import settings
 
-from .registry import TransportError
+from .errors import TransportError
 
 
 def refusal(name: str) -> str | None:

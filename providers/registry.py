@@ -39,6 +39,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from . import types
+from .errors import TransportError
 
 REAL_TIME = "real_time"
 BATCH = "batch"
@@ -47,15 +48,6 @@ HYBRID = "hybrid"
 PUSH = "push"
 FILE = "file"
 PULL = "pull"
-
-
-class TransportError(Exception):
-    """Delivery failed. The engine retries with backoff unless ``permanent`` (a request the
-    platform will never take as it is), which makes the request Failed at once."""
-
-    def __init__(self, message: str, *, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class PlatformQueryError(Exception):

@@ -12,6 +12,8 @@ import re
 from django import forms
 from django.conf import settings
 
+from . import env_secrets
+
 
 class NoSettings(forms.Form):
     pass
@@ -36,10 +38,7 @@ class SecretFromEnv(forms.CharField):
                 f"e.g. {settings.PROVIDER_SECRET_ENV_PREFIX}CONAX_PASSWORD), not the secret "
                 "itself."
             )
-        # Imported here: env_secrets needs the registry, which needs this module.
-        from .env_secrets import refusal
-
-        refused = refusal(value)
+        refused = env_secrets.refusal(value)
         if refused:
             raise forms.ValidationError(refused)
 

@@ -32,6 +32,7 @@ import logging
 from functools import cache
 
 from django.conf import settings
+from django.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,14 @@ def wake(provider_id: int, *, realtime: bool = False) -> None:
     except broker_errors() as error:
         log.warning("Could not send a delivery task (%s); the sweeper will wake it", error)
         release(provider_id, take_back=False)  # the flag would hold the next wake-ups back
+
+
+def wake_after_commit(provider_id: int, *, realtime: bool) -> None:
+    # Robust: the change has committed by then, and a wake-up that cannot be sent must not
+    # turn it into an error; the sweeper wakes delivery for what is due. A lambda, not a
+    # functools.partial: Django logs a failed robust hook by its __qualname__, which a
+    # partial lacks (the logging itself raised, and the action answered 500).
+    transaction.on_commit(lambda: wake(provider_id, realtime=realtime), robust=True)
 
 
 def draining(provider_id: int) -> None:

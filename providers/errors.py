@@ -1,0 +1,10 @@
+"""Errors of delivery, apart from the registry so that modules the registry needs can raise them."""
+
+
+class TransportError(Exception):
+    """Delivery failed. The engine retries with backoff unless ``permanent`` (a request the
+    platform will never take as it is), which makes the request Failed at once."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
