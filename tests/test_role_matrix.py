@@ -1,8 +1,9 @@
-"""Every endpoint and back-office page, called as every role, against the README's matrix.
+"""Every endpoint and back-office page, called as every role, against docs/roles.md's matrix.
 
-The endpoints come from the URL resolver, so a new endpoint or page without its row in the
-README (*Who may do what*) fails here, as does a row for something no longer there. Each row's
-calls run in one savepoint per role, rolled back after, so every role meets the same data.
+The endpoints come from the URL resolver, so a new endpoint or page without its row in
+docs/roles.md (*Who may do what*) fails here, as does a row for something no longer there.
+Each row's calls run in one savepoint per role, rolled back after, so every role meets the
+same data.
 """
 
 import re
@@ -20,7 +21,7 @@ from crm_provisioning import roles
 from providers.models import ConnectorToken, ProvisioningRequest
 from runs.models import ProcessRun, RunDefinition
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROLES_DOC = Path(__file__).resolve().parent.parent / "docs" / "roles.md"
 ROLES = ("anonymous", "agent", "operator", "administrator", "connector")
 ALLOWED, REFUSED = "✓", "✗"
 
@@ -114,12 +115,12 @@ def endpoints() -> tuple[dict[str, str], dict[str, str], list[str]]:
     return calls, models, unknown
 
 
-# --- The matrix, from the README -----------------------------------------------------------------
+# --- The matrix, from docs/roles.md --------------------------------------------------------------
 
 
-def readme_matrix() -> dict[str, dict[str, str]]:
+def documented_matrix() -> dict[str, dict[str, str]]:
     """``METHOD /path`` or a back-office model's path → role → cell."""
-    text = README.read_text()
+    text = ROLES_DOC.read_text()
     section = text[text.index("### Who may do what") :]
     section = section[: section.index("\n## ")]
     rows = {}
@@ -128,7 +129,7 @@ def readme_matrix() -> dict[str, dict[str, str]]:
         if len(cells) != len(ROLES) + 1 or not cells[0].startswith("`"):
             continue
         key = cells[0].strip("`")
-        assert key not in rows, f"{key} has two rows in the README"
+        assert key not in rows, f"{key} has two rows in docs/roles.md"
         rows[key] = dict(zip(ROLES, cells[1:], strict=True))
     return rows
 
@@ -136,11 +137,11 @@ def readme_matrix() -> dict[str, dict[str, str]]:
 def test_every_endpoint_and_page_has_its_row_and_every_row_an_endpoint(db):
     calls, models, unknown = endpoints()
     assert not unknown, f"admin views this test cannot call yet (CUSTOM_ADMIN_METHODS): {unknown}"
-    matrix = readme_matrix()
+    matrix = documented_matrix()
     missing = sorted((set(calls) | set(models)) - set(matrix))
-    assert not missing, f"endpoints without a row in the README's matrix: {missing}"
+    assert not missing, f"endpoints without a row in docs/roles.md's matrix: {missing}"
     stale = sorted(set(matrix) - set(calls) - set(models))
-    assert not stale, f"rows of the README's matrix for no endpoint: {stale}"
+    assert not stale, f"rows of docs/roles.md's matrix for no endpoint: {stale}"
     assert set(models) == {
         f"/admin/{m._meta.app_label}/{m._meta.model_name}/" for m in admin.site._registry
     }
@@ -260,12 +261,12 @@ def _expected_refusal(role: str, admin_page: bool) -> set[int]:
     return {401} if role == "anonymous" else {403}
 
 
-ROWS = sorted(readme_matrix())
+ROWS = sorted(documented_matrix())
 
 
 @pytest.mark.parametrize("key", ROWS)
-def test_each_role_meets_the_readme_matrix(world, key):
-    expected = readme_matrix()[key]
+def test_each_role_meets_the_documented_matrix(world, key):
+    expected = documented_matrix()[key]
     model_page = " " not in key
     admin_page = model_page or key.split(" ", 1)[1].startswith("/admin/")
     differences = []
@@ -281,5 +282,5 @@ def test_each_role_meets_the_readme_matrix(world, key):
             if seen == REFUSED and status not in _expected_refusal(role, admin_page):
                 seen = f"refused with {status}"
         if seen != expected[role]:
-            differences.append(f"{role}: README says {expected[role]!r}, saw {seen!r} ({status})")
+            differences.append(f"{role}: docs say {expected[role]!r}, saw {seen!r} ({status})")
     assert not differences, f"{key}: " + "; ".join(differences)
