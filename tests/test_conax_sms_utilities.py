@@ -4,7 +4,8 @@ Messages run, through to the CAS simulator and back."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from providers.conax_sms import export, responses
+from providers.conax_sms.files import PIPELINE
+from providers.file_delivery import export, responses
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
@@ -60,7 +61,7 @@ def test_pairing_is_express_sent_at_once_and_initializes_on_success(sms, sms_sub
         ("CREATE_PAIRING", card.ca_id, (box.ca_id, "", ""))
     ]
     simulator.cas.run_once()
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
     request.refresh_from_db()
     assert request.state == Req.State.COMPLETED
     assert set(sub.installed_items.values_list("initialized", flat=True)) == {True}

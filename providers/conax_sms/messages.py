@@ -4,12 +4,13 @@
 from django.db import transaction
 
 from providers.engine import create_request
+from providers.file_delivery import export
 from providers.models import Provider, ProvisioningRequest
 from providers.registry import TransportError
 from subscriptions.models import InstalledItem
 
-from . import export
 from . import file_format as ff
+from .files import PIPELINE
 
 Req = ProvisioningRequest
 MAIL, BARK = "MAIL", "BARK"
@@ -116,7 +117,7 @@ def export_now(provider: Provider) -> str:
 
 def _export(provider: Provider) -> str:
     try:
-        result = export.export(provider)
+        result = export.export(PIPELINE, provider)
     except TransportError as exc:
         return f"They could not be exported now ({exc}); the next export run sends them."
     names = ", ".join(result.uploaded + result.found_delivered) or "nothing new"
