@@ -210,7 +210,10 @@ def test_export_now_waits_for_the_commit(
         messages.send_message(
             sms, card, message_type="MAIL", text="hi", trigger="utility", trigger_name="t"
         )
-        assert messages.export_now(sms) == "They will be exported when this transaction commits."
+        assert (
+            export.export_now(PIPELINE, sms)
+            == "They will be exported when this transaction commits."
+        )
         assert not out_files(sms).exists()
     assert out_files(sms).get().state == "uploaded"
     assert export.waiting(sms) == 0

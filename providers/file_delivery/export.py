@@ -39,6 +39,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from providers.errors import TransportError
 from providers.models import Provider, ProvisioningRequest, TransferFile
 
 from . import members
@@ -270,3 +271,22 @@ def export(
             if progress:
                 progress(result)
     return result
+
+
+def export_now(pipeline: Pipeline, provider: Provider) -> str:
+    """Process immediately: export what waits now; says what happened. Inside a transaction
+    it waits for the commit (a batch must never carry requests that may still roll back); a
+    platform that cannot be reached leaves them for the export run, and says so."""
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _export_now(pipeline, provider))
+        return "They will be exported when this transaction commits."
+    return _export_now(pipeline, provider)
+
+
+def _export_now(pipeline: Pipeline, provider: Provider) -> str:
+    try:
+        result = export(pipeline, provider)
+    except TransportError as exc:
+        return f"They could not be exported now ({exc}); the next export run sends them."
+    names = ", ".join(result.uploaded + result.found_delivered) or "nothing new"
+    return f"Exported now: {names}."
