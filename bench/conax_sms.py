@@ -25,15 +25,15 @@ one month: renewals are nine requests in ten).
 
 ``export(report, workdir, records=1_000_000)``: ``records`` Pending requests at the provider
 (``providers.conax_sms.bench_data.pending_requests``: the processing run's mix of commands),
-exported by ``providers.conax_sms.export.export_pending`` into files of at most the provider's
-*Maximum Number of Records in Each File* (20,000) uploaded over SFTP to the Conax SMS
-simulator, which runs as a process of its own (``manage.py cas_simulator conax-sms``, real
-SFTP on loopback, host key checked). The simulator is silent (its CAS picks nothing up) while
-the figure is measured, so no CPU goes to answering during the measurement; the files stay in
-its upload directory, where they are counted and read back afterwards. Its floor is the raw
-I/O: reading the same rows in one SQL statement, plus as many files of the same sizes written
-over one paramiko SFTP connection to the same simulator (``.part``, then renamed into place).
-The requests and files it made are deleted afterwards.
+exported by the shared file-delivery pipeline (``providers.file_delivery.export``) into files of
+at most the provider's *Maximum Number of Records in Each File* (20,000) uploaded over SFTP to
+the Conax SMS simulator, which runs as a process of its own (``manage.py cas_simulator
+conax-sms``, real SFTP on loopback, host key checked). The simulator is silent (its CAS picks
+nothing up) while the figure is measured, so no CPU goes to answering during the measurement;
+the files stay in its upload directory, where they are counted and read back afterwards. Its
+floor is the raw I/O: reading the same rows in one SQL statement, plus as many files of the same
+sizes written over one paramiko SFTP connection to the same simulator (``.part``, then renamed
+into place). The requests and files it made are deleted afterwards.
 """
 
 import contextlib
@@ -53,9 +53,10 @@ from django.utils import timezone
 
 from providers import batch
 from providers.conax_sms import bench_data
-from providers.conax_sms import export as sms_export
 from providers.conax_sms import file_format as ff
+from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
+from providers.file_delivery import export as file_export
 from providers.models import Distributor, Provider, ProvisioningRequest, TransferFile
 from providers.reconciler import CAIds
 from runs import services
@@ -567,7 +568,7 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
                 if read_rows != records:
                     raise RuntimeError(f"The floor read {read_rows:,} rows, not {records:,}")
             started = time.perf_counter()
-            exported = sms_export.export_pending(provider)
+            exported = file_export.export(PIPELINE, provider).records
             seconds = time.perf_counter() - started
             files = list(
                 TransferFile.objects.filter(provider=provider, direction=TransferFile.Direction.OUT)

@@ -2,8 +2,10 @@
 requests of every Conax SMS command, and ``export.export_pending`` sends them all, Express
 first, each once; requests that commit late with lower ids are not lost."""
 
-from providers.conax_sms import bench_data, export
+from providers.conax_sms import bench_data
 from providers.conax_sms import file_format as ff
+from providers.conax_sms.files import PIPELINE
+from providers.file_delivery import export
 from providers.models import ProvisioningRequest
 from tests.conax_sms_fixtures import out_files, request_files
 from tests.test_conax_sms_export import bulk_requests
@@ -19,7 +21,7 @@ def test_pending_requests_are_exported_by_export_pending(sms, simulator):
     sms.save()
 
     assert bench_data.pending_requests(sms, 300) == 300
-    assert export.export_pending(sms) == 300
+    assert export.export(PIPELINE, sms).records == 300
 
     files = list(out_files(sms))
     assert [f.records for f in files] == [120, 120, 60]
@@ -33,7 +35,7 @@ def test_pending_requests_are_exported_by_export_pending(sms, simulator):
     simulator.cas.run_once()
     assert len(simulator.cas.received) == 300
     assert set(simulator.cas.received.values()) == {1}
-    assert export.export_pending(sms) == 0
+    assert export.export(PIPELINE, sms).records == 0
 
 
 def test_a_request_committed_late_with_a_lower_id_goes_in_the_next_file(sms, simulator):
@@ -42,11 +44,11 @@ def test_a_request_committed_late_with_a_lower_id_goes_in_the_next_file(sms, sim
     bulk_requests(sms, 3)
     lowest = Req.objects.order_by("pk").first().pk
     Req.objects.filter(pk=lowest).delete()  # as if its transaction had not committed yet
-    assert export.export_pending(sms) == 2
+    assert export.export(PIPELINE, sms).records == 2
     bulk_requests(sms, 1)
     Req.objects.filter(pk=Req.objects.order_by("-pk").first().pk).update(id=lowest)
 
-    assert export.export_pending(sms) == 1
+    assert export.export(PIPELINE, sms).records == 1
 
     second = out_files(sms).last()
     assert [r.uid for r in request_files(simulator)[second.name]] == [

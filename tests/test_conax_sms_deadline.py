@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from providers import batch, delivery
-from providers.conax_sms import export, members, responses
+from providers.conax_sms.files import PIPELINE
+from providers.file_delivery import export, members, responses
 from providers.models import ProvisioningRequest, TransferFile
 from runs import services
 from runs.models import ProcessRun, RunDefinition
@@ -38,7 +39,7 @@ def unanswered(sms, sms_subscribe, simulator):
     sms_subscribe("BABY", number="ZX-DL-2")
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
     sent = timezone.now() - timedelta(hours=6)
-    export.export(sms, now=sent)
+    export.export(PIPELINE, sms, now=sent)
     assert simulator.cas.pick_up() == [out_files(sms).get().name]
     return sent
 
@@ -46,12 +47,12 @@ def unanswered(sms, sms_subscribe, simulator):
 def test_the_deadline_counts_from_the_upload(sms, unanswered):
     sent = unanswered
 
-    early = responses.process_responses(sms, now=sent + timedelta(hours=3, minutes=59))
+    early = responses.process_responses(PIPELINE, sms, now=sent + timedelta(hours=3, minutes=59))
 
     assert (early.expired, early.problems) == (0, [])
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.PENDING}
 
-    late = responses.process_responses(sms, now=sent + timedelta(hours=4, minutes=1))
+    late = responses.process_responses(PIPELINE, sms, now=sent + timedelta(hours=4, minutes=1))
 
     assert late.expired == 4
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.FAILED}
@@ -100,7 +101,7 @@ def test_retried_they_go_out_in_a_new_file(sms, simulator, unanswered):
     simulator.cas.inbox.clear()  # the CAS lost the first file: it will never answer it
 
     assert delivery.retry(Req.objects.all()) == 4
-    result = export.export(sms)
+    result = export.export(PIPELINE, sms)
 
     second = out_files(sms).last()
     assert second != first
@@ -108,7 +109,7 @@ def test_retried_they_go_out_in_a_new_file(sms, simulator, unanswered):
     assert members.requests_in(second).count() == 4
     simulator.cas.run_once()
     assert simulator.cas.deliveries == {first.name: 1, second.name: 1}
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
 
 

@@ -7,8 +7,11 @@ import pytest
 from django.utils import timezone
 
 from providers import batch
-from providers.conax_sms import export, members, responses, transport
 from providers.conax_sms import file_format as ff
+from providers.conax_sms import transport
+from providers.conax_sms.files import PIPELINE
+from providers.file_delivery import export, members, responses
+from providers.file_delivery.channel import Channel
 from providers.models import ProvisioningRequest, TransferFile
 from providers.registry import TransportError
 from runs import services
@@ -48,7 +51,7 @@ def test_45001_requests_make_three_files_express_first(sms, simulator):
     express = set(Req.objects.filter(priority=Req.Priority.EXPRESS).values_list("uid", flat=True))
     assert len(express) == 45
 
-    result = export.export(sms)
+    result = export.export(PIPELINE, sms)
 
     files = list(out_files(sms))
     assert [f.records for f in files] == [20000, 20000, 5001]
@@ -65,13 +68,13 @@ def test_45001_requests_make_three_files_express_first(sms, simulator):
     assert set.union(*in_files) == set(Req.objects.values_list("pk", flat=True))
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.PENDING}
     assert export.waiting(sms) == 0
-    assert export.export(sms).records == 0  # nothing goes twice
+    assert export.export(PIPELINE, sms).records == 0  # nothing goes twice
 
     simulator.cas.run_once()
     assert len(simulator.cas.received) == 45001
     assert set(simulator.cas.received.values()) == {1}
     # Answered, each request is linked to its file.
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
     assert [f.requests.count() for f in files] == [20000, 20000, 5001]
 
 
@@ -96,7 +99,7 @@ def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe,
 
     # Prepared on 30 November: three months on is the end of February.
     now = timezone.make_aware(datetime(2026, 11, 30, 10, 0))
-    export.export(sms, now=now)
+    export.export(PIPELINE, sms, now=now)
 
     (records,) = request_files(simulator).values()
     by_uid = {str(r.uid): r for r in Req.objects.all()}
@@ -117,29 +120,29 @@ class Killed(Exception):
     """Stands for the worker dying at a chosen step of an upload."""
 
 
-class KilledAt(transport.Transport):
-    """The real transport (passed to ``export.export(connect=…)``), dying once at ``step``:
+class KilledAt(Channel):
+    """The real channel (passed to ``export.export(..., connect=…)``), dying once at ``step``:
     right after the temporary file is written (before the export records it), just before
     the rename (after the record), or right after the rename (before it is marked
     Uploaded)."""
 
-    def __init__(self, inner: transport.Transport, step: str):
+    def __init__(self, inner: Channel, step: str):
         self.inner, self.step = inner, step
 
-    def exists(self, path):
-        return self.inner.exists(path)
+    def staged(self, name):
+        return self.inner.staged(name)
 
-    def put(self, data, path):
-        self.inner.put(data, path)
+    def stage(self, name, payload):
+        self.inner.stage(name, payload)
         if self.step == "after_put":
-            raise Killed(path)
+            raise Killed(name)
 
-    def rename(self, path, target):
+    def publish(self, name):
         if self.step == "before_rename":
-            raise Killed(path)
-        self.inner.rename(path, target)
+            raise Killed(name)
+        self.inner.publish(name)
         if self.step == "after_rename":
-            raise Killed(target)
+            raise Killed(name)
 
     def close(self):
         self.inner.close()
@@ -165,7 +168,7 @@ def test_a_run_killed_during_the_upload_sends_each_request_once(
     sms.save()
     bulk_requests(sms, 7)
     with pytest.raises(Killed):
-        export.export(sms, connect=lambda p: KilledAt(transport.connect(p), step))
+        export.export(PIPELINE, sms, connect=lambda p: KilledAt(transport.connect(p), step))
     if recorded:
         (file,) = out_files(sms)
         assert file.state == TransferFile.State.PREPARED  # its delivery was never recorded
@@ -176,7 +179,7 @@ def test_a_run_killed_during_the_upload_sends_each_request_once(
     # The CAS never reads a temporary file, so before the rename it has nothing to take.
     assert taken == ([out_files(sms).get().name] if cas_takes_it else [])
 
-    result = export.export(sms)
+    result = export.export(PIPELINE, sms)
 
     (file,) = out_files(sms)
     assert file.state == TransferFile.State.UPLOADED
@@ -189,13 +192,13 @@ def test_a_run_killed_during_the_upload_sends_each_request_once(
     else:
         assert (result.uploaded, result.found_delivered) == ([file.name], [])
     assert result.records == 7
-    assert export.export(sms).records == 0  # and nothing more on the run after
+    assert export.export(PIPELINE, sms).records == 0  # and nothing more on the run after
 
     simulator.cas.run_once()
     assert simulator.cas.deliveries == {file.name: 1}
     assert len(simulator.cas.received) == 7
     assert set(simulator.cas.received.values()) == {1}
-    assert responses.process_responses(sms).completed == 7
+    assert responses.process_responses(PIPELINE, sms).completed == 7
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
     # No temporary file is left behind for the CAS or the operator to wonder about.
     assert sorted(p.name for p in (simulator.root / "in").iterdir()) == []
@@ -208,9 +211,9 @@ def test_ftp_transport_round_trip(sms, sms_subscribe, simulator):
     sub = sms_subscribe("BUNDLE_B", number="ZX-FTP-1")
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
 
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.run_once()
-    result = responses.process_responses(sms)
+    result = responses.process_responses(PIPELINE, sms)
 
     assert result.completed == 3 and result.problems == []
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
@@ -230,7 +233,7 @@ def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
     bulk_requests(sms, 2)
 
     with pytest.raises(transport.HostKeyMismatch) as refused:
-        export.export(sms)
+        export.export(PIPELINE, sms)
 
     message = str(refused.value)
     assert f"127.0.0.1:{simulator.sftp_port} presented the host key ecdsa-sha2-nistp256" in message
@@ -253,7 +256,7 @@ def test_wrong_password_is_a_clear_permanent_error(sms, simulator, monkeypatch):
     monkeypatch.setenv("CRM_SECRET_CONAX_SMS_TEST_PASSWORD", "wrong")
     bulk_requests(sms, 1)
     with pytest.raises(TransportError, match="refused the credentials of user conax") as err:
-        export.export(sms)
+        export.export(PIPELINE, sms)
     assert err.value.permanent
 
 
@@ -280,7 +283,7 @@ def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
         sms.save()
         bulk_requests(sms, 3)
 
-        export.export(sms)
+        export.export(PIPELINE, sms)
 
         sim.cas.run_once()
         assert len(sim.cas.received) == 3
@@ -302,7 +305,7 @@ def test_a_request_without_a_card_fails_alone_with_the_reason(
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
     bulk_requests(sms, 2)
 
-    export.export(sms)
+    export.export(PIPELINE, sms)
 
     pairing = Req.objects.get(subscription=lone_box)
     assert (pairing.command, pairing.state) == (ff.PAIR, Req.State.FAILED)

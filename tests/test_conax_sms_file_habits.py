@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from providers import batch
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.simulator import RESPONSE_DIR, Writer
+from providers.file_delivery.layout import FormatError
 from providers.models import ProvisioningRequest, TransferFile
 from runs import services
 from runs.models import ProcessRun, RunDefinition
@@ -236,7 +237,7 @@ UID = "6f1c2a9e-0b7d-4c1e-9f3a-2d4b5c6e7f80"
     ids=["empty", "a request header", "miscounted", "no trailer", "not UTF-8"],
 )
 def test_a_file_that_cannot_be_trusted_is_refused_saying_where_and_what_was_expected(data, error):
-    with pytest.raises(ff.FormatError) as refused:
+    with pytest.raises(FormatError) as refused:
         ff.parse_response(data)
     assert str(refused.value) == error
 
@@ -262,7 +263,7 @@ def test_the_trailer_checksum_may_be_of_either_form_but_not_of_something_else():
     assert ff.parse_response(windows.write(data)).records == ff.parse_response(data).records
     assert ff.parse_response(Writer(line_end="\r\n").write(data)).records  # as we write it
     tampered = windows.write(data).replace(b"|OK", b"|NO")
-    with pytest.raises(ff.FormatError, match=r"^Line 3: the trailer's checksum '"):
+    with pytest.raises(FormatError, match=r"^Line 3: the trailer's checksum '"):
         ff.parse_response(tampered)
 
 

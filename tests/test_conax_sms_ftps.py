@@ -4,8 +4,10 @@ certificate the provider does not trust is refused with a clear error."""
 
 import pytest
 
-from providers.conax_sms import export, responses, transport
+from providers.conax_sms import transport
+from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import Simulator
+from providers.file_delivery import export, responses
 from providers.models import ProvisioningRequest, TransferFile
 from providers.registry import TransportError
 from runs import services
@@ -44,9 +46,9 @@ def test_export_and_responses_over_ftps_with_the_certificate_verified(sms, ftps)
     on(sms, ftps)
     bulk_requests(sms, 5, express_every=5)
 
-    result = export.export(sms)
+    result = export.export(PIPELINE, sms)
     ftps.cas.run_once()
-    answered = responses.process_responses(sms)
+    answered = responses.process_responses(PIPELINE, sms)
 
     (file,) = out_files(sms)
     assert result.uploaded == [file.name]
@@ -72,7 +74,7 @@ def test_the_certificate_is_checked_against_the_configured_ca(sms, ftps, tmp_pat
     bulk_requests(sms, 2)
 
     with pytest.raises(transport.CertificateRefused) as refused:
-        export.export(sms)
+        export.export(PIPELINE, sms)
 
     assert str(refused.value) == (
         f"The FTPS server 127.0.0.1:{ftps.ftps_port} presented a certificate that could not be "
@@ -99,7 +101,7 @@ def test_without_a_configured_ca_the_systems_cas_decide(sms, ftps):
     bulk_requests(sms, 1)
 
     with pytest.raises(transport.CertificateRefused, match="could not be verified"):
-        export.export(sms)
+        export.export(PIPELINE, sms)
 
 
 def test_the_host_name_is_checked_too(sms, tmp_path):
@@ -119,7 +121,7 @@ def test_the_host_name_is_checked_too(sms, tmp_path):
         bulk_requests(sms, 1)
 
         with pytest.raises(transport.CertificateRefused, match="IP address mismatch"):
-            export.export(sms)
+            export.export(PIPELINE, sms)
 
 
 def test_a_ca_setting_that_is_not_a_certificate_is_refused_by_the_form(sms, ftps):
@@ -135,4 +137,4 @@ def test_plain_ftp_is_not_let_in_to_the_ftps_server(sms, ftps):
     bulk_requests(sms, 1)
 
     with pytest.raises(TransportError, match="refused the login"):
-        export.export(sms)
+        export.export(PIPELINE, sms)

@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 
 from providers import batch
-from providers.conax_sms import export, members, responses
 from providers.conax_sms import file_format as ff
+from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
+from providers.file_delivery import export, members, responses
 from providers.models import ProvisioningRequest, TransferFile
 from runs import services
 from runs.models import ProcessRun, RunDefinition
@@ -56,12 +57,12 @@ def answered(sms, sms_subscribe, simulator):
     b = sms_subscribe("AGRICULTURE", number="ZX-B")
     simulator.cas.reject_cards = {b.installed_items.get(kind="smartcard").ca_id}
     process(sms)
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.run_once()
 
     c = sms_subscribe("BABY", number="ZX-C")
     process(sms)
-    export.export(sms)
+    export.export(PIPELINE, sms)
     second = out_files(sms).last()
     # The CAS takes it; the answer below is written by hand.
     (Path(simulator.root) / UPLOAD_DIR / second.name).unlink()
@@ -81,7 +82,7 @@ def answered(sms, sms_subscribe, simulator):
 
     d = sms_subscribe("RELIGION", number="ZX-D")
     process(sms)
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.corrupt = 1
     simulator.cas.run_once()
     return a, b, c, d
@@ -196,15 +197,15 @@ def log_uid(sub, command) -> str:
 def test_a_response_file_seen_before_is_only_moved(sms, sms_subscribe, simulator):
     sms_subscribe("AGRICULTURE")
     process(sms)
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.run_once()
     (name,) = [p.name for p in (Path(simulator.root) / RESPONSE_DIR).iterdir()]
     data = (Path(simulator.root) / RESPONSE_DIR / name).read_bytes()
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
     # The CAS (or a lost move) puts the same file back: it is not applied again.
     (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(data)
 
-    result = responses.process_responses(sms)
+    result = responses.process_responses(PIPELINE, sms)
 
     assert (result.completed, result.problems) == (0, [])
     assert TransferFile.objects.filter(direction="in", name=name).count() == 1
@@ -214,13 +215,13 @@ def test_a_response_file_seen_before_is_only_moved(sms, sms_subscribe, simulator
 def test_a_refused_request_file_goes_out_again(sms, sms_subscribe, simulator):
     sms_subscribe("AGRICULTURE", number="ZX-F")
     process(sms)
-    export.export(sms)
+    export.export(PIPELINE, sms)
     first = out_files(sms).get()
     on_server = Path(simulator.root) / UPLOAD_DIR / first.name
     on_server.write_bytes(on_server.read_bytes().replace(b"AF1", b"AF2"))  # damaged on the way
     simulator.cas.run_once()
 
-    result = responses.process_responses(sms)
+    result = responses.process_responses(PIPELINE, sms)
 
     first.refresh_from_db()
     assert first.state == TransferFile.State.REJECTED
@@ -234,9 +235,9 @@ def test_a_refused_request_file_goes_out_again(sms, sms_subscribe, simulator):
     ]
     assert not simulator.cas.received
 
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.run_once()
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
 
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
     assert out_files(sms).last().state == TransferFile.State.ANSWERED
@@ -250,10 +251,10 @@ def test_an_accepted_renewal_moves_the_authorization_date(sms, sms_subscribe, si
     sub.installed_items.update(initialized=True)
     process(sms)
     assert states(sub) == [("RENEW_SUBSCRIPTION", "AF1", Req.State.PENDING)]
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.run_once()
 
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
 
     assert states(sub) == [("RENEW_SUBSCRIPTION", "AF1", Req.State.COMPLETED)]
     service = sub.services.get()
@@ -269,14 +270,14 @@ def test_a_silent_cas_leaves_the_requests_pending_and_nothing_is_sent_twice(
     sms_subscribe("AGRICULTURE")
     process(sms)
     simulator.cas.silent = True
-    export.export(sms)
+    export.export(PIPELINE, sms)
     simulator.cas.run_once()
 
     run = error_handling_run(sms)
 
     assert (run.status, run.examined, run.errors) == (ProcessRun.Status.COMPLETED, 0, 0)
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.PENDING}
-    assert export.export(sms).uploaded == []  # the file is up: nothing goes twice
+    assert export.export(PIPELINE, sms).uploaded == []  # the file is up: nothing goes twice
     assert process(sms).requests_created == 0
 
     simulator.cas.silent = False  # the CAS wakes up and answers

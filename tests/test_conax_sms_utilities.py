@@ -4,7 +4,8 @@ Messages run, through to the CAS simulator and back."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from providers.conax_sms import export, responses
+from providers.conax_sms.files import PIPELINE
+from providers.file_delivery import export, responses
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
@@ -60,7 +61,7 @@ def test_pairing_is_express_sent_at_once_and_initializes_on_success(sms, sms_sub
         ("CREATE_PAIRING", card.ca_id, (box.ca_id, "", ""))
     ]
     simulator.cas.run_once()
-    responses.process_responses(sms)
+    responses.process_responses(PIPELINE, sms)
     request.refresh_from_db()
     assert request.state == Req.State.COMPLETED
     assert set(sub.installed_items.values_list("initialized", flat=True)) == {True}
@@ -209,7 +210,10 @@ def test_export_now_waits_for_the_commit(
         messages.send_message(
             sms, card, message_type="MAIL", text="hi", trigger="utility", trigger_name="t"
         )
-        assert messages.export_now(sms) == "They will be exported when this transaction commits."
+        assert (
+            export.export_now(PIPELINE, sms)
+            == "They will be exported when this transaction commits."
+        )
         assert not out_files(sms).exists()
     assert out_files(sms).get().state == "uploaded"
     assert export.waiting(sms) == 0

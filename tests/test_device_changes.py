@@ -18,8 +18,9 @@ import pytest
 from django.utils import timezone
 
 from providers import batch, delivery
-from providers.conax_sms import export, responses
+from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import Simulator as SmsSimulator
+from providers.file_delivery import export, responses
 from providers.models import ProductCAId, ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
@@ -67,9 +68,9 @@ class Platform:
         the CAS answering the file, the run that reads the answers. How many were answered."""
         provider = self.catalog.provider
         batch.reconcile(batch.Selection(provider), trigger_name="process_provisioning_requests")
-        export.export(provider)
+        export.export(PIPELINE, provider)
         self.sms.cas.run_once()
-        result = responses.process_responses(provider)
+        result = responses.process_responses(PIPELINE, provider)
         return result.completed + result.rejected
 
     def entitled(self, card: str) -> set[str]:

@@ -8,12 +8,13 @@ How a request travels:
    ``extra_commands`` — Renew for an on, authorized service whose authorization date plus the
    *Renewal Frequency* is today or earlier. Utilities and the message run add Send Message
    and pairing requests.
-2. The *Export request files* run (``export.py``) writes them into files, Express first, at most
+2. The *Export request files* run writes them into files through the shared pipeline
+   (``providers.file_delivery``; this package's part in ``files.py``), Express first, at most
    *Maximum Number of Records in Each File* each, with end dates from the operation
    parameters, and uploads them (``transport.py``; layout in ``file_format.py``).
-3. The *Error Handling* run (``responses.py``) reads the CAS's response files and records each
-   answer: Completed (authorized / initialized updated, a renewal moves the authorization
-   date) or Rejected (the change rolled back).
+3. The *Error Handling* run reads the CAS's response files through the same pipeline and
+   records each answer: Completed (authorized / initialized updated, a renewal moves the
+   authorization date) or Rejected (the change rolled back).
 """
 
 from dataclasses import replace

@@ -8,9 +8,11 @@ million of them take seconds to make: written with ``COPY`` on PostgreSQL, in ba
 elsewhere. The mix is a pure function of the position, so two runs make the same file lines
 (but new uids).
 
-    from providers.conax_sms import bench_data, export
+    from providers.conax_sms import bench_data
+    from providers.conax_sms.files import PIPELINE
+    from providers.file_delivery import export
     bench_data.pending_requests(provider, 1_000_000)
-    export.export_pending(provider)   # -> 1_000_000
+    export.export(PIPELINE, provider).records   # -> 1_000_000
 """
 
 import json

@@ -1,9 +1,9 @@
 """The layout of Conax SMS request and response files: the one module a deployment replaces.
 
 Conax does not publish the layout of its SAS batch files, so this is ours, kept here and only
-here: the export (``export.py``), the error handling (``responses.py``) and the simulator speak
-to the CAS through these functions. A deployment whose Conax expects another layout replaces
-this module, keeping its names.
+here: the shared pipeline (``files.py`` binds it to ``providers.file_delivery``) and the
+simulator speak to the CAS through these functions. A deployment whose Conax expects another
+layout replaces this module, keeping its names.
 
 Files are UTF-8 text, one record per line, fields separated by ``|``, lines ending ``\\n``. Free
 text (a message) is percent-encoded (spaces kept), so no ``|`` or line break can split a line.
@@ -41,9 +41,11 @@ each addressed to one client id.
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, unquote
+
+from providers.file_delivery.layout import AnswerBatch, AnswerRecord, FormatError
 
 VERSION = "1"
 REQUEST_KIND = "CONAX-SMS-REQUEST"
@@ -67,35 +69,12 @@ LINE_KEYS = ("card_ca_id", "service_ca_id")
 LINE_PARAMETERS = {ADD: LINE_KEYS, RENEW: LINE_KEYS, CANCEL: LINE_KEYS}
 
 
-class FormatError(ValueError):
-    """A file that does not follow the layout (the message says where)."""
-
-
 @dataclass(frozen=True)
 class RequestRecord:
     uid: str
     command: str
     client_id: str
     fields: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ResponseRecord:
-    uid: str
-    accepted: bool
-    error_code: str = ""
-    error_description: str = ""
-
-
-@dataclass
-class ParsedResponse:
-    name: str
-    request_name: str
-    records: list[ResponseRecord] = field(default_factory=list)
-    # The CAS refused the whole request file: (code, description).
-    file_error: tuple[str, str] | None = None
-    # Lines that could not be read: (line number, what is wrong); the rest still counts.
-    line_errors: list[tuple[int, str]] = field(default_factory=list)
 
 
 # --- Names ------------------------------------------------------------------------------------
@@ -232,17 +211,6 @@ def checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_request(name: str, created: datetime, records: Iterable[RequestRecord]) -> bytes:
-    return write_request_lines(
-        name,
-        created,
-        [
-            "|".join(["D", str(number), r.uid, r.command, r.client_id, *r.fields])
-            for number, r in enumerate(records, start=1)
-        ],
-    )
-
-
 def write_request_lines(name: str, created: datetime, lines: list[str]) -> bytes:
     """A request file from its D lines (``request_line``), numbered from 1 in order."""
     body = "\n".join([f"H|{REQUEST_KIND}|{VERSION}|{name}|{created.isoformat()}", *lines])
@@ -344,7 +312,7 @@ def write_response(
     name: str,
     request_name: str,
     created: datetime,
-    records: Iterable[ResponseRecord],
+    records: Iterable[AnswerRecord],
     file_error: tuple[str, str] | None = None,
 ) -> bytes:
     lines = [f"H|{RESPONSE_KIND}|{VERSION}|{name}|{request_name}|{created.isoformat()}"]
@@ -360,7 +328,7 @@ def write_response(
     return _seal(lines)
 
 
-def parse_response(data: bytes) -> ParsedResponse:
+def parse_response(data: bytes) -> AnswerBatch:
     """A response file's records; a malformed line is listed in ``line_errors`` and the others
     still count. Raises FormatError when the file as a whole cannot be trusted (header,
     trailer, count or checksum wrong)."""
@@ -370,15 +338,15 @@ def parse_response(data: bytes) -> ParsedResponse:
             f"Line 1: expected the header 'H|{RESPONSE_KIND}|{VERSION}|<file name>|<request "
             f"file name>|<created>' (6 fields), found {len(header)} fields."
         )
-    parsed = ParsedResponse(name=header[3], request_name=header[4])
+    parsed = AnswerBatch(name=header[3], request_name=header[4])
     for number, line in enumerate(body, start=2):
         parts = line.split("|")
         if parts[0] == "F" and len(parts) == 3:
             parsed.file_error = (parts[1], unquote(parts[2]))
         elif parts[0] == "R" and len(parts) == 3 and parts[2] == "OK" and parts[1]:
-            parsed.records.append(ResponseRecord(parts[1], True))
+            parsed.records.append(AnswerRecord(parts[1], True))
         elif parts[0] == "R" and len(parts) == 5 and parts[2] == "ERROR" and parts[1]:
-            parsed.records.append(ResponseRecord(parts[1], False, parts[3], unquote(parts[4])))
+            parsed.records.append(AnswerRecord(parts[1], False, parts[3], unquote(parts[4])))
         else:
             parsed.line_errors.append(
                 (

@@ -1,14 +1,9 @@
-"""Send Message and Create Pairing requests made outside the reconciler (utilities, runs), and
-*process immediately*: exporting a file right away instead of waiting for the export run."""
-
-from django.db import transaction
+"""Send Message and Create Pairing requests made outside the reconciler (utilities, runs)."""
 
 from providers.engine import create_request
 from providers.models import Provider, ProvisioningRequest
-from providers.registry import TransportError
 from subscriptions.models import InstalledItem
 
-from . import export
 from . import file_format as ff
 
 Req = ProvisioningRequest
@@ -102,22 +97,3 @@ def pair(provider: Provider, card: InstalledItem, box: InstalledItem, *, trigger
         rollback={"leave_uninitialized": [card.pk, box.pk]},
         deliver_now=False,
     )
-
-
-def export_now(provider: Provider) -> str:
-    """Process immediately: export what waits now. Inside a transaction it waits for the
-    commit (a file must never carry requests that may still roll back); a server that cannot
-    be reached leaves them for the export run, and says so."""
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _export(provider))
-        return "They will be exported when this transaction commits."
-    return _export(provider)
-
-
-def _export(provider: Provider) -> str:
-    try:
-        result = export.export(provider)
-    except TransportError as exc:
-        return f"They could not be exported now ({exc}); the next export run sends them."
-    names = ", ".join(result.uploaded + result.found_delivered) or "nothing new"
-    return f"Exported now: {names}."

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from django import forms
 
 from providers import communications
+from providers.file_delivery import export, responses
 from providers.registry import TransportError
 from runs.types import NoSettings, Progress, RunType, counted
 from subscriptions.models import CommunicationQueueEntry, ExternalSystem
 
-from . import export, messages, responses
+from . import messages
+from .files import PIPELINE
 
 
 def _export_counts(result: export.Result) -> dict[str, int]:
@@ -27,7 +29,7 @@ def _export(definition, run_id: int, report: Callable[[Progress], None]) -> None
         report(Progress(result.records, problems=result.problems, counts=_export_counts(result)))
         result.problems = []
 
-    result = export.export(definition.provider, process_run_id=run_id, progress=progress)
+    result = export.export(PIPELINE, definition.provider, process_run_id=run_id, progress=progress)
     report(Progress(result.records, problems=result.problems, counts=_export_counts(result)))
 
 
@@ -52,7 +54,9 @@ def _error_handling(definition, run_id: int, report: Callable[[Progress], None])
         }
         report(Progress(examined=answered, problems=result.problems, counts=counts))
 
-    responses.process_responses(definition.provider, process_run_id=run_id, progress=progress)
+    responses.process_responses(
+        PIPELINE, definition.provider, process_run_id=run_id, progress=progress
+    )
 
 
 def _error_handling_summary(c) -> str:
@@ -130,7 +134,7 @@ def _messages(definition, run_id: int, report: Callable[[Progress], None]) -> No
     result = communications.process(_entries(definition), build, progress=progress)
     if settings.get("process_immediately") and result.requests_created:
         try:
-            export.export(provider, process_run_id=run_id)
+            export.export(PIPELINE, provider, process_run_id=run_id)
         except TransportError as exc:
             report(
                 Progress(

@@ -43,6 +43,8 @@ from paramiko.sftp_handle import SFTPHandle
 from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
 
+from providers.file_delivery.layout import AnswerRecord, FormatError
+
 from . import file_format as ff
 from .simulator_tls import CA_FILE, load_certificates
 
@@ -408,17 +410,17 @@ class CAS:
 
     def _read(self, request_name: str, data: bytes) -> str:
         now = datetime.now(UTC)
-        results: list[ff.ResponseRecord] = []
+        results: list[AnswerRecord] = []
         file_error = None
         try:
             _name, records = ff.parse_request(data)
-        except ff.FormatError as exc:
+        except FormatError as exc:
             file_error = ("FILE_INVALID", str(exc))
             records = []
         for record in records:
             self.received[record.uid] += 1
             if self.received[record.uid] > 1:
-                results.append(ff.ResponseRecord(record.uid, True))  # a duplicate: dropped
+                results.append(AnswerRecord(record.uid, True))  # a duplicate: dropped
                 continue
             results.append(self._apply(record))
         name = ff.response_file_name(request_name)
@@ -441,10 +443,10 @@ class CAS:
         partial.write_bytes(data)
         partial.replace(self.response_dir / name)
 
-    def _apply(self, record: ff.RequestRecord) -> ff.ResponseRecord:
+    def _apply(self, record: ff.RequestRecord) -> AnswerRecord:
         card = record.client_id
         if card in self.reject_cards:
-            return ff.ResponseRecord(record.uid, False, "CARD_BLOCKED", f"Card {card} is blocked.")
+            return AnswerRecord(record.uid, False, "CARD_BLOCKED", f"Card {card} is blocked.")
         if record.command in (ff.ADD, ff.RENEW):
             self.entitlements.setdefault(card, {})[record.fields[0]] = record.fields[-1]
         elif record.command == ff.CANCEL:
@@ -471,7 +473,7 @@ class CAS:
                     "uid": record.uid,
                 }
             )
-        return ff.ResponseRecord(record.uid, True)
+        return AnswerRecord(record.uid, True)
 
 
 class _Poller(threading.Thread):

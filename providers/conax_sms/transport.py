@@ -1,17 +1,17 @@
 """Moving files to and from the CAS: SFTP (paramiko) or FTP / FTPS (the standard library).
 
-``connect(provider)`` opens the provider's connection and gives a ``Transport``; the export and
-the error handling use nothing else, so a test or a deployment can wrap it (see
-``export.export(..., connect=...)``).
+``connect(provider)`` opens the provider's file server and gives the shared pipeline's
+``FileChannel`` over it (its directories from the connection settings); the pipeline uses
+nothing else, so a test or a deployment can wrap it (``export.export(..., connect=...)``).
 
 SFTP checks the server's host key against the one configured for the provider *before*
 authenticating: a different key is refused (``HostKeyMismatch``), never learnt. FTPS (explicit
 TLS) verifies the server's certificate and host name against the configured CA before the
 login (``CertificateRefused``). Secrets are
 read from the environment variables the settings name, and are never stored or logged.
-Uploads go to ``<name>.part`` (``put``) and are renamed to ``<name>`` (``rename``) when
-complete, so the CAS never reads half a file; the export records the upload between the two
-(``export.py``).
+Uploads go to ``<name>.part`` and are renamed to ``<name>`` when complete, so the CAS never
+reads half a file; the pipeline records the upload between the two
+(``providers.file_delivery.export``).
 """
 
 import base64
@@ -27,9 +27,10 @@ from collections.abc import Callable
 import paramiko
 
 from providers import env_secrets
-from providers.registry import TransportError
+from providers.errors import TransportError
+from providers.file_delivery.channel import FileChannel, FileServer
 
-from .file_format import PARTIAL_SUFFIX
+from . import file_format as ff
 
 TIMEOUT_SECONDS = 30
 # Bytes handed to the connection at a time on upload: a request file goes in a few large
@@ -75,48 +76,7 @@ def _private_key(text: str) -> paramiko.PKey:
     )
 
 
-class Transport:
-    """What the export and the error handling need from a file server. Paths are POSIX."""
-
-    def listdir(self, directory: str) -> list[str]:
-        raise NotImplementedError
-
-    def exists(self, path: str) -> bool:
-        """Whether a file is there. Raises ``TransportError`` when the server cannot say: an
-        export must never take "could not look" for "not there"."""
-        raise NotImplementedError
-
-    def put(self, data: bytes, path: str) -> None:
-        """Write ``data`` to ``path`` (the caller's temporary name), complete when it returns."""
-        raise NotImplementedError
-
-    def rename(self, path: str, target: str) -> None:
-        """Give a file its final name, in one step: the CAS sees all of it or nothing."""
-        raise NotImplementedError
-
-    def upload(self, data: bytes, path: str) -> None:
-        """Write ``data`` to ``path`` through a temporary name."""
-        self.put(data, path + PARTIAL_SUFFIX)
-        self.rename(path + PARTIAL_SUFFIX, path)
-
-    def download(self, path: str) -> bytes:
-        raise NotImplementedError
-
-    def move(self, path: str, directory: str) -> None:
-        """Move a file into ``directory`` (created if missing), keeping its name."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class SFTPTransport(Transport):
+class SFTPTransport(FileServer):
     def __init__(self, settings: dict):
         host, port = settings["host"], settings.get("port") or 22
         expected_type, expected_blob = parse_host_key(settings.get("host_key") or "")
@@ -250,7 +210,7 @@ class CertificateRefused(TransportError):
         super().__init__(message, permanent=True)
 
 
-class FTPTransport(Transport):
+class FTPTransport(FileServer):
     def __init__(self, settings: dict, *, tls: bool):
         host, port = settings["host"], settings.get("port") or 21
         if tls:
@@ -352,12 +312,22 @@ class FTPTransport(Transport):
             self._ftp.close()
 
 
-def connect(provider) -> Transport:
-    """Open the provider's file server connection (raises ``TransportError``)."""
-    settings = provider.connection
+def _server(settings: dict) -> FileServer:
     protocol = settings.get("protocol", "sftp")
     if protocol == "sftp":
         return SFTPTransport(settings)
     if protocol in ("ftp", "ftps"):
         return FTPTransport(settings, tls=protocol == "ftps")
     raise TransportError(f"Unknown file transfer protocol {protocol!r}.", permanent=True)
+
+
+def connect(provider) -> FileChannel:
+    """Open the provider's file server connection (raises ``TransportError``)."""
+    settings = provider.connection
+    return FileChannel(
+        _server(settings),
+        upload_dir=settings.get("upload_directory", "/in"),
+        response_dir=settings.get("response_directory", "/out"),
+        is_answer=ff.is_response_file,
+        partial_suffix=ff.PARTIAL_SUFFIX,
+    )

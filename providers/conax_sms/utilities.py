@@ -3,11 +3,13 @@
 from django import forms
 from django.db import transaction
 
+from providers.file_delivery import export
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
 from utilities.registry import Outcome, Utility, UtilityForm, register
 
 from . import messages
+from .files import PIPELINE
 
 Req = ProvisioningRequest
 
@@ -84,7 +86,7 @@ class MessageForm(UtilityForm):
 def _finish(provider, request: Req, what: str, process_immediately: bool) -> Outcome:
     message = f"{what} waits for the next export to Conax."
     if process_immediately:
-        message = f"{what}. " + messages.export_now(provider)
+        message = f"{what}. " + export.export_now(PIPELINE, provider)
     request.refresh_from_db()
     return Outcome([request], message)
 

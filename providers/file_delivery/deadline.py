@@ -1,4 +1,4 @@
-"""The answer deadline: exported requests the CAS never answers do not wait for ever.
+"""The answer deadline: exported requests the platform never answers do not wait for ever.
 
 A request stays Pending after its file is uploaded until a response file answers it. Past the
 provider's *answer deadline* (hours after the upload; ``answer_deadline_hours``, default 24)
@@ -23,8 +23,11 @@ Req = ProvisioningRequest
 DELIVERED = (TransferFile.State.UPLOADED, TransferFile.State.ANSWERED)
 
 
-def expire_unanswered(provider: Provider, now: datetime) -> tuple[int, list[tuple[None, str]]]:
-    """Fail what waited past the deadline: (requests failed, one log line per file)."""
+def expire_unanswered(
+    provider: Provider, now: datetime, platform: str
+) -> tuple[int, list[tuple[None, str]]]:
+    """Fail what waited past the deadline: (requests failed, one log line per file).
+    ``platform``: who did not answer, as the reason names it."""
     hours = int(provider.parameter("answer_deadline_hours"))
     overdue = TransferFile.objects.filter(
         provider=provider,
@@ -36,7 +39,7 @@ def expire_unanswered(provider: Provider, now: datetime) -> tuple[int, list[tupl
     for file in overdue:
         uploaded = timezone.localtime(file.uploaded_at).strftime("%Y-%m-%d %H:%M")
         reason = (
-            f"Conax did not answer within {hours} hours of request file {file.name} being "
+            f"{platform} did not answer within {hours} hours of request file {file.name} being "
             f"uploaded ({uploaded}). Retry it to send it again in a new file."
         )
         with transaction.atomic():

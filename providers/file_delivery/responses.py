@@ -1,31 +1,28 @@
-"""Error handling: the CAS's response files, each applied once.
+"""Error handling: the platform's answers (response files), each applied once.
 
-For every response file in the provider's response directory, oldest name first:
+For every answer the channel lists (a file in the provider's response directory), oldest name
+first:
 
-- the same bytes as a file of that name read before (its ledger row, a ``TransferFile`` in,
-  has their checksum) → an earlier run read it and only its move was lost: it is moved to
-  ``processed/`` (or ``failed/``, logged again, if it was refused) and nothing else happens;
-- cannot be trusted as a whole (header, trailer, record count or checksum wrong) → refused:
-  nothing in it is applied; the run's log says which file, which line and what was expected
-  there; the Pending requests of the request file it answers keep waiting, and their last
-  error says so (which response file, why, and the answer deadline); it is moved to
-  ``failed/``. Conax may send it again, corrected, under the same name: the next run reads it
-  as a new attempt of that file (recorded in the ledger row's ``settings["attempts"]``);
-- otherwise each line is matched to its request by uid and recorded, set-based, with
-  ``record_answers``:
-  Completed (a service authorized, devices initialized, and — for a Renew — the authorization
-  date moved to today, so it is not renewed again before its time) or Rejected with the CAS's
-  error (the change rolled back through the action layer). A line that matches no request of
-  this provider, or that cannot be read, is logged in the run; the rest of the file goes ahead.
-  A refused request file (``F`` line) puts its requests back in the export queue. The ledger
-  row is committed with the answers, then the file is moved to ``processed/``.
+- the same bytes as an answer of that name read before (its ledger row, a ``TransferFile``
+  in, has their checksum) → an earlier run read it and only its archiving was lost: it is
+  archived (as refused, logged again, if it was refused) and nothing else happens;
+- cannot be trusted as a whole (the layout raises ``FormatError``) → refused: nothing in it is
+  applied; the run's log says why; the Pending requests of the batch it answers keep waiting,
+  and their last error says so (which answer, why, and the answer deadline); it is archived
+  as refused. The platform may send it again, corrected, under the same name: the next run
+  reads it as a new attempt (recorded in the ledger row's ``settings["attempts"]``);
+- otherwise each record is matched to its request by uid and recorded, set-based, with
+  ``record_answers``: Completed (a service authorized, devices initialized, then the
+  pipeline's ``accepted`` extras) or Rejected with the platform's error (the change rolled
+  back through the action layer). A record that matches no request of this provider, or that
+  cannot be read, is logged in the run; the rest goes ahead. A refused batch (the answer's
+  ``file_error``) puts its requests back in the export queue. The ledger row is committed with
+  the answers, then the answer is archived.
 
-Files are read as other systems write them (byte-order mark, CR LF, trailing spaces and blank
-lines: ``file_format._open``). Then requests whose file was uploaded longer ago than the answer
-deadline and that are still unanswered become Failed (``deadline.py``).
+Then requests whose batch was uploaded longer ago than the answer deadline and that are still
+unanswered become Failed (``deadline.py``).
 """
 
-import posixpath
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,17 +35,16 @@ from django.utils import timezone
 
 from providers.answers import APPLIED, Answer, AnswerConflict, Outcome, record_answers
 from providers.models import Provider, ProvisioningRequest, TransferFile
-from subscriptions.models import SubscriptionService
 
-from . import file_format as ff
-from . import members, transport
+from . import members
+from .channel import Channel
 from .deadline import DELIVERED, expire_unanswered
+from .layout import AnswerBatch, AnswerRecord, FormatError
+from .pipeline import Pipeline
 
 Req = ProvisioningRequest
-PROCESSED = "processed"
-FAILED = "failed"
 # How a request's last error begins while it waits for a corrected response file.
-WAITING = "Waiting for Conax's answer: "
+WAITING = "Waiting for {platform}'s answer: "
 # Answers recorded per statement set (and uids looked up per query).
 ANSWER_CHUNK = 5000
 
@@ -64,13 +60,6 @@ class Result:
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
-def _renewed(service_ids: list[int], now) -> None:
-    """Accepted Renews extend the entitlement: the renewal frequency counts from now."""
-    SubscriptionService.objects.filter(
-        pk__in=service_ids, authorized=True, state__in=SubscriptionService.ON_STATES
-    ).update(authorization_date=now, updated_at=now)
-
-
 def _normal(uid: str) -> str:
     try:
         return str(uuid.UUID(uid))
@@ -78,7 +67,7 @@ def _normal(uid: str) -> str:
         return uid
 
 
-def _requests(provider: Provider, records: list[ff.ResponseRecord]) -> dict[str, Req]:
+def _requests(provider: Provider, records: list[AnswerRecord]) -> dict[str, Req]:
     uids = []
     for record in records:
         try:
@@ -114,10 +103,12 @@ def _record(answers: list[Answer]) -> list[Outcome | AnswerConflict]:
     return outcomes
 
 
-def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Result) -> None:
+def _apply(
+    pipeline: Pipeline, provider: Provider, name: str, parsed: AnswerBatch, result: Result
+) -> None:
     now = timezone.now()
     by_uid = _requests(provider, parsed.records)
-    lines: list[tuple[ff.ResponseRecord, Req | None]] = [
+    lines: list[tuple[AnswerRecord, Req | None]] = [
         (record, by_uid.get(_normal(record.uid))) for record in parsed.records
     ]
     answers = [
@@ -134,7 +125,7 @@ def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Res
         if request is not None
     ]
     outcomes = iter(_record(answers))
-    renewed = []
+    accepted = []
     # The run's log in the order of the file's lines.
     for record, request in lines:
         if request is None:
@@ -149,19 +140,18 @@ def _apply(provider: Provider, name: str, parsed: ff.ParsedResponse, result: Res
             continue  # answered so before (a file read again): nothing changes
         elif record.accepted:
             result.completed += 1
-            if request.operation == Req.Operation.RENEW:
-                renewed.append(request.service_id)
+            accepted.append(request)
         else:
             result.rejected += 1
             result.problems.append(
                 (
                     request.subscription_id,
-                    f"{request.command} {request.uid} rejected by Conax: "
+                    f"{request.command} {request.uid} rejected by {pipeline.platform}: "
                     f"{record.error_code} {record.error_description}".rstrip(),
                 )
             )
-    if renewed:
-        _renewed(renewed, now)
+    if accepted and pipeline.accepted:
+        pipeline.accepted(accepted, now)
     for line, message in parsed.line_errors:
         result.problems.append((None, f"{name} line {line}: {message}"))
 
@@ -172,11 +162,13 @@ def _request_file(provider: Provider, request_name: str) -> TransferFile | None:
     ).first()
 
 
-def _refused(name: str, parsed: ff.ParsedResponse, sent: TransferFile | None, result: Result):
+def _refused(
+    platform: str, name: str, parsed: AnswerBatch, sent: TransferFile | None, result: Result
+):
     code, description = parsed.file_error
     if sent is None:
         result.problems.append(
-            (None, f"{name}: Conax refused {parsed.request_name}, which we never sent.")
+            (None, f"{name}: {platform} refused {parsed.request_name}, which we never sent.")
         )
         return
     # A refused file is not open: its Pending requests are in the export queue again.
@@ -189,7 +181,7 @@ def _refused(name: str, parsed: ff.ParsedResponse, sent: TransferFile | None, re
     result.problems.append(
         (
             None,
-            f"Conax refused request file {sent.name} ({code}: {description}); its {back} "
+            f"{platform} refused request file {sent.name} ({code}: {description}); its {back} "
             "Pending requests go in the next export.",
         )
     )
@@ -212,19 +204,20 @@ def _answered(sent: TransferFile | None, now) -> None:
     )
 
 
-def _wait(provider: Provider, name: str, exc: ff.FormatError, now) -> str:
+def _wait(pipeline: Pipeline, provider: Provider, name: str, exc: FormatError, now) -> str:
     """A response file that cannot be applied: the Pending requests of the file it answers say
     on their page (last error) that they wait for it, and until when. Returns what the run's
     log adds about them."""
-    sent = _request_file(provider, ff.answered_file_name(name))
+    sent = _request_file(provider, pipeline.layout.answered_batch(name))
     if sent is None or sent.state not in DELIVERED:
         return ""
     hours = int(provider.parameter("answer_deadline_hours"))
     deadline = (sent.uploaded_at or now) + timedelta(hours=hours)
     until = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
     note = (
-        f"{WAITING}its response file {name} was refused: {exc} The next Error Handling run "
-        f"applies a corrected {name}; with no answer by {until} this request becomes Failed."
+        f"{WAITING.format(platform=pipeline.platform)}its response file {name} was refused: "
+        f"{exc} The next Error Handling run applies a corrected {name}; with no answer by "
+        f"{until} this request becomes Failed."
     )
     waiting = sum(
         part.update(last_error=note, updated_at=now)
@@ -242,12 +235,13 @@ def _wait(provider: Provider, name: str, exc: ff.FormatError, now) -> str:
     )
 
 
-def _stop_waiting(sent: TransferFile | None) -> None:
+def _stop_waiting(platform: str, sent: TransferFile | None) -> None:
     """An answer to a file whose earlier answer was refused: its requests wait no more."""
-    if sent is None or not sent.message.startswith(WAITING):
+    waiting = WAITING.format(platform=platform)
+    if sent is None or not sent.message.startswith(waiting):
         return
     for part in members.each(
-        Req.objects.filter(state=Req.State.PENDING, last_error__startswith=WAITING), sent
+        Req.objects.filter(state=Req.State.PENDING, last_error__startswith=waiting), sent
     ):
         part.update(last_error="")
     sent.message = ""
@@ -293,44 +287,44 @@ def _ledger(
     ledger.save()
 
 
-def handle_file(
+def handle_answer(
+    pipeline: Pipeline,
     provider: Provider,
-    remote: transport.Transport,
+    channel: Channel,
     name: str,
     result: Result,
     process_run_id: int | None = None,
 ) -> None:
-    response_dir = provider.connection.get("response_directory", "/out")
-    path = posixpath.join(response_dir, name)
-    data = remote.download(path)
-    digest = ff.checksum(data)
+    layout = pipeline.layout
+    data = channel.fetch(name)
+    digest = layout.checksum(data)
     ledger = TransferFile.objects.filter(
         provider=provider, direction=TransferFile.Direction.IN, name=name
     ).first()
     if ledger is not None and ledger.checksum == digest:
-        # The same bytes again: read by an earlier run that stopped before moving the file.
+        # The same bytes again: read by an earlier run that stopped before archiving it.
         malformed = ledger.state == TransferFile.State.MALFORMED
         if malformed:
             result.problems.append(
                 (None, f"Response file {name} is unchanged and still refused: {ledger.message}")
             )
-        remote.move(path, posixpath.join(response_dir, FAILED if malformed else PROCESSED))
+        channel.archive(name, refused=malformed)
         return
     now = timezone.now()
     result.files += 1
     result.resent += int(ledger is not None)
     try:
-        parsed = ff.parse_response(data)
-    except ff.FormatError as exc:
+        parsed = layout.parse_answers(data)
+    except FormatError as exc:
         with transaction.atomic():
-            waiting = _wait(provider, name, exc, now)
+            waiting = _wait(pipeline, provider, name, exc, now)
             refused = TransferFile.State.MALFORMED
             _ledger(provider, name, ledger, now, process_run_id, refused, str(exc), checksum=digest)
         result.refused += 1
         result.problems.append(
             (None, f"Response file {name} was refused; nothing in it was applied: {exc}{waiting}")
         )
-        remote.move(path, posixpath.join(response_dir, FAILED))
+        channel.archive(name, refused=True)
         return
     with transaction.atomic():
         done = TransferFile.State.PROCESSED
@@ -345,40 +339,41 @@ def handle_file(
             checksum=digest,
         )
         sent = _request_file(provider, parsed.request_name)
-        _stop_waiting(sent)
+        _stop_waiting(pipeline.platform, sent)
         if parsed.file_error is not None:
-            _refused(name, parsed, sent, result)
+            _refused(pipeline.platform, name, parsed, sent, result)
         else:
-            _apply(provider, name, parsed, result)
+            _apply(pipeline, provider, name, parsed, result)
             _answered(sent, now)
-    remote.move(path, posixpath.join(response_dir, PROCESSED))
+    channel.archive(name, refused=False)
 
 
 def process_responses(
+    pipeline: Pipeline,
     provider: Provider,
     *,
-    connect: Callable[[Provider], transport.Transport] = transport.connect,
+    connect: Callable[[Provider], Channel] | None = None,
     process_run_id: int | None = None,
     progress: Callable[[Result], None] | None = None,
     now: datetime | None = None,
 ) -> Result:
-    """Apply every response file waiting on the server, then fail what waited past the answer
-    deadline (``deadline.py``; ``now``: the clock) — that too when the server cannot be
-    reached, which is when it matters most. ``progress(result)`` after each file and at the
-    end, with running counts; ``result.problems`` holds only the new problems and is emptied
-    after each call."""
+    """Apply every answer waiting on the channel (``connect``: default the pipeline's), then
+    fail what waited past the answer deadline (``deadline.py``; ``now``: the clock) — that too
+    when the platform cannot be reached, which is when it matters most. ``progress(result)``
+    after each answer and at the end, with running counts; ``result.problems`` holds only the
+    new problems and is emptied after each call."""
     result = Result()
-    response_dir = provider.connection.get("response_directory", "/out")
     try:
-        with connect(provider) as remote:
-            names = sorted(n for n in remote.listdir(response_dir) if ff.is_response_file(n))
-            for name in names:
-                handle_file(provider, remote, name, result, process_run_id)
+        with (connect or pipeline.connect)(provider) as channel:
+            for name in channel.answers():
+                handle_answer(pipeline, provider, channel, name, result, process_run_id)
                 if progress:
                     progress(result)
                     result.problems = []
     finally:
-        result.expired, problems = expire_unanswered(provider, now or timezone.now())
+        result.expired, problems = expire_unanswered(
+            provider, now or timezone.now(), pipeline.platform
+        )
         result.problems += problems
         if progress:
             progress(result)

@@ -1,4 +1,4 @@
-"""Which requests a request file holds: recorded on the file, not on each request.
+"""Which requests a batch (request file) holds: recorded on its file row, not on each request.
 
 Rewriting every request row when its file is exported would cost more than the rest of the
 export together (a row and its fourteen index entries each, about 60 µs a request on our
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 from django.db.models import Q
 
-from providers.models import Provider, TransferFile
+from providers.models import Provider, ProvisioningRequest, TransferFile
 
 OPEN = (TransferFile.State.PREPARED, TransferFile.State.UPLOADED, TransferFile.State.ANSWERED)
 CLOSED = TransferFile.State.PROCESSED
@@ -107,23 +107,7 @@ class OpenFiles:
 def requests_in(file: TransferFile):
     """The file's requests, as one queryset (for a look at one file; large work goes
     through ``each``)."""
-    from providers.models import ProvisioningRequest
-
     condition = Q(pk__in=[])
     for part in conditions(runs(file)):
         condition |= part
     return ProvisioningRequest.objects.filter(condition)
-
-
-def file_of(request) -> TransferFile | None:
-    """The latest request file that carried ``request``: its link once answered, else the
-    file whose ids hold it."""
-    if request.transfer_file_id:
-        return request.transfer_file
-    files = TransferFile.objects.filter(
-        provider_id=request.provider_id, direction=TransferFile.Direction.OUT
-    ).order_by("-pk")
-    for file in files.iterator():
-        if any(first <= request.pk <= last for first, last in runs(file)):
-            return file
-    return None

@@ -1,0 +1,91 @@
+"""Conax SMS on the shared file-delivery pipeline (``providers.file_delivery``): its file
+layout (``file_format``), its file server (``transport``), the end dates its lines carry, and
+what an accepted Renew changes.
+
+    export.export(PIPELINE, provider)              # the Export request files run
+    responses.process_responses(PIPELINE, provider)  # the Error Handling run
+"""
+
+from datetime import date, datetime
+
+from dateutil.relativedelta import relativedelta
+from django.db.models import Case, F, JSONField, Value, When
+from django.db.models.fields.json import KT
+
+from providers.file_delivery.layout import AnswerBatch, Layout
+from providers.file_delivery.pipeline import Pipeline
+from providers.models import Provider, ProvisioningRequest
+from subscriptions.models import SubscriptionService
+
+from . import file_format as ff
+from . import transport
+
+END_PERIODS = {
+    ff.ADD: "add_end_period_months",
+    ff.RENEW: "renew_end_period_months",
+    ff.CANCEL: "cancel_end_period_months",
+}
+
+
+def dates_for(provider: Provider, today: date) -> dict[str, str]:
+    """The start date and each command's end date for a file made ``today``."""
+    dates = {"start": today.isoformat()}
+    for command, parameter in END_PERIODS.items():
+        months = int(provider.parameter(parameter))
+        dates[command] = (today + relativedelta(months=months)).isoformat()
+    return dates
+
+
+class ConaxSMSLayout(Layout):
+    def columns(self) -> tuple:
+        # Only the parameters their line needs; all of them for the few commands that need
+        # more.
+        return (
+            *(KT(f"parameters__{key}") for key in ff.LINE_KEYS),
+            Case(
+                When(command__in=list(ff.LINE_PARAMETERS), then=Value(None)),
+                default=F("parameters"),
+                output_field=JSONField(),
+            ),
+        )
+
+    def context(self, provider: Provider, today: date) -> dict:
+        return {"dates": dates_for(provider, today)}
+
+    def batch_name(self, provider_id: int, number: int) -> str:
+        return ff.request_file_name(provider_id, number)
+
+    def render(self, rows: list[tuple], context: dict):
+        return ff.request_lines(rows, context["dates"])
+
+    def write(self, name: str, created: datetime, entries: list[str]) -> bytes:
+        return ff.write_request_lines(name, created, entries)
+
+    def checksum(self, payload: bytes) -> str:
+        return ff.checksum(payload)
+
+    def is_answer(self, name: str) -> bool:
+        return ff.is_response_file(name)
+
+    def parse_answers(self, payload: bytes) -> AnswerBatch:
+        return ff.parse_response(payload)
+
+    def answered_batch(self, answer_name: str) -> str:
+        return ff.answered_file_name(answer_name)
+
+
+def renewed(requests: list[ProvisioningRequest], now: datetime) -> None:
+    """Accepted Renews extend the entitlement: the renewal frequency counts from now, so it
+    is not renewed again before its time."""
+    services = [
+        r.service_id for r in requests if r.operation == ProvisioningRequest.Operation.RENEW
+    ]
+    if services:
+        SubscriptionService.objects.filter(
+            pk__in=services, authorized=True, state__in=SubscriptionService.ON_STATES
+        ).update(authorization_date=now, updated_at=now)
+
+
+PIPELINE = Pipeline(
+    layout=ConaxSMSLayout(), connect=transport.connect, platform="Conax", accepted=renewed
+)

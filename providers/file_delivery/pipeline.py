@@ -1,0 +1,21 @@
+"""A provider type's use of the pipeline: what ``export`` and ``responses`` are given."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from providers.models import Provider
+
+from .channel import Channel
+from .layout import Layout
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    layout: Layout
+    # Opens the provider's side (raises ``TransportError``).
+    connect: Callable[[Provider], Channel]
+    # Who answers, as the run's log and the requests' errors name it ("Conax").
+    platform: str
+    # Extras once requests are accepted (the requests, with their operation and service).
+    accepted: Callable[[list, datetime], None] | None = None
