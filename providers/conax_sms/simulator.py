@@ -43,6 +43,8 @@ from paramiko.sftp_handle import SFTPHandle
 from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
 
+from providers.extensions import SimulatorCommand
+
 from . import file_format as ff
 from .simulator_tls import CA_FILE, load_certificates
 
@@ -630,3 +632,8 @@ def serve(options: dict, stdout) -> None:
         pass
     finally:
         sim.stop()
+
+
+SIMULATOR = SimulatorCommand(
+    "conax-sms", "Conax Contego SMS (files over SFTP / FTP)", add_arguments, serve
+)
