@@ -1,9 +1,13 @@
-"""The Web API, version 1, under /api/v1/: one router for every resource, plus the Generic
-provider's Get Pending / Send Response."""
+"""The Web API, version 1, under /api/v1/: one router for every resource, the utilities, and
+each installed adapter's own routes under /api/v1/<code>/ (the Generic provider's Get Pending /
+Send Response)."""
 
-from django.urls import include, path
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import clear_url_caches, include, path
 from rest_framework.routers import DefaultRouter
 
+from providers import registry
 from providers.api import DistributorViewSet, ProviderViewSet, ProvisioningRequestViewSet
 from runs.api import ProcessRunViewSet, RunDefinitionViewSet
 from subscriptions.api import (
@@ -25,8 +29,26 @@ router.register("requests", ProvisioningRequestViewSet, basename="request")
 router.register("run-definitions", RunDefinitionViewSet, basename="run-definition")
 router.register("process-runs", ProcessRunViewSet, basename="process-run")
 
-urlpatterns = [
-    path("", include(router.urls)),
-    path("generic/", include("providers.generic.urls")),
-    path("utilities/", include("utilities.urls")),
-]
+
+def _patterns() -> list:
+    return [
+        path("", include(router.urls)),
+        *(
+            path(f"{code}/", include(adapter.api_urls()))
+            for code, adapter in registry.adapter_classes().items()
+            if adapter.api_urls()
+        ),
+        path("utilities/", include("utilities.urls")),
+    ]
+
+
+urlpatterns = _patterns()
+
+
+@receiver(setting_changed)
+def _rebuild(setting, **kwargs) -> None:
+    # Tests install an adapter with override_settings: its routes come and go with it. The
+    # list is changed in place, as the resolver of /api/v1/ holds this very list.
+    if setting == "PROVISIONING_ADAPTERS":
+        urlpatterns[:] = _patterns()
+        clear_url_caches()

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "providers",
     "runs",
     "utilities",
+    "crm_provisioning.apps.CompositionConfig",
 ]
 
 MIDDLEWARE = [

@@ -17,7 +17,26 @@ The contract (MUST / SHOULD / MAY):
   ``TransportError`` for anything that may succeed on retry (timeouts, connection refused).
 - SHOULD send ``request.uid`` to the platform wherever its protocol allows, so that the platform
   can drop a duplicate.
-- MAY declare ``run_types`` and ``utilities`` it offers.
+- MAY offer run types in ``run_types()``: its own ``extensions.RunType``s, and by code the
+  shared ones of ``runs/types.py`` (``"reset_subscriptions"``, ``"archive_requests"``, …), in
+  the order operators see them. Codes MUST be unique across the installed adapters.
+- MAY offer utilities in ``utilities()``: its own ``extensions.Utility``s, and by code the
+  shared ones of ``utilities/builtin.py`` (``"reset_subscription"``), in order. Each becomes an
+  agent screen in the back office and an endpoint of the Web API.
+- MAY serve its own Web API in ``api_urls()``: Django URL patterns, mounted under
+  ``/api/v1/<code>/`` (a pull provider's *Get Pending* / *Send Response*). They SHOULD be DRF
+  views with a role on each, like the rest of the API, so the OpenAPI schema lists them.
+- MAY bring a CA simulator in ``simulator()`` (``extensions.SimulatorCommand``): ``manage.py
+  cas_simulator <kind>`` runs it, for the demo and for trying the provider without the
+  platform.
+- MAY bring demo data in ``demo()`` (``extensions.Demo``): ``load_demo`` takes its options and
+  calls it after the shared catalogue exists; it MUST be idempotent and declares the run
+  definitions it wants as ``extensions.DemoRun`` data (``load_demo`` creates them).
+- SHOULD tell whether the platform answers as configured in ``check()`` (``extensions.Health``:
+  ok or not, and a sentence a person can read), cheaply and without changing anything there.
+- MUST NOT import ``runs`` or ``utilities`` (they sit above the providers); what it contributes
+  is declared with ``providers/extensions.py``. The hooks above are class methods (``check``
+  excepted), so they are asked without a provider, and import their modules when asked.
 - MAY tell what the platform holds (``platform_state``: per device, registered or not and the
   entitlements' CA IDs), asking it now; a reset then judges against that instead of our own
   flags (Reset single subscription always, a reset run with *Compare with the platform*).
@@ -29,17 +48,20 @@ Adding a provider is one new package with an ``Adapter`` subclass and one line i
 ``settings.PROVISIONING_ADAPTERS``; nothing else changes.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
 from django import forms
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from . import types
 from .errors import TransportError
+from .extensions import Demo, Health, RunType, SimulatorCommand, Utility
 
 REAL_TIME = "real_time"
 BATCH = "batch"
@@ -83,8 +105,6 @@ class Adapter:
     parameters_form: type[forms.Form] = types.NoSettings
     # Reconciler operation -> this provider's command name.
     commands: dict[str, str] = {}
-    run_types: tuple[str, ...] = ()
-    utilities: tuple[str, ...] = ()
 
     def __init__(self, provider):
         self.provider = provider
@@ -128,6 +148,33 @@ class Adapter:
     def send(self, request) -> Answer:
         raise TransportError(f"No transport is installed for {self.name} yet.", permanent=True)
 
+    @classmethod
+    def run_types(cls) -> Sequence[RunType | str]:
+        """Its own run types, and the codes of shared ones it offers, in order."""
+        return ()
+
+    @classmethod
+    def utilities(cls) -> Sequence[Utility | str]:
+        """Its own utilities, and the codes of shared ones it offers, in order."""
+        return ()
+
+    @classmethod
+    def api_urls(cls) -> list:
+        """URL patterns of its own Web API, mounted under /api/v1/<code>/."""
+        return []
+
+    @classmethod
+    def simulator(cls) -> SimulatorCommand | None:
+        return None
+
+    @classmethod
+    def demo(cls) -> Demo | None:
+        return None
+
+    def check(self) -> Health:
+        """Whether the platform answers as configured; by default it cannot be checked."""
+        return Health(None, f"No check is available for {self.name}.")
+
 
 @cache
 def _adapters() -> dict[str, type[Adapter]]:
@@ -142,6 +189,13 @@ def _adapters() -> dict[str, type[Adapter]]:
 
 def adapter_classes() -> dict[str, type[Adapter]]:
     return _adapters()
+
+
+@receiver(setting_changed)
+def _forget_adapters(setting, **kwargs) -> None:
+    # Tests install an adapter with override_settings; what is read from the list is read anew.
+    if setting == "PROVISIONING_ADAPTERS":
+        _adapters.cache_clear()
 
 
 def adapter_class(code: str) -> type[Adapter]:

@@ -17,6 +17,8 @@ from django.contrib.admin import widgets
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from providers.extensions import RunType
+
 from . import services, types
 from .models import RunDefinition
 
@@ -119,7 +121,7 @@ class RunDefinitionFormBase(forms.ModelForm):
         if "provider" in self.fields:
             self.fields["provider"].queryset = self.fields["provider"].queryset.order_by("name")
 
-    def _settings_forms(self, run_type: types.RunType) -> list[tuple[str, str, forms.Form]]:
+    def _settings_forms(self, run_type: RunType) -> list[tuple[str, str, forms.Form]]:
         return [
             (
                 prefix,

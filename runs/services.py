@@ -36,6 +36,7 @@ from django_celery_beat.models import (
 from crm_provisioning.db import plans_per_call
 from providers import bulk
 from providers import types as settings_forms
+from providers.extensions import Progress, RunType
 from providers.models import ProvisioningRequest
 
 from . import types
@@ -57,7 +58,7 @@ class RunError(Exception):
 # --- Validation -------------------------------------------------------------------------------
 
 
-def run_type_of(definition: RunDefinition) -> types.RunType:
+def run_type_of(definition: RunDefinition) -> RunType:
     return types.all_types()[definition.run_type]
 
 
@@ -410,9 +411,9 @@ def execute_part(
     ProcessRunPart.objects.filter(pk=part.pk).update(worker=worker)
     definition = run.definition
     run_type = run_type_of(definition)
-    reported = types.Progress()
+    reported = Progress()
 
-    def report(progress: types.Progress) -> None:
+    def report(progress: Progress) -> None:
         # Several workers report on one run: each adds what its part did since it last
         # reported, in the transaction of the work it reports.
         problems = progress.problems
@@ -525,7 +526,7 @@ def _complete_if_once(definition: RunDefinition) -> None:
 # --- What a run did ---------------------------------------------------------------------------
 
 
-def _own_counts(run: ProcessRun) -> types.RunType | None:
+def _own_counts(run: ProcessRun) -> RunType | None:
     """The run's type when it counts in its own terms (``RunType.counts``)."""
     run_type = types.get(run.definition.run_type)
     return run_type if run_type is not None and run_type.summary is not None else None

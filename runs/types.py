@@ -1,27 +1,21 @@
 """Run types: what a run definition can do, with the criteria and input settings it takes.
 
-A run type is offered for a provider when the provider's adapter lists its code in
-``run_types`` (see ``providers/registry.py``). The run types every provider may offer are
-declared here; a provider package declares its own (messages, fingerprints, error-handling
-files) in a ``runs`` module beside its adapter, as a list ``RUN_TYPES``, found on first use.
+The run types every provider may offer are declared here (``SHARED``); a provider's adapter
+offers them by code and brings its own (messages, fingerprints, error-handling files) as
+``RunType`` objects, both from its ``run_types()`` (see ``providers/registry.py``).
 """
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from functools import cache
-from importlib import import_module
-from importlib.util import find_spec
 
 from django import forms
 from django.conf import settings
 
 from providers import archive, batch, registry
+from providers.extensions import PreviewRow, Progress, RunType, counted
 from providers.models import Provider
+from providers.types import NoSettings
 from subscriptions.models import SubscriptionType
-
-
-class NoSettings(forms.Form):
-    pass
 
 
 class ResetCriteria(forms.Form):
@@ -73,55 +67,6 @@ class ArchiveInput(forms.Form):
     older_than_days = forms.IntegerField(
         min_value=1, max_value=3650, initial=90, help_text="Finished requests older than this."
     )
-
-
-@dataclass
-class Progress:
-    """What an executing run reports after each chunk: running totals of the part, and the
-    problems since its last report."""
-
-    examined: int = 0
-    created: int = 0
-    problems: list[tuple[int | None, str]] = field(default_factory=list)
-    # The run type's own counts (its ``RunType.counts`` keys), running totals too.
-    counts: dict[str, int] = field(default_factory=dict)
-
-
-def counted(n: int, word: str, plural: str = "") -> str:
-    """``counted(1, "file")`` -> "1 file", ``counted(7, "record")`` -> "7 records"."""
-    return f"{n} {word if n == 1 else plural or word + 's'}"
-
-
-@dataclass(frozen=True)
-class PreviewRow:
-    subscription_id: int | None
-    subscription: str
-    what: list[dict]  # {"command": ..., "parameters": {...}}
-
-
-@dataclass(frozen=True)
-class RunType:
-    code: str
-    name: str
-    criteria_form: type[forms.Form]
-    input_form: type[forms.Form]
-    # (definition, process run id, report(Progress)) -> None; raises on a failure of the run
-    execute: Callable
-    # (definition) -> how many subscriptions (or rows) the run will look at
-    total: Callable
-    # (definition) -> the rows a preview shows, in order; None when the type has no preview
-    preview: Callable | None = None
-    # (definition, size) -> [(low, high)] subscription id ranges that can run as independent
-    # parts on several workers; None: the run is one piece. With parts, ``execute`` takes
-    # (definition, process run id, report, id_range).
-    parts: Callable | None = None
-    # (definition) -> {field: [messages]}: what its settings forms cannot judge alone
-    checks: Callable | None = None
-    # What the run counts in its own terms, ((key, label), ...), reported in
-    # ``Progress.counts``, and (counts) -> the sentence that sums them up, e.g. "Exported 7
-    # records in 1 file". Without: "Examined N; created M requests".
-    counts: tuple[tuple[str, str], ...] = ()
-    summary: Callable[[Mapping[str, int]], str] | None = None
 
 
 def _selection(definition) -> batch.Selection:
@@ -180,7 +125,7 @@ def _archive(definition, run_id: int, report: Callable[[Progress], None]) -> Non
     )
 
 
-BUILTIN: list[RunType] = [
+SHARED: list[RunType] = [
     RunType(
         "reset_subscriptions",
         "Reset Subscriptions",
@@ -216,18 +161,21 @@ BUILTIN: list[RunType] = [
 
 
 @cache
-def all_types() -> dict[str, RunType]:
-    """Every run type: the built-in ones, then each installed provider package's ``runs``."""
-    found = {t.code: t for t in BUILTIN}
-    for adapter in registry.adapter_classes().values():
-        package = adapter.__module__.rpartition(".")[0]
-        if not package or find_spec(f"{package}.runs") is None:
-            continue
-        for run_type in import_module(f"{package}.runs").RUN_TYPES:
-            if run_type.code in found:
+def _gathered(adapters: tuple) -> dict[str, RunType]:
+    found = {t.code: t for t in SHARED}
+    for adapter in adapters:
+        for run_type in adapter.run_types():
+            if isinstance(run_type, str):
+                continue  # a shared one, by code
+            if found.get(run_type.code, run_type) is not run_type:
                 raise ValueError(f"Two run types claim the code {run_type.code!r}")
             found[run_type.code] = run_type
     return found
+
+
+def all_types() -> dict[str, RunType]:
+    """Every run type: the shared ones, then those each installed adapter brings."""
+    return _gathered(tuple(registry.adapter_classes().values()))
 
 
 def get(code: str) -> RunType | None:
@@ -235,9 +183,13 @@ def get(code: str) -> RunType | None:
 
 
 def for_provider(provider: Provider) -> list[RunType]:
-    """The run types this provider's adapter offers."""
-    offered = registry.adapter_for(provider).run_types
-    return [all_types()[code] for code in offered if code in all_types()]
+    """The run types this provider's adapter offers, in its order."""
+    known = all_types()
+    return [
+        known[item] if isinstance(item, str) else item
+        for item in registry.adapter_class(provider.type).run_types()
+        if not isinstance(item, str) or item in known
+    ]
 
 
 def choices() -> list[tuple[str, str]]:

@@ -9,7 +9,8 @@ import time
 
 from django_celery_beat.models import PeriodicTask
 
-from providers.conax_sms.demo import PREFIX, ensure_demo, simulator_host_key
+from crm_provisioning.demo import ensure_runs
+from providers.conax_sms.demo import PREFIX, demo_runs, ensure_demo, simulator_host_key
 from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
@@ -29,7 +30,9 @@ def test_demo_runs_its_cycle_on_the_simulator(db, simulator, monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     args = (simulator.host, simulator.sftp_port, simulator.host_key, "conax", PASSWORD_ENV)
     provider = ensure_demo(*args)
+    ensure_runs(demo_runs(provider))
     ensure_demo(*args)  # idempotent
+    ensure_runs(demo_runs(provider))
 
     assert Subscription.objects.filter(number__startswith=PREFIX).count() == 12
     definitions = RunDefinition.objects.filter(provider=provider).order_by("name")

@@ -3,8 +3,9 @@ delivered by a real Celery worker."""
 
 import pytest
 
+from crm_provisioning.demo import ensure_runs
 from providers.conax_ws import client
-from providers.conax_ws.demo import ensure_demo
+from providers.conax_ws.demo import demo_runs, ensure_demo
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
@@ -28,9 +29,11 @@ def held(provider, card: str) -> list[str]:
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_reaches_the_simulator_through_a_real_worker(simulator, tmp_path):
     provider = ensure_demo(simulator.url, "crm", cws.PASSWORD_ENV)
+    ensure_runs(demo_runs(provider))
     made = Req.objects.count()
     stamp = provider.updated_at
     assert ensure_demo(simulator.url, "crm", cws.PASSWORD_ENV) == provider  # idempotent
+    ensure_runs(demo_runs(provider))
     provider.refresh_from_db()
     assert (Req.objects.count(), provider.updated_at) == (made, stamp)
     assert Subscription.objects.filter(number__startswith="ZX-CWS-").count() == 12

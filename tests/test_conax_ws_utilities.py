@@ -5,11 +5,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
+from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
 from subscriptions import actions
 from utilities import services
 from utilities.registry import for_provider
-from utilities.services import UtilityError
 
 from . import conax_ws_fixtures as cws
 from .conax_ws_fixtures import card_of, deliver

@@ -14,13 +14,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from providers.answers import record_answer
+from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionEvent, SubscriptionService
 from utilities import services
-from utilities.services import UtilityError
 
 from . import conax_ws_fixtures as cws
 from . import workers

@@ -6,6 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from providers.answers import record_answer
+from providers.extensions import UtilityError
 from providers.models import Provider, ProvisioningRequest
 from subscriptions.models import SubscriptionService
 from utilities import services
@@ -58,7 +59,7 @@ def test_reset_single_subscription_through_the_service(catalog, drifted):
 
 
 def test_a_utility_the_provider_does_not_offer_is_refused(catalog, drifted):
-    with pytest.raises(services.UtilityError) as err:
+    with pytest.raises(UtilityError) as err:
         services.run("display_fingerprint", subscription=drifted, provider=catalog.provider)
     assert str(err.value) == (
         f"Generic offers no utility 'display_fingerprint' for {drifted.number} "

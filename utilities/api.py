@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from crm_provisioning.api_errors import Conflict
 from crm_provisioning.api_permissions import RolePermission
+from providers.extensions import UtilityError
 from providers.models import Provider, ProvisioningRequest
 from subscriptions.models import Subscription
 
@@ -114,7 +115,7 @@ class RunUtilityView(UtilityView):
             )
         except DjangoValidationError as exc:
             raise ValidationError({"fields": exc.message_dict}) from None
-        except services.UtilityError as exc:
+        except UtilityError as exc:
             raise Conflict(str(exc)) from None
         return Response(
             {

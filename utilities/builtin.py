@@ -1,9 +1,7 @@
 """Utilities any provider may offer."""
 
 from providers import batch, registry
-
-from .registry import NoFields, Outcome, Utility, register
-from .services import UtilityError
+from providers.extensions import NoFields, Outcome, Utility, UtilityError
 
 
 def _reset(provider, subscription, data, user, priority, process_immediately) -> Outcome:
@@ -31,15 +29,15 @@ def _reset(provider, subscription, data, user, priority, process_immediately) ->
     )
 
 
-RESET_SUBSCRIPTION = register(
-    Utility(
-        code="reset_subscription",
-        name="Reset single subscription",
-        description="Find what the provider holds differently from the subscription and send "
-        "the requests that bring it in step. A provider that can tell what it holds (Conax "
-        "WS) is asked first, and our records are corrected to its answer.",
-        form=NoFields,
-        run=_reset,
-        may_be_express=True,
-    )
+RESET_SUBSCRIPTION = Utility(
+    code="reset_subscription",
+    name="Reset single subscription",
+    description="Find what the provider holds differently from the subscription and send "
+    "the requests that bring it in step. A provider that can tell what it holds (Conax "
+    "WS) is asked first, and our records are corrected to its answer.",
+    form=NoFields,
+    run=_reset,
+    may_be_express=True,
 )
+
+SHARED = (RESET_SUBSCRIPTION,)

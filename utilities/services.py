@@ -2,13 +2,10 @@
 
 from django.core.exceptions import ValidationError
 
+from providers.extensions import Outcome, UtilityError
 from providers.models import Provider, ProvisioningRequest
 
-from .registry import Outcome, for_provider, for_subscription
-
-
-class UtilityError(Exception):
-    """The utility cannot run as asked; the message says why."""
+from .registry import for_provider, for_subscription
 
 
 def offered(subscription, provider: Provider, code: str):

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from providers.extensions import UtilityError
 from providers.models import Provider, ProvisioningRequest
 from subscriptions.admin import subscription_ids_matching
 from subscriptions.models import CustomerAccount, Subscription
@@ -83,7 +84,7 @@ def run_utility(request, subscription_id: int, provider_id: int, code: str):
     provider = get_object_or_404(Provider, pk=provider_id)
     try:
         utility = services.offered(sub, provider, code)
-    except services.UtilityError as exc:
+    except UtilityError as exc:
         messages.error(request, str(exc))
         return redirect("admin:utilities-subscription", subscription_id=sub.pk)
     form = utility.form(request.POST or None, subscription=sub, provider=provider)
@@ -98,7 +99,7 @@ def run_utility(request, subscription_id: int, provider_id: int, code: str):
                 express=request.POST.get("priority") == "express",
                 process_immediately=request.POST.get("process_immediately", "on") == "on",
             )
-        except (services.UtilityError, ValidationError) as exc:
+        except (UtilityError, ValidationError) as exc:
             messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))
         else:
             messages.success(request, outcome.message or f"{utility.name} done.")

@@ -25,6 +25,7 @@ from django.db import connection
 from django.utils import timezone
 
 from providers import registry
+from providers.extensions import Health
 from providers.models import Distributor, ProvisioningRequest
 from providers.parameters import standard_parameters
 from providers.reconciler import Command, Span, Subscriptions
@@ -189,14 +190,54 @@ class ConaxSMSAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "CREATE_PAIRING",
         Op.ADD_TO_PAIRING: "CREATE_PAIRING",
     }
-    run_types = (
-        "process_provisioning_requests",
-        "conax_sms_export_files",
-        "conax_sms_error_handling",
-        "conax_sms_messages",
-        "archive_requests",
-    )
-    utilities = ("conax_sms_pair_devices", "conax_sms_send_message", "reset_subscription")
+
+    @classmethod
+    def run_types(cls):
+        from . import runs
+
+        return (
+            "process_provisioning_requests",
+            runs.EXPORT,
+            runs.ERROR_HANDLING,
+            runs.MESSAGES,
+            "archive_requests",
+        )
+
+    @classmethod
+    def utilities(cls):
+        from . import utilities
+
+        return (utilities.PAIR_DEVICES, utilities.SEND_MESSAGE, "reset_subscription")
+
+    @classmethod
+    def simulator(cls):
+        from . import simulator
+
+        return simulator.SIMULATOR
+
+    @classmethod
+    def demo(cls):
+        from . import demo
+
+        return demo.DEMO
+
+    def check(self) -> Health:
+        """Connect, log in and list the upload directory, as an export run would."""
+        from . import transport
+
+        directory = self.provider.connection.get("upload_directory") or "."
+        try:
+            with transport.connect(self.provider) as files:
+                names = files.listdir(directory)
+        except registry.TransportError as error:
+            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+        protocol = self.provider.connection.get("protocol", "sftp").upper()
+        host = self.provider.connection.get("host")
+        return Health(
+            True,
+            f"Logged in over {protocol} at {host} and listed {directory} "
+            f"({len(names)} file{'' if len(names) == 1 else 's'}).",
+        )
 
     def extra_commands(self, subscriptions, today, ca_ids):
         return renewals(self.provider, subscriptions, today, ca_ids)

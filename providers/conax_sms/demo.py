@@ -11,15 +11,17 @@ Start the simulator beside it, with the same password in the variable::
 
 It prints the host key to pass as ``host_key``; the key is kept in ``--root``, so it stays the
 same, and ``simulator_host_key(root)`` reads (or makes) it before the simulator first starts.
+``demo_runs(provider)`` are the run definitions it wants (``load_demo`` creates them; ``DEMO``
+is the adapter's demo hook).
 """
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
+from providers.extensions import Demo, DemoResult, DemoRun
 from providers.models import Provider
-from runs import services
-from runs.models import RunDefinition
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
@@ -151,25 +153,42 @@ def ensure_demo(
                     "text": text,
                 },
             )
-    for name, run_type, minutes, settings in DEFINITIONS:
-        _definition(provider, name, run_type, minutes, settings)
     return provider
 
 
-def _definition(provider, name: str, run_type: str, minutes: int | None, settings: dict) -> None:
-    definition, created = RunDefinition.objects.get_or_create(
-        name=name,
-        defaults={
-            "run_type": run_type,
-            "provider": provider,
-            "input_settings": settings,
-            "schedule": RunDefinition.Schedule.INTERVAL,
-            "every": minutes or 60,
-            "unit": RunDefinition.Unit.MINUTES,
-        },
+def demo_runs(provider: Provider) -> tuple[DemoRun, ...]:
+    return tuple(
+        DemoRun(
+            name,
+            run_type,
+            provider,
+            input_settings=input_settings,
+            every_minutes=minutes or 60,
+            submit=bool(minutes),
+        )
+        for name, run_type, minutes, input_settings in DEFINITIONS
     )
-    if created:
-        services.validate(definition)
-        definition.save()
-    if minutes and definition.state == RunDefinition.State.DRAFT:
-        services.submit(definition)
+
+
+def _add_arguments(parser) -> None:
+    # The demo provider points at the CAS simulator that ./dev run starts.
+    parser.add_argument(
+        "--conax-sms-port", type=int, default=8003, help="The Conax SMS simulator's SFTP port."
+    )
+    parser.add_argument(
+        "--conax-sms-root",
+        default=str(settings.VAR_DIR / "conax-sms"),
+        help="The Conax SMS simulator's --root (its host key is read from there).",
+    )
+
+
+def _load(options: dict) -> DemoResult:
+    port = options["conax_sms_port"]
+    host_key = simulator_host_key(options["conax_sms_root"])
+    provider = ensure_demo("127.0.0.1", port, host_key, "crm", "CRM_SECRET_CONAX_SMS_PASSWORD")
+    return DemoResult(
+        f"Conax SMS (SFTP simulator on port {port}): a dozen subscribers.", demo_runs(provider)
+    )
+
+
+DEMO = Demo(_add_arguments, _load)

@@ -1,7 +1,7 @@
 """Conax SMS run types: export request files, error handling (response files), mail & bark.
 
 The *Process Provisioning Requests* run that creates the entitlement and pairing requests is
-the built-in one (``runs/types.py``); this adapter adds renewals to it (``extra_commands``).
+the shared one (``runs/types.py``); this adapter adds renewals to it (``extra_commands``).
 """
 
 from collections.abc import Callable
@@ -9,9 +9,10 @@ from collections.abc import Callable
 from django import forms
 
 from providers import communications
+from providers.extensions import Progress, RunType, counted
 from providers.file_delivery import export, responses
 from providers.registry import TransportError
-from runs.types import NoSettings, Progress, RunType, counted
+from providers.types import NoSettings
 from subscriptions.models import CommunicationQueueEntry, ExternalSystem
 
 from . import messages
@@ -145,45 +146,43 @@ def _messages(definition, run_id: int, report: Callable[[Progress], None]) -> No
             )
 
 
-RUN_TYPES = [
-    RunType(
-        "conax_sms_export_files",
-        "Export request files",
-        NoSettings,
-        NoSettings,
-        _export,
-        total=lambda d: export.waiting(d.provider),
-        counts=(
-            ("records", "Records exported"),
-            ("files", "Files exported"),
-            ("failed", "Could not be written"),
-        ),
-        summary=_export_summary,
+EXPORT = RunType(
+    "conax_sms_export_files",
+    "Export request files",
+    NoSettings,
+    NoSettings,
+    _export,
+    total=lambda d: export.waiting(d.provider),
+    counts=(
+        ("records", "Records exported"),
+        ("files", "Files exported"),
+        ("failed", "Could not be written"),
     ),
-    RunType(
-        "conax_sms_error_handling",
-        "Error Handling file run",
-        NoSettings,
-        NoSettings,
-        _error_handling,
-        total=lambda d: None,
-        counts=(
-            ("answered", "Requests answered"),
-            ("accepted", "Accepted"),
-            ("rejected", "Rejected"),
-            ("files", "Response files read"),
-            ("refused", "Response files refused"),
-            ("resent", "Sent again under the same name"),
-            ("expired", "Failed: no answer by the deadline"),
-        ),
-        summary=_error_handling_summary,
+    summary=_export_summary,
+)
+ERROR_HANDLING = RunType(
+    "conax_sms_error_handling",
+    "Error Handling file run",
+    NoSettings,
+    NoSettings,
+    _error_handling,
+    total=lambda d: None,
+    counts=(
+        ("answered", "Requests answered"),
+        ("accepted", "Accepted"),
+        ("rejected", "Rejected"),
+        ("files", "Response files read"),
+        ("refused", "Response files refused"),
+        ("resent", "Sent again under the same name"),
+        ("expired", "Failed: no answer by the deadline"),
     ),
-    RunType(
-        "conax_sms_messages",
-        "Mail & Bark Messages",
-        NoSettings,
-        MessageRunInput,
-        _messages,
-        total=lambda d: _entries(d).count(),
-    ),
-]
+    summary=_error_handling_summary,
+)
+MESSAGES = RunType(
+    "conax_sms_messages",
+    "Mail & Bark Messages",
+    NoSettings,
+    MessageRunInput,
+    _messages,
+    total=lambda d: _entries(d).count(),
+)

@@ -43,6 +43,7 @@ from paramiko.sftp_handle import SFTPHandle
 from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
 
+from providers.extensions import SimulatorCommand
 from providers.file_delivery.layout import AnswerRecord, FormatError
 
 from . import file_format as ff
@@ -632,3 +633,8 @@ def serve(options: dict, stdout) -> None:
         pass
     finally:
         sim.stop()
+
+
+SIMULATOR = SimulatorCommand(
+    "conax-sms", "Conax Contego SMS (files over SFTP / FTP)", add_arguments, serve
+)

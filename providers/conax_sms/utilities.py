@@ -3,10 +3,10 @@
 from django import forms
 from django.db import transaction
 
+from providers.extensions import Outcome, Utility, UtilityForm
 from providers.file_delivery import export
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
-from utilities.registry import Outcome, Utility, UtilityForm, register
 
 from . import messages
 from .files import PIPELINE
@@ -119,25 +119,21 @@ def _message(provider, subscription, data, user, priority, process_immediately) 
     )
 
 
-PAIR_DEVICES = register(
-    Utility(
-        code="conax_sms_pair_devices",
-        name="Pair smartcards & STBs",
-        description="Create Pairing of a smartcard and a set-top box at Conax, with Express "
-        "priority; once Conax accepts it both devices are initialized.",
-        form=PairForm,
-        run=_pair,
-        may_be_express=True,
-    )
+PAIR_DEVICES = Utility(
+    code="conax_sms_pair_devices",
+    name="Pair smartcards & STBs",
+    description="Create Pairing of a smartcard and a set-top box at Conax, with Express "
+    "priority; once Conax accepts it both devices are initialized.",
+    form=PairForm,
+    run=_pair,
+    may_be_express=True,
 )
 
-SEND_MESSAGE = register(
-    Utility(
-        code="conax_sms_send_message",
-        name="Send mail & bark message",
-        description="Send a mail (inbox) or bark (on screen) message to one smartcard.",
-        form=MessageForm,
-        run=_message,
-        may_be_express=True,
-    )
+SEND_MESSAGE = Utility(
+    code="conax_sms_send_message",
+    name="Send mail & bark message",
+    description="Send a mail (inbox) or bark (on screen) message to one smartcard.",
+    form=MessageForm,
+    run=_message,
+    may_be_express=True,
 )

@@ -5,9 +5,12 @@ card(s) by CA client id, with the request's uid as ``RequestId`` so that the CAS
 repeat. The transport (one cached zeep client per provider and process) is ``client.py``.
 """
 
+import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from providers import registry
+from providers.extensions import Health
 from providers.models import ProvisioningRequest
 
 from . import client, utilities
@@ -164,20 +167,57 @@ class ConaxWSAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "CREATE_PAIRING",
         Op.ADD_TO_PAIRING: "ADD_TO_EXISTING_PAIRING",
     }
-    run_types = (
-        "reset_subscriptions",
-        "conax_ws_mail_bark_messages",
-        "conax_ws_fingerprinting",
-        "archive_requests",
-    )
-    utilities = (
-        "reset_subscription",
-        "conax_ws_information",
-        "conax_ws_display_fingerprint",
-        "conax_ws_pair",
-        "conax_ws_reset_pin",
-        "conax_ws_message",
-    )
+
+    @classmethod
+    def run_types(cls):
+        from . import runs
+
+        return (
+            "reset_subscriptions",
+            runs.MAIL_BARK_MESSAGES,
+            runs.FINGERPRINTING,
+            "archive_requests",
+        )
+
+    @classmethod
+    def utilities(cls):
+        return (
+            "reset_subscription",
+            utilities.INFORMATION,
+            utilities.DISPLAY_FINGERPRINT,
+            utilities.PAIR,
+            utilities.RESET_PIN,
+            utilities.SEND_MESSAGE,
+        )
+
+    @classmethod
+    def simulator(cls):
+        from . import simulator
+
+        return simulator.SIMULATOR
+
+    @classmethod
+    def demo(cls):
+        from . import demo
+
+        return demo.DEMO
+
+    def check(self) -> Health:
+        """A query about a card no CAS knows: any answer, a refusal included, shows that the
+        CAS is reached and takes our credentials; nothing is changed there."""
+        try:
+            conax = client.client_for(self.provider)
+            conax.call(
+                "GetPairingStatusForCard",
+                RequestId=f"check-{uuid.uuid4()}",
+                CaClientId="CONNECTION-CHECK",
+            )
+        except registry.TransportError as error:
+            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+        except client.CasRefusal:
+            pass  # the expected answer about an unknown card
+        where = urlsplit(conax.addresses[client.BINDINGS["GetPairingStatusForCard"]]).netloc
+        return Health(True, f"The CAS at {where} answered a query.")
 
     def platform_state(self, subscription, devices, **asking) -> dict[int, registry.Held]:
         # By the queries of Get Conax information.

@@ -3,7 +3,9 @@ subscribers made through the actions, messages waiting in the communication queu
 for fingerprinting, and draft run definitions ready to run.
 
 ``ensure_demo(url, username, password_env)`` is idempotent: run again, it updates the
-provider's connection and creates only what is missing. Start the simulator beside it:
+provider's connection and creates only what is missing; ``demo_runs(provider)`` are the run
+definitions it wants (``load_demo`` creates them; ``DEMO`` is the adapter's demo hook). Start
+the simulator beside it:
 ``CRM_SECRET_CONAX_WS_PASSWORD=… python manage.py cas_simulator conax-ws --port 8090 --username crm
 --password-env CRM_SECRET_CONAX_WS_PASSWORD --state-file var/conax-ws-cas.json``.
 """
@@ -13,8 +15,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from providers.extensions import Demo, DemoResult, DemoRun
 from providers.models import Provider
-from runs.models import RunDefinition
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
@@ -135,38 +137,50 @@ def ensure_demo(url: str, username: str, password_env: str) -> Provider:
             code=TRIAL_SEGMENT[0], defaults={"name": TRIAL_SEGMENT[1]}
         )
         trial.subscriptions.add(subscribers[7], subscribers[8])
-        _drafts(provider)
     return provider
 
 
-def _drafts(provider: Provider) -> None:
+def demo_runs(provider: Provider) -> tuple[DemoRun, ...]:
     """Draft definitions an operator can open and run at once."""
     later = timezone.now() + timedelta(days=1)
-    for name, run_type, criteria, settings in (
-        ("Conax WS: Reset Subscriptions", "reset_subscriptions", {}, {}),
-        (
+    return (
+        DemoRun("Conax WS: Reset Subscriptions", "reset_subscriptions", provider, run_at=later),
+        DemoRun(
             "Conax WS: Mail & Bark Messages",
             "conax_ws_mail_bark_messages",
-            {},
-            {"message_type": "mail", "external_system": "ZX-CAS"},
+            provider,
+            input_settings={"message_type": "mail", "external_system": "ZX-CAS"},
+            run_at=later,
         ),
-        (
+        DemoRun(
             "Conax WS: Fingerprinting",
             "conax_ws_fingerprinting",
-            {
+            provider,
+            criteria={
                 "included_segments": [FINGERPRINT_SEGMENT[0]],
                 "excluded_segments": [TRIAL_SEGMENT[0]],
             },
-            {"duration_seconds": 10, "height": 12, "slot": "A"},
+            input_settings={"duration_seconds": 10, "height": 12, "slot": "A"},
+            run_at=later,
         ),
-    ):
-        RunDefinition.objects.get_or_create(
-            name=name,
-            defaults={
-                "run_type": run_type,
-                "provider": provider,
-                "criteria": criteria,
-                "input_settings": settings,
-                "run_at": later,
-            },
-        )
+    )
+
+
+def _add_arguments(parser) -> None:
+    # The demo provider points at the CAS simulator that ./dev run starts.
+    parser.add_argument(
+        "--conax-ws-url",
+        default="http://127.0.0.1:8002",
+        help="The Conax WS simulator (cas_simulator conax-ws).",
+    )
+
+
+def _load(options: dict) -> DemoResult:
+    url = options["conax_ws_url"]
+    provider = ensure_demo(url, "crm", "CRM_SECRET_CONAX_WS_PASSWORD")
+    return DemoResult(
+        f"Conax WS (SOAP simulator at {url}): a dozen subscribers.", demo_runs(provider)
+    )
+
+
+DEMO = Demo(_add_arguments, _load)

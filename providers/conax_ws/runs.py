@@ -1,6 +1,6 @@
 """Run types of Conax Contego web services: Mail & Bark Messages and Fingerprinting.
 
-(Reset Subscriptions and Archive requests are the built-in ones, listed in the adapter.)
+(Reset Subscriptions and Archive requests are the shared ones, named in the adapter.)
 
 Both make one request per smartcard the subscription has in use at this provider, written in
 chunks, each chunk one transaction with its progress, and wake the push worker after each
@@ -15,8 +15,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from providers import communications, delivery
+from providers.extensions import Progress, RunType
 from providers.models import ProvisioningRequest
-from runs.types import NoSettings, Progress, RunType
+from providers.types import NoSettings
 from subscriptions.models import ExternalSystem, InstalledItem, Segment, Subscription
 
 from .utilities import (
@@ -294,21 +295,19 @@ def _send_fingerprints(definition, run_id: int, report: Callable[[Progress], Non
             report(Progress(examined, created))
 
 
-RUN_TYPES = [
-    RunType(
-        "conax_ws_mail_bark_messages",
-        "Mail & Bark Messages",
-        NoSettings,
-        MessageInput,
-        _send_messages,
-        total=lambda definition: _pending(definition).count(),
-    ),
-    RunType(
-        "conax_ws_fingerprinting",
-        "Fingerprinting",
-        FingerprintCriteria,
-        FingerprintInput,
-        _send_fingerprints,
-        total=lambda definition: _fingerprinted(definition).count(),
-    ),
-]
+MAIL_BARK_MESSAGES = RunType(
+    "conax_ws_mail_bark_messages",
+    "Mail & Bark Messages",
+    NoSettings,
+    MessageInput,
+    _send_messages,
+    total=lambda definition: _pending(definition).count(),
+)
+FINGERPRINTING = RunType(
+    "conax_ws_fingerprinting",
+    "Fingerprinting",
+    FingerprintCriteria,
+    FingerprintInput,
+    _send_fingerprints,
+    total=lambda definition: _fingerprinted(definition).count(),
+)

@@ -59,6 +59,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from providers.extensions import SimulatorCommand
+
 from .cas_soap import PORTS, answer
 from .cas_state import CasState
 
@@ -437,3 +439,8 @@ def serve(options: dict, stdout) -> None:
     finally:
         server.server_close()
         state.close()
+
+
+SIMULATOR = SimulatorCommand(
+    "conax-ws", "Conax Contego Web Services (SOAP over HTTP)", add_arguments, serve
+)

@@ -16,10 +16,9 @@ from django.utils import timezone
 
 from providers import delivery, engine, registry
 from providers.answers import record_answer
+from providers.extensions import Outcome, Utility, UtilityError, UtilityForm
 from providers.models import ProductCAId, ProvisioningRequest
 from subscriptions.models import InstalledItem
-from utilities.registry import Outcome, Utility, UtilityForm, register
-from utilities.services import UtilityError
 
 Req = ProvisioningRequest
 Op = Req.Operation
@@ -664,60 +663,50 @@ def _message(provider, subscription, data, user, priority, process_immediately) 
     )
 
 
-INFORMATION = register(
-    Utility(
-        code="conax_ws_information",
-        name="Get Conax information",
-        description="Ask the CAS now what it holds: the active subscriptions of a smartcard, "
-        "or the pairing of a smartcard or a set-top box.",
-        form=InformationForm,
-        run=_information,
-        may_process_immediately=False,
-    )
+INFORMATION = Utility(
+    code="conax_ws_information",
+    name="Get Conax information",
+    description="Ask the CAS now what it holds: the active subscriptions of a smartcard, "
+    "or the pairing of a smartcard or a set-top box.",
+    form=InformationForm,
+    run=_information,
+    may_process_immediately=False,
 )
-DISPLAY_FINGERPRINT = register(
-    Utility(
-        code="conax_ws_display_fingerprint",
-        name="Display fingerprint",
-        description="Show a fingerprint on a smartcard's screen, to detect piracy.",
-        form=FingerprintForm,
-        run=_fingerprint,
-        may_process_immediately=False,
-        may_be_express=True,
-    )
+DISPLAY_FINGERPRINT = Utility(
+    code="conax_ws_display_fingerprint",
+    name="Display fingerprint",
+    description="Show a fingerprint on a smartcard's screen, to detect piracy.",
+    form=FingerprintForm,
+    run=_fingerprint,
+    may_process_immediately=False,
+    may_be_express=True,
 )
-PAIR = register(
-    Utility(
-        code="conax_ws_pair",
-        name="Pair smartcards & STBs",
-        description="New: pair a smartcard (and a set-top box) anew, out of any other pairing. "
-        "Update: add a smartcard or a set-top box to a card's existing pairing.",
-        form=PairForm,
-        run=_pair,
-        may_process_immediately=False,
-        may_be_express=True,
-    )
+PAIR = Utility(
+    code="conax_ws_pair",
+    name="Pair smartcards & STBs",
+    description="New: pair a smartcard (and a set-top box) anew, out of any other pairing. "
+    "Update: add a smartcard or a set-top box to a card's existing pairing.",
+    form=PairForm,
+    run=_pair,
+    may_process_immediately=False,
+    may_be_express=True,
 )
-RESET_PIN = register(
-    Utility(
-        code="conax_ws_reset_pin",
-        name="Reset smartcard PIN",
-        description=f"Reset a smartcard's CA PIN to {DEFAULT_PIN}, or set a new 4-digit value.",
-        form=PinForm,
-        run=_reset_pin,
-        may_process_immediately=False,
-        may_be_express=True,
-    )
+RESET_PIN = Utility(
+    code="conax_ws_reset_pin",
+    name="Reset smartcard PIN",
+    description=f"Reset a smartcard's CA PIN to {DEFAULT_PIN}, or set a new 4-digit value.",
+    form=PinForm,
+    run=_reset_pin,
+    may_process_immediately=False,
+    may_be_express=True,
 )
-SEND_MESSAGE = register(
-    Utility(
-        code="conax_ws_message",
-        name="Send mail & bark message",
-        description="Send a mail message (inbox) or a bark / repeating bark message (on screen) "
-        "to a smartcard.",
-        form=MessageForm,
-        run=_message,
-        may_process_immediately=False,
-        may_be_express=True,
-    )
+SEND_MESSAGE = Utility(
+    code="conax_ws_message",
+    name="Send mail & bark message",
+    description="Send a mail message (inbox) or a bark / repeating bark message (on screen) "
+    "to a smartcard.",
+    form=MessageForm,
+    run=_message,
+    may_process_immediately=False,
+    may_be_express=True,
 )

@@ -22,4 +22,7 @@ class ExsetAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "PAIR_UNPAIR_DEVICE_RECEIVER",
         Op.ADD_TO_PAIRING: "PAIR_UNPAIR_DEVICE_RECEIVER",
     }
-    run_types = ("process_provisioning_requests", "archive_requests")
+
+    @classmethod
+    def run_types(cls):
+        return ("process_provisioning_requests", "archive_requests")

@@ -1,15 +1,21 @@
 import json
+from datetime import timedelta
 
 import requests
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from providers import env_secrets, registry
-from providers.models import ProvisioningRequest
+from providers.extensions import Health
+from providers.models import ConnectorToken, ProvisioningRequest
 
 from .forms import GenericConnection, GenericParameters
 
 Op = ProvisioningRequest.Operation
 # Far above any answer about one request; a larger one is refused, not read.
 MAX_ANSWER_BYTES = 1 << 20
+# A connector polls every few seconds; one silent this long is taken as not polling.
+SILENT_CONNECTOR = timedelta(minutes=5)
 
 
 class GenericAdapter(registry.Adapter):
@@ -31,8 +37,20 @@ class GenericAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "CREATE_PAIRING",
         Op.ADD_TO_PAIRING: "ADD_TO_EXISTING_PAIRING",
     }
-    run_types = ("reset_subscriptions", "archive_requests")
-    utilities = ("reset_subscription",)
+
+    @classmethod
+    def run_types(cls):
+        return ("reset_subscriptions", "archive_requests")
+
+    @classmethod
+    def utilities(cls):
+        return ("reset_subscription",)
+
+    @classmethod
+    def api_urls(cls) -> list:
+        from . import urls
+
+        return urls.urlpatterns
 
     _sessions: dict[int, requests.Session] = {}  # one pooled HTTP session per provider
 
@@ -52,6 +70,28 @@ class GenericAdapter(registry.Adapter):
         else:
             session.headers.pop("Authorization", None)
         return session
+
+    def check(self) -> Health:
+        """Pull: when the connector last called (its tokens' last use, to the minute). Push: no
+        call is made to the connector for a check, since it would act on what it receives."""
+        if self.delivery == registry.PUSH:
+            return Health(None, f"No check: {self.provider.name} pushes to the connector.")
+        last = (
+            ConnectorToken.objects.filter(provider=self.provider, last_used_at__isnull=False)
+            .order_by("-last_used_at")
+            .values_list("last_used_at", flat=True)
+            .first()
+        )
+        if last is None:
+            return Health(None, f"No check: the connector of {self.provider.name} never called.")
+        now = timezone.now()
+        ago = "just now"
+        if now - last >= timedelta(minutes=1):
+            ago = timesince(last, now).replace("\xa0", " ") + " ago"
+        return Health(
+            now - last <= SILENT_CONNECTOR,
+            f"The connector of {self.provider.name} last called {ago}.",
+        )
 
     def send(self, request) -> registry.Answer:
         body = {

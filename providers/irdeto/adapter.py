@@ -22,4 +22,7 @@ class IrdetoAdapter(registry.Adapter):
         Op.CREATE_PAIRING: "PAIR_SECURE_CLIENT",
         Op.ADD_TO_PAIRING: "PAIR_SECURE_CLIENT",
     }
-    run_types = ("reset_subscriptions", "archive_requests")
+
+    @classmethod
+    def run_types(cls):
+        return ("reset_subscriptions", "archive_requests")

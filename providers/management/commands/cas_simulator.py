@@ -1,31 +1,37 @@
 """``cas_simulator KIND …``: run a CA system simulator, a real network server of that system's
 protocol, for the demo and for trying a provider without the real platform.
 
-Each kind lives in its provider package as a ``simulator`` module with two functions:
-``add_arguments(parser)`` and ``serve(options, stdout)``, which runs until interrupted.
+The kinds are those the installed adapters bring (``Adapter.simulator()``); each declares its
+options and serves until interrupted.
 """
-
-from importlib import import_module
 
 from django.core.management.base import BaseCommand
 
-SIMULATORS = {
-    "conax-ws": ("providers.conax_ws.simulator", "Conax Contego Web Services (SOAP over HTTP)"),
-    "conax-sms": ("providers.conax_sms.simulator", "Conax Contego SMS (files over SFTP / FTP)"),
-}
+from providers import registry
+
+
+def _simulators() -> dict:
+    found = {}
+    for adapter in registry.adapter_classes().values():
+        simulator = adapter.simulator()
+        if simulator is not None:
+            found[simulator.kind] = simulator
+    return found
 
 
 class Command(BaseCommand):
-    help = "Run a CA system simulator: " + ", ".join(
-        f"{kind} ({what})" for kind, (_module, what) in SIMULATORS.items()
-    )
+    @property
+    def help(self) -> str:
+        kinds = ", ".join(f"{s.kind} ({s.description})" for s in _simulators().values())
+        return f"Run a CA system simulator: {kinds or 'none is installed'}"
 
     def add_arguments(self, parser):
         kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
-        for kind, (module, what) in SIMULATORS.items():
-            sub = kinds.add_parser(kind, help=what, description=what)
-            import_module(module).add_arguments(sub)
+        for kind, simulator in _simulators().items():
+            sub = kinds.add_parser(
+                kind, help=simulator.description, description=simulator.description
+            )
+            simulator.add_arguments(sub)
 
     def handle(self, *args, **options):
-        module, _what = SIMULATORS[options["kind"]]
-        import_module(module).serve(options, self.stdout)
+        _simulators()[options["kind"]].serve(options, self.stdout)

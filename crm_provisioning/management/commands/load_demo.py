@@ -10,7 +10,9 @@ show and the provisioning engine sees exactly what an agent would do.
 The data is a pure function of the subscription's position (a seeded ``random.Random`` draws
 the whole plan up front), so numbers, serials and CA IDs are the same on every machine. Running
 the command again creates nothing new: subscriptions whose number exists are skipped, and the
-demo users get their role and password back.
+demo users get their role and password back. Then each installed provider adds its own part
+(its adapter's ``demo()``, through ``crm_provisioning/demo.py``), with its options on this
+command's line.
 """
 
 import random
@@ -18,15 +20,12 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from crm_provisioning import roles
+from crm_provisioning import demo, roles
 from providers import delivery
-from providers.conax_sms import demo as conax_sms
-from providers.conax_ws import demo as conax_ws
 from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
@@ -255,20 +254,8 @@ class Command(BaseCommand):
             default=DEFAULT_COUNT,
             help=f"How many demo subscriptions (default {DEFAULT_COUNT}).",
         )
-        # The Conax providers of the demo point at the CAS simulators that ./dev run starts.
-        parser.add_argument(
-            "--conax-ws-url",
-            default="http://127.0.0.1:8002",
-            help="The Conax WS simulator (cas_simulator conax-ws).",
-        )
-        parser.add_argument(
-            "--conax-sms-port", type=int, default=8003, help="The Conax SMS simulator's SFTP port."
-        )
-        parser.add_argument(
-            "--conax-sms-root",
-            default=str(settings.VAR_DIR / "conax-sms"),
-            help="The Conax SMS simulator's --root (its host key is read from there).",
-        )
+        # Each provider's own options (e.g. where its CAS simulator listens).
+        demo.add_arguments(parser)
 
     def handle(self, *args, count: int, **options):
         catalog = ensure_catalog()
@@ -290,19 +277,8 @@ class Command(BaseCommand):
                 tell_story(sub, p, catalog, users["agent"])
             created += 1
         self.summary(created, len(existing))
-        conax_ws.ensure_demo(options["conax_ws_url"], "crm", "CRM_SECRET_CONAX_WS_PASSWORD")
-        root = options["conax_sms_root"]
-        conax_sms.ensure_demo(
-            "127.0.0.1",
-            options["conax_sms_port"],
-            conax_sms.simulator_host_key(root),
-            "crm",
-            "CRM_SECRET_CONAX_SMS_PASSWORD",
-        )
-        self.stdout.write(
-            f"Conax WS (SOAP simulator at {options['conax_ws_url']}) and Conax SMS (SFTP "
-            f"simulator on port {options['conax_sms_port']}): a dozen subscribers each."
-        )
+        for line in demo.load(options):
+            self.stdout.write(line)
 
     def summary(self, created: int, kept: int) -> None:
         out = self.stdout.write
