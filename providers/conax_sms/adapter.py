@@ -225,10 +225,10 @@ class ConaxSMSAdapter(registry.Adapter):
         """Connect, log in and list the upload directory, as an export run would."""
         from . import transport
 
-        directory = self.provider.connection.get("upload_directory") or "."
         try:
-            with transport.connect(self.provider) as files:
-                names = files.listdir(directory)
+            with transport.connect(self.provider) as channel:
+                directory = channel.upload_dir
+                names = channel.server.listdir(directory)
         except registry.TransportError as error:
             return Health(False, f"{self.provider.name} cannot be reached: {error}")
         protocol = self.provider.connection.get("protocol", "sftp").upper()
