@@ -18,7 +18,7 @@ The actions: ``CLIENTS`` threads, each posting by hand (``_post``) with a person
 (role agent), stop or start (whichever the service's state allows) one service each, a
 flat product on a viewing point with one smartcard, at the provider "Bench Conax WS" — so
 each action makes exactly one request (CancelSubscriptions / AddSubscriptions), and no two
-actions touch one card. Subscriptions come from the load generator (``subscriptions.load``,
+actions touch one card. Subscriptions come from the load generator (``bench.load``,
 provider type conax_ws, none out of step); as many are added as the actions need.
 
 Measured: actions/s from the first send to the simulator's receipt of the last request;
@@ -66,11 +66,10 @@ from crm_provisioning import roles
 from providers.models import Provider, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from subscriptions import load
 from subscriptions.demo import ensure_catalog
 from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 
-from . import conax_sms, processes, realtime_floor
+from . import conax_sms, load, processes, realtime_floor
 from .report import Figure, Report
 
 PROVIDER = "Bench Conax WS"

@@ -301,5 +301,5 @@ def export(
 
 def export_pending(provider: Provider, **options) -> int:
     """Export everything waiting for ``provider``; returns how many requests went out (the
-    benchmark's entry point: ``bench_data.pending_requests`` makes the work)."""
+    benchmark's entry point: ``bench.conax_sms_requests.pending_requests`` makes the work)."""
     return export(provider, **options).records

@@ -8,8 +8,9 @@ million of them take seconds to make: written with ``COPY`` on PostgreSQL, in ba
 elsewhere. The mix is a pure function of the position, so two runs make the same file lines
 (but new uids).
 
-    from providers.conax_sms import bench_data, export
-    bench_data.pending_requests(provider, 1_000_000)
+    from bench import conax_sms_requests
+    from providers.conax_sms import export
+    conax_sms_requests.pending_requests(provider, 1_000_000)
     export.export_pending(provider)   # -> 1_000_000
 """
 
@@ -20,10 +21,10 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from providers.conax_sms import file_format as ff
 from providers.models import Provider, ProvisioningRequest
-from subscriptions.load import copy_csv
 
-from . import file_format as ff
+from .load import copy_csv
 
 Req = ProvisioningRequest
 Op = Req.Operation
