@@ -404,6 +404,15 @@ def processing_run(
             f"{drifted:,} put out of step{redated}), {run.created:,} requests created "
             f"({kinds or 'none'}) by a batch worker with {worker_processes} pool "
             f"process{plural} (peak memory {memory:,.0f} MB); floor: {by_hand}",
+            counts={
+                "examined": run.examined,
+                "at_provider": have,
+                "out_of_step": drifted,
+                "created": run.created,
+                "by_operation": by_operation,
+                "pool_processes": worker_processes,
+                "requests_by_hand": floor_requests,
+            },
         )
     )
     return run
@@ -605,6 +614,16 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
             f"{uploaded:,} Uploaded) over SFTP to the simulator (a process of its own, host key "
             f"checked); at the simulator: {on_server:,} files, {lines:,} records, {missing:,} "
             f"requests missing; floor: {floor_text}",
+            counts={
+                "pending": records,
+                "exported": exported,
+                "files": len(files),
+                "max_records_per_file": limit,
+                "uploaded": uploaded,
+                "files_at_simulator": on_server,
+                "records_at_simulator": lines,
+                "missing": missing,
+            },
         )
     )
     return {

@@ -546,6 +546,7 @@ def realtime(
     p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
     stops = sum(t.stop for t in measured)
     overlap = ""
+    covered = None
     window = getattr(load_info, "window", None)
     if callable(window):
         start, end = window()
@@ -574,6 +575,14 @@ def realtime(
             f"{states_text}; floor: as many actions' work by hand, on the idle system "
             f"(bench.realtime_floor: bare WSGI under the same gunicorn, hand-written SQL, a "
             f"bare sender); raw SOAP alone, straight to the simulator: {raw:,.0f}/s",
+            counts={
+                "actions": len(uids),
+                "stop": stops,
+                "start": len(uids) - stops,
+                "states": states,
+                "raw_soap_per_s": raw,
+                "share_under_load": covered,
+            },
         )
     )
     common = (
@@ -585,7 +594,8 @@ def realtime(
         f"ms; {before_return / len(sent):.0%} arrived before the API call had "
         f"returned{paced}{overlap}"
     )
-    report.add(Figure(f"Real-time latency p50{suffix}", p50, "ms", detail=common))
+    latency = {"requests": len(latencies), "max_ms": latencies[-1]}
+    report.add(Figure(f"Real-time latency p50{suffix}", p50, "ms", detail=common, counts=latency))
     report.add(
         Figure(
             f"Real-time latency p99{suffix}",
@@ -593,6 +603,7 @@ def realtime(
             "ms",
             target=TARGET_P99_LOADED_MS if loaded else TARGET_P99_MS,
             detail=common,
+            counts=latency,
         )
     )
     return {
