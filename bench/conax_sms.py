@@ -2,7 +2,7 @@
 subscriptions, and the export of Pending requests into request files uploaded over SFTP.
 
 ``processing_run(report, workdir, subscriptions=1_000_000)``: ``subscriptions`` load
-subscriptions at the provider "Bench Conax SMS" (``subscriptions.load``, provider type
+subscriptions at the provider "Bench Conax SMS" (``bench.load``, provider type
 conax_sms; as many added as are missing), ``drift`` of them put out of step
 (``load.redrift``), and the built-in run type *Process Provisioning Requests* executed by a
 real Celery worker on the ``batch`` queue (``runs.services.run_now``), renewals included (the
@@ -24,7 +24,7 @@ what it was on that day (about half of the on services, at the default renewal f
 one month: renewals are nine requests in ten).
 
 ``export(report, workdir, records=1_000_000)``: ``records`` Pending requests at the provider
-(``providers.conax_sms.bench_data.pending_requests``: the processing run's mix of commands),
+(``bench.conax_sms_requests.pending_requests``: the processing run's mix of commands),
 exported by the shared file-delivery pipeline (``providers.file_delivery.export``) into files of
 at most the provider's *Maximum Number of Records in Each File* (20,000) uploaded over SFTP to
 the Conax SMS simulator, which runs as a process of its own (``manage.py cas_simulator
@@ -52,7 +52,6 @@ from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from providers import batch
-from providers.conax_sms import bench_data
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
@@ -61,11 +60,10 @@ from providers.models import Distributor, Provider, ProvisioningRequest, Transfe
 from providers.reconciler import CAIds
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from subscriptions import load
 from subscriptions.demo import ensure_catalog
 from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 
-from . import processes
+from . import conax_sms_requests, load, processes
 from .report import Figure, Report
 
 PROVIDER = "Bench Conax SMS"
@@ -407,6 +405,15 @@ def processing_run(
             f"{drifted:,} put out of step{redated}), {run.created:,} requests created "
             f"({kinds or 'none'}) by a batch worker with {worker_processes} pool "
             f"process{plural} (peak memory {memory:,.0f} MB); floor: {by_hand}",
+            counts={
+                "examined": run.examined,
+                "at_provider": have,
+                "out_of_step": drifted,
+                "created": run.created,
+                "by_operation": by_operation,
+                "pool_processes": worker_processes,
+                "requests_by_hand": floor_requests,
+            },
         )
     )
     return run
@@ -561,7 +568,7 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
     try:
         with simulator(workdir, password) as sim:
             _point_at(provider, sim)
-            bench_data.pending_requests(provider, records)
+            conax_sms_requests.pending_requests(provider, records)
             expected = {str(u) for u in _pending(provider).values_list("uid", flat=True)}
             if _has_floors():
                 read_seconds, read_rows = _read_floor(provider)
@@ -608,6 +615,16 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
             f"{uploaded:,} Uploaded) over SFTP to the simulator (a process of its own, host key "
             f"checked); at the simulator: {on_server:,} files, {lines:,} records, {missing:,} "
             f"requests missing; floor: {floor_text}",
+            counts={
+                "pending": records,
+                "exported": exported,
+                "files": len(files),
+                "max_records_per_file": limit,
+                "uploaded": uploaded,
+                "files_at_simulator": on_server,
+                "records_at_simulator": lines,
+                "missing": missing,
+            },
         )
     )
     return {

@@ -104,6 +104,7 @@ def reset_preview(report: Report, provider) -> int:
             floor=floor_seconds,
             detail=f"{rows:,} subscriptions out of step, {requests:,} requests "
             f"(by hand: {floor_requests if floor_requests is not None else '-'})",
+            counts={"out_of_step": rows, "requests": requests, "requests_by_hand": floor_requests},
         )
     )
     return requests
@@ -139,6 +140,7 @@ def reset_run(report: Report, provider, workdir: Path, *, worker_processes: int 
             target=TARGET_RUN_S,
             floor=floor_seconds,
             detail=f"{run.examined:,} subscriptions examined, {run.created:,} requests created",
+            counts={"examined": run.examined, "created": run.created},
         )
     )
     report.add(
@@ -271,6 +273,7 @@ def generic_round_trip(report: Report, provider, workdir: Path) -> None:
             direction="min",
             floor=count / floor_seconds if floor_seconds else None,
             detail=f"{taken:,} requests pulled and answered over HTTP; {left:,} left Pending",
+            counts={"answered": taken, "left_pending": left},
         )
     )
 

@@ -18,7 +18,7 @@ The actions: ``CLIENTS`` threads, each posting by hand (``_post``) with a person
 (role agent), stop or start (whichever the service's state allows) one service each, a
 flat product on a viewing point with one smartcard, at the provider "Bench Conax WS" — so
 each action makes exactly one request (CancelSubscriptions / AddSubscriptions), and no two
-actions touch one card. Subscriptions come from the load generator (``subscriptions.load``,
+actions touch one card. Subscriptions come from the load generator (``bench.load``,
 provider type conax_ws, none out of step); as many are added as the actions need.
 
 Measured: actions/s from the first send to the simulator's receipt of the last request;
@@ -66,11 +66,10 @@ from crm_provisioning import roles
 from providers.models import Provider, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from subscriptions import load
 from subscriptions.demo import ensure_catalog
 from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 
-from . import conax_sms, processes, realtime_floor
+from . import conax_sms, load, processes, realtime_floor
 from .report import Figure, Report
 
 PROVIDER = "Bench Conax WS"
@@ -547,6 +546,7 @@ def realtime(
     p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
     stops = sum(t.stop for t in measured)
     overlap = ""
+    covered = None
     window = getattr(load_info, "window", None)
     if callable(window):
         start, end = window()
@@ -575,6 +575,14 @@ def realtime(
             f"{states_text}; floor: as many actions' work by hand, on the idle system "
             f"(bench.realtime_floor: bare WSGI under the same gunicorn, hand-written SQL, a "
             f"bare sender); raw SOAP alone, straight to the simulator: {raw:,.0f}/s",
+            counts={
+                "actions": len(uids),
+                "stop": stops,
+                "start": len(uids) - stops,
+                "states": states,
+                "raw_soap_per_s": raw,
+                "share_under_load": covered,
+            },
         )
     )
     common = (
@@ -586,7 +594,8 @@ def realtime(
         f"ms; {before_return / len(sent):.0%} arrived before the API call had "
         f"returned{paced}{overlap}"
     )
-    report.add(Figure(f"Real-time latency p50{suffix}", p50, "ms", detail=common))
+    latency = {"requests": len(latencies), "max_ms": latencies[-1]}
+    report.add(Figure(f"Real-time latency p50{suffix}", p50, "ms", detail=common, counts=latency))
     report.add(
         Figure(
             f"Real-time latency p99{suffix}",
@@ -594,6 +603,7 @@ def realtime(
             "ms",
             target=TARGET_P99_LOADED_MS if loaded else TARGET_P99_MS,
             detail=common,
+            counts=latency,
         )
     )
     return {

@@ -26,6 +26,8 @@ class Figure:
     # The same work done by hand (SQL or raw I/O), in the unit of ``value``; None: no floor
     floor: float | None = None
     detail: str = ""
+    # What the detail says, as numbers (requests made, files, states …): for the JSON's readers
+    counts: dict = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:

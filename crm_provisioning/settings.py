@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "providers",
     "runs",
     "utilities",
+    "bench",  # the benchmark's commands (bench, generate_load); the product never imports it
     "crm_provisioning.apps.CompositionConfig",
 ]
 

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
+from celery import current_app
 from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,7 +45,10 @@ from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
 
 log = logging.getLogger(__name__)
 
+# The tasks by name (runs.tasks registers them under these): sent by name, so this module needs
+# no import of the tasks that call it.
 TASK = "runs.tasks.execute_definition"
+PART_TASK = "runs.tasks.execute_part"
 # A part that created at least this many requests checks that the planner knows of them.
 REFRESH_STATISTICS_AFTER = 1000
 State = RunDefinition.State
@@ -244,10 +248,8 @@ def _queue_run_now(definition: RunDefinition) -> None:
     comes."""
     from providers.wakeups import broker_errors
 
-    from .tasks import execute_definition
-
     try:
-        execute_definition.apply_async((definition.pk, ProcessRun.Trigger.RUN_NOW), retry=False)
+        current_app.send_task(TASK, (definition.pk, ProcessRun.Trigger.RUN_NOW), retry=False)
     except broker_errors() as error:
         log.warning("Could not queue %s: %s", definition.name, error)
         ProcessRun.objects.create(
@@ -385,10 +387,10 @@ def execute(
             for number, bounds in enumerate(ranges, start=1)
         )
         if fan_out:
-            from .tasks import execute_part as task
-
             for part in parts:
-                transaction.on_commit(lambda n=part.number: task.delay(run.pk, n))
+                transaction.on_commit(
+                    lambda n=part.number: current_app.send_task(PART_TASK, (run.pk, n))
+                )
     if not fan_out:
         for part in parts:
             execute_part(run.pk, part.number, on_progress=on_progress)

@@ -22,13 +22,13 @@ def heartbeat() -> None:
         )
 
 
-@shared_task(name="runs.tasks.execute_definition")
+@shared_task(name=services.TASK)
 def execute_definition(definition_id: int, trigger: str = "schedule") -> int | None:
     run = services.execute(definition_id, trigger, fan_out=True)
     return run.pk if run else None
 
 
-@shared_task(name="runs.tasks.execute_part")
+@shared_task(name=services.PART_TASK)
 def execute_part(run_id: int, number: int) -> None:
     services.execute_part(run_id, number)
 

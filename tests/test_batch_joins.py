@@ -6,9 +6,9 @@ a chunk of 10,000 subscriptions took 50 s instead of 0.04 s."""
 import pytest
 from django.db import connection
 
+from bench import load
 from providers import batch, reconciler
 from providers.models import ProvisioningRequest
-from subscriptions import load
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's join planning"

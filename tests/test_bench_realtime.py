@@ -1,16 +1,23 @@
 """The real-time figure's small version: actions through a real web server, delivered by a real
-worker to the Conax WS simulator, on the suite's database. Nothing here asserts a speed."""
+worker to the Conax WS simulator, on the suite's database. Nothing here asserts a speed; the
+figures are read from the JSON the bench writes."""
 
 import pytest
 
 from bench import realtime
 from bench.report import Report
 from providers.models import Provider, ProvisioningRequest
+from tests.test_bench import figures_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 Req = ProvisioningRequest
 NAMES = ["Real-time actions", "Real-time latency p50", "Real-time latency p99"]
+
+
+def written(report: Report, path) -> list[dict]:
+    report.write(path)
+    return list(figures_in(path).values())
 
 
 def test_realtime_measures_actions_from_the_api_to_the_simulator(tmp_path, monkeypatch):
@@ -19,18 +26,23 @@ def test_realtime_measures_actions_from_the_api_to_the_simulator(tmp_path, monke
     n = 200
     raw = realtime.realtime(report, tmp_path, actions=n)
 
-    assert [f.name for f in report.figures] == NAMES
-    rate, p50, p99 = report.figures
-    assert (rate.unit, rate.direction, rate.target) == ("actions/s", "min", 200)
-    assert rate.value > 0 and rate.floor > 0 and raw["raw_soap_per_s"] > 0
-    assert "floor: as many actions' work by hand" in rate.detail
-    assert f"{n} actions through the Web API ({n} stop, 0 start service)" in rate.detail
-    assert f"requests {n} completed" in rate.detail
+    rate, p50, p99 = written(report, tmp_path / "bench.json")
+    assert [rate["name"], p50["name"], p99["name"]] == NAMES
+    assert (rate["unit"], rate["direction"], rate["target"]) == ("actions/s", "min", 200)
+    assert rate["value"] > 0 and rate["floor"] > 0 and rate["counts"]["raw_soap_per_s"] > 0
+    assert rate["counts"] | {"raw_soap_per_s": 0} == {
+        "actions": n,
+        "stop": n,
+        "start": 0,
+        "states": {"completed": n},
+        "raw_soap_per_s": 0,
+        "share_under_load": None,
+    }
     # From the row's created_at, written before the commit: never before it.
-    assert 0 < p50.value <= p99.value <= raw["max_ms"]
-    assert (p50.unit, p50.target, p99.target) == ("ms", None, 250)
-    assert p50.floor is None and p99.floor is None
-    assert raw["actions"] == n and raw["states"] == {"completed": n}
+    assert 0 < p50["value"] <= p99["value"] <= p99["counts"]["max_ms"]
+    assert p99["counts"] == {"requests": n, "max_ms": raw["max_ms"]}
+    assert (p50["unit"], p50["target"], p99["target"]) == ("ms", None, 250)
+    assert p50["floor"] is None and p99["floor"] is None
 
     provider = Provider.objects.get(name=realtime.PROVIDER)
     made = Req.objects.filter(provider=provider)
@@ -43,8 +55,9 @@ def test_realtime_measures_actions_from_the_api_to_the_simulator(tmp_path, monke
     # and the services stopped the first time are started.
     again = Report(subscriptions=0)
     realtime.realtime(again, tmp_path, actions=20)
-    assert [f.name for f in again.figures] == NAMES
-    assert "20 actions through the Web API (0 stop, 20 start service)" in again.figures[0].detail
+    figures = written(again, tmp_path / "again.json")
+    assert [f["name"] for f in figures] == NAMES
+    assert (figures[0]["counts"]["stop"], figures[0]["counts"]["start"]) == (0, 20)
     assert made.filter(command="ADD_SUBSCRIPTIONS", state=Req.State.COMPLETED).count() == (
         20 + realtime.WARM_UP
     )

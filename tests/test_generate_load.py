@@ -6,9 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from bench import load
 from providers import batch
 from providers.conax_sms.adapter import renewal_due
-from subscriptions import load
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from bench import load
 from providers.models import Provider
-from subscriptions import actions, load
+from subscriptions import actions
 from subscriptions.admin_forms import in_use_distributors
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 from tests.conftest import card_and_box

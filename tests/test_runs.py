@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
+from bench import load
 from providers import bulk
 from providers.models import Provider, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from subscriptions import load
 from subscriptions.models import SubscriptionService
 
 Req = ProvisioningRequest

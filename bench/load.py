@@ -26,9 +26,8 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from providers.conax_sms.adapter import last_due_day
-
-from .demo import OFFERS, VIEWING_POINTS, ensure_catalog
-from .models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
+from subscriptions.demo import OFFERS, VIEWING_POINTS, ensure_catalog
+from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 
 PREFIX = "LD-"
 SEED = 8_000_000

@@ -2,8 +2,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from bench import load
 from providers import registry
-from subscriptions import load
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
-"""The export benchmark's data and entry point: ``bench_data.pending_requests`` makes Pending
-requests of every Conax SMS command, and ``export.export_pending`` sends them all, Express
+"""The export benchmark's data and entry point: ``conax_sms_requests.pending_requests`` makes Pending
+requests of every Conax SMS command, and the shared export sends them all, Express
 first, each once; requests that commit late with lower ids are not lost."""
 
-from providers.conax_sms import bench_data
+from bench import conax_sms_requests
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.files import PIPELINE
 from providers.file_delivery import export
@@ -20,7 +20,7 @@ def test_pending_requests_are_exported_by_export_pending(sms, simulator):
     sms.full_clean()
     sms.save()
 
-    assert bench_data.pending_requests(sms, 300) == 300
+    assert conax_sms_requests.pending_requests(sms, 300) == 300
     assert export.export(PIPELINE, sms).records == 300
 
     files = list(out_files(sms))

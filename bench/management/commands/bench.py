@@ -5,10 +5,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from bench import conax_sms, figures, realtime
+from bench import conax_sms, figures, load, realtime
 from bench.report import Report
 from providers.models import Provider, ProvisioningRequest
-from subscriptions import load
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 PROVIDER = "Generic"

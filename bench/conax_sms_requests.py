@@ -8,10 +8,10 @@ million of them take seconds to make: written with ``COPY`` on PostgreSQL, in ba
 elsewhere. The mix is a pure function of the position, so two runs make the same file lines
 (but new uids).
 
-    from providers.conax_sms import bench_data
+    from bench import conax_sms_requests
     from providers.conax_sms.files import PIPELINE
     from providers.file_delivery import export
-    bench_data.pending_requests(provider, 1_000_000)
+    conax_sms_requests.pending_requests(provider, 1_000_000)
     export.export(PIPELINE, provider).records   # -> 1_000_000
 """
 
@@ -22,10 +22,10 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from providers.conax_sms import file_format as ff
 from providers.models import Provider, ProvisioningRequest
-from subscriptions.load import copy_csv
 
-from . import file_format as ff
+from .load import copy_csv
 
 Req = ProvisioningRequest
 Op = Req.Operation
