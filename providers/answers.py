@@ -17,12 +17,13 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
+from catalogue.models import Provider
 from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
 from . import accept_sql, bulk, engine, reconciler, registry, wakeups
-from .models import Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 
 State = ProvisioningRequest.State
 Op = ProvisioningRequest.Operation

@@ -19,12 +19,13 @@ from itertools import groupby, islice
 from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
+from catalogue.models import Provider
 from crm_provisioning.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import delivery, give_way, platform, reconciler, registry
 from .engine import create_requests
-from .models import Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 from .parameters import context_for
 
 Trigger = ProvisioningRequest.Trigger

@@ -13,11 +13,12 @@ from itertools import islice
 from django.db import connection
 from django.dispatch import receiver
 
+from catalogue.models import Distributor, Provider
 from crm_provisioning import rawsql
 from subscriptions.signals import ActionChange, action_performed
 
 from . import bulk, reconciler, registry, wakeups
-from .models import Distributor, Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 from .parameters import Context, context_for
 
 Op = ProvisioningRequest.Operation

@@ -4,10 +4,11 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+from catalogue.models import Distributor, Product
+from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import reconciler
-from .models import Distributor, ProvisioningRequest
+from .models import ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 

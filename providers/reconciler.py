@@ -37,12 +37,13 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from catalogue.models import Distributor, Product, ProductCAId
 from crm_provisioning import rawsql
 from crm_provisioning.db import without_nested_loops
-from subscriptions.models import InstalledItem, Product, SubscriptionService
+from subscriptions.models import InstalledItem, SubscriptionService
 
 from . import registry
-from .models import Distributor, ProductCAId, ProvisioningRequest
+from .models import ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 ON_STATES = tuple(SubscriptionService.ON_STATES)

@@ -18,23 +18,22 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from catalogue.models import Distributor, Product, ProductCAId, Provider, SubscriptionType
 from crm_provisioning import rawsql
 from crm_provisioning.db import (
     GENERIC_PLANS_COLUMN,
     generic_plans_in_transaction,
     generic_plans_with_first_statement,
 )
-from providers.models import Distributor, ProductCAId, Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 
 from .models import (
     CustomerAccount,
     InstalledItem,
     Pairing,
-    Product,
     Subscription,
     SubscriptionEvent,
     SubscriptionService,
-    SubscriptionType,
 )
 from .signals import ActionChange, action_performed
 

@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from catalogue.models import Distributor, Product, SubscriptionType
 from crm_provisioning import api_query
 from crm_provisioning.api_permissions import (
     ApiViewSet,
@@ -27,19 +28,11 @@ from crm_provisioning.api_permissions import (
 from crm_provisioning.api_serializers import JsonTypes
 from providers import idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
-from providers.models import Distributor
 
 from . import actions
 from .action_result import action_result
 from .actions import ActionError, ItemSpec
-from .models import (
-    CustomerAccount,
-    InstalledItem,
-    Product,
-    Subscription,
-    SubscriptionService,
-    SubscriptionType,
-)
+from .models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 
 PERFORM = "subscriptions.perform_actions"
 # Where ``_detail_queryset`` puts a subscription's installed items in use.
@@ -562,9 +555,9 @@ class ProductViewSet(
     queryset = Product.objects.prefetch_related("components")
     serializer_class = ProductSerializer
     filterset_fields = ["code", "kind", "service_type"]
-    read_permission = "subscriptions.view_product"
+    read_permission = "catalogue.view_product"
     write_permissions = {
-        "create": "subscriptions.add_product",
-        "update": "subscriptions.change_product",
-        "partial_update": "subscriptions.change_product",
+        "create": "catalogue.add_product",
+        "update": "catalogue.change_product",
+        "partial_update": "catalogue.change_product",
     }

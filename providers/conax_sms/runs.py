@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 from django import forms
 
+from catalogue.models import ExternalSystem
 from providers import communications
 from providers.extensions import Progress, RunType, counted
 from providers.file_delivery import export, responses
 from providers.registry import TransportError
 from providers.types import NoSettings
-from subscriptions.models import CommunicationQueueEntry, ExternalSystem
+from subscriptions.models import CommunicationQueueEntry
 
 from . import messages
 from .files import PIPELINE
