@@ -27,10 +27,9 @@ from crm_provisioning.api_permissions import (
 from crm_provisioning.api_serializers import JsonTypes
 from providers import idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
-from providers.models import Distributor
+from providers.models import Distributor, ProvisioningRequest
 
 from . import actions
-from .action_result import action_result
 from .actions import ActionError, ItemSpec
 from .models import (
     CustomerAccount,
@@ -40,6 +39,7 @@ from .models import (
     SubscriptionService,
     SubscriptionType,
 )
+from .signals import ActionChange
 
 PERFORM = "subscriptions.perform_actions"
 # Where ``_detail_queryset`` puts a subscription's installed items in use.
@@ -175,10 +175,8 @@ class SubscriptionDetailSerializer(SubscriptionStateSerializer):
 
 
 class ActionResultSerializer(serializers.Serializer):
-    # The schema of an action's answer, which ``action_result`` builds by hand (a test holds
-    # the two equal). Not the subscription's whole page: its request history is not what an
-    # action changed, and serializing it on every action would cost a real-time action more
-    # than the action.
+    # Not the subscription's whole page: its request history is not what an action changed,
+    # and serializing it on every action would cost a real-time action more than the action.
     subscription = SubscriptionStateSerializer()
     requests = ProvisioningRequestSerializer(many=True, help_text="What the action created.")
 
@@ -278,6 +276,17 @@ def _detail_queryset():
     )
 
 
+def action_result(change: ActionChange) -> dict:
+    """What an action answers with: its subscription as it now is and the requests it made,
+    read once it has committed. A fixed number of statements whatever the subscription or the
+    database holds: one per table read, each by the ids at hand."""
+    subscription = _detail_queryset().get(pk=change.subscription.pk)
+    requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
+    return ActionResultSerializer(
+        {"subscription": subscription, "requests": requests.order_by("id")}
+    ).data
+
+
 class ActionMixin:
     """Parse, authorize (``perform_actions``), call the action, answer with what it did."""
 
@@ -299,8 +308,7 @@ class ActionMixin:
             except ActionError as error:
                 refused = status.HTTP_400_BAD_REQUEST if error.code in BAD_INPUT else 409
                 raise ServiceRefused(error.message, error.code, refused) from None
-            answer = action_result(change.subscription.pk, sorted(change.request_ids))
-            return Response(answer, status=201 if created else 200)
+            return Response(action_result(change), status=201 if created else 200)
 
         # Every action is one transaction of its own; the answer is read once it has committed.
         return idempotency.once(request, work, atomic=False)
