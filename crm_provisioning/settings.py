@@ -147,8 +147,6 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=2
     )
-    # Django's backend, with a health check that a busy connection skips.
-    DATABASES["default"]["ENGINE"] = "crm_provisioning.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
