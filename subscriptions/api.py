@@ -468,9 +468,8 @@ def _service_id(pk: str) -> int:
 
 def _service_action(function, summary: str, input_class=ReasonIn, **extra):
     def view(self, request, pk=None):
-        # The service by its id alone: the action reads it under a row lock first thing, and
-        # reading it before that as well (get_object) cost a real-time action a tenth of its
-        # time.
+        # The service by its id alone: the action reads it under a row lock first thing, so
+        # reading it before that as well (get_object) would be a statement for nothing.
         service_id = _service_id(pk)
 
         def call(d):
