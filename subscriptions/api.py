@@ -8,6 +8,7 @@ itself is wrong.
 """
 
 from collections.abc import Callable
+from functools import cache
 
 import django_filters
 from django.db.models import Prefetch, Q
@@ -282,9 +283,16 @@ def action_result(change: ActionChange) -> dict:
     database holds: one per table read, each by the ids at hand."""
     subscription = _detail_queryset().get(pk=change.subscription.pk)
     requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
-    return ActionResultSerializer(
+    return _action_result_serializer().to_representation(
         {"subscription": subscription, "requests": requests.order_by("id")}
-    ).data
+    )
+
+
+@cache
+def _action_result_serializer() -> ActionResultSerializer:
+    # One per process: a serializer builds its fields (and its nested serializers' fields)
+    # from the models on first use, which on every action cost more than representing them.
+    return ActionResultSerializer()
 
 
 class ActionMixin:
