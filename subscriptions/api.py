@@ -11,6 +11,8 @@ from collections.abc import Callable
 from functools import cache
 
 import django_filters
+from django.conf import settings
+from django.db import connection
 from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
@@ -30,7 +32,7 @@ from providers import idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
 from providers.models import Distributor, ProvisioningRequest
 
-from . import actions
+from . import action_result_sql, actions
 from .actions import ActionError, ItemSpec
 from .models import (
     CustomerAccount,
@@ -281,6 +283,9 @@ def action_result(change: ActionChange) -> dict:
     """What an action answers with: its subscription as it now is and the requests it made,
     read once it has committed. A fixed number of statements whatever the subscription or the
     database holds: one per table read, each by the ids at hand."""
+    if settings.PROVISIONING_FAST_PATH and connection.vendor == "postgresql":
+        # The same answer by one statement (docs/adr/0007-action-answer-fast-path.md).
+        return action_result_sql.action_result(change.subscription.pk, sorted(change.request_ids))
     subscription = _detail_queryset().get(pk=change.subscription.pk)
     requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
     return _action_result_serializer().to_representation(

@@ -1,16 +1,21 @@
 """An action's answer, as a client reads it: the subscription as it now is (its services and the
 devices in use) and the requests the action made, each shown as its own resource shows it, read
-by a fixed number of statements whatever the subscription or the database holds."""
+by a fixed number of statements whatever the subscription or the database holds. On both paths
+(``subscriptions.action_result_sql``, PostgreSQL's fast path, and the serializers)."""
+
+import dataclasses
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from providers.models import ProvisioningRequest
-from subscriptions import load
+from subscriptions import actions, load
+from subscriptions.api import action_result
 
 Req = ProvisioningRequest
 API = "/api/v1"
@@ -92,6 +97,14 @@ REQUEST = [
 ]
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["fast path", "serializers"])
+def answer_path(request, settings):
+    if request.param == "fast path" and connection.vendor != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    settings.PROVISIONING_FAST_PATH = request.param == "fast path"
+    return request.param
 
 
 @pytest.fixture
@@ -215,3 +228,19 @@ def test_an_actions_statements_are_as_many_whatever_the_database_holds(client, s
     statements(client, service, "start")
     many = statements(client, service, "stop")
     assert len(many) == len(few), "\n".join(many)
+
+
+def test_both_paths_give_the_same_bytes(subscribe, settings, answer_path):
+    if answer_path != "fast path":
+        pytest.skip("compares the two paths once")
+    sub = subscribe("BUNDLE_A", "AGRICULTURE")
+    made = list(Req.objects.filter(subscription=sub).order_by("id").values_list("pk", flat=True))
+    Req.objects.filter(pk=made[0]).update(
+        priority=Req.Priority.EXPRESS, response={"status": "ok"}, answered_at=timezone.now()
+    )
+    stopped = actions.stop_service(sub.services.get(product__code="AGRICULTURE"))
+    for change in (stopped, dataclasses.replace(stopped, request_ids=made)):
+        fast = JSONRenderer().render(action_result(change))
+        settings.PROVISIONING_FAST_PATH = False
+        assert JSONRenderer().render(action_result(change)) == fast
+        settings.PROVISIONING_FAST_PATH = True
