@@ -283,7 +283,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Both take "Authorization: Token <key>": a connector's key, else a person's.
         "providers.authentication.ConnectorTokenAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "crm_provisioning.authentication.PersonTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # People only: a view that names no permission of its own (the API root) refuses connectors.
