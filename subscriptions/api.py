@@ -281,10 +281,10 @@ def _detail_queryset():
 
 def action_result(change: ActionChange) -> dict:
     """What an action answers with: its subscription as it now is and the requests it made,
-    read once it has committed. A fixed number of statements whatever the subscription or the
-    database holds: one per table read, each by the ids at hand."""
+    as ``ActionResultSerializer`` represents them, read once the action has committed, by a
+    fixed number of statements whatever the subscription or the database holds."""
     if settings.PROVISIONING_FAST_PATH and connection.vendor == "postgresql":
-        # The same answer by one statement (docs/adr/0007-action-answer-fast-path.md).
+        # The same bytes by one statement (ADR 0007).
         return action_result_sql.action_result(change.subscription.pk, sorted(change.request_ids))
     subscription = _detail_queryset().get(pk=change.subscription.pk)
     requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
