@@ -13,8 +13,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
+from bench import load
 from providers.models import ProvisioningRequest
-from subscriptions import actions, load
+from subscriptions import actions
 from subscriptions.api import action_result
 
 Req = ProvisioningRequest
