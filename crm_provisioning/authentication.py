@@ -1,4 +1,4 @@
-"""People's API tokens: DRF's ``TokenAuthentication``, its one look-up by hand-written SQL.
+"""People's API tokens: DRF's ``TokenAuthentication``, its look-up by hand (ADR 0007).
 
 Compiling ``Token.objects.select_related("user").get(key=…)`` through the ORM on every call
 cost a real-time action more than the action's own statements; the hand-written query reads

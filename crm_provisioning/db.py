@@ -1,9 +1,14 @@
 """Database session settings that some work needs for itself."""
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
 
 from django.db import DatabaseError, connection, transaction
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @contextlib.contextmanager
@@ -116,3 +121,19 @@ def without_nested_loops() -> Iterator[None]:
         before = cursor.fetchone()[0]
         yield
         cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
+
+
+# --- Real-time transactions (helper "answer": subscriptions.actions) ----------------------------
+
+
+def realtime_transaction(function: Callable[P, R]) -> Callable[P, R]:
+    """``function`` runs in a transaction (``transaction.atomic``) whose prepared statements run
+    on their generic plans (``generic_plans_in_transaction``): a subscription action."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with transaction.atomic():
+            generic_plans_in_transaction()
+            return function(*args, **kwargs)
+
+    return run

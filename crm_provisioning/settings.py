@@ -150,8 +150,6 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=2
     )
-    # Django's backend, with a health check that a busy connection skips.
-    DATABASES["default"]["ENGINE"] = "crm_provisioning.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -358,6 +356,9 @@ if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", PROVIDER_SECRET_ENV_PREFIX):
         "PROVIDER_SECRET_ENV_PREFIX must be capital letters, digits and _, ending in _ (e.g. "
         f"CRM_SECRET_), got {PROVIDER_SECRET_ENV_PREFIX!r}"
     )
+# PostgreSQL: the real-time path's hand-written statements (providers.fast_path); off, the
+# portable implementations serve (to compare, or to rule the statements out).
+PROVISIONING_FAST_PATH = env_bool("PROVISIONING_FAST_PATH", True)
 # One line per installed provider adapter (see providers/registry.py).
 PROVISIONING_ADAPTERS = [
     "providers.generic.adapter.GenericAdapter",

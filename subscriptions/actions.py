@@ -12,19 +12,13 @@ Views, admin classes, API serializers and tasks call these functions and nothing
 
 import uuid
 from dataclasses import dataclass
-from functools import cache
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalogue.models import Distributor, Product, ProductCAId, Provider, SubscriptionType
-from crm_provisioning import rawsql
-from crm_provisioning.db import (
-    GENERIC_PLANS_COLUMN,
-    generic_plans_in_transaction,
-    generic_plans_with_first_statement,
-)
+from catalogue.models import Distributor, Product, ProductCAId, SubscriptionType
+from crm_provisioning.db import realtime_transaction
 from providers.models import ProvisioningRequest
 
 from .models import (
@@ -170,7 +164,6 @@ def _states(states) -> str:
 
 def _lock(subscription: Subscription) -> Subscription:
     """Re-read the subscription under a row lock; the caller's copy may be stale."""
-    generic_plans_in_transaction()  # every action's first statement is a lock
     return Subscription.objects.select_for_update().get(pk=subscription.pk)
 
 
@@ -182,57 +175,50 @@ def _ensure_open(subscription: Subscription, doing: str) -> None:
         )
 
 
-def _finish(change: ActionChange, *, switched: SubscriptionService | None = None) -> ActionChange:
-    """Record the change's event and provision it. ``switched``: a service whose new state is
-    set but not yet written, written with the event by one statement (starting or stopping
-    a service, the real-time path's commonest actions)."""
-    # By hand-written SQL, like _set_state: every action writes both (crm_provisioning.rawsql).
-    event = SubscriptionEvent(
+def _finish(change: ActionChange) -> ActionChange:
+    """Record the change's event and provision it."""
+    SubscriptionEvent.objects.create(
         subscription=change.subscription,
         action=change.action,
         performed_by=change.performed_by,
         reason=change.reason[:300],
         changes=change.summary(),
     )
-    if switched is None:
-        rawsql.insert(event)
-    else:
-        rawsql.update_then_insert(switched, ("state",), event)
     action_performed.send(sender=Subscription, change=change)
     return change
 
 
 def _set_state(service: SubscriptionService, state: str) -> None:
     service.state = state
-    rawsql.update(service, "state")  # and updated_at
+    service.save(update_fields=["state", "updated_at"])
 
 
+@realtime_transaction
 def _transition(
     name: str, subscription: Subscription, *, by: User | None = None, reason: str = ""
 ) -> ActionChange:
     t = TRANSITIONS[name]
-    with transaction.atomic():
-        sub = _lock(subscription)
-        _ensure_open(sub, f"{t.label} it")
-        if sub.state not in t.from_states:
-            raise ActionError(
-                f"Cannot {t.label} subscription {sub.number}: it is {sub.get_state_display()}; "
-                f"this action needs it {_states(t.from_states)}.",
-                code="illegal_transition",
-            )
-        change = ActionChange(name, sub, performed_by=by, reason=reason)
-        sub.state = t.to_state
-        sub.save(update_fields=["state", "updated_at"])
-        for service in sub.services.filter(state__in=t.service_from).select_related(
-            "product", "distributor"
-        ):
-            was_on = service.is_on
-            _set_state(service, t.service_to)
-            if service.is_on and not was_on:
-                change.services_on.append(service)
-            elif was_on and not service.is_on:
-                change.services_off.append(service)
-        return _finish(change)
+    sub = _lock(subscription)
+    _ensure_open(sub, f"{t.label} it")
+    if sub.state not in t.from_states:
+        raise ActionError(
+            f"Cannot {t.label} subscription {sub.number}: it is {sub.get_state_display()}; "
+            f"this action needs it {_states(t.from_states)}.",
+            code="illegal_transition",
+        )
+    change = ActionChange(name, sub, performed_by=by, reason=reason)
+    sub.state = t.to_state
+    sub.save(update_fields=["state", "updated_at"])
+    for service in sub.services.filter(state__in=t.service_from).select_related(
+        "product", "distributor"
+    ):
+        was_on = service.is_on
+        _set_state(service, t.service_to)
+        if service.is_on and not was_on:
+            change.services_on.append(service)
+        elif was_on and not service.is_on:
+            change.services_off.append(service)
+    return _finish(change)
 
 
 def activate(subscription, **kw) -> ActionChange:
@@ -267,29 +253,29 @@ def end_short_term_deactivation(subscription, **kw) -> ActionChange:
     return _transition("end_short_term_deactivation", subscription, **kw)
 
 
+@realtime_transaction
 def terminate(subscription, *, by: User | None = None, reason: str = "") -> ActionChange:
     """End the subscription: every current service is cancelled and every device returned."""
-    with transaction.atomic():
-        sub = _lock(subscription)
-        _ensure_open(sub, "be terminated again")
-        change = ActionChange("terminate", sub, performed_by=by, reason=reason)
-        now = timezone.now()
-        for service in sub.services.filter(state__in=LIVE_SERVICE_STATES).select_related(
-            "product", "distributor"
-        ):
-            was_on = service.is_on
-            _set_state(service, SvcState.CANCELLED)
-            if was_on:
-                change.services_off.append(service)
-        for item in sub.installed_items.filter(removed_at__isnull=True):
-            item.removed_at = now
-            item.save(update_fields=["removed_at"])
-            change.items_removed.append(item)
-        sub.pairings.filter(cancelled_at__isnull=True).update(cancelled_at=now)
-        sub.state = SubState.TERMINATED
-        sub.terminated_at = now
-        sub.save(update_fields=["state", "terminated_at", "updated_at"])
-        return _finish(change)
+    sub = _lock(subscription)
+    _ensure_open(sub, "be terminated again")
+    change = ActionChange("terminate", sub, performed_by=by, reason=reason)
+    now = timezone.now()
+    for service in sub.services.filter(state__in=LIVE_SERVICE_STATES).select_related(
+        "product", "distributor"
+    ):
+        was_on = service.is_on
+        _set_state(service, SvcState.CANCELLED)
+        if was_on:
+            change.services_off.append(service)
+    for item in sub.installed_items.filter(removed_at__isnull=True):
+        item.removed_at = now
+        item.save(update_fields=["removed_at"])
+        change.items_removed.append(item)
+    sub.pairings.filter(cancelled_at__isnull=True).update(cancelled_at=now)
+    sub.state = SubState.TERMINATED
+    sub.terminated_at = now
+    sub.save(update_fields=["state", "terminated_at", "updated_at"])
+    return _finish(change)
 
 
 # --- Validation of what a subscription is distributed to ----------------------------------------
@@ -476,6 +462,7 @@ def _check_no_duplicates(sub: Subscription) -> None:
         seen.add((product_id, distributor_id))
 
 
+@realtime_transaction
 def change_distribution(
     subscription: Subscription,
     from_distributor: Distributor,
@@ -489,57 +476,55 @@ def change_distribution(
     The rows on the old distributor end (services Removed, items removed) and new rows start on
     the new one, so what the provider holds is tracked per distributor.
     """
-    with transaction.atomic():
-        sub = _lock(subscription)
-        _ensure_open(sub, "change its distribution")
-        if from_distributor.pk == to_distributor.pk:
-            raise ActionError("Choose a different distributor to move to.", code="same_distributor")
-        in_use = _in_use_distributors(sub)
-        if from_distributor.pk not in in_use:
-            raise ActionError(
-                f"Distributor {from_distributor.code} is not in use on subscription {sub.number}.",
-                code="distributor_not_in_use",
-            )
-        if to_distributor.pk in in_use:
-            raise ActionError(
-                f"Distributor {to_distributor.code} is already in use on subscription "
-                f"{sub.number}.",
-                code="distributor_in_use",
-            )
-        _check_provider_enabled(to_distributor)
-        change = ActionChange("change_distribution", sub, performed_by=by, reason=reason)
-        now = timezone.now()
-        for service in sub.services.filter(
-            distributor=from_distributor, state__in=LIVE_SERVICE_STATES
-        ).select_related("product"):
-            _check_product(service.product, to_distributor)
-            moved = SubscriptionService.objects.create(
-                subscription=sub,
-                product=service.product,
-                distributor=to_distributor,
-                state=service.state,
-            )
-            if service.is_on:
-                change.services_off.append(service)
-                change.services_on.append(moved)
-            _set_state(service, SvcState.REMOVED)
-        for item in list(sub.installed_items.filter(distributor=from_distributor, removed_at=None)):
-            _uninstall(item, now)
-            change.items_removed.append(item)
-            spec = ItemSpec(
-                item.kind,
-                item.serial_number,
-                item.ca_id,
-                to_distributor,
-                item.product_code,
-                item.description,
-            )
-            new_item = _install(sub, spec)
-            item.replaced_by = new_item
-            item.save(update_fields=["replaced_by"])
-            change.items_added.append(new_item)
-        _check_viewing_points(sub)
-        return _finish(change)
+    sub = _lock(subscription)
+    _ensure_open(sub, "change its distribution")
+    if from_distributor.pk == to_distributor.pk:
+        raise ActionError("Choose a different distributor to move to.", code="same_distributor")
+    in_use = _in_use_distributors(sub)
+    if from_distributor.pk not in in_use:
+        raise ActionError(
+            f"Distributor {from_distributor.code} is not in use on subscription {sub.number}.",
+            code="distributor_not_in_use",
+        )
+    if to_distributor.pk in in_use:
+        raise ActionError(
+            f"Distributor {to_distributor.code} is already in use on subscription {sub.number}.",
+            code="distributor_in_use",
+        )
+    _check_provider_enabled(to_distributor)
+    change = ActionChange("change_distribution", sub, performed_by=by, reason=reason)
+    now = timezone.now()
+    for service in sub.services.filter(
+        distributor=from_distributor, state__in=LIVE_SERVICE_STATES
+    ).select_related("product"):
+        _check_product(service.product, to_distributor)
+        moved = SubscriptionService.objects.create(
+            subscription=sub,
+            product=service.product,
+            distributor=to_distributor,
+            state=service.state,
+        )
+        if service.is_on:
+            change.services_off.append(service)
+            change.services_on.append(moved)
+        _set_state(service, SvcState.REMOVED)
+    for item in list(sub.installed_items.filter(distributor=from_distributor, removed_at=None)):
+        _uninstall(item, now)
+        change.items_removed.append(item)
+        spec = ItemSpec(
+            item.kind,
+            item.serial_number,
+            item.ca_id,
+            to_distributor,
+            item.product_code,
+            item.description,
+        )
+        new_item = _install(sub, spec)
+        item.replaced_by = new_item
+        item.save(update_fields=["replaced_by"])
+        change.items_added.append(new_item)
+    _check_viewing_points(sub)
+    return _finish(change)
 
 
 # --- Service actions ----------------------------------------------------------------------------
@@ -551,48 +536,21 @@ def _lock_service(
 ) -> tuple[Subscription, SubscriptionService]:
     """The service (or the service of this id) and its subscription re-read, both under row
     locks, with its product, distributor and the distributor's provider (not locked: every
-    action on them would queue behind it), in one hand-written statement: the real-time
-    path's first, and compiled by the ORM it cost more than it took to run. The provider comes
-    along because provisioning the action needs it (``providers.engine.providers_touched``).
+    action on them would queue behind it). The provider comes along because provisioning the
+    action needs it (``providers.engine.providers_touched``).
     Raises ``SubscriptionService.DoesNotExist``."""
     pk = service if isinstance(service, int) else service.pk
-    # Generic plans (crm_provisioning.db) set by this first statement itself.
-    generic = generic_plans_with_first_statement()
-    with connection.cursor() as cursor:
-        cursor.execute(_lock_service_sql(generic), [pk])
-        row = cursor.fetchone()
-    if row is None:
-        raise SubscriptionService.DoesNotExist(f"No service {pk}.")
-    service, sub, product, distributor, provider = rawsql.instances(
-        _LOCKED_WITH_SERVICE, row[1:] if generic else row
+    service = (
+        SubscriptionService.objects.select_related(
+            "subscription", "product", "distributor__provider"
+        )
+        .select_for_update(of=("self", "subscription"))
+        .get(pk=pk)
     )
-    service.subscription, service.product, service.distributor = sub, product, distributor
-    distributor.provider = provider
-    return sub, service
+    return service.subscription, service
 
 
-_LOCKED_WITH_SERVICE = [SubscriptionService, Subscription, Product, Distributor, Provider]
-
-
-@cache
-def _lock_service_sql(generic: bool) -> str:
-    # SQLite locks the whole database for a write transaction (IMMEDIATE) and has no FOR UPDATE.
-    lock = " FOR UPDATE OF v, s" if connection.features.has_select_for_update_of else ""
-    names = ", ".join(
-        rawsql.columns(model, alias)
-        for model, alias in zip(_LOCKED_WITH_SERVICE, "vspdr", strict=True)
-    )
-    if generic:
-        names = f"{GENERIC_PLANS_COLUMN}, {names}"
-    return (
-        f"SELECT {names} FROM {rawsql.table(SubscriptionService)} v "  # noqa: S608 (names and placeholders only)
-        f"JOIN {rawsql.table(Subscription)} s ON s.id = v.subscription_id "
-        f"JOIN {rawsql.table(Product)} p ON p.id = v.product_id "
-        f"JOIN {rawsql.table(Distributor)} d ON d.id = v.distributor_id "
-        f"JOIN {rawsql.table(Provider)} r ON r.id = d.provider_id WHERE v.id = %s{lock}"
-    )
-
-
+@realtime_transaction
 def add_service(
     subscription: Subscription,
     product: Product,
@@ -601,161 +559,160 @@ def add_service(
     by: User | None = None,
     reason: str = "",
 ) -> ActionChange:
-    with transaction.atomic():
-        sub = _lock(subscription)
-        _ensure_open(sub, "get new services")
-        _check_provider_enabled(distributor)
-        _check_product(product, distributor)
-        change = ActionChange("add_service", sub, performed_by=by, reason=reason)
-        service = SubscriptionService.objects.create(
-            subscription=sub,
-            product=product,
-            distributor=distributor,
-            state=SERVICE_STATE_FOR[sub.state],
-        )
-        if service.is_on:
-            change.services_on.append(service)
-        _check_no_duplicates(sub)
-        _check_viewing_points(sub)
-        return _finish(change)
+    sub = _lock(subscription)
+    _ensure_open(sub, "get new services")
+    _check_provider_enabled(distributor)
+    _check_product(product, distributor)
+    change = ActionChange("add_service", sub, performed_by=by, reason=reason)
+    service = SubscriptionService.objects.create(
+        subscription=sub,
+        product=product,
+        distributor=distributor,
+        state=SERVICE_STATE_FOR[sub.state],
+    )
+    if service.is_on:
+        change.services_on.append(service)
+    _check_no_duplicates(sub)
+    _check_viewing_points(sub)
+    return _finish(change)
 
 
+@realtime_transaction
 def remove_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        _ensure_open(sub, "change its services")
-        if service.state not in LIVE_SERVICE_STATES:
-            raise ActionError(
-                f"{service.product.code} is {service.get_state_display()}; "
-                "only a current service can be removed.",
-                code="illegal_transition",
-            )
-        change = ActionChange("remove_service", sub, performed_by=by, reason=reason)
-        if service.is_on:
-            change.services_off.append(service)
-        _set_state(service, SvcState.REMOVED)
-        _check_viewing_points(sub)
-        return _finish(change)
+    sub, service = _lock_service(service)
+    _ensure_open(sub, "change its services")
+    if service.state not in LIVE_SERVICE_STATES:
+        raise ActionError(
+            f"{service.product.code} is {service.get_state_display()}; "
+            "only a current service can be removed.",
+            code="illegal_transition",
+        )
+    change = ActionChange("remove_service", sub, performed_by=by, reason=reason)
+    if service.is_on:
+        change.services_off.append(service)
+    _set_state(service, SvcState.REMOVED)
+    _check_viewing_points(sub)
+    return _finish(change)
 
 
+@realtime_transaction
 def swap_service(
     service, new_product: Product, *, by: User | None = None, reason: str = ""
 ) -> ActionChange:
     """Replace a service's product; the old service becomes Swapped (a regret restores it)."""
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        _ensure_open(sub, "change its services")
-        if service.state not in LIVE_SERVICE_STATES:
-            raise ActionError(
-                f"{service.product.code} is {service.get_state_display()}; "
-                "only a current service can be swapped.",
-                code="illegal_transition",
-            )
-        if new_product.pk == service.product_id:
-            raise ActionError(
-                f"The service is already {new_product.code}; choose another product.",
-                code="same_product",
-            )
-        _check_product(new_product, service.distributor)
-        change = ActionChange("swap_service", sub, performed_by=by, reason=reason)
-        new = SubscriptionService.objects.create(
-            subscription=sub,
-            product=new_product,
-            distributor=service.distributor,
-            state=service.state,
-            swapped_from=service,
+    sub, service = _lock_service(service)
+    _ensure_open(sub, "change its services")
+    if service.state not in LIVE_SERVICE_STATES:
+        raise ActionError(
+            f"{service.product.code} is {service.get_state_display()}; "
+            "only a current service can be swapped.",
+            code="illegal_transition",
         )
-        if service.is_on:
-            change.services_on.append(new)
-            change.services_off.append(service)
-        _set_state(service, SvcState.SWAPPED)
-        _check_no_duplicates(sub)
-        return _finish(change)
+    if new_product.pk == service.product_id:
+        raise ActionError(
+            f"The service is already {new_product.code}; choose another product.",
+            code="same_product",
+        )
+    _check_product(new_product, service.distributor)
+    change = ActionChange("swap_service", sub, performed_by=by, reason=reason)
+    new = SubscriptionService.objects.create(
+        subscription=sub,
+        product=new_product,
+        distributor=service.distributor,
+        state=service.state,
+        swapped_from=service,
+    )
+    if service.is_on:
+        change.services_on.append(new)
+        change.services_off.append(service)
+    _set_state(service, SvcState.SWAPPED)
+    _check_no_duplicates(sub)
+    return _finish(change)
 
 
+@realtime_transaction
 def regret_swap(service, *, by: User | None = None, reason: str = "") -> ActionChange:
     """Undo a swap: the service taken in the swap is Regretted and the swapped one restored.
 
     ``service`` is the service the swap created.
     """
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        _ensure_open(sub, "change its services")
-        original = service.swapped_from
-        if (
-            original is None
-            or original.state != SvcState.SWAPPED
-            or service.state not in LIVE_SERVICE_STATES
-        ):
-            raise ActionError(
-                f"{service.product.code} is not the result of a swap that can be regretted.",
-                code="nothing_to_regret",
-            )
-        change = ActionChange("regret_swap", sub, performed_by=by, reason=reason)
-        state = service.state
-        if service.is_on:
-            change.services_off.append(service)
-        _set_state(service, SvcState.REGRETTED)
-        _set_state(original, state)
-        if original.is_on:
-            change.services_on.append(original)
-        _check_no_duplicates(sub)
-        return _finish(change)
-
-
-def start_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        _ensure_open(sub, "start services")
-        if service.state != SvcState.NOT_EFFECTIVE:
-            raise ActionError(
-                f"{service.product.code} is {service.get_state_display()}; "
-                "only a Not Effective service can be started.",
-                code="illegal_transition",
-            )
-        target = SERVICE_STATE_FOR[sub.state]
-        if target not in SubscriptionService.ON_STATES:
-            raise ActionError(
-                f"Subscription {sub.number} is {sub.get_state_display()}; "
-                "activate it before starting services.",
-                code="subscription_not_effective",
-            )
-        change = ActionChange("start_service", sub, performed_by=by, reason=reason)
-        service.state = target
-        change.services_on.append(service)
-        return _finish(change, switched=service)
-
-
-def stop_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        _ensure_open(sub, "stop services")
-        if not service.is_on:
-            raise ActionError(
-                f"{service.product.code} is {service.get_state_display()}; "
-                "only an effective service can be stopped.",
-                code="illegal_transition",
-            )
-        change = ActionChange("stop_service", sub, performed_by=by, reason=reason)
-        service.state = SvcState.NOT_EFFECTIVE
+    sub, service = _lock_service(service)
+    _ensure_open(sub, "change its services")
+    original = service.swapped_from
+    if (
+        original is None
+        or original.state != SvcState.SWAPPED
+        or service.state not in LIVE_SERVICE_STATES
+    ):
+        raise ActionError(
+            f"{service.product.code} is not the result of a swap that can be regretted.",
+            code="nothing_to_regret",
+        )
+    change = ActionChange("regret_swap", sub, performed_by=by, reason=reason)
+    state = service.state
+    if service.is_on:
         change.services_off.append(service)
-        return _finish(change, switched=service)
+    _set_state(service, SvcState.REGRETTED)
+    _set_state(original, state)
+    if original.is_on:
+        change.services_on.append(original)
+    _check_no_duplicates(sub)
+    return _finish(change)
+
+
+@realtime_transaction
+def start_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
+    sub, service = _lock_service(service)
+    _ensure_open(sub, "start services")
+    if service.state != SvcState.NOT_EFFECTIVE:
+        raise ActionError(
+            f"{service.product.code} is {service.get_state_display()}; "
+            "only a Not Effective service can be started.",
+            code="illegal_transition",
+        )
+    target = SERVICE_STATE_FOR[sub.state]
+    if target not in SubscriptionService.ON_STATES:
+        raise ActionError(
+            f"Subscription {sub.number} is {sub.get_state_display()}; "
+            "activate it before starting services.",
+            code="subscription_not_effective",
+        )
+    change = ActionChange("start_service", sub, performed_by=by, reason=reason)
+    _set_state(service, target)
+    change.services_on.append(service)
+    return _finish(change)
+
+
+@realtime_transaction
+def stop_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
+    sub, service = _lock_service(service)
+    _ensure_open(sub, "stop services")
+    if not service.is_on:
+        raise ActionError(
+            f"{service.product.code} is {service.get_state_display()}; "
+            "only an effective service can be stopped.",
+            code="illegal_transition",
+        )
+    change = ActionChange("stop_service", sub, performed_by=by, reason=reason)
+    _set_state(service, SvcState.NOT_EFFECTIVE)
+    change.services_off.append(service)
+    return _finish(change)
 
 
 # --- Installed item actions ---------------------------------------------------------------------
 
 
+@realtime_transaction
 def add_installed_item(
     subscription: Subscription, spec: ItemSpec, *, by: User | None = None, reason: str = ""
 ) -> ActionChange:
-    with transaction.atomic():
-        sub = _lock(subscription)
-        _ensure_open(sub, "get new devices")
-        _check_provider_enabled(spec.distributor)
-        change = ActionChange("add_installed_item", sub, performed_by=by, reason=reason)
-        change.items_added.append(_install(sub, spec))
-        _check_viewing_points(sub)
-        return _finish(change)
+    sub = _lock(subscription)
+    _ensure_open(sub, "get new devices")
+    _check_provider_enabled(spec.distributor)
+    change = ActionChange("add_installed_item", sub, performed_by=by, reason=reason)
+    change.items_added.append(_install(sub, spec))
+    _check_viewing_points(sub)
+    return _finish(change)
 
 
 def _lock_item(item: InstalledItem) -> tuple[Subscription, InstalledItem]:
@@ -766,17 +723,18 @@ def _lock_item(item: InstalledItem) -> tuple[Subscription, InstalledItem]:
     return sub, item
 
 
+@realtime_transaction
 def remove_installed_item(item, *, by: User | None = None, reason: str = "") -> ActionChange:
-    with transaction.atomic():
-        sub, item = _lock_item(item)
-        _ensure_open(sub, "change its devices")
-        change = ActionChange("remove_installed_item", sub, performed_by=by, reason=reason)
-        _uninstall(item, timezone.now())
-        change.items_removed.append(item)
-        _check_viewing_points(sub)
-        return _finish(change)
+    sub, item = _lock_item(item)
+    _ensure_open(sub, "change its devices")
+    change = ActionChange("remove_installed_item", sub, performed_by=by, reason=reason)
+    _uninstall(item, timezone.now())
+    change.items_removed.append(item)
+    _check_viewing_points(sub)
+    return _finish(change)
 
 
+@realtime_transaction
 def swap_installed_item(
     item,
     serial_number: str,
@@ -788,32 +746,32 @@ def swap_installed_item(
     reason: str = "",
 ) -> ActionChange:
     """Replace a device by another of the same kind on the same viewing point."""
-    with transaction.atomic():
-        sub, item = _lock_item(item)
-        _ensure_open(sub, "change its devices")
-        change = ActionChange("swap_installed_item", sub, performed_by=by, reason=reason)
-        _uninstall(item, timezone.now())
-        new_item = _install(
-            sub,
-            ItemSpec(
-                item.kind,
-                serial_number,
-                ca_id,
-                item.distributor,
-                product_code or item.product_code,
-                description or item.description,
-            ),
-        )
-        item.replaced_by = new_item
-        item.save(update_fields=["replaced_by"])
-        change.items_removed.append(item)
-        change.items_added.append(new_item)
-        return _finish(change)
+    sub, item = _lock_item(item)
+    _ensure_open(sub, "change its devices")
+    change = ActionChange("swap_installed_item", sub, performed_by=by, reason=reason)
+    _uninstall(item, timezone.now())
+    new_item = _install(
+        sub,
+        ItemSpec(
+            item.kind,
+            serial_number,
+            ca_id,
+            item.distributor,
+            product_code or item.product_code,
+            description or item.description,
+        ),
+    )
+    item.replaced_by = new_item
+    item.save(update_fields=["replaced_by"])
+    change.items_removed.append(item)
+    change.items_added.append(new_item)
+    return _finish(change)
 
 
 # --- Provisioning rollback ----------------------------------------------------------------------
 
 
+@realtime_transaction
 def switch_off_rejected_service(service, *, reason: str) -> ActionChange:
     """Roll back an activation the provider rejected: the service is switched off again.
 
@@ -821,17 +779,17 @@ def switch_off_rejected_service(service, *, reason: str) -> ActionChange:
     provider did accept; recorded too when the service is off already (the CA's reason
     belongs in the history). ``authorized`` then says whether the provider still holds it.
     """
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        change = ActionChange("provisioning_rollback", sub, reason=reason)
-        if service.is_on:
-            _set_state(service, SvcState.NOT_EFFECTIVE)
-            change.services_off.append(service)
-        _finish(change)
-        _settle_authorized(service)
-        return change
+    sub, service = _lock_service(service)
+    change = ActionChange("provisioning_rollback", sub, reason=reason)
+    if service.is_on:
+        _set_state(service, SvcState.NOT_EFFECTIVE)
+        change.services_off.append(service)
+    _finish(change)
+    _settle_authorized(service)
+    return change
 
 
+@realtime_transaction
 def restore_rejected_deactivation(
     service,
     item: InstalledItem | None,
@@ -846,25 +804,24 @@ def restore_rejected_deactivation(
     stays off and ``authorized`` stays true, so that the next reset cancels it again. Nothing
     is restored for a card the provider never registered (it holds nothing there), nor for a
     cancellation a rollback made (that would undo the rollback, and the rollback it again)."""
-    with transaction.atomic():
-        sub, service = _lock_service(service)
-        change = ActionChange("provisioning_rollback", sub, reason=reason)
-        if item is not None and not item.in_use and ca_id:
-            _keep_registered(item, service, ca_id)
-        held = item is None or InstalledItem.objects.filter(pk=item.pk, initialized=True).exists()
-        target = SERVICE_STATE_FOR.get(sub.state)
-        if held and not by_rollback and not service.is_on:
-            if service.state in LIVE_SERVICE_STATES and target in SubscriptionService.ON_STATES:
-                _set_state(service, target)
-                change.services_on.append(service)
-            elif not service.authorized:
-                # The provider said no to cancelling it: it still holds it.
-                SubscriptionService.objects.filter(pk=service.pk).update(authorized=True)
-                service.authorized = True
-        _finish(change)
-        if by_rollback or not held:
-            _settle_authorized(service)
-        return change
+    sub, service = _lock_service(service)
+    change = ActionChange("provisioning_rollback", sub, reason=reason)
+    if item is not None and not item.in_use and ca_id:
+        _keep_registered(item, service, ca_id)
+    held = item is None or InstalledItem.objects.filter(pk=item.pk, initialized=True).exists()
+    target = SERVICE_STATE_FOR.get(sub.state)
+    if held and not by_rollback and not service.is_on:
+        if service.state in LIVE_SERVICE_STATES and target in SubscriptionService.ON_STATES:
+            _set_state(service, target)
+            change.services_on.append(service)
+        elif not service.authorized:
+            # The provider said no to cancelling it: it still holds it.
+            SubscriptionService.objects.filter(pk=service.pk).update(authorized=True)
+            service.authorized = True
+    _finish(change)
+    if by_rollback or not held:
+        _settle_authorized(service)
+    return change
 
 
 def _keep_registered(item: InstalledItem, service: SubscriptionService, ca_id: str) -> None:
@@ -889,11 +846,11 @@ def _keep_registered(item: InstalledItem, service: SubscriptionService, ca_id: s
         item.initialized = True
 
 
+@realtime_transaction
 def record_rejected_pairing(subscription, *, reason: str) -> ActionChange:
     """A pairing the provider rejected: its devices stay not initialized (the reconciler pairs
     them again on the next reset); the rejection goes in the subscription's history."""
-    with transaction.atomic():
-        return _finish(ActionChange("provisioning_rollback", _lock(subscription), reason=reason))
+    return _finish(ActionChange("provisioning_rollback", _lock(subscription), reason=reason))
 
 
 def _settle_authorized(service: SubscriptionService) -> None:

@@ -2,11 +2,7 @@
 own, the cluster restarted under it, and the worker goes on by itself — the next action's
 request is delivered once, the heartbeat and the stale-run sweeper run again."""
 
-import time
-
 import pytest
-
-from crm_provisioning.postgresql.base import CHECK_AFTER_SECONDS
 
 from . import own_servers, workers
 
@@ -64,10 +60,6 @@ def test_after_a_postgresql_restart_the_worker_delivers_beats_and_sweeps_by_itse
                     what="the set-up's requests delivered and a heartbeat",
                     logs=logs,
                 )
-                # The web server's connection is due its health check by now, so its first
-                # request after the restart reconnects (crm_provisioning.postgresql): this
-                # test is about the workers, which have been busy with beat's tasks meanwhile.
-                time.sleep(CHECK_AFTER_SECONDS + 0.5)
                 postgres.restart()
                 beaten = beats(postgres)
                 before = requests_by_state(postgres)["completed"]

@@ -1,14 +1,10 @@
-"""PostgreSQL connections between requests (``crm_provisioning.postgresql``): one that has
-gone a while without a check is checked before its first statement and replaced when its
-server end is gone; one checked a moment ago is trusted, and when it was dead after all, one
-request fails and the next works on a new connection."""
+"""PostgreSQL connections between requests (``CONN_HEALTH_CHECKS``): a persistent connection
+is checked before each request's first statement and replaced when its server end is gone."""
 
 import time
 
 import pytest
-from django.db import OperationalError, close_old_connections, connection, connections
-
-from crm_provisioning.postgresql.base import CHECK_AFTER_SECONDS
+from django.db import close_old_connections, connection, connections
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's backend"),
@@ -48,28 +44,13 @@ def persistent(settings):
     connection.close()
 
 
-def test_a_connection_without_a_recent_check_is_checked_and_replaced_when_dead(persistent):
+def test_a_dead_connection_is_checked_and_replaced_before_the_next_request(persistent):
     before = backend_pid()
     next_request()
+    assert backend_pid() == before  # alive: kept
     drop_from_the_server(before)
-    # As after an idle spell: its last check is longer ago than the window.
-    connection.checked_at = time.monotonic() - CHECK_AFTER_SECONDS - 1
 
     next_request()
     after = backend_pid()  # no error: the check found it dead, and a new one was opened
 
     assert after != before
-
-
-def test_a_connection_checked_a_moment_ago_is_trusted_and_one_request_pays_if_dead(persistent):
-    before = backend_pid()
-    next_request()
-    assert backend_pid() == before  # trusted: no check, the same connection
-    drop_from_the_server(before)
-
-    next_request()
-    with pytest.raises(OperationalError):
-        backend_pid()
-    # The failed request's end closes it; the next request works on a new connection.
-    next_request()
-    assert backend_pid() != before

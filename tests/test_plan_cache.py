@@ -15,7 +15,7 @@ from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
-from subscriptions.action_result import action_result
+from subscriptions.api import action_result
 from subscriptions.signals import action_performed
 
 pytestmark = pytest.mark.skipif(
@@ -196,9 +196,9 @@ def test_an_actions_statements_are_short_enough_for_psycopg_to_keep_their_conver
 
     with connection.execute_wrapper(observe):
         change = actions.stop_service(service.pk, reason="test")
-        action_result(sub.pk, change.request_ids)
+        action_result(change)
         change = actions.start_service(service.pk, reason="test")
-        action_result(sub.pk, change.request_ids)
+        action_result(change)
 
     assert change.request_ids
     longest = max(seen, key=len)

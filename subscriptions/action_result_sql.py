@@ -1,13 +1,11 @@
-"""What an action answers with, read by hand-written SQL: the subscription as it now is (its
-services and the devices in use) and the provisioning requests the action made.
+"""The fast path of an action's answer on PostgreSQL (``api.action_result`` selects it; ADR
+0007): the subscription as it now is (its services and the devices in use) and the requests
+the action made, read by one hand-written statement instead of the serializers' five.
 
-The representation is ``api.ActionResultSerializer``'s (the schema's; a test holds the two
-equal, keys in order), built without it: a real-time action spent more CPU on the ORM
-compiling the five queries behind those serializers, and on the serializers, than on the
-action itself. Each column goes through Django's own converters for its model field (a SQLite
-text UUID, a naive datetime, JSON text), then through DRF's representation of its type, so the
-values are the serializers' on either database (``crm_provisioning.rawsql``). And it is read
-by one statement, not four (``_Answer``): a round trip each, on the real-time path.
+The representation is ``api.ActionResultSerializer``'s, keys in order (the same tests run on
+both paths). Each column goes through Django's own converters for its model field, then
+through DRF's representation of its type, so the values are the serializers'
+(``crm_provisioning.rawsql``).
 """
 
 import uuid
