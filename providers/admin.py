@@ -62,6 +62,9 @@ def _settings_table(form_class) -> str:
 
 
 class ProviderForm(forms.ModelForm):
+    """The settings checked against the chosen type's forms and stored cleaned (defaults filled
+    in): the model's own ``full_clean`` cannot, the catalogue sits below the adapters."""
+
     def clean(self):
         data = super().clean()
         if self.has_error("connection") or self.has_error("parameters"):
