@@ -17,5 +17,8 @@ class Pipeline:
     connect: Callable[[Provider], Channel]
     # Who answers, as the run's log and the requests' errors name it ("Conax").
     platform: str
+    # What a batch as a whole, and an answer, are called in the runs' counts and summaries.
+    noun: str = "file"
+    answer_noun: str = "response file"
     # Extras once requests are accepted (the requests, with their operation and service).
     accepted: Callable[[list, datetime], None] | None = None
