@@ -41,7 +41,9 @@ def export_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
         report(Progress(result.records, problems=result.problems, counts=_export_counts(result)))
 
     def summary(c) -> str:
-        text = f"Exported {counted(c['records'], 'record')} in {counted(c['files'], pipeline.noun)}"
+        text = (
+            f"Exported {counted(c['records'], 'record')} in {counted(c['files'], *pipeline.noun)}"
+        )
         if c["failed"]:
             text += f"; {c['failed']} could not be written"
         return text
@@ -55,7 +57,7 @@ def export_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
         total=lambda d: export.waiting(d.provider),
         counts=(
             ("records", "Records exported"),
-            ("files", f"{pipeline.noun.capitalize()}s exported"),
+            ("files", f"{pipeline.noun[1].capitalize()} exported"),
             ("failed", "Could not be written"),
         ),
         summary=summary,
@@ -87,17 +89,17 @@ def answers_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
     def summary(c) -> str:
         text = (
             f"Answered {c['answered']} (accepted {c['accepted']}, rejected {c['rejected']}) "
-            f"from {counted(c['files'], pipeline.answer_noun)}"
+            f"from {counted(c['files'], *pipeline.answer_noun)}"
         )
         if c["resent"]:
             text += f", {c['resent']} of them sent again under the same name"
         if c["refused"]:
-            text += f"; {counted(c['refused'], pipeline.noun)} refused"
+            text += f"; {counted(c['refused'], *pipeline.noun)} refused"
         if c["expired"]:
             text += f"; {c['expired']} unanswered past the deadline, now Failed"
         return text
 
-    answers = pipeline.answer_noun.capitalize()
+    answers = pipeline.answer_noun[1].capitalize()
     return RunType(
         code,
         name,
@@ -109,8 +111,8 @@ def answers_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
             ("answered", "Requests answered"),
             ("accepted", "Accepted"),
             ("rejected", "Rejected"),
-            ("files", f"{answers}s read"),
-            ("refused", f"{answers}s refused"),
+            ("files", f"{answers} read"),
+            ("refused", f"{answers} refused"),
             ("resent", "Sent again under the same name"),
             ("expired", "Failed: no answer by the deadline"),
         ),
