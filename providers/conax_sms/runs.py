@@ -79,7 +79,7 @@ def _messages(definition, run_id: int, report: Callable[[Progress], None]) -> No
 
     result = communications.process(_entries(definition), build, progress=progress)
     if settings.get("process_immediately") and result.requests_created:
-        problems = file_runs.export_after_run(PIPELINE, provider, run_id)
+        problems = file_runs.export_at_end(PIPELINE, provider, run_id)
         if problems:
             report(Progress(result.examined, result.requests_created, problems))
 

@@ -9,7 +9,7 @@ on a server (Conax SMS), or entries in a queue table (EXSET's TQUEUE).
   outcomes in the ledger and the run's log; then what waited past the answer deadline fails
   (``deadline``).
 - ``runs``: the operators' runs over a pipeline — the export run and the answers (error
-  handling) run, with their counts and summaries; ``runs.export_after_run`` exports at the end of
+  handling) run, with their counts and summaries; ``runs.export_at_end`` exports at the end of
   a run that made requests, ``export.export_now`` after a utility (*process immediately*).
 
 How a provider plugs in (Conax SMS: ``providers/conax_sms/files.py`` and ``runs.py``):

@@ -120,7 +120,7 @@ def answers_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
     )
 
 
-def export_after_run(pipeline: Pipeline, provider, run_id: int) -> list[tuple[None, str]]:
+def export_at_end(pipeline: Pipeline, provider, run_id: int) -> list[tuple[None, str]]:
     """*Process immediately* at the end of a run that made requests (e.g. a message run): they
     are exported now, under the run. A platform that cannot be reached leaves them for the
     export run: the problem returned says so, for the run's log. (A run commits as it goes, so
