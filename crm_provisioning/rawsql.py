@@ -8,13 +8,10 @@ every value written (``auto_now``, JSON adaptation) — and skip only the compil
 signals are not sent (none are connected in this project).
 """
 
-import re
-from functools import cache, lru_cache
+from functools import cache
 
 from django.db import connection
 from django.db.models import Field, Model
-
-_LINE_BREAKS = re.compile(r"\n\s*")
 
 
 def quote(name: str) -> str:
@@ -23,15 +20,6 @@ def quote(name: str) -> str:
 
 def table(model: type[Model]) -> str:
     return quote(model._meta.db_table)
-
-
-@lru_cache(maxsize=256)
-def one_line(sql: str) -> str:
-    """``sql`` without its line breaks and indentation (our statements' string literals hold
-    neither). psycopg converts a statement's placeholders once and keeps the result only for
-    statements up to 4 KB (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is parsed again, in
-    Python, every time it runs. Kept: a statement's text repeats (its values are parameters)."""
-    return _LINE_BREAKS.sub(" ", sql)
 
 
 def typed_null(sql_type: str) -> str:
@@ -44,6 +32,18 @@ def typed_null(sql_type: str) -> str:
 def marks(values) -> str:
     """One ``%s`` placeholder per value, comma-separated (for ``IN (…)``)."""
     return ", ".join(["%s"] * len(values))
+
+
+def among(column: str, values, params: list) -> str:
+    """SQL: ``column`` among ``values`` (added to ``params``): one array parameter on
+    PostgreSQL (thousands of placeholders cost more to bind and plan than the statement to
+    run), a list elsewhere."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        params.append(values)
+        return f"{column} = ANY(%s)"
+    params.extend(values)
+    return f"{column} IN ({marks(values)})"
 
 
 @cache

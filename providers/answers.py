@@ -21,7 +21,8 @@ from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import accept_sql, bulk, engine, reconciler, registry, wakeups
+from . import bulk, engine, fast_path, reconciler, registry, wakeups
+from .fast_path import accept
 from .models import Provider, ProvisioningRequest
 
 State = ProvisioningRequest.State
@@ -111,7 +112,7 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
     uids = {a.request_id for a in answers if isinstance(a.request_id, uuid.UUID)}
     if uids and provider is None:
         raise ValueError("Answers by uid need the provider whose requests they are.")
-    if connection.vendor == "postgresql" and not uids and all(a.accepted for a in answers):
+    if fast_path.enabled() and not uids and all(a.accepted for a in answers):
         return _accept_at_once(answers)
     with transaction.atomic():
         locked = {}
@@ -152,9 +153,9 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
 
 
 def _accept_at_once(answers: Sequence[Answer]) -> list[Outcome]:
-    """``record_answers`` for acceptances by id, on PostgreSQL: one statement
-    (``accept_sql``), which writes nothing unless every request exists and none is finished
-    otherwise, so that the same errors are raised before anything changed."""
+    """``record_answers`` for acceptances by id, by one statement (``fast_path.accept``),
+    which writes nothing unless every request exists and none is finished otherwise, so that
+    the same errors are raised before anything changed."""
     first: dict[int, Answer] = {}
     for answer in answers:
         first.setdefault(answer.request_id, answer)
@@ -167,7 +168,7 @@ def _accept_at_once(answers: Sequence[Answer]) -> list[Outcome]:
         )
         for pk, a in first.items()
     ]
-    found = _execute(accept_sql.statement(len(rows)), accept_sql.params(rows, timezone.now()))
+    found = _execute(accept.statement(len(rows)), accept.params(rows, timezone.now()))
     before = {pk: (uid, state) for pk, uid, state in found}
     unknown = [a.request_id for a in answers if a.request_id not in before]
     if unknown:
@@ -332,7 +333,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         _execute(
             f"UPDATE {items} AS i SET initialized = %s "  # noqa: S608 (names from the models)
             f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL "
-            f"AND NOT {accept_sql.still_holding('i')}",
+            f"AND NOT {reconciler.still_holding('i')}",
             [False, *removed],
         )
     cancelled = {row.service_id for row in deactivated if row.service_id}

@@ -23,7 +23,7 @@ HAND_OVER_SECONDS = 60
 GATHER_SECONDS = 0.005
 
 
-@shared_task(name="providers.tasks.deliver", acks_late=True)
+@shared_task(name=wakeups.DELIVER_TASK, acks_late=True)
 def deliver(provider_id: int) -> int:
     provider = Provider.objects.filter(pk=provider_id, enabled=True).first()
     if provider is None:

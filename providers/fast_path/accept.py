@@ -1,30 +1,24 @@
-"""PostgreSQL: accepted answers to requests named by id, recorded by ONE statement.
+"""Acceptances by id recorded by ONE statement, as ``answers.record_answers`` records them.
 
-A worker answers what it delivered a request or two at a time, and ``answers.record_answers``
-took five round trips for it (BEGIN, the lock, the request's update, the service's, COMMIT),
-each its own CPU in psycopg and in PostgreSQL, on the real-time path. This statement does what
-those do for acceptances, in one round trip and, outside a caller's transaction, in its own
-implicit one:
+A worker answers the requests it delivered one to three at a time; the portable path takes
+five round trips for that (BEGIN, the lock, the request's update, the service's, COMMIT). This
+statement does the same in one:
 
 - the requests are locked in id order (as ``answers._lock``: two callers cannot deadlock);
 - only when every one exists and none is finished otherwise (Rejected, Archived: a conflict)
   is anything written, so that the caller can still raise before anything changed;
 - the open ones become Completed, with their response and error code (a plain answer's NULL
   leaves the error code as it was, as ``answers._save`` does);
-- the provider state follows, as ``answers._apply_acceptances`` sets it one statement after
-  the other: activated services authorized, deactivated ones (unless on again since) not,
-  deactivated cards that were taken away forgotten, pairings' members in use initialized
-  (and the removed boxes a pairing left out forgotten).
+- the provider state follows as ``answers._apply_acceptances`` sets it: activated services
+  authorized, deactivated ones (unless on again since) not, deactivated cards that were taken
+  away forgotten, pairings' members in use initialized (and removed boxes left out forgotten).
 
 Sibling updates of one statement must not touch one row twice (PostgreSQL would apply only
-one), so where two of those sequential updates would meet on a row, the row gets the later
-one's result from one of them alone: a service both activated and cancelled (two cards'
-requests in one batch) is cancelled when it is off, else authorized; a card both forgotten and
-paired is paired.
+one), so where two of those updates would meet on a row, the row gets the later one's result
+from one of them alone: a service both activated and cancelled is cancelled when it is off,
+else authorized; a card both forgotten and paired is paired.
 
-The statement's text depends only on the number of answers, so that PostgreSQL prepares it.
-A change to what an acceptance does goes into ``answers`` and here alike; the answer tests
-run on both paths (SQLite takes the other).
+Its text depends only on the number of answers, so that PostgreSQL prepares it.
 """
 
 from functools import cache
@@ -32,7 +26,8 @@ from functools import cache
 from crm_provisioning import rawsql
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from .models import ProvisioningRequest as Req
+from .. import reconciler
+from ..models import ProvisioningRequest as Req
 
 Op = Req.Operation
 State = Req.State
@@ -41,22 +36,6 @@ State = Req.State
 def _literals(values) -> str:
     # Model constants only, never input: written in, so that a generic plan can use them.
     return ", ".join(f"'{value}'" for value in sorted(values))
-
-
-def still_holding(item: str, accepted_now: str = "") -> str:
-    """SQL: the card ``item`` (a table alias) had a cancellation rejected that no accepted
-    one of the same CA ID made good since: the platform still holds that CA ID there, so a
-    card taken away stays registered (a reset cancels it again). ``accepted_now``: a
-    subquery of ids being accepted by the same statement (which sees their old state)."""
-    requests = rawsql.table(Req)
-    now = f" OR y.id IN ({accepted_now})" if accepted_now else ""
-    return (
-        f"EXISTS (SELECT 1 FROM {requests} x WHERE x.installed_item_id = {item}.id "  # noqa: S608 (names, constants)
-        f"AND x.operation = '{Op.DEACTIVATE}' AND x.state = '{State.REJECTED}' "
-        f"AND NOT EXISTS (SELECT 1 FROM {requests} y WHERE y.installed_item_id = {item}.id "
-        f"AND y.ca_id = x.ca_id AND y.operation = '{Op.DEACTIVATE}' AND y.id > x.id "
-        f"AND (y.state = '{State.COMPLETED}'{now})))"
-    )
 
 
 @cache
@@ -70,6 +49,7 @@ def statement(count: int) -> str:
     conflicting = _literals([State.REJECTED, State.ARCHIVED])
     pairing = _literals([Op.CREATE_PAIRING, Op.ADD_TO_PAIRING])
     values = ", ".join(["(%s::bigint, %s::text, %s::jsonb)"] * count)
+    holding = reconciler.still_holding("i", "SELECT id FROM done")
     served = "SELECT service_id FROM done WHERE service_id IS NOT NULL AND operation ="
     activated = f"{served} '{Op.ACTIVATE}'"
     deactivated = f"{served} '{Op.DEACTIVATE}'"
@@ -97,7 +77,7 @@ def statement(count: int) -> str:
         f"forgotten AS (UPDATE {items} i SET initialized = false WHERE i.id IN "
         f"(SELECT installed_item_id FROM done WHERE operation = '{Op.DEACTIVATE}' "
         "AND installed_item_id IS NOT NULL) AND i.removed_at IS NOT NULL "
-        f"AND i.id NOT IN ({paired}) AND NOT {still_holding('i', 'SELECT id FROM done')}), "
+        f"AND i.id NOT IN ({paired}) AND NOT {holding}), "
         f"initialized AS (UPDATE {items} i SET initialized = i.removed_at IS NULL "
         f"WHERE i.id IN ({paired})) "
         "SELECT l.id, l.uid, l.state FROM locked l ORDER BY l.id"
