@@ -211,12 +211,9 @@ def still_holding(item: str, accepted_now: str = "") -> str:
 
 
 # The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
-# derived table joined once per chunk. A correlated subquery per (service, card) would be
-# planned from statistics; when they are older than the requests a run is writing (the table
-# "looks empty"), PostgreSQL then scans every Pending request for each row, and a run over a
-# million subscriptions slows to a crawl. The chunk's requests are found by subscription, a
-# range or list that costs the same whatever the statistics say; the last ones' operations
-# too, so that no join reaches past the chunk (a hash join would read the whole table).
+# derived table joined once per chunk, found by subscription: a correlated subquery per row
+# would be planned from statistics, which a run writing requests leaves behind (its plan then
+# scans every Pending request per row); nothing joins past the chunk.
 _LAST_PENDING = """(
     SELECT lpr.service_id, lpr.installed_item_id, lpr.operation
       FROM {request} lpr
