@@ -1,7 +1,7 @@
 """Due requests claimed by ONE statement, as ``delivery.claim`` claims them.
 
 A worker claims on every wake-up, mostly one to three requests; the portable claim compiles
-``delivery.due`` and takes five round trips. This statement has the same conditions as
+``delivery.due`` and takes six round trips. This statement has the same conditions as
 ``due``: the provider's Pending requests whose time has come and with no older Pending request
 for their card, Express first then oldest, locked ``SKIP LOCKED`` and leased in one
 ``UPDATE … RETURNING`` (the queue pattern), with each claimed request's card.
