@@ -194,22 +194,6 @@ def _forgotten_box(t: dict, subscriptions: Subscriptions, params: list) -> str:
     return f"(it.kind = 'stb' AND it.removed_at IS NOT NULL AND it.initialized AND NOT {pending})"
 
 
-def still_holding(item: str, accepted_now: str = "") -> str:
-    """SQL: the card ``item`` (a table alias) had a cancellation rejected that no accepted
-    one of the same CA ID made good since: the platform still holds that CA ID there, so a
-    card taken away stays registered (a reset cancels it again). ``accepted_now``: a
-    subquery of ids being accepted by the same statement (which sees their old state)."""
-    requests = rawsql.table(ProvisioningRequest)
-    now = f" OR y.id IN ({accepted_now})" if accepted_now else ""
-    return (
-        f"EXISTS (SELECT 1 FROM {requests} x WHERE x.installed_item_id = {item}.id "
-        f"AND x.operation = '{Op.DEACTIVATE}' AND x.state = '{State.REJECTED}' "
-        f"AND NOT EXISTS (SELECT 1 FROM {requests} y WHERE y.installed_item_id = {item}.id "
-        f"AND y.ca_id = x.ca_id AND y.operation = '{Op.DEACTIVATE}' AND y.id > x.id "
-        f"AND (y.state = '{State.COMPLETED}'{now})))"
-    )
-
-
 # The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
 # derived table joined once per chunk, found by subscription: a correlated subquery per row
 # would be planned from statistics, which a run writing requests leaves behind (its plan then

@@ -119,8 +119,8 @@ def push_provider(catalog, platform):
 
 @pytest.fixture(params=["fast path", "portable"])
 def fast_path(request, settings):
-    """Answers and claims by either implementation (``providers.fast_path``): the behaviour
-    tests that use this run on both on PostgreSQL (elsewhere only the portable one exists)."""
+    """Claims by either implementation (``providers.fast_path``): the behaviour tests that use
+    this run on both on PostgreSQL (elsewhere only the portable one exists)."""
     if request.param == "fast path" and connection.vendor != "postgresql":
         pytest.skip("the fast path is PostgreSQL's")
     settings.PROVISIONING_FAST_PATH = request.param == "fast path"

@@ -1,9 +1,8 @@
-"""Hand-written PostgreSQL statements on the real-time path: each one does, in one round trip,
-what a behaviour's portable implementation does in several (docs/adr/0002-fast-path-sql.md).
+"""Hand-written PostgreSQL statements on the real-time path, each doing in one round trip what a
+behaviour's portable implementation does in several (docs/adr/0002-fast-path-sql.md).
 
-``accept``: acceptances recorded by ``answers.record_answers``; ``claim``: due requests claimed
-by ``delivery.claim``. Whether they are taken is decided here alone; the behaviour tests run on
-both paths on PostgreSQL (the ``fast_path`` fixture)."""
+``claim``: due requests claimed by ``delivery.claim``. Whether it is taken is decided here
+alone; the behaviour tests run on both paths on PostgreSQL (the ``fast_path`` fixture)."""
 
 from django.conf import settings
 from django.db import connection
