@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from . import registry, types
+from . import operations, registry, types
 
 
 class ProviderQuerySet(models.QuerySet):
@@ -179,16 +179,7 @@ class ProvisioningRequest(models.Model):
         EXPRESS = 1, "Express"
         NORMAL = 5, "Normal"
 
-    class Operation(models.TextChoices):
-        """What the request does, whatever the provider calls its command."""
-
-        ACTIVATE = "activate", "Activate service"
-        DEACTIVATE = "deactivate", "Deactivate service"
-        CREATE_PAIRING = "create_pairing", "Create pairing"
-        ADD_TO_PAIRING = "add_to_pairing", "Add to existing pairing"
-        # Batch providers whose entitlements carry an end date (Conax SMS) extend them.
-        RENEW = "renew", "Renew service"
-        OTHER = "other", "Other"
+    Operation = operations.Operation
 
     class Trigger(models.TextChoices):
         ACTION = "action", "Subscription action"
