@@ -1,8 +1,18 @@
-"""Database session settings that some work needs for itself."""
+"""How our work is tuned for PostgreSQL — plans, joins, index choice, statement length — behind
+names the domain code calls by what it needs. Why each exists, in a line here; the measurements
+behind them in docs/benchmarks.md. Elsewhere than on PostgreSQL each is a no-op (or plain SQL).
+
+Real-time work (an action, a delivery) runs prepared statements on their generic plans: for id
+look-ups that is the plan a fresh one would make, minus the planning. Batch work (a run's
+chunk, a preview) plans every statement for its own values: a range of a hundred thousand ids
+must not be planned as if it held a few rows.
+"""
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import ParamSpec, TypeVar
 
 from django.db import DatabaseError, connection, transaction
@@ -10,20 +20,15 @@ from django.db import DatabaseError, connection, transaction
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Real-time: PostgreSQL's own choice (auto) keeps re-planning some id look-ups on every call.
+_GENERIC = "plan_cache_mode = force_generic_plan"
+
 
 @contextlib.contextmanager
 def plans_per_call() -> Iterator[None]:
-    """Batch work: this connection prepares no statement, so PostgreSQL plans every one for
-    its own values.
-
-    Connections prepare what they run again (settings: ``prepare_threshold``), and after a
-    few calls PostgreSQL may run a prepared statement on a *generic* plan, made without
-    looking at the values. That is what saves a real-time action its planning. A batch part's
-    statements over a range of a hundred thousand subscription ids would be planned as if the
-    range held a few rows (the planner's default guess for an unknown range), and a nested
-    loop over a hundred thousand rows costs minutes; planning each is a millisecond against
-    seconds of work. Not ``plan_cache_mode = force_custom_plan``: that also re-plans the
-    foreign key checks PostgreSQL runs for every row a run inserts, a third of its time."""
+    """Batch work: this connection prepares nothing while the block lasts, so every statement
+    is planned for its values. (Not ``force_custom_plan``: that re-plans the foreign-key checks
+    of every row a run inserts too.)"""
     if connection.vendor != "postgresql":
         yield
         return
@@ -37,16 +42,6 @@ def plans_per_call() -> Iterator[None]:
         raw.prepare_threshold = before
 
 
-# Real-time work is a few dozen short statements, each keyed by ids (a service, a card, a
-# request), prepared after two calls. PostgreSQL's own choice (plan_cache_mode = auto) still
-# plans some of them again on every call: for ``= ANY(%s)`` over an array it cannot see, or a
-# join of small tables, the generic plan's estimate looks dearer than a fresh plan for the
-# values at hand, and it keeps planning anew — about a millisecond of PostgreSQL's CPU per
-# action, a fifth of its share. For id look-ups the generic plan is the plan that a fresh one
-# would make. Batch work is unaffected: it prepares nothing (``plans_per_call``).
-_GENERIC = "plan_cache_mode = force_generic_plan"
-
-
 def _preparing() -> bool:
     """In a transaction on a PostgreSQL connection that prepares statements."""
     if connection.vendor != "postgresql" or not connection.in_atomic_block:
@@ -56,24 +51,11 @@ def _preparing() -> bool:
 
 
 def generic_plans_in_transaction() -> None:
-    """Real-time work: the current transaction's prepared statements run on their generic
-    plan (``SET LOCAL``: until the outermost transaction commits or rolls back). Call it first
-    thing in the transaction. Nothing to do where nothing is prepared (``plans_per_call``)."""
+    """Real-time work: the current transaction's prepared statements run on their generic plan
+    (``SET LOCAL``). Call it first thing in the transaction."""
     if _preparing():
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL {_GENERIC}")
-
-
-# ``SET LOCAL`` as an expression: the same setting, for the rest of the transaction.
-GENERIC_PLANS_COLUMN = "set_config('plan_cache_mode', 'force_generic_plan', true)"
-
-
-def generic_plans_with_first_statement() -> bool:
-    """Like ``generic_plans_in_transaction``, for a caller whose first statement reads one row
-    anyway: True when that statement is to carry ``GENERIC_PLANS_COLUMN`` as its first column
-    (one round trip to PostgreSQL fewer on every real-time action); False where nothing is to
-    be set. A statement that finds no row sets nothing, and the caller then stops."""
-    return _preparing()
 
 
 @contextlib.contextmanager
@@ -102,15 +84,10 @@ def generic_plans() -> Iterator[None]:
 
 @contextlib.contextmanager
 def without_nested_loops() -> Iterator[None]:
-    """A batch chunk's statement that joins thousands of rows to thousands: PostgreSQL may
-    not join them by a nested loop while the block lasts (in a transaction, a savepoint when
-    one is open already; the setting is put back after, or rolled back with the block).
-
-    A chunk's services joined to its cards match on two correlated columns, and the planner
-    multiplies their selectivities: it expects one row where there are tens of thousands, and
-    joins them to the chunk's Pending requests by a nested loop, comparing every pair. With a
-    reset run's requests Pending, a chunk of 10,000 subscriptions took 50 s; joined by hashes,
-    0.04 s. Hash and merge joins cost about the same whatever the estimate."""
+    """A batch statement that joins thousands of rows to thousands on correlated columns: the
+    planner multiplies their selectivities, expects one row, and picks a nested loop comparing
+    every pair; hash and merge joins cost about the same whatever the estimate. In a
+    transaction (a savepoint when one is open); the setting is put back after."""
     if connection.vendor != "postgresql":
         yield
         return
@@ -123,7 +100,24 @@ def without_nested_loops() -> Iterator[None]:
         cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
 
 
-# --- Real-time transactions (helper "answer": subscriptions.actions) ----------------------------
+def equals_without_partial_index(column: str, value: str) -> str:
+    """SQL: ``column = 'value'`` (``value`` a model constant, never input) written so that no
+    partial index on that condition can serve it: a generic plan made while such an index was
+    nearly empty would keep reading it after a run has filled it, on every call."""
+    return f"upper({column}) = '{value.upper()}'"
+
+
+# psycopg caches its parse of a statement up to 4 KB; a longer one is parsed again, in Python,
+# on every call (a few hundred microseconds: a real-time action's statements stay under it).
+SHORT_STATEMENT_BYTES = 4096
+_LINE_BREAKS = re.compile(r"\n\s*")
+
+
+@lru_cache(maxsize=256)
+def short_statement(sql: str) -> str:
+    """``sql`` without its line breaks and indentation (our statements' literals hold neither),
+    for a real-time statement that must stay under ``SHORT_STATEMENT_BYTES``."""
+    return _LINE_BREAKS.sub(" ", sql)
 
 
 def realtime_transaction(function: Callable[P, R]) -> Callable[P, R]:

@@ -7,7 +7,6 @@ answer twice is applied once and then reported as already done; a different answ
 already answered is a conflict.
 """
 
-import json
 import uuid
 from collections import defaultdict, namedtuple
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from crm_provisioning import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import accept_sql, bulk, engine, reconciler, registry, wakeups
+from . import engine, reconciler, registry, wakeups
 from .models import ProvisioningRequest
 
 State = ProvisioningRequest.State
@@ -112,8 +111,6 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
     uids = {a.request_id for a in answers if isinstance(a.request_id, uuid.UUID)}
     if uids and provider is None:
         raise ValueError("Answers by uid need the provider whose requests they are.")
-    if connection.vendor == "postgresql" and not uids and all(a.accepted for a in answers):
-        return _accept_at_once(answers)
     with transaction.atomic():
         locked = {}
         for row in _lock(ids, uids, provider):
@@ -150,39 +147,6 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
             for pk in rejected:
                 _roll_back(requests[pk])
         return outcomes
-
-
-def _accept_at_once(answers: Sequence[Answer]) -> list[Outcome]:
-    """``record_answers`` for acceptances by id, on PostgreSQL: one statement
-    (``accept_sql``), which writes nothing unless every request exists and none is finished
-    otherwise, so that the same errors are raised before anything changed."""
-    first: dict[int, Answer] = {}
-    for answer in answers:
-        first.setdefault(answer.request_id, answer)
-    encoder = ProvisioningRequest._meta.get_field("response").encoder
-    rows = [
-        (
-            pk,
-            None if _plain(a) else a.error_code[:60],
-            None if a.response is None else json.dumps(a.response, cls=encoder),
-        )
-        for pk, a in first.items()
-    ]
-    found = _execute(accept_sql.statement(len(rows)), accept_sql.params(rows, timezone.now()))
-    before = {pk: (uid, state) for pk, uid, state in found}
-    unknown = [a.request_id for a in answers if a.request_id not in before]
-    if unknown:
-        raise UnknownRequests(unknown)
-    outcomes, seen = [], set()
-    for answer in answers:
-        pk = answer.request_id
-        uid, state = before[pk]
-        if state in FINISHED and state != State.COMPLETED:
-            raise AnswerConflict(uid, state, State.COMPLETED)
-        done = state == State.COMPLETED or pk in seen
-        seen.add(pk)
-        outcomes.append(Outcome(pk, uid, State.COMPLETED, ALREADY_DONE if done else APPLIED))
-    return outcomes
 
 
 # The statements of every answer are written by hand: a delivered request is answered alone or
@@ -247,65 +211,28 @@ def _plain(answer: Answer) -> bool:
 
 def _save_each(answers: list[tuple[int, Answer]], now) -> None:
     """Answers that keep more than their state — an error code, the reason of a rejection, the
-    platform's response — row by row in one statement: on PostgreSQL an ``UPDATE … FROM``
-    their values (``unnest(…)`` of arrays of them for many), elsewhere ``bulk_update`` (a CASE
-    per column). A rejection's description becomes the request's last error; an acceptance
-    leaves that as it was, and an answer without a response leaves the request's response as
-    it was."""
-    if connection.vendor == "postgresql":
-        _update_each(answers, now)
-        return
-    by_fields: dict[tuple[str, ...], list[ProvisioningRequest]] = defaultdict(list)
-    for pk, answer in answers:
-        request = ProvisioningRequest(
-            pk=pk,
-            state=State.COMPLETED if answer.accepted else State.REJECTED,
-            answered_at=now,
-            updated_at=now,
-            error_code=answer.error_code[:60],
-            last_error=answer.error_description,
-            response=answer.response,
-        )
-        fields = ("state", "answered_at", "updated_at", "error_code")
-        if not answer.accepted:
-            fields += ("last_error",)
-        if answer.response is not None:
-            fields += ("response",)
-        by_fields[fields].append(request)
-    for fields, requests in by_fields.items():
-        ProvisioningRequest.objects.bulk_update(requests, fields)
-
-
-def _update_each(answers: list[tuple[int, Answer]], now) -> None:
-    encoder = ProvisioningRequest._meta.get_field("response").encoder
+    platform's response — one UPDATE each, sent together. A rejection's description becomes
+    the request's last error; an acceptance leaves that as it was, and an answer without a
+    response leaves the request's response as it was."""
+    response = ProvisioningRequest._meta.get_field("response")
     rows = [
         (
-            pk,
             State.COMPLETED.value if a.accepted else State.REJECTED.value,
+            _moment(now),
+            _moment(now),
             a.error_code[:60],
             None if a.accepted else a.error_description,
-            None if a.response is None else json.dumps(a.response, cls=encoder),
+            None if a.response is None else response.get_db_prep_save(a.response, connection),
+            pk,
         )
         for pk, a in answers
     ]
-    if len(rows) <= bulk.FEW:
-        # A worker's answer or two: the values as they are. Arrays of text cost psycopg a
-        # regular-expression pass over every value to quote it, a tenth of a delivery's CPU.
-        values = "VALUES " + ", ".join(["(%s::bigint, %s, %s, %s, %s)"] * len(rows))
-        params = [value for row in rows for value in row]
-    else:
-        values = (
-            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])"
-        )
-        params = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {rawsql.table(ProvisioningRequest)} AS r SET state = v.state, "  # noqa: S608 (the name from the model)
-            "answered_at = %s, updated_at = %s, error_code = v.error_code, "
-            "last_error = COALESCE(v.last_error, r.last_error), "
-            "response = COALESCE(v.response::jsonb, r.response) "
-            f"FROM ({values}) AS v(id, state, error_code, last_error, response) WHERE r.id = v.id",
-            [now, now, *params],
+        cursor.executemany(
+            f"UPDATE {rawsql.table(ProvisioningRequest)} SET state = %s, answered_at = %s, "  # noqa: S608 (the name from the model)
+            "updated_at = %s, error_code = %s, last_error = COALESCE(%s, last_error), "
+            "response = COALESCE(%s, response) WHERE id = %s",
+            rows,
         )
 
 
@@ -333,7 +260,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         _execute(
             f"UPDATE {items} AS i SET initialized = %s "  # noqa: S608 (names from the models)
             f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL "
-            f"AND NOT {accept_sql.still_holding('i')}",
+            f"AND NOT {_still_holding('i')}",
             [False, *removed],
         )
     cancelled = {row.service_id for row in deactivated if row.service_id}
@@ -355,6 +282,20 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         ).update(
             initialized=ExpressionWrapper(Q(removed_at__isnull=True), output_field=BooleanField())
         )
+
+
+def _still_holding(item: str) -> str:
+    """SQL: the card ``item`` (a table alias) had a cancellation rejected that no accepted
+    one of the same CA ID made good since: the platform still holds that CA ID there, so a
+    card taken away stays registered (a reset cancels it again)."""
+    requests = rawsql.table(ProvisioningRequest)
+    return (
+        f"EXISTS (SELECT 1 FROM {requests} x WHERE x.installed_item_id = {item}.id "  # noqa: S608 (names, constants)
+        f"AND x.operation = '{Op.DEACTIVATE}' AND x.state = '{State.REJECTED}' "
+        f"AND NOT EXISTS (SELECT 1 FROM {requests} y WHERE y.installed_item_id = {item}.id "
+        f"AND y.ca_id = x.ca_id AND y.operation = '{Op.DEACTIVATE}' AND y.id > x.id "
+        f"AND y.state = '{State.COMPLETED}'))"
+    )
 
 
 ROLLBACK = "provisioning_rollback"  # the action name of a rollback, and its requests' trigger

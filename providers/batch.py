@@ -20,13 +20,13 @@ from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from catalogue.models import Provider
+from crm_provisioning import rawsql
 from crm_provisioning.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import delivery, give_way, platform, reconciler, registry
-from .engine import create_requests
+from .engine import context_for, create_requests
 from .models import ProvisioningRequest
-from .parameters import context_for
 
 Trigger = ProvisioningRequest.Trigger
 # Subscription ids per chunk of a run that compares with the platform.
@@ -76,7 +76,7 @@ class Selection:
             chosen.append(
                 f"SELECT subscription_id FROM {table} "  # noqa: S608 (names from the model)
                 f"WHERE {span.sql('subscription_id', params)} "
-                f"AND {reconciler._any('distributor_id', distributors, params)}"
+                f"AND {rawsql.among('distributor_id', distributors, params)}"
             )
         with connection.cursor() as cursor:
             union = " UNION ".join(chosen)

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from catalogue.models import Provider
 
-from . import claim_sql, provider_settings, registry, wakeups
+from . import fast_path, provider_settings, registry, wakeups
 from .answers import Answer, record_answers
+from .fast_path import claim as fast_claim
 from .models import ProvisioningRequest
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,7 @@ def backoff(attempts: int) -> timedelta:
 
 def due(provider: Provider, now=None) -> QuerySet:
     """Pending requests that may be sent now: their time has come and nothing older for the
-    same card is still Pending. (PostgreSQL's claim writes these conditions by hand in
-    ``claim_sql``: a change here goes there too.)"""
+    same card is still Pending (``fast_path.claim`` writes the same by hand)."""
     now = now or timezone.now()
     older_for_card = Req.objects.filter(
         state=Req.State.PENDING, installed_item=OuterRef("installed_item"), pk__lt=OuterRef("pk")
@@ -73,8 +73,8 @@ def claim(provider: Provider, limit: int) -> list[Req]:
     becomes due once this one is answered, so only then must the caller claim again before it
     stops (see ``drain``)."""
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        claimed = claim_sql.claim(provider.pk, limit, now, now + lease())
+    if fast_path.enabled():
+        claimed = fast_claim.claim(provider.pk, limit, now, now + lease())
     else:
         with transaction.atomic():
             ids = list(
@@ -137,11 +137,6 @@ class Delivered:
     answered: int
     # The batch limit was reached with requests possibly still due: wake delivery again.
     more: bool
-
-
-def deliver_due(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> int:
-    """Send what is due for one push provider; returns how many got an answer."""
-    return drain(provider, batch=batch, max_batches=max_batches).answered
 
 
 def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Delivered:

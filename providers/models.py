@@ -10,6 +10,8 @@ from django.db.models import Q
 
 from catalogue.models import Distributor, Provider
 
+from . import operations
+
 
 class ProvisioningRequest(models.Model):
     """One command to one provider. Created by the system only; never edited by hand.
@@ -30,16 +32,7 @@ class ProvisioningRequest(models.Model):
         EXPRESS = 1, "Express"
         NORMAL = 5, "Normal"
 
-    class Operation(models.TextChoices):
-        """What the request does, whatever the provider calls its command."""
-
-        ACTIVATE = "activate", "Activate service"
-        DEACTIVATE = "deactivate", "Deactivate service"
-        CREATE_PAIRING = "create_pairing", "Create pairing"
-        ADD_TO_PAIRING = "add_to_pairing", "Add to existing pairing"
-        # Batch providers whose entitlements carry an end date (Conax SMS) extend them.
-        RENEW = "renew", "Renew service"
-        OTHER = "other", "Other"
+    Operation = operations.Operation
 
     class Trigger(models.TextChoices):
         ACTION = "action", "Subscription action"

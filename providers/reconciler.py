@@ -39,13 +39,18 @@ from django.utils import timezone
 
 from catalogue.models import Distributor, Product, ProductCAId
 from crm_provisioning import rawsql
-from crm_provisioning.db import without_nested_loops
+from crm_provisioning.db import (
+    equals_without_partial_index,
+    short_statement,
+    without_nested_loops,
+)
 from subscriptions.models import InstalledItem, SubscriptionService
 
 from . import registry
 from .models import ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
+State = ProvisioningRequest.State
 ON_STATES = tuple(SubscriptionService.ON_STATES)
 ENTITLEMENT_OPS = (Op.ACTIVATE, Op.DEACTIVATE)
 PAIRING_OPS = (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING)
@@ -104,7 +109,7 @@ class Span:
         params.extend([self.low, self.high])
         sql = f"{column} >= %s AND {column} < %s"
         if self.only is not None and not joined:
-            sql += f" AND {_any(column, self.only, params)}"
+            sql += f" AND {rawsql.among(column, self.only, params)}"
         elif self.where is not None:
             chosen = self.where.filter(pk__gte=self.low, pk__lt=self.high).order_by().values("pk")
             chosen_sql, chosen_params = chosen.query.sql_with_params()
@@ -147,29 +152,13 @@ def _in(values: Iterable, params: list) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _any(column: str, values: Iterable, params: list) -> str:
-    """``column`` among ``values``: one array parameter on PostgreSQL (a statement of
-    thousands of placeholders costs more to parse and plan than to run), a list elsewhere."""
-    values = list(values)
-    if connection.vendor == "postgresql":
-        params.append(values)
-        return f"{column} = ANY(%s)"
-    return f"{column} IN ({_in(values, params)})"
-
-
 def _pending(scope: Scope | None) -> str:
-    """``pr.state = 'pending'`` as the plan's statements write it.
-
-    A real-time action's (``scope``) statements are prepared and run on generic plans
-    (crm_provisioning.db). Written plainly, the state matches the condition of the partial
-    queue index (request_pending_queue), and a plan made while statistics said few requests
-    were Pending reads them off it: then a reset run adds hundreds of thousands, and every
-    action scanned them all for its one subscription or card (PostgreSQL's share of an action
-    tripled under a run). Compared in upper case, the state cannot be proved to match that
-    condition, so an action's requests come by its subscription or card, whatever the
-    statistics say (as the claim does, ``claim_sql``). A chunk of a run is planned for its own
-    values on fresh statistics and may use the queue index when it is the cheaper way."""
-    return "upper(pr.state) = 'PENDING'" if scope is not None else "pr.state = 'pending'"
+    """``pr.state = 'pending'`` as the plan's statements write it: a real-time action's
+    (``scope``) on a prepared, generic plan, finds its requests by its subscription or card,
+    never by the queue's partial index; a run's chunk is planned for its own values."""
+    if scope is not None:
+        return equals_without_partial_index("pr.state", State.PENDING)
+    return "pr.state = 'pending'"
 
 
 # has(s, c) and initialized(c) as SQL, over aliases ss (service) and it (card); ``chosen``
@@ -207,12 +196,9 @@ def _forgotten_box(t: dict, subscriptions: Subscriptions, params: list) -> str:
 
 
 # The last Pending activate/deactivate per (service, card) of the chunk's subscriptions, as a
-# derived table joined once per chunk. A correlated subquery per (service, card) would be
-# planned from statistics; when they are older than the requests a run is writing (the table
-# "looks empty"), PostgreSQL then scans every Pending request for each row, and a run over a
-# million subscriptions slows to a crawl. The chunk's requests are found by subscription, a
-# range or list that costs the same whatever the statistics say; the last ones' operations
-# too, so that no join reaches past the chunk (a hash join would read the whole table).
+# derived table joined once per chunk, found by subscription: a correlated subquery per row
+# would be planned from statistics, which a run writing requests leaves behind (its plan then
+# scans every Pending request per row); nothing joins past the chunk.
 _LAST_PENDING = """(
     SELECT lpr.service_id, lpr.installed_item_id, lpr.operation
       FROM {request} lpr
@@ -226,7 +212,7 @@ _LAST_PENDING = """(
 
 def _ordered(scope: Scope | None, columns: str) -> str:
     """A chunk's rows in order; a real-time action's are ordered by the one statement they
-    come in (``_scoped_rows``), which must stay short (``rawsql.one_line``)."""
+    come in (``_scoped_rows``), which must stay short (``short_statement``)."""
     return "" if scope is not None else f"ORDER BY {columns}"
 
 
@@ -411,7 +397,7 @@ def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
     pairing_sql, pairing_params = _pairing_sql(provider_id, [subscription_id], scope)
     entitlement_sql, entitlement_params = _entitlement_sql(provider_id, [subscription_id], scope)
     bigint, text = rawsql.typed_null("bigint"), rawsql.typed_null("text")
-    sql = rawsql.one_line(
+    sql = short_statement(
         f"WITH e AS ({entitlement_sql}), p AS ({pairing_sql}), c AS (SELECT id, "
         f"from_product_id, to_product_id FROM {rawsql.table(Product.components.through)} "
         "WHERE from_product_id IN (SELECT product_id FROM e)) "

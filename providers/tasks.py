@@ -13,17 +13,12 @@ from . import delivery, wakeups
 # hands over to a fresh one: well within the task time limits, and it lets the worker take
 # other providers' tasks in between.
 HAND_OVER_SECONDS = 60
-# Under a steady stream of actions, how long a task lets requests gather after the bell
-# rings before it drains again. Whatever its size, a pass costs a claim, a transaction for
-# its answers and two Redis round trips: a pass per request took a third of the real-time
-# worker's CPU and a sixth of the database's share of an action, and at a couple of hundred
-# actions a second these few milliseconds more latency make the passes take several
-# requests each (the bench: an eighth more actions a second). An action that starts a task
-# does not wait.
+# After the bell rings, a task lets requests gather this long before it drains again: a pass
+# costs the same for one request as for several (docs/benchmarks.md). An action does not wait.
 GATHER_SECONDS = 0.005
 
 
-@shared_task(name="providers.tasks.deliver", acks_late=True)
+@shared_task(name=wakeups.DELIVER_TASK, acks_late=True)
 def deliver(provider_id: int) -> int:
     provider = Provider.objects.filter(pk=provider_id, enabled=True).first()
     if provider is None:

@@ -31,11 +31,14 @@ once it is back.
 import logging
 from functools import cache
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
 
+# Sent by name: the task (``providers.tasks``) runs delivery, which wakes delivery.
+DELIVER_TASK = "providers.tasks.deliver"
 PREFIX = "crm:deliver-woken:"
 BELL_PREFIX = "crm:deliver-bell:"
 # Long enough to cover a task's time in the queue on a busy worker; a flag that outlives its
@@ -85,8 +88,6 @@ def wake(provider_id: int, *, realtime: bool = False) -> None:
     """Make sure a ``deliver`` task for the provider will claim what has committed so far.
     ``realtime``: woken by an action (an agent's, or the Web API's), which batch work gives
     way to."""
-    from .tasks import deliver
-
     client = _redis()
     if client is not None:
         try:
@@ -105,7 +106,7 @@ def wake(provider_id: int, *, realtime: bool = False) -> None:
     try:
         # No retries: the caller (a web request) waits for one attempt at most, and a
         # wake-up that is lost delays delivery only until the sweeper's next pass.
-        deliver.apply_async((provider_id,), retry=False)
+        current_app.send_task(DELIVER_TASK, (provider_id,), retry=False)
     except broker_errors() as error:
         log.warning("Could not send a delivery task (%s); the sweeper will wake it", error)
         release(provider_id, take_back=False)  # the flag would hold the next wake-ups back

@@ -152,7 +152,7 @@ class _Answer:
     branch's bigint or timestamp. So the first branch's NULLs for the columns of the third
     and later branches are cast to the type of the column they stand for; the others need
     not be (the second branch's own columns give their types). Short casts, as the statement
-    is kept under psycopg's 4 KB for caching its conversion (``rawsql.one_line``).
+    stays under ``db.SHORT_STATEMENT_BYTES``.
     """
 
     def __init__(self, branches: list[_Branch]):

@@ -84,7 +84,7 @@ def card_of(subscription) -> str:
 def deliver(catalog) -> int:
     """Everything due, delivered in this process (Refresh the provider: tests change it)."""
     catalog.provider.refresh_from_db()
-    return delivery.deliver_due(catalog.provider)
+    return delivery.drain(catalog.provider).answered
 
 
 def requests_of(subscription) -> list[tuple[str, str, str]]:

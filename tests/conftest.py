@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 
 from crm_provisioning import roles
 from providers import provider_settings
@@ -115,3 +116,13 @@ def push_provider(catalog, platform):
     provider_settings.full_clean(provider)
     provider.save()
     return provider
+
+
+@pytest.fixture(params=["fast path", "portable"])
+def fast_path(request, settings):
+    """Claims by either implementation (``providers.fast_path``): the behaviour tests that use
+    this run on both on PostgreSQL (elsewhere only the portable one exists)."""
+    if request.param == "fast path" and connection.vendor != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    settings.PROVISIONING_FAST_PATH = request.param == "fast path"
+    return request.param

@@ -1,8 +1,5 @@
 """Several answers recorded together, as a worker records a batch it delivered: all or nothing,
-each request once, the provider state as if they were applied one after the other.
-
-On PostgreSQL acceptances by id take one statement (``providers.accept_sql``), on SQLite the
-general path: the suite runs on both, and these hold on each."""
+each request once, the provider state as if they were applied one after the other."""
 
 from types import SimpleNamespace
 

@@ -10,7 +10,7 @@ from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import CommunicationQueueEntry
-from tests.conax_sms_fixtures import out_files, request_files
+from tests.conax_sms_fixtures import PASSWORD_ENV, out_files, request_files
 from utilities import registry
 from utilities import services as utilities
 
@@ -195,6 +195,43 @@ def test_the_message_run_sends_pending_communications(sms_catalog, sms, sms_subs
         ("Hello 2", "MAIL", 7),
     ]
     assert {r.parameters["communication"] for r in Req.objects.all()} == {"COM-0", "COM-1", "COM-2"}
+
+
+def test_the_message_run_leaves_them_for_the_export_run_when_conax_is_unreachable(
+    sms_catalog, sms, sms_subscribe, simulator, monkeypatch
+):
+    sub = sms_subscribe("AGRICULTURE", number="ZX-COM-DOWN")
+    system = sms_catalog.external_system
+    CommunicationQueueEntry.objects.create(
+        number="COM-DOWN", external_system=system, subscription=sub, text="Hello"
+    )
+    definition = RunDefinition(
+        name="Messages",
+        run_type="conax_sms_messages",
+        provider=sms,
+        input_settings={
+            "message_type": "MAIL",
+            "external_system": system.code,
+            "process_immediately": True,
+        },
+    )
+    runs.validate(definition, schedule=False)
+    definition.save()
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")  # the SFTP server refuses us
+
+    run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+
+    assert (run.status, run.examined, run.created) == (
+        ProcessRun.Status.COMPLETED_WITH_ERRORS,
+        1,
+        1,
+    )
+    ((subscription, message),) = run.error_log.values_list("subscription", "message")
+    assert subscription is None
+    assert message.startswith("Could not export now (")
+    assert message.endswith("); the next export run sends them.")
+    assert not out_files(sms).exists()
+    assert export.waiting(sms) == 1
 
 
 def test_export_now_waits_for_the_commit(

@@ -1,7 +1,11 @@
 """Push delivery (the Generic provider in push mode) against the reference connector's server."""
 
+import pytest
+
 from providers import delivery
 from providers.models import ProvisioningRequest
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 Req = ProvisioningRequest
 
@@ -13,7 +17,7 @@ def card(sub):
 def test_due_requests_are_sent_in_order_and_answered(push_provider, platform, subscribe):
     a, b = subscribe("BUNDLE_A"), subscribe("AGRICULTURE")
 
-    assert delivery.deliver_due(push_provider) == 5
+    assert delivery.drain(push_provider).answered == 5
 
     assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
     state = platform.state()
@@ -40,7 +44,7 @@ def test_an_offline_platform_means_retries_with_backoff_then_failed(
     sub = subscribe("AGRICULTURE")
     pairing = sub.provisioning_requests.get(operation="create_pairing")
 
-    delivery.deliver_due(push_provider)
+    delivery.drain(push_provider)
     pairing.refresh_from_db()
     assert (pairing.state, pairing.attempts) == ("pending", 1)
     assert pairing.last_error == "Attempt 1 failed: HTTP 503 from the connector"
@@ -49,7 +53,7 @@ def test_an_offline_platform_means_retries_with_backoff_then_failed(
 
     for _attempt in (2, 3):
         Req.objects.filter(pk=pairing.pk).update(next_attempt_at=None)  # its time has come
-        delivery.deliver_due(push_provider)
+        delivery.drain(push_provider)
     pairing.refresh_from_db()
     assert pairing.state == "failed"
     assert pairing.last_error == (
@@ -57,14 +61,14 @@ def test_an_offline_platform_means_retries_with_backoff_then_failed(
     )
     # With the card's first request Failed, the next one for the card goes out at the next
     # delivery (each stops at a failure: the platform is down) and waits in turn.
-    delivery.deliver_due(push_provider)
+    delivery.drain(push_provider)
     activation = sub.provisioning_requests.get(operation="activate")
     assert (activation.state, activation.attempts) == ("pending", 1)
     Req.objects.filter(pk=activation.pk).update(next_attempt_at=None)
 
     platform.online = True
     assert delivery.retry(Req.objects.filter(pk=pairing.pk)) == 1
-    delivery.deliver_due(push_provider)
+    delivery.drain(push_provider)
     assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
     assert platform.state()["pairings"] == {
         card(sub): sorted(i.ca_id for i in sub.installed_items.all())
@@ -82,7 +86,7 @@ def test_a_request_sent_twice_is_applied_once(push_provider, platform, subscribe
         }
     )  # as if a worker had sent it and died before recording the answer
 
-    delivery.deliver_due(push_provider)
+    delivery.drain(push_provider)
 
     state = platform.state()
     assert state["received"][str(activation.uid)] == 2
@@ -95,7 +99,7 @@ def test_a_connection_refused_is_a_transport_failure(push_provider, subscribe):
     push_provider.connection["push_url"] = "http://127.0.0.1:9/requests"
     push_provider.save()
     sub = subscribe("AGRICULTURE")
-    delivery.deliver_due(push_provider)
+    delivery.drain(push_provider)
     pairing = sub.provisioning_requests.get(operation="create_pairing")
     assert pairing.state == "pending"
     assert pairing.last_error.startswith("Attempt 1 failed: ConnectionError")

@@ -27,7 +27,7 @@ from providers.models import ProvisioningRequest
 from . import conax_ws_fixtures as cws
 from .conax_ws_fixtures import card_of, connection, deliver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_path")]
 simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 Req = ProvisioningRequest
@@ -194,7 +194,7 @@ def test_a_card_the_push_platform_fails_retries_alone(
     push_gate.cards = {card_of(stuck)}
     push_gate.answer = raw(b"", status="503 Service Unavailable", kind="text/plain")
 
-    assert delivery.deliver_due(push_provider) == 6
+    assert delivery.drain(push_provider).answered == 6
 
     for sub in (subs[0], subs[2]):
         assert {s for _c, s, _a in states(sub)} == {"completed"}
@@ -210,7 +210,7 @@ def test_a_card_the_push_platform_fails_retries_alone(
 
     push_gate.cards = set()
     Req.objects.filter(subscription=stuck).update(next_attempt_at=None)
-    assert delivery.deliver_due(push_provider) == 3
+    assert delivery.drain(push_provider).answered == 3
     assert set(platform.state()["applied"]) == {u for sub in subs for u in uids(sub)}
 
 
@@ -221,7 +221,7 @@ def test_a_platform_failing_everything_costs_two_attempts_a_pass_not_one_per_req
     subs = [subscribe("AGRICULTURE") for _ in range(4)]
     platform.online = False
 
-    assert delivery.deliver_due(push_provider) == 0
+    assert delivery.drain(push_provider).answered == 0
 
     # Two failures in a row: the platform is failing. The rest waits with them, unsent.
     tried = Req.objects.filter(attempts=1)
@@ -233,7 +233,7 @@ def test_a_platform_failing_everything_costs_two_attempts_a_pass_not_one_per_req
     assert list(delivery.due(push_provider)) == []  # all wait for the retry time
     platform.online = True
     Req.objects.update(next_attempt_at=None)
-    assert delivery.deliver_due(push_provider) == 2 * len(subs)
+    assert delivery.drain(push_provider).answered == 2 * len(subs)
     assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
 
 
@@ -351,7 +351,7 @@ def test_an_oversized_push_answer_fails_the_request_at_once(
     push_gate.cards = {card_of(broken)}
     push_gate.answer = raw(big, kind="application/json", framing=framing)
 
-    assert delivery.deliver_due(push_provider) == 2
+    assert delivery.drain(push_provider).answered == 2
 
     assert [s for _c, s, _a in states(fine)] == ["completed", "completed"]
     pairing = broken.provisioning_requests.get(command="CREATE_PAIRING")

@@ -2,10 +2,13 @@
 leased, each with its card (or none) and its parameters as data, and whether a later request
 for its card waits behind it."""
 
+import pytest
 from django.utils import timezone
 
 from providers import delivery, engine
 from providers.models import ProvisioningRequest
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 Req = ProvisioningRequest
 

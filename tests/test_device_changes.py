@@ -60,7 +60,7 @@ class Platform:
             if self.sms is not None:
                 if not self._file_cycle():
                     break
-            elif not delivery.deliver_due(self.catalog.provider):
+            elif not delivery.drain(self.catalog.provider).answered:
                 break
         assert not ProvisioningRequest.objects.filter(state="pending").exists()
 

@@ -6,8 +6,8 @@ import pytest
 
 from providers import bulk, reconciler, registry
 from providers.answers import ALREADY_DONE, APPLIED, AnswerConflict, record_answer
+from providers.engine import context_for
 from providers.models import ProvisioningRequest
-from providers.parameters import context_for
 from subscriptions import actions
 from subscriptions.models import SubscriptionEvent, SubscriptionService
 
@@ -252,7 +252,7 @@ def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(a
         "PAIR_SECURE_CLIENT",
         "ADD_ENTITLEMENT",
     ]
-    delivery.deliver_due(irdeto.provider)
+    delivery.drain(irdeto.provider)
     failed = sub.provisioning_requests.order_by("pk").first()
     assert failed.state == "failed"
     assert failed.last_error == (

@@ -6,10 +6,9 @@ import re
 
 import pytest
 from django.db import connection
-from psycopg import _queries as psycopg_queries
 from psycopg import sql as psycopg_sql
 
-from crm_provisioning.db import generic_plans
+from crm_provisioning.db import SHORT_STATEMENT_BYTES, generic_plans
 from providers import batch, reconciler
 from providers.models import ProvisioningRequest
 from runs import services
@@ -177,11 +176,6 @@ def test_an_actions_plan_never_reads_the_pending_queue_on_stale_statistics(catal
         assert "request_pending_queue" not in _generic_plan(sql, params), sql
 
 
-# psycopg converts a statement's placeholders once per text and keeps the result only up to
-# this length; a longer statement is parsed again, in Python, on every execution.
-CACHED_LENGTH = getattr(psycopg_queries, "MAX_CACHED_STATEMENT_LENGTH", 4096)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_an_actions_statements_are_short_enough_for_psycopg_to_keep_their_conversion(
     subscribe,
@@ -202,4 +196,4 @@ def test_an_actions_statements_are_short_enough_for_psycopg_to_keep_their_conver
 
     assert change.request_ids
     longest = max(seen, key=len)
-    assert len(longest.encode()) <= CACHED_LENGTH, longest
+    assert len(longest.encode()) <= SHORT_STATEMENT_BYTES, longest

@@ -144,7 +144,7 @@ def test_a_push_provider_refuses_to_read_a_variable_written_into_its_row(
     Provider.objects.filter(pk=push_provider.pk).update(connection=connection)
     sub = subscribe("AGRICULTURE")
     push_provider.refresh_from_db()
-    delivery.deliver_due(push_provider)
+    delivery.drain(push_provider)
     failed = Req.objects.filter(subscription=sub)
     assert set(failed.values_list("state", flat=True)) == {"failed"}
     for reason in failed.values_list("last_error", flat=True):

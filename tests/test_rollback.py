@@ -12,6 +12,8 @@ from subscriptions.models import SubscriptionService
 from . import conax_ws_fixtures, test_device_changes
 from .test_device_changes import _spec, in_use, start
 
+pytestmark = pytest.mark.usefixtures("fast_path")
+
 conax = conax_ws_fixtures.conax
 simulator = conax_ws_fixtures.simulator
 target = test_device_changes.target
@@ -158,7 +160,7 @@ def test_a_bundle_whose_cancellation_is_partly_rejected_ends_with_every_componen
     for request in cancels:
         target.reject(card.ca_id) if request.ca_id == refused else target.reject()
         target.catalog.provider.refresh_from_db()
-        assert delivery.deliver_due(target.catalog.provider, batch=1, max_batches=1) == 1
+        assert delivery.drain(target.catalog.provider, batch=1, max_batches=1).answered == 1
     target.reject()
     target.deliver()
 
@@ -192,7 +194,7 @@ def test_a_bundle_partly_cancelled_while_its_subscription_is_off_is_held_whole_a
         refuse = request.ca_id == refused and request.installed_item_id == card.pk
         target.reject(card.ca_id) if refuse else target.reject()
         target.catalog.provider.refresh_from_db()
-        assert delivery.deliver_due(target.catalog.provider, batch=1, max_batches=1) == 1
+        assert delivery.drain(target.catalog.provider, batch=1, max_batches=1).answered == 1
     target.reject()
     target.deliver()
 
@@ -227,7 +229,7 @@ def test_a_card_swapped_away_that_keeps_a_component_is_cancelled_again_by_a_rese
         refuse = request.ca_id == refused and request.installed_item_id == old.pk
         target.reject(old.ca_id) if refuse else target.reject()
         target.catalog.provider.refresh_from_db()
-        assert delivery.deliver_due(target.catalog.provider, batch=1, max_batches=1) == 1
+        assert delivery.drain(target.catalog.provider, batch=1, max_batches=1).answered == 1
     target.reject()
 
     assert [(r.ca_id, r.installed_item_id) for r in rejected(sub)] == [(refused, old.pk)]

@@ -2,8 +2,9 @@
 layout (``file_format``), its file server (``transport``), the end dates its lines carry, and
 what an accepted Renew changes.
 
-    export.export(PIPELINE, provider)              # the Export request files run
-    responses.process_responses(PIPELINE, provider)  # the Error Handling run
+    export.export(PIPELINE, provider)                # what the Export request files run does
+    responses.process_responses(PIPELINE, provider)  # what the Error Handling run does
+    export.export_now(PIPELINE, provider)            # a utility's *process immediately*
 """
 
 from datetime import date, datetime

@@ -17,5 +17,9 @@ class Pipeline:
     connect: Callable[[Provider], Channel]
     # Who answers, as the run's log and the requests' errors name it ("Conax").
     platform: str
+    # (singular, plural) in the runs' counts and summaries: what the channel carries as a whole
+    # (a batch; and a refused answer, "1 file refused"), and an answer.
+    noun: tuple[str, str] = ("file", "files")
+    answer_noun: tuple[str, str] = ("response file", "response files")
     # Extras once requests are accepted (the requests, with their operation and service).
     accepted: Callable[[list, datetime], None] | None = None

@@ -1,11 +1,10 @@
-"""PostgreSQL: the claim of ``delivery.claim`` as one statement whose text is built once.
+"""Due requests claimed by ONE statement, as ``delivery.claim`` claims them.
 
-A worker claims on every wake-up, mostly one to three requests, and compiling ``delivery.due``
-as a QuerySet each time cost more CPU than running the statement. So the statement is written
-here with the same conditions as ``due``: the provider's Pending requests whose time has come
-and with no older Pending request for their card, Express first then oldest, locked
-``SKIP LOCKED`` and leased in one ``UPDATE … RETURNING`` (the queue pattern). The claimed
-requests' cards come in the same statement, because adapters read ``request.installed_item``.
+A worker claims on every wake-up, mostly one to three requests; the portable claim compiles
+``delivery.due`` and takes six round trips. This statement has the same conditions as
+``due``: the provider's Pending requests whose time has come and with no older Pending request
+for their card, Express first then oldest, locked ``SKIP LOCKED`` and leased in one
+``UPDATE … RETURNING`` (the queue pattern), with each claimed request's card.
 """
 
 from functools import cache
@@ -13,22 +12,20 @@ from functools import cache
 from django.db import connection
 
 from crm_provisioning import rawsql
+from crm_provisioning.db import equals_without_partial_index
 from subscriptions.models import InstalledItem
 
-from .models import ProvisioningRequest as Req
+from ..models import ProvisioningRequest as Req
 
 
 @cache
 def _statement(limit: int) -> str:
     # The limit is written in (an int): a planner that knows it picks the queue's index.
     requests, items = rawsql.table(Req), rawsql.table(InstalledItem)
-    # 'pending' is written in too, so that the partial queue index applies to a prepared plan.
-    # Not so for a card's older and later requests: written plainly, the planner read them off
-    # that index too, trusting statistics that said it was nearly empty; a run adds hundreds of
-    # thousands of Pending requests between two ANALYZEs, and every claim then scanned them
-    # all (a real-time claim took up to a second under a reset run). Compared in upper case,
-    # the state cannot be proved to match the index's condition, so a card's requests come
-    # from its own index (request_by_card), whatever the statistics say.
+    # 'pending' is written in, so that the queue's partial index serves a prepared plan; a
+    # card's other requests come by the card's index, whatever the statistics say.
+    older = equals_without_partial_index("older.state", Req.State.PENDING)
+    later = equals_without_partial_index("later.state", Req.State.PENDING)
     return (
         f"WITH claimed AS ("  # noqa: S608 (names from the models, the limit an int)
         f"UPDATE {requests} AS r SET next_attempt_at = %s, attempts = r.attempts + 1, "
@@ -38,12 +35,12 @@ def _statement(limit: int) -> str:
         "AND (due.next_attempt_at IS NULL OR due.next_attempt_at <= %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {requests} older "
         "WHERE older.installed_item_id = due.installed_item_id AND older.id < due.id "
-        "AND upper(older.state) = 'PENDING') "
+        f"AND {older}) "
         f"ORDER BY due.priority, due.id LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) "
         # Whether a later Pending request waits for the same card (``claim``'s ``followed``).
         f"RETURNING r.*, EXISTS (SELECT 1 FROM {requests} later "
         "WHERE later.installed_item_id = r.installed_item_id "
-        "AND upper(later.state) = 'PENDING' AND later.id > r.id) AS followed) "
+        f"AND {later} AND later.id > r.id) AS followed) "
         f"SELECT {rawsql.columns(Req, 'claimed')}, claimed.followed, "
         f"{rawsql.columns(InstalledItem, 'item')} "
         f"FROM claimed LEFT JOIN {items} item ON item.id = claimed.installed_item_id"
