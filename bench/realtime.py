@@ -62,7 +62,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from rest_framework.authtoken.models import Token
 
-from crm_provisioning import roles
+from core import roles
 from providers.models import Provider, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition

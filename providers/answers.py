@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
-from crm_provisioning import rawsql
+from core import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 

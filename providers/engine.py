@@ -13,7 +13,7 @@ from itertools import islice
 from django.db import connection
 from django.dispatch import receiver
 
-from crm_provisioning import rawsql
+from core import rawsql
 from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
 from subscriptions.signals import ActionChange, action_performed
 

@@ -37,8 +37,8 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm_provisioning import rawsql
-from crm_provisioning.db import (
+from core import rawsql
+from core.db import (
     equals_without_partial_index,
     short_statement,
     without_nested_loops,

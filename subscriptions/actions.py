@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crm_provisioning.db import realtime_transaction
+from core.db import realtime_transaction
 from providers.models import Distributor, ProductCAId, ProvisioningRequest
 
 from .models import (

@@ -20,14 +20,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from crm_provisioning import api_query
-from crm_provisioning.api_permissions import (
+from core import api_query
+from core.api_permissions import (
     ApiViewSet,
     ErrorSerializer,
     ServiceRefused,
     choice_field,
 )
-from crm_provisioning.api_serializers import JsonTypes
+from core.api_serializers import JsonTypes
 from providers import idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
 from providers.models import Distributor, ProvisioningRequest

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from psycopg import sql as psycopg_sql
 
-from crm_provisioning.db import SHORT_STATEMENT_BYTES, generic_plans
+from core.db import SHORT_STATEMENT_BYTES, generic_plans
 from providers import batch, reconciler
 from providers.models import ProvisioningRequest
 from runs import services

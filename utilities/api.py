@@ -7,8 +7,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_provisioning.api_errors import Conflict
-from crm_provisioning.api_permissions import RolePermission
+from core.api_errors import Conflict
+from core.api_permissions import RolePermission
 from providers.extensions import UtilityError
 from providers.models import Provider, ProvisioningRequest
 from subscriptions.models import Subscription
