@@ -1,5 +1,8 @@
 """Web API for subscriptions, their services and installed items, and the product catalogue.
 
+It sits in the composition layer, above the providers: an action's answer carries the
+provisioning requests the action made.
+
 Every action is one endpoint that parses its input, calls the same function of
 ``subscriptions.actions`` the back office calls, and answers with the subscription as it now
 is plus the provisioning requests the action created. An ``ActionError`` becomes the one
@@ -11,8 +14,6 @@ from collections.abc import Callable
 from functools import cache
 
 import django_filters
-from django.conf import settings
-from django.db import connection
 from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
@@ -28,13 +29,13 @@ from core.api_permissions import (
     choice_field,
 )
 from core.api_serializers import JsonTypes
-from providers import idempotency
+from providers import fast_path, idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
+from providers.fast_path import action_answer
 from providers.models import Distributor, ProvisioningRequest
-
-from . import action_result_sql, actions
-from .actions import ActionError, ItemSpec
-from .models import (
+from subscriptions import actions
+from subscriptions.actions import ActionError, ItemSpec
+from subscriptions.models import (
     CustomerAccount,
     InstalledItem,
     Product,
@@ -42,7 +43,7 @@ from .models import (
     SubscriptionService,
     SubscriptionType,
 )
-from .signals import ActionChange
+from subscriptions.signals import ActionChange
 
 PERFORM = "subscriptions.perform_actions"
 # Where ``_detail_queryset`` puts a subscription's installed items in use.
@@ -283,9 +284,9 @@ def action_result(change: ActionChange) -> dict:
     """What an action answers with: its subscription as it now is and the requests it made,
     as ``ActionResultSerializer`` represents them, read once the action has committed, by a
     fixed number of statements whatever the subscription or the database holds."""
-    if settings.PROVISIONING_FAST_PATH and connection.vendor == "postgresql":
+    if fast_path.enabled():
         # The same bytes by one statement (ADR 0007).
-        return action_result_sql.action_result(change.subscription.pk, sorted(change.request_ids))
+        return action_answer.action_result(change.subscription.pk, sorted(change.request_ids))
     subscription = _detail_queryset().get(pk=change.subscription.pk)
     requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
     return _action_result_serializer().to_representation(
