@@ -63,7 +63,7 @@ from django.db.models import Count, Max, Q
 from rest_framework.authtoken.models import Token
 
 from catalogue.models import Product, Provider
-from crm_provisioning import roles
+from core import roles
 from providers import provider_settings
 from providers.models import ProvisioningRequest
 from runs import services

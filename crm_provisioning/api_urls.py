@@ -7,15 +7,15 @@ from django.dispatch import receiver
 from django.urls import clear_url_caches, include, path
 from rest_framework.routers import DefaultRouter
 
-from providers import registry
-from providers.api import DistributorViewSet, ProviderViewSet, ProvisioningRequestViewSet
-from runs.api import ProcessRunViewSet, RunDefinitionViewSet
-from subscriptions.api import (
+from crm_provisioning.subscriptions_api import (
     InstalledItemViewSet,
     ProductViewSet,
     ServiceViewSet,
     SubscriptionViewSet,
 )
+from providers import registry
+from providers.api import DistributorViewSet, ProviderViewSet, ProvisioningRequestViewSet
+from runs.api import ProcessRunViewSet, RunDefinitionViewSet
 
 router = DefaultRouter()
 # Resources register here, each from its own app's api module.

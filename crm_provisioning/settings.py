@@ -88,7 +88,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Under /api/: a body too large (413), a control character in a query parameter or a token
     # (400), and Django's own error pages, all in the API's error shape.
-    "crm_provisioning.api_middleware.ApiMiddleware",
+    "core.api_middleware.ApiMiddleware",
     # Serves collected static files when DEBUG is off (with DEBUG on, runserver serves them).
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,7 +145,7 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     # PostgreSQL through psycopg 3 with server-side binding: a statement a connection has run
     # twice is prepared, and PostgreSQL stops parsing it anew on every call; real-time work
     # also runs its prepared statements on their generic plans, so it stops planning them too
-    # (crm_provisioning.db). A real-time action is a couple of dozen short statements, and
+    # (core.db). A real-time action is a couple of dozen short statements, and
     # parsing and planning them cost more than running them.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=2
@@ -286,21 +286,21 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Both take "Authorization: Token <key>": a connector's key, else a person's.
         "providers.authentication.ConnectorTokenAuthentication",
-        "crm_provisioning.authentication.PersonTokenAuthentication",
+        "core.authentication.PersonTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # People only: a view that names no permission of its own (the API root) refuses connectors.
-    "DEFAULT_PERMISSION_CLASSES": ["crm_provisioning.person_permissions.IsPerson"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.person_permissions.IsPerson"],
     # limit/offset and filters by id, checked as the schema states them (api_query).
-    "DEFAULT_PAGINATION_CLASS": "crm_provisioning.api_query.Pages",
+    "DEFAULT_PAGINATION_CLASS": "core.api_query.Pages",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["crm_provisioning.api_query.FilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["core.api_query.FilterBackend"],
     # JSON in, JSON out: one request body type per operation, which generated clients need.
-    # Nesting depth limited, control characters refused (crm_provisioning.api_parsers).
-    "DEFAULT_PARSER_CLASSES": ["crm_provisioning.api_parsers.JSONParser"],
+    # Nesting depth limited, control characters refused (core.api_parsers).
+    "DEFAULT_PARSER_CLASSES": ["core.api_parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_SCHEMA_CLASS": "crm_provisioning.api_permissions.ErrorAwareSchema",
-    "EXCEPTION_HANDLER": "crm_provisioning.api_errors.handle",
+    "DEFAULT_SCHEMA_CLASS": "core.api_permissions.ErrorAwareSchema",
+    "EXCEPTION_HANDLER": "core.api_errors.handle",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -310,7 +310,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and its docs are for signed-in people, not connector tokens.
-    "SERVE_PERMISSIONS": ["crm_provisioning.person_permissions.IsPerson"],
+    "SERVE_PERMISSIONS": ["core.person_permissions.IsPerson"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

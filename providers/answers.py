@@ -17,7 +17,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from catalogue.models import Provider
-from crm_provisioning import rawsql
+from core import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 

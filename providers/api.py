@@ -19,15 +19,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from catalogue.models import Distributor, Provider, provider_types
-from crm_provisioning import api_query
-from crm_provisioning.api_permissions import (
+from core import api_query
+from core.api_permissions import (
     ApiViewSet,
     ErrorSerializer,
     ServiceRefused,
     choice_field,
     field_errors,
 )
-from crm_provisioning.api_serializers import JsonTypes
+from core.api_serializers import JsonTypes
 
 from . import delivery, history, idempotency, provider_settings, registry
 from .models import ProvisioningRequest

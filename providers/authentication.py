@@ -15,6 +15,7 @@ class Connector:
 
     is_authenticated = True
     is_anonymous = False
+    is_connector = True  # what the Web API's role checks (core.api_permissions) look for
     is_staff = False
     is_superuser = False
 

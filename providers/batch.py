@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from catalogue.models import Provider
-from crm_provisioning import rawsql
-from crm_provisioning.db import plans_per_call
+from core import rawsql
+from core.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import delivery, give_way, platform, reconciler, registry

@@ -14,7 +14,7 @@ from django.db import connection
 from django.dispatch import receiver
 
 from catalogue.models import Distributor, Product, Provider
-from crm_provisioning import rawsql
+from core import rawsql
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 from subscriptions.signals import ActionChange, action_performed
 

@@ -38,8 +38,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalogue.models import Distributor, Product, ProductCAId
-from crm_provisioning import rawsql
-from crm_provisioning.db import (
+from core import rawsql
+from core.db import (
     equals_without_partial_index,
     short_statement,
     without_nested_loops,

@@ -5,7 +5,7 @@ import time
 from celery import shared_task
 
 from catalogue.models import Provider
-from crm_provisioning.db import generic_plans
+from core.db import generic_plans
 
 from . import delivery, wakeups
 
@@ -27,7 +27,7 @@ def deliver(provider_id: int) -> int:
     answered = 0
     until = time.monotonic() + HAND_OVER_SECONDS
     try:
-        # Claims and answers, by id, on their generic plans (crm_provisioning.db).
+        # Claims and answers, by id, on their generic plans (core.db).
         with generic_plans():
             while True:
                 # Before anything is claimed: what rings from now on is seen after this pass.

@@ -15,15 +15,15 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from crm_provisioning import api_query
-from crm_provisioning.api_permissions import (
+from core import api_query
+from core.api_permissions import (
     ApiViewSet,
     ErrorSerializer,
     ServiceRefused,
     choice_field,
     field_errors,
 )
-from crm_provisioning.api_serializers import JsonTypes
+from core.api_serializers import JsonTypes
 from providers import idempotency
 
 from . import services, types

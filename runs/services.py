@@ -34,7 +34,7 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
-from crm_provisioning.db import plans_per_call
+from core.db import plans_per_call
 from providers import bulk
 from providers import types as settings_forms
 from providers.extensions import Progress, RunType

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalogue.models import Distributor, Product, ProductCAId, SubscriptionType
-from crm_provisioning.db import realtime_transaction
+from core.db import realtime_transaction
 from providers.models import ProvisioningRequest
 
 from .models import (

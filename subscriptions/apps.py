@@ -7,6 +7,6 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
 
     def ready(self) -> None:
-        from crm_provisioning.roles import ensure_roles
+        from core.roles import ensure_roles
 
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="ensure_roles")

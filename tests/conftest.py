@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
-from crm_provisioning import roles
+from core import roles
 from providers import provider_settings
 from providers.generic.connector import Platform, connector_server
 from subscriptions import actions

@@ -186,8 +186,8 @@ SETUP = """
 import json
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
-from crm_provisioning import roles
 from providers import provider_settings
+from core import roles
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog

@@ -1,7 +1,7 @@
 """An action's answer, as a client reads it: the subscription as it now is (its services and the
 devices in use) and the requests the action made, each shown as its own resource shows it, read
 by a fixed number of statements whatever the subscription or the database holds. On both paths
-(``subscriptions.action_result_sql``, PostgreSQL's fast path, and the serializers)."""
+(``providers.fast_path.action_answer``, PostgreSQL's fast path, and the serializers)."""
 
 import dataclasses
 
@@ -14,9 +14,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from bench import load
+from crm_provisioning.subscriptions_api import action_result
 from providers.models import ProvisioningRequest
 from subscriptions import actions
-from subscriptions.api import action_result
 
 Req = ProvisioningRequest
 API = "/api/v1"

@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from catalogue.models import Product
-from crm_provisioning import roles
+from core import roles
 from crm_provisioning.management.commands.load_demo import DEFAULT_COUNT, DEMO_USERS
 from subscriptions.models import (
     CustomerAccount,

@@ -8,13 +8,13 @@ import pytest
 from django.db import connection
 from psycopg import sql as psycopg_sql
 
-from crm_provisioning.db import SHORT_STATEMENT_BYTES, generic_plans
+from core.db import SHORT_STATEMENT_BYTES, generic_plans
+from crm_provisioning.subscriptions_api import action_result
 from providers import batch, reconciler
 from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
-from subscriptions.api import action_result
 from subscriptions.signals import action_performed
 
 pytestmark = pytest.mark.skipif(

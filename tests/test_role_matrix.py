@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from crm_provisioning import roles
+from core import roles
 from providers.models import ConnectorToken, ProvisioningRequest
 from runs.models import ProcessRun, RunDefinition
 

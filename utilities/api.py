@@ -8,8 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalogue.models import Provider
-from crm_provisioning.api_errors import Conflict
-from crm_provisioning.api_permissions import RolePermission
+from core.api_errors import Conflict
+from core.api_permissions import RolePermission
 from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
 from subscriptions.models import Subscription

@@ -1,8 +1,9 @@
 """Hand-written PostgreSQL statements on the real-time path, each doing in one round trip what a
 behaviour's portable implementation does in several (docs/adr/0002-fast-path-sql.md).
 
-``claim``: due requests claimed by ``delivery.claim``. Whether it is taken is decided here
-alone; the behaviour tests run on both paths on PostgreSQL (the ``fast_path`` fixture)."""
+``claim``: due requests claimed by ``delivery.claim``; ``action_answer``: an action's answer
+(``crm_provisioning.subscriptions_api.action_result``, docs/adr/0007). Whether they are taken
+is decided here alone; the behaviour tests run on both paths on PostgreSQL."""
 
 from django.conf import settings
 from django.db import connection

@@ -11,8 +11,8 @@ from functools import cache
 
 from django.db import connection
 
-from crm_provisioning import rawsql
-from crm_provisioning.db import equals_without_partial_index
+from core import rawsql
+from core.db import equals_without_partial_index
 from subscriptions.models import InstalledItem
 
 from ..models import ProvisioningRequest as Req

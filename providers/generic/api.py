@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalogue.models import Provider
-from crm_provisioning.api_errors import Conflict
-from crm_provisioning.api_permissions import ErrorAwareSchema
+from core.api_errors import Conflict
+from core.api_permissions import ErrorAwareSchema
 from providers.answers import Answer, AnswerConflict, UnknownRequests, record_answers
 from providers.authentication import Connector
 from providers.models import ProvisioningRequest

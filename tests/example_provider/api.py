@@ -3,7 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm_provisioning.api_permissions import RolePermission
+from core.api_permissions import RolePermission
 from providers.models import ProvisioningRequest
 
 

@@ -24,7 +24,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from crm_provisioning import demo, roles
+from core import roles
+from crm_provisioning import demo
 from providers import delivery
 from providers.models import ProvisioningRequest
 from subscriptions import actions

@@ -6,7 +6,7 @@ falling back to ``write_permission``). Connector tokens are not people: they aut
 for the Generic provider's Get Pending / Send Response (``providers.generic.api``), so every
 viewset here refuses them, whatever they ask.
 
-The base viewset also documents the one error shape (``crm_provisioning.api_errors``) on every
+The base viewset also documents the one error shape (``core.api_errors``) on every
 operation of the schema, and turns the service layers' errors into it.
 """
 
@@ -16,8 +16,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers, viewsets
 
-from crm_provisioning import person_permissions
-from providers.authentication import Connector
+from core import person_permissions
 
 
 class RolePermission(permissions.BasePermission):
@@ -27,7 +26,7 @@ class RolePermission(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        if isinstance(user, Connector):
+        if getattr(user, "is_connector", False):  # a platform's connector, not a person
             self.message = "A connector token may only use the Generic pending and responses API."
             return False
         if not (user and user.is_authenticated):
@@ -42,7 +41,7 @@ def has_permission(user, perm: str) -> bool:
     the model backend would load every permission of the user and of their groups (two
     queries and a set of all of them) to answer for one, on every API call. A person who
     signed in with an API token had them read with the token, in the same statement
-    (``crm_provisioning.person_permissions``)."""
+    (``core.person_permissions``)."""
     if not user.is_active:
         return False
     if user.is_superuser:

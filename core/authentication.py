@@ -3,7 +3,7 @@
 Compiling ``Token.objects.select_related("user").get(key=…)`` through the ORM on every call
 cost a real-time action more than the action's own statements; the hand-written query reads
 the same rows (the token's user, and the token's creation time) through the same converters
-(``crm_provisioning.rawsql``) and says the same on failure. The person's permissions come
+(``core.rawsql``) and says the same on failure. The person's permissions come
 in the same statement.
 """
 
@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from crm_provisioning import person_permissions, rawsql
+from core import person_permissions, rawsql
 
 
 @cache
@@ -39,7 +39,7 @@ class PersonTokenAuthentication(authentication.TokenAuthentication):
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         # The role's permissions, read in the same statement: the API's permission check asks
-        # for one on every call (crm_provisioning.person_permissions).
+        # for one on every call (core.person_permissions).
         person_permissions.remember(user, permissions)
         created = rawsql.convert(Token._meta.get_field("created"), created)
         return user, Token(key=key, user=user, created=created)

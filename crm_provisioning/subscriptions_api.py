@@ -1,5 +1,8 @@
 """Web API for subscriptions, their services and installed items, and the product catalogue.
 
+It sits in the composition layer, above the providers: an action's answer carries the
+provisioning requests the action made.
+
 Every action is one endpoint that parses its input, calls the same function of
 ``subscriptions.actions`` the back office calls, and answers with the subscription as it now
 is plus the provisioning requests the action created. An ``ActionError`` becomes the one
@@ -11,8 +14,6 @@ from collections.abc import Callable
 from functools import cache
 
 import django_filters
-from django.conf import settings
-from django.db import connection
 from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
@@ -21,22 +22,22 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from catalogue.models import Distributor, Product, SubscriptionType
-from crm_provisioning import api_query
-from crm_provisioning.api_permissions import (
+from core import api_query
+from core.api_permissions import (
     ApiViewSet,
     ErrorSerializer,
     ServiceRefused,
     choice_field,
 )
-from crm_provisioning.api_serializers import JsonTypes
-from providers import idempotency
+from core.api_serializers import JsonTypes
+from providers import fast_path, idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
+from providers.fast_path import action_answer
 from providers.models import ProvisioningRequest
-
-from . import action_result_sql, actions
-from .actions import ActionError, ItemSpec
-from .models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
-from .signals import ActionChange
+from subscriptions import actions
+from subscriptions.actions import ActionError, ItemSpec
+from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
+from subscriptions.signals import ActionChange
 
 PERFORM = "subscriptions.perform_actions"
 # Where ``_detail_queryset`` puts a subscription's installed items in use.
@@ -277,9 +278,9 @@ def action_result(change: ActionChange) -> dict:
     """What an action answers with: its subscription as it now is and the requests it made,
     as ``ActionResultSerializer`` represents them, read once the action has committed, by a
     fixed number of statements whatever the subscription or the database holds."""
-    if settings.PROVISIONING_FAST_PATH and connection.vendor == "postgresql":
+    if fast_path.enabled():
         # The same bytes by one statement (ADR 0007).
-        return action_result_sql.action_result(change.subscription.pk, sorted(change.request_ids))
+        return action_answer.action_result(change.subscription.pk, sorted(change.request_ids))
     subscription = _detail_queryset().get(pk=change.subscription.pk)
     requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
     return _action_result_serializer().to_representation(

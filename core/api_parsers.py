@@ -6,7 +6,7 @@ control characters.
 - A control character (other than tab, newline and carriage return) in any string or key is
   refused (400) naming where it is: PostgreSQL cannot store NUL, and none belongs in a code, a
   number or a line of text sent on to a CA system (XML 1.0 cannot even carry them). The query
-  string and the looked-up headers get the same check (``crm_provisioning.api_middleware``).
+  string and the looked-up headers get the same check (``core.api_middleware``).
 """
 
 import json

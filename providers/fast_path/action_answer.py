@@ -5,7 +5,7 @@ the action made, read by one hand-written statement instead of the serializers' 
 The representation is ``api.ActionResultSerializer``'s, keys in order (the same tests run on
 both paths). Each column goes through Django's own converters for its model field, then
 through DRF's representation of its type, so the values are the serializers'
-(``crm_provisioning.rawsql``).
+(``core.rawsql``).
 """
 
 import uuid
@@ -18,7 +18,7 @@ from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from catalogue.models import Distributor, Product, SubscriptionType
-from crm_provisioning import rawsql
+from core import rawsql
 from providers.models import ProvisioningRequest
 from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 

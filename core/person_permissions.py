@@ -1,6 +1,6 @@
 """A person's permissions (``app_label.codename``), their own and their groups', read in one
 statement — or within another: the API token's look-up reads them in its own statement
-(``crm_provisioning.authentication``), and the permission check of the same request takes
+(``core.authentication``), and the permission check of the same request takes
 them from there instead of asking the database again.
 
 ``IsPerson`` is the Web API's default permission (the API root, the schema and its docs): here,
@@ -12,7 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from rest_framework import permissions
 
-from crm_provisioning import rawsql
+from core import rawsql
 
 # Where the permissions read with a person's API token are kept for the request.
 _READ = "_api_permissions"
