@@ -51,17 +51,18 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
 
-from providers import batch
+from catalogue.models import Distributor, Product, Provider
+from providers import batch, provider_settings
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
 from providers.file_delivery import export as file_export
-from providers.models import Distributor, Provider, ProvisioningRequest, TransferFile
+from providers.models import ProvisioningRequest, TransferFile
 from providers.reconciler import CAIds
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.demo import ensure_catalog
-from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import conax_sms_requests, load, processes
 from .report import Figure, Report
@@ -220,7 +221,7 @@ def floor_sql(provider: Provider, today) -> tuple[str, list]:
         "distributor": Distributor._meta.db_table,
         "product": Product._meta.db_table,
     }
-    months = int(provider.parameter("renewal_frequency_months"))
+    months = int(provider_settings.parameter(provider, "renewal_frequency_months"))
     on = list(SubscriptionService.ON_STATES)
     tz = timezone.get_current_timezone_name()
     params: list = []
@@ -485,7 +486,7 @@ def _point_at(provider: Provider, sim: Sim) -> None:
         "upload_directory": f"/{UPLOAD_DIR}",
         "response_directory": f"/{RESPONSE_DIR}",
     }
-    provider.full_clean()
+    provider_settings.full_clean(provider)
     provider.save()
 
 
@@ -563,7 +564,7 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
     os.environ[PASSWORD_ENV] = password
     provider = ensure_provider()
     _clean_slate(provider)
-    limit = int(provider.parameter("max_records_per_file"))
+    limit = int(provider_settings.parameter(provider, "max_records_per_file"))
     read_seconds = sftp_seconds = None
     try:
         with simulator(workdir, password) as sim:

@@ -22,8 +22,9 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from catalogue.models import Provider
 from providers.conax_sms import file_format as ff
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 
 from .load import copy_csv
 

@@ -7,12 +7,13 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.db.models import Max
 
+from catalogue.models import Distributor, Product, ProductCAId
 from providers import batch
 from providers.generic.connector import GenericConnector, Platform
-from providers.models import ConnectorToken, Distributor, ProductCAId, ProvisioningRequest
+from providers.models import ConnectorToken, ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import processes
 from .report import Figure, Report

@@ -62,12 +62,14 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from rest_framework.authtoken.models import Token
 
+from catalogue.models import Product, Provider
 from core import roles
-from providers.models import Provider, ProvisioningRequest
+from providers import provider_settings
+from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.demo import ensure_catalog
-from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import conax_sms, load, processes, realtime_floor
 from .report import Figure, Report
@@ -197,7 +199,7 @@ def ensure_provider(url: str) -> Provider:
         provider.connection = wanted
         provider.parameters = provider.parameters or {"max_attempts": 8}
         provider.enabled = True
-        provider.full_clean()
+        provider_settings.full_clean(provider)
         provider.save()
     return provider
 

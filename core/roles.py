@@ -19,7 +19,7 @@ OPERATOR = "operator"
 ADMINISTRATOR = "administrator"
 ROLES = (AGENT, OPERATOR, ADMINISTRATOR)
 
-DOMAIN_APPS = ("subscriptions", "providers", "runs", "django_celery_beat")
+DOMAIN_APPS = ("catalogue", "subscriptions", "providers", "runs", "django_celery_beat")
 
 # Permissions are "app_label.codename"; "app_label.view_*" means every view permission of the app.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -34,7 +34,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "providers.retry_provisioningrequest",
         *(f"runs.{verb}_rundefinition" for verb in ("add", "change", "delete", "operate")),
         *(
-            f"providers.{verb}_{model}"
+            f"catalogue.{verb}_{model}"
             for verb in ("add", "change", "delete")
             for model in ("provider", "distributor", "productcaid")
         ),

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served locally: no CDN needed
     "django_celery_beat",
+    "catalogue",
     "subscriptions",
     "providers",
     "runs",

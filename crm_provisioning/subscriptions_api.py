@@ -21,6 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from catalogue.models import Distributor, Product, SubscriptionType
 from core import api_query
 from core.api_permissions import (
     ApiViewSet,
@@ -32,17 +33,10 @@ from core.api_serializers import JsonTypes
 from providers import fast_path, idempotency
 from providers.api import ProvisioningRequestSerializer, with_relations
 from providers.fast_path import action_answer
-from providers.models import Distributor, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.actions import ActionError, ItemSpec
-from subscriptions.models import (
-    CustomerAccount,
-    InstalledItem,
-    Product,
-    Subscription,
-    SubscriptionService,
-    SubscriptionType,
-)
+from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 from subscriptions.signals import ActionChange
 
 PERFORM = "subscriptions.perform_actions"
@@ -583,9 +577,9 @@ class ProductViewSet(
     queryset = Product.objects.prefetch_related("components")
     serializer_class = ProductSerializer
     filterset_fields = ["code", "kind", "service_type"]
-    read_permission = "subscriptions.view_product"
+    read_permission = "catalogue.view_product"
     write_permissions = {
-        "create": "subscriptions.add_product",
-        "update": "subscriptions.change_product",
-        "partial_update": "subscriptions.change_product",
+        "create": "catalogue.add_product",
+        "update": "catalogue.change_product",
+        "partial_update": "catalogue.change_product",
     }

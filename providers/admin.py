@@ -1,19 +1,22 @@
 """Back office for providers, distributors, CA IDs and provisioning requests.
 
-A provider's ``connection`` and ``parameters`` are validated by ``Provider.clean()`` through the
-provider type's forms; the model form runs it, so its errors land on those two fields.
+A provider's ``connection`` and ``parameters`` are validated by ``provider_settings.clean`` through
+the provider type's forms; the provider's form runs it, so its errors land on those two fields.
 Provisioning requests are created by the system only: the admin shows them and nothing else,
 whoever asks (superusers included).
 """
 
 import json
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from catalogue.models import Distributor, ProductCAId, Provider
 from subscriptions.admin import (
     SEARCH_HELP,
     ViewOnlyAdmin,
@@ -21,15 +24,8 @@ from subscriptions.admin import (
 )
 from subscriptions.models import InstalledItem
 
-from . import delivery, history, registry
-from .models import (
-    ArchivedRequest,
-    ConnectorToken,
-    Distributor,
-    ProductCAId,
-    Provider,
-    ProvisioningRequest,
-)
+from . import delivery, history, provider_settings, registry
+from .models import ArchivedRequest, ConnectorToken, ProvisioningRequest
 
 
 def _settings_table(form_class) -> str:
@@ -65,8 +61,32 @@ def _settings_table(form_class) -> str:
     )
 
 
+class ProviderForm(forms.ModelForm):
+    """The settings checked against the chosen type's forms and stored cleaned (defaults filled
+    in): the model's own ``full_clean`` cannot, the catalogue sits below the adapters."""
+
+    def clean(self):
+        data = super().clean()
+        if self.has_error("connection") or self.has_error("parameters"):
+            return data
+        provider = Provider(
+            type=data.get("type"),
+            connection=data.get("connection"),
+            parameters=data.get("parameters"),
+        )
+        try:
+            provider_settings.clean(provider)
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                self.add_error(field, messages)
+        else:
+            data["connection"], data["parameters"] = provider.connection, provider.parameters
+        return data
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
     list_display = ["name", "type", "provisioning_model_display", "enabled", "external_system"]
     list_filter = ["type", "enabled"]
     list_select_related = ["external_system"]
@@ -102,12 +122,12 @@ class ProviderAdmin(admin.ModelAdmin):
     def provisioning_model_display(self, obj):
         if obj is None or obj.type not in registry.adapter_classes():
             return "-"
-        return registry.model_label(obj.provisioning_model)
+        return registry.model_label(registry.adapter_class(obj.type).model)
 
     @admin.display(description="Accepted keys")
     def settings_reference(self, obj):
         if obj is not None and obj.type in registry.adapter_classes():
-            chosen = [obj.provider_type]
+            chosen = [registry.adapter_class(obj.type)]
         else:
             chosen = list(registry.adapter_classes().values())
         return format_html_join(

@@ -16,12 +16,13 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
+from catalogue.models import Provider
 from core import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
 from . import engine, reconciler, registry, wakeups
-from .models import Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 
 State = ProvisioningRequest.State
 Op = ProvisioningRequest.Operation

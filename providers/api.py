@@ -1,9 +1,10 @@
 """Web API for providers, distributors and provisioning requests.
 
 Providers and distributors are validated by their models' ``full_clean`` (a provider's
-connection settings and operation parameters by its type's forms), so the API accepts exactly
-what the back office accepts. Requests are read-only: the system creates them; an operator may
-only send a Failed one again (``retry``).
+connection settings and operation parameters by its type's forms too, through
+``provider_settings.full_clean``), so the API accepts exactly what the back office accepts.
+Requests are read-only: the system creates them; an operator may only send a Failed one again
+(``retry``).
 """
 
 import copy
@@ -12,11 +13,12 @@ import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from catalogue.models import Distributor, Provider, provider_types
 from core import api_query
 from core.api_permissions import (
     ApiViewSet,
@@ -27,8 +29,8 @@ from core.api_permissions import (
 )
 from core.api_serializers import JsonTypes
 
-from . import delivery, history, idempotency, registry
-from .models import Distributor, Provider, ProvisioningRequest
+from . import delivery, history, idempotency, provider_settings, registry
+from .models import ProvisioningRequest
 
 Req = ProvisioningRequest
 
@@ -44,17 +46,20 @@ class FullCleanSerializer(JsonTypes, serializers.ModelSerializer):
         for name, value in plain.items():
             setattr(instance, name, value)
         try:
-            instance.full_clean()
+            self.full_clean(instance)
         except DjangoValidationError as error:
             raise field_errors(error) from None
         for name in plain:
             attrs[name] = getattr(instance, name)
         return attrs
 
+    def full_clean(self, instance) -> None:
+        instance.full_clean()
+
 
 class ProviderSerializer(FullCleanSerializer):
-    type = serializers.ChoiceField(choices=registry.type_choices())
-    provisioning_model = serializers.CharField(read_only=True)
+    type = serializers.ChoiceField(choices=provider_types())
+    provisioning_model = serializers.SerializerMethodField()
     connection = serializers.DictField(
         required=False,
         help_text="Connection settings of the provider's type; secrets by variable name only.",
@@ -77,6 +82,13 @@ class ProviderSerializer(FullCleanSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def full_clean(self, instance) -> None:
+        provider_settings.full_clean(instance)
+
+    @extend_schema_field(serializers.CharField())
+    def get_provisioning_model(self, provider) -> str:
+        return registry.adapter_class(provider.type).model
 
 
 class DistributorSerializer(FullCleanSerializer):
@@ -161,11 +173,11 @@ class ProviderViewSet(
     queryset = Provider.objects.all()
     serializer_class = ProviderSerializer
     filterset_fields = ["type", "enabled"]
-    read_permission = "providers.view_provider"
+    read_permission = "catalogue.view_provider"
     write_permissions = {
-        "create": "providers.add_provider",
-        "update": "providers.change_provider",
-        "partial_update": "providers.change_provider",
+        "create": "catalogue.add_provider",
+        "update": "catalogue.change_provider",
+        "partial_update": "catalogue.change_provider",
     }
 
     # Each write and its line in the provider's History page (providers.history) commit together.
@@ -191,11 +203,11 @@ class DistributorViewSet(
     queryset = Distributor.objects.prefetch_related("allowed_products")
     serializer_class = DistributorSerializer
     filterset_fields = ["provider", "code"]
-    read_permission = "providers.view_distributor"
+    read_permission = "catalogue.view_distributor"
     write_permissions = {
-        "create": "providers.add_distributor",
-        "update": "providers.change_distributor",
-        "partial_update": "providers.change_distributor",
+        "create": "catalogue.add_distributor",
+        "update": "catalogue.change_distributor",
+        "partial_update": "catalogue.change_distributor",
     }
 
 

@@ -19,13 +19,14 @@ from itertools import groupby, islice
 from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
+from catalogue.models import Provider
 from core import rawsql
 from core.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 from . import delivery, give_way, platform, reconciler, registry
 from .engine import context_for, create_requests
-from .models import Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 
 Trigger = ProvisioningRequest.Trigger
 # Subscription ids per chunk of a run that compares with the platform.

@@ -20,9 +20,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from subscriptions.models import CommunicationQueueEntry, ExternalSystem, InstalledItem
-
-from .models import Provider
+from catalogue.models import ExternalSystem, Provider
+from subscriptions.models import CommunicationQueueEntry, InstalledItem
 
 Entry = CommunicationQueueEntry
 

@@ -27,10 +27,12 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
-from . import fast_path, registry, wakeups
+from catalogue.models import Provider
+
+from . import fast_path, provider_settings, registry, wakeups
 from .answers import Answer, record_answers
 from .fast_path import claim as fast_claim
-from .models import Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +243,7 @@ def wake(provider_ids) -> None:
 
 def expire_unanswered(provider: Provider, now=None) -> int:
     """Pull providers: Pending past the answer deadline → Failed, with the reason."""
-    hours = provider.parameter("answer_deadline_hours")
+    hours = provider_settings.parameter(provider, "answer_deadline_hours")
     if not hours:
         return 0
     now = now or timezone.now()

@@ -13,12 +13,13 @@ from itertools import islice
 from django.db import connection
 from django.dispatch import receiver
 
+from catalogue.models import Distributor, Product, Provider
 from core import rawsql
-from subscriptions.models import InstalledItem, Product, Subscription, SubscriptionService
+from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 from subscriptions.signals import ActionChange, action_performed
 
 from . import bulk, reconciler, registry, wakeups
-from .models import Distributor, Provider, ProvisioningRequest
+from .models import ProvisioningRequest
 from .parameters import Context
 
 Op = ProvisioningRequest.Operation

@@ -7,7 +7,7 @@ endpoint, or the name of a secret's variable — never a secret, which is not st
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 
-from .models import Provider
+from catalogue.models import Provider
 
 FIELDS = ("name", "type", "enabled", "external_system_id", "connection", "parameters")
 

@@ -1,163 +1,16 @@
-"""Providers (CA / OTT platforms), their viewing points (distributors) and provisioning requests."""
+"""Provisioning requests, the files they travel in, their archive, connector tokens and
+idempotency records (providers and distributors are in the catalogue)."""
 
 import hashlib
 import secrets
 import uuid
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from . import operations, registry, types
+from catalogue.models import Distributor, Provider
 
-
-class ProviderQuerySet(models.QuerySet):
-    def of_subscription(self, subscription) -> "ProviderQuerySet":
-        """The enabled providers the subscription is distributed to (by a service or a
-        device): two subqueries on its own rows, since an OR across joins to services and
-        items would join every service of a distributor with every one of its devices."""
-        services = subscription.services.values("distributor__provider_id")
-        items = subscription.installed_items.values("distributor__provider_id")
-        return self.filter(Q(pk__in=services) | Q(pk__in=items), enabled=True)
-
-
-class Provider(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    type = models.CharField(max_length=20, choices=registry.type_choices)
-    enabled = models.BooleanField(default=True)
-    connection = models.JSONField(
-        default=dict, blank=True, help_text="Connection settings (secrets by variable name only)."
-    )
-    parameters = models.JSONField(
-        default=dict, blank=True, help_text="Operation parameters, validated per provider type."
-    )
-    external_system = models.ForeignKey(
-        "subscriptions.ExternalSystem",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="providers",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ProviderQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def provider_type(self) -> "type[registry.Adapter]":
-        """The adapter class of this provider's type."""
-        return registry.adapter_class(self.type)
-
-    @property
-    def provisioning_model(self) -> str:
-        return self.provider_type.model
-
-    def clean(self) -> None:
-        if self.type not in registry.adapter_classes():
-            raise ValidationError({"type": f"No adapter is installed for type '{self.type}'."})
-        errors = {}
-        for field, form_class in (
-            ("connection", self.provider_type.connection_form),
-            ("parameters", self.provider_type.parameters_form),
-        ):
-            cleaned, field_errors = types.validate(form_class, getattr(self, field))
-            if field_errors:
-                errors[field] = [
-                    f"{name}: {message}"
-                    for name, messages in field_errors.items()
-                    for message in messages
-                ]
-            else:
-                setattr(self, field, cleaned)
-        if errors:
-            raise ValidationError(errors)
-
-    def parameter(self, name: str):
-        """An operation parameter, falling back to the type's declared default."""
-        form_class = self.provider_type.parameters_form
-        return self.parameters.get(name, types.defaults(form_class).get(name))
-
-
-class ProductCAId(models.Model):
-    """The CA ID (provisioning ID) that identifies a flat product at one provider."""
-
-    product = models.ForeignKey(
-        "subscriptions.Product", on_delete=models.CASCADE, related_name="ca_ids"
-    )
-    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="ca_ids")
-    ca_id = models.CharField("CA ID", max_length=64)
-
-    class Meta:
-        verbose_name = "product CA ID"
-        constraints = [
-            models.UniqueConstraint(fields=["product", "provider"], name="one_ca_id_per_provider"),
-            models.UniqueConstraint(fields=["provider", "ca_id"], name="ca_id_unique_at_provider"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.ca_id} @ {self.provider}"
-
-    def clean(self) -> None:
-        if self.product_id and self.product.is_bundle:
-            raise ValidationError(
-                {"product": "A bundle has no CA ID of its own; give its components CA IDs."}
-            )
-
-
-class Distributor(models.Model):
-    """A provisioning distributor: one viewing point (box and card) of a provider."""
-
-    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="distributors")
-    code = models.CharField(max_length=32)
-    name = models.CharField(max_length=100, blank=True)
-    allowed_products = models.ManyToManyField(
-        "subscriptions.Product",
-        blank=True,
-        related_name="distributors",
-        help_text="The services this viewing point may carry.",
-    )
-    required_distributor = models.ForeignKey(
-        "self",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="required_by",
-        help_text="A viewing point that must already be in use on the subscription.",
-    )
-
-    class Meta:
-        ordering = ["provider_id", "code"]
-        constraints = [
-            models.UniqueConstraint(fields=["provider", "code"], name="distributor_code_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.code} ({self.provider})"
-
-    def clean(self) -> None:
-        required = self.required_distributor
-        if required is None:
-            return
-        if self.pk and required.pk == self.pk:
-            raise ValidationError({"required_distributor": "A distributor cannot require itself."})
-        if required.provider_id != self.provider_id:
-            raise ValidationError(
-                {"required_distributor": "The required distributor must be of the same provider."}
-            )
-        seen = {self.pk}
-        while required is not None:
-            if required.pk in seen:
-                raise ValidationError(
-                    {"required_distributor": "Required distributors would form a cycle."}
-                )
-            seen.add(required.pk)
-            required = required.required_distributor
+from . import operations
 
 
 class ProvisioningRequest(models.Model):

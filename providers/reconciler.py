@@ -37,16 +37,17 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from catalogue.models import Distributor, Product, ProductCAId
 from core import rawsql
 from core.db import (
     equals_without_partial_index,
     short_statement,
     without_nested_loops,
 )
-from subscriptions.models import InstalledItem, Product, SubscriptionService
+from subscriptions.models import InstalledItem, SubscriptionService
 
 from . import registry
-from .models import Distributor, ProductCAId, ProvisioningRequest
+from .models import ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 State = ProvisioningRequest.State

@@ -209,10 +209,6 @@ def adapter_for(provider) -> Adapter:
     return adapter_class(provider.type)(provider)
 
 
-def type_choices() -> list[tuple[str, str]]:
-    return [(cls.code, cls.name) for cls in _adapters().values()]
-
-
 def model_label(model: str) -> str:
     return {
         REAL_TIME: "Real-time",

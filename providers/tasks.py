@@ -4,10 +4,10 @@ import time
 
 from celery import shared_task
 
+from catalogue.models import Provider
 from core.db import generic_plans
 
 from . import delivery, wakeups
-from .models import Provider
 
 # How long one ``deliver`` task goes on draining under a steady stream of actions before it
 # hands over to a fresh one: well within the task time limits, and it lets the worker take

@@ -1,6 +1,6 @@
 """Building blocks of the settings forms each adapter declares (``providers/<type>/forms.py``).
 
-The admin shows an adapter's connection and parameters forms, and ``Provider.clean`` validates
+The admin shows an adapter's connection and parameters forms, and ``provider_settings`` validates
 the stored JSON through them, so a value out of the ranges in SPEC never reaches the database.
 Secrets (passwords, private keys) are never stored: a setting names the environment variable
 that holds the secret (``*_env`` fields), and only that name is shown anywhere; it must start

@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from providers.models import Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ProvisioningRequest
 from subscriptions.admin import ViewOnlyAdmin
 
 from . import admin_forms, services, types

@@ -45,7 +45,7 @@ class RunDefinition(models.Model):
     alternative_code = models.CharField(max_length=32, blank=True)
     run_type = models.CharField(max_length=40)
     provider = models.ForeignKey(
-        "providers.Provider", on_delete=models.PROTECT, related_name="run_definitions"
+        "catalogue.Provider", on_delete=models.PROTECT, related_name="run_definitions"
     )
     criteria = models.JSONField(default=dict, blank=True)
     input_settings = models.JSONField(default=dict, blank=True)

@@ -11,11 +11,10 @@ from functools import cache
 from django import forms
 from django.conf import settings
 
+from catalogue.models import Provider, SubscriptionType
 from providers import archive, batch, registry
 from providers.extensions import PreviewRow, Progress, RunType, counted
-from providers.models import Provider
 from providers.types import NoSettings
-from subscriptions.models import SubscriptionType
 
 
 class ResetCriteria(forms.Form):

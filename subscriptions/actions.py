@@ -17,18 +17,17 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from catalogue.models import Distributor, Product, ProductCAId, SubscriptionType
 from core.db import realtime_transaction
-from providers.models import Distributor, ProductCAId, ProvisioningRequest
+from providers.models import ProvisioningRequest
 
 from .models import (
     CustomerAccount,
     InstalledItem,
     Pairing,
-    Product,
     Subscription,
     SubscriptionEvent,
     SubscriptionService,
-    SubscriptionType,
 )
 from .signals import ActionChange, action_performed
 

@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
-from providers.models import ProductCAId
+from catalogue.models import ExternalSystem, Product, ProductCAId, SubscriptionType
 
 from . import actions
 from .actions import ActionError
@@ -35,15 +35,12 @@ from .admin_forms import (
 from .models import (
     CommunicationQueueEntry,
     CustomerAccount,
-    ExternalSystem,
     InstalledItem,
     Pairing,
-    Product,
     Segment,
     Subscription,
     SubscriptionEvent,
     SubscriptionService,
-    SubscriptionType,
 )
 
 # How many subscriptions one bulk action may change; more is a job for a run.

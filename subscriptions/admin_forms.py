@@ -11,11 +11,11 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import Q
 
-from providers.models import Distributor
+from catalogue.models import Distributor, Product, SubscriptionType
 
 from . import actions
 from .actions import ItemSpec
-from .models import CustomerAccount, InstalledItem, Product, Subscription, SubscriptionType
+from .models import CustomerAccount, InstalledItem, Subscription
 from .signals import ActionChange
 
 

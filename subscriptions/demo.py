@@ -9,9 +9,14 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from providers.models import Distributor, ProductCAId, Provider
-
-from .models import ExternalSystem, Product, SubscriptionType
+from catalogue.models import (
+    Distributor,
+    ExternalSystem,
+    Product,
+    ProductCAId,
+    Provider,
+    SubscriptionType,
+)
 
 FLAT_PRODUCTS = [
     # code, name, CA ID

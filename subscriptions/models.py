@@ -9,6 +9,8 @@ the provisioning engine compares the two. Nothing here is changed except through
 from django.db import models
 from django.db.models import Q
 
+from catalogue.models import Distributor, ExternalSystem, Product, SubscriptionType
+
 
 class CustomerAccount(models.Model):
     number = models.CharField(max_length=32, unique=True)
@@ -21,70 +23,6 @@ class CustomerAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
-
-
-class SubscriptionType(models.Model):
-    code = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=100)
-
-    class Meta:
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class Product(models.Model):
-    """A sellable service. A flat product is provisioned by its own CA ID; a bundle by the CA IDs
-    of its components (one request per component)."""
-
-    class Kind(models.TextChoices):
-        FLAT = "flat", "Flat"
-        FLEXIBLE_BUNDLE = "flexible_bundle", "Flexible bundle"
-        FIXED_BUNDLE = "fixed_bundle", "Fixed bundle"
-
-    class ServiceType(models.TextChoices):
-        TERMED = "termed", "Termed"
-        USAGE = "usage", "Usage"
-
-    code = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FLAT)
-    service_type = models.CharField(
-        max_length=10, choices=ServiceType.choices, default=ServiceType.TERMED
-    )
-    components = models.ManyToManyField(
-        "self",
-        symmetrical=False,
-        blank=True,
-        related_name="bundles",
-        limit_choices_to={"kind": Kind.FLAT},
-        help_text="Bundles only: the flat products this bundle is made of.",
-    )
-
-    class Meta:
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.code})"
-
-    @property
-    def is_bundle(self) -> bool:
-        return self.kind != self.Kind.FLAT
-
-    def provisioned_products(self) -> list["Product"]:
-        """The flat products whose CA IDs provision this product."""
-        return list(self.components.order_by("code")) if self.is_bundle else [self]
-
-
-class ExternalSystem(models.Model):
-    """A system outside the product that communications are addressed to (e.g. a CA platform)."""
-
-    code = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=100)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Subscription(models.Model):
@@ -145,9 +83,7 @@ class SubscriptionService(models.Model):
         Subscription, on_delete=models.CASCADE, related_name="services"
     )
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
-    distributor = models.ForeignKey(
-        "providers.Distributor", on_delete=models.PROTECT, related_name="services"
-    )
+    distributor = models.ForeignKey(Distributor, on_delete=models.PROTECT, related_name="services")
     state = models.CharField(max_length=30, choices=State.choices, db_index=True)
     swapped_from = models.ForeignKey(
         "self",
@@ -203,7 +139,7 @@ class InstalledItem(models.Model):
     product_code = models.CharField(max_length=32, blank=True)
     description = models.CharField(max_length=200, blank=True)
     distributor = models.ForeignKey(
-        "providers.Distributor", on_delete=models.PROTECT, related_name="installed_items"
+        Distributor, on_delete=models.PROTECT, related_name="installed_items"
     )
     initialized = models.BooleanField(default=False, help_text="Registered at the provider.")
     installed_at = models.DateTimeField(auto_now_add=True)
@@ -264,9 +200,7 @@ class Pairing(models.Model):
     subscription = models.ForeignKey(
         Subscription, on_delete=models.CASCADE, related_name="pairings"
     )
-    distributor = models.ForeignKey(
-        "providers.Distributor", on_delete=models.PROTECT, related_name="pairings"
-    )
+    distributor = models.ForeignKey(Distributor, on_delete=models.PROTECT, related_name="pairings")
     items = models.ManyToManyField(InstalledItem, related_name="pairings")
     created_at = models.DateTimeField(auto_now_add=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)

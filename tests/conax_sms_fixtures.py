@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from catalogue.models import Provider
+from providers import provider_settings
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR, Simulator
-from providers.models import Provider, TransferFile
+from providers.models import TransferFile
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
@@ -52,7 +54,7 @@ def sms_catalog(db, simulator, monkeypatch):
     provider = catalog.provider
     provider.connection = connection(simulator)
     provider.parameters = {}
-    provider.full_clean()
+    provider_settings.full_clean(provider)
     provider.save()
     return catalog
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from providers import delivery
+from providers import delivery, provider_settings
 from providers.conax_ws.simulator import Simulator
 from providers.models import ProvisioningRequest
 from subscriptions import actions
@@ -55,7 +55,7 @@ def conax(db, simulator, settings):
     provider = catalog.provider
     provider.connection = connection(simulator)
     provider.parameters = {"max_attempts": 3}
-    provider.full_clean()
+    provider_settings.full_clean(provider)
     provider.save()
     return catalog
 

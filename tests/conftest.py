@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 
 from core import roles
+from providers import provider_settings
 from providers.generic.connector import Platform, connector_server
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
@@ -112,7 +113,7 @@ def push_provider(catalog, platform):
     provider = catalog.provider
     provider.connection = {"mode": "push", "push_url": platform.url, "timeout_seconds": 2}
     provider.parameters = {"max_attempts": 3}
-    provider.full_clean()
+    provider_settings.full_clean(provider)
     provider.save()
     return provider
 

@@ -186,6 +186,7 @@ SETUP = """
 import json
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
+from providers import provider_settings
 from core import roles
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
@@ -196,7 +197,7 @@ catalog = ensure_catalog()
 provider = catalog.provider
 provider.connection = {"mode": "push", "push_url": PUSH_URL, "timeout_seconds": 2}
 provider.parameters = {"max_attempts": 8}
-provider.full_clean()
+provider_settings.full_clean(provider)
 provider.save()
 agent = User.objects.create_user("agent", is_staff=True)
 agent.groups.add(Group.objects.get(name=roles.AGENT))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from providers.models import Distributor
+from catalogue.models import Distributor
 from subscriptions import actions
 from subscriptions.actions import ActionError, ItemSpec
 from subscriptions.models import (
@@ -80,7 +80,7 @@ def test_become_subscriber_creates_an_effective_subscription_with_devices_paired
     ],
 )
 def test_become_subscriber_refusals_leave_nothing_behind(catalog, account, setup, message):
-    from subscriptions.models import Product
+    from catalogue.models import Product
 
     products = catalog.products
     main, twin1 = catalog.main, catalog.distributors["TWIN1"]

@@ -11,7 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from providers.models import ArchivedRequest, ConnectorToken, Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ArchivedRequest, ConnectorToken, ProvisioningRequest
 from runs.models import WorkerHeartbeat
 from subscriptions.models import InstalledItem, Subscription, SubscriptionEvent, SubscriptionService
 
@@ -447,8 +448,8 @@ def test_become_subscriber_needs_both_serial_and_ca_id(agent, catalog, account):
 
 def test_agent_cannot_add_a_provider(agent, catalog):
     client = login(agent)
-    assert client.get(reverse("admin:providers_provider_add")).status_code == 403
-    response = client.post(reverse("admin:providers_provider_add"), provider_form("Conax SMS"))
+    assert client.get(reverse("admin:catalogue_provider_add")).status_code == 403
+    response = client.post(reverse("admin:catalogue_provider_add"), provider_form("Conax SMS"))
     assert response.status_code == 403
     assert not Provider.objects.filter(name="Conax SMS").exists()
 
@@ -456,14 +457,14 @@ def test_agent_cannot_add_a_provider(agent, catalog):
 @pytest.mark.parametrize("role", ["operator", "administrator"])
 def test_operators_and_administrators_set_up_providers(request, role, catalog):
     client = login(request.getfixturevalue(role))
-    add_url = reverse("admin:providers_provider_add")
+    add_url = reverse("admin:catalogue_provider_add")
     assert client.get(add_url).status_code == 200
 
     response = client.post(add_url, provider_form("Conax SMS"))
 
     assert response.status_code == 302
     provider = Provider.objects.get(name="Conax SMS")
-    # Provider.clean() stored the validated settings, defaults included.
+    # The provider form stored the validated settings, defaults included.
     assert provider.parameters["add_end_period_months"] == 12
     assert provider.parameters["renewal_frequency_months"] == 1
     assert provider.connection["host"] == "sms.example.net"
@@ -471,7 +472,7 @@ def test_operators_and_administrators_set_up_providers(request, role, catalog):
 
 def test_out_of_range_parameters_are_shown_on_the_field(operator, catalog):
     response = login(operator).post(
-        reverse("admin:providers_provider_add"),
+        reverse("admin:catalogue_provider_add"),
         provider_form("Conax SMS", parameters='{"add_end_period_months": 37}'),
     )
 
@@ -486,7 +487,7 @@ def test_out_of_range_parameters_are_shown_on_the_field(operator, catalog):
 
 def test_provider_page_shows_its_provisioning_model(operator, catalog):
     response = login(operator).get(
-        reverse("admin:providers_provider_change", args=[catalog.provider.pk])
+        reverse("admin:catalogue_provider_change", args=[catalog.provider.pk])
     )
     html = response.content.decode()
     assert response.status_code == 200

@@ -3,6 +3,7 @@ requests of every Conax SMS command, and the shared export sends them all, Expre
 first, each once; requests that commit late with lower ids are not lost."""
 
 from bench import conax_sms_requests
+from providers import provider_settings
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.files import PIPELINE
 from providers.file_delivery import export
@@ -17,7 +18,7 @@ Req = ProvisioningRequest
 
 def test_pending_requests_are_exported_by_export_pending(sms, simulator):
     sms.parameters = {"max_records_per_file": 120}
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
 
     assert conax_sms_requests.pending_requests(sms, 300) == 300

@@ -6,7 +6,8 @@ import pytest
 
 from bench import realtime
 from bench.report import Report
-from providers.models import Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ProvisioningRequest
 from tests.test_bench import figures_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

@@ -15,7 +15,8 @@ from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
-from providers.models import Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ProvisioningRequest
 from runs.models import ProcessRun, ProcessRunPart, RunDefinition
 from subscriptions.models import SubscriptionService
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from providers import batch, delivery
+from providers import batch, delivery, provider_settings
 from providers.conax_sms.files import PIPELINE
 from providers.file_delivery import export, members, responses
 from providers.models import ProvisioningRequest, TransferFile
@@ -33,7 +33,7 @@ def unanswered(sms, sms_subscribe, simulator):
     """Two subscribers' requests exported six hours ago under a four-hour deadline; the CAS
     took the file and has not answered."""
     sms.parameters = {"answer_deadline_hours": 4}
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
     sms_subscribe("AGRICULTURE", number="ZX-DL-1")
     sms_subscribe("BABY", number="ZX-DL-2")

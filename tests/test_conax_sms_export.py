@@ -6,7 +6,7 @@ from datetime import date, datetime, time
 import pytest
 from django.utils import timezone
 
-from providers import batch
+from providers import batch, provider_settings
 from providers.conax_sms import file_format as ff
 from providers.conax_sms import transport
 from providers.conax_sms.files import PIPELINE
@@ -84,7 +84,7 @@ def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe,
         "renew_end_period_months": 6,
         "cancel_end_period_months": 2,
     }
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
     sub = sms_subscribe("AGRICULTURE", number="ZX-E-1")
     renewing = sms_subscribe("BABY", number="ZX-E-2")
@@ -206,7 +206,7 @@ def test_a_run_killed_during_the_upload_sends_each_request_once(
 
 def test_ftp_transport_round_trip(sms, sms_subscribe, simulator):
     sms.connection = connection(simulator, "ftp")
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
     sub = sms_subscribe("BUNDLE_B", number="ZX-FTP-1")
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
@@ -228,7 +228,7 @@ def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
 
     other = public_line(load_host_key(tmp_path / "another-server"))
     sms.connection = {**sms.connection, "host_key": other}
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
     bulk_requests(sms, 2)
 
@@ -279,7 +279,7 @@ def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
             "password_env": "",
             "private_key_env": "CRM_SECRET_CONAX_SMS_TEST_KEY",
         }
-        sms.full_clean()
+        provider_settings.full_clean(sms)
         sms.save()
         bulk_requests(sms, 3)
 
@@ -327,7 +327,7 @@ def test_secrets_are_never_logged(sms, simulator, monkeypatch, caplog, protocol)
 
     caplog.set_level(logging.DEBUG)
     sms.connection = connection(simulator, protocol)
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
     bulk_requests(sms, 2)
     definition = RunDefinition.objects.create(

@@ -4,6 +4,7 @@ certificate the provider does not trust is refused with a clear error."""
 
 import pytest
 
+from providers import provider_settings
 from providers.conax_sms import transport
 from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import Simulator
@@ -38,7 +39,7 @@ def ftps(tmp_path):
 
 def on(provider, sim, **changes) -> None:
     provider.connection = {**connection(sim, "ftps"), **changes}
-    provider.full_clean()
+    provider_settings.full_clean(provider)
     provider.save()
 
 
@@ -129,7 +130,7 @@ def test_a_ca_setting_that_is_not_a_certificate_is_refused_by_the_form(sms, ftps
 
     sms.connection = {**connection(ftps, "ftps"), "tls_ca_certificate": "not a certificate"}
     with pytest.raises(ValidationError, match=r"tls_ca_certificate: Not a PEM certificate\."):
-        sms.full_clean()
+        provider_settings.full_clean(sms)
 
 
 def test_plain_ftp_is_not_let_in_to_the_ftps_server(sms, ftps):

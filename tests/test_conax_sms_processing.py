@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 import pytest
 from django.utils import timezone
 
-from providers import batch
+from providers import batch, provider_settings
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem, SubscriptionService
 
@@ -118,7 +118,7 @@ def test_processing_run_sends_exactly_the_trigger_logic(sms, every_state):
 
 def test_renewal_frequency_is_the_providers(sms, sms_subscribe):
     sms.parameters = {"renewal_frequency_months": 3}
-    sms.full_clean()
+    provider_settings.full_clean(sms)
     sms.save()
     for number, since in (
         ("ZX-R-DUE", date(2025, 11, 28)),

@@ -7,12 +7,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from catalogue.models import ExternalSystem
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs import types
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
-from subscriptions.models import CommunicationQueueEntry, ExternalSystem, Segment
+from subscriptions.models import CommunicationQueueEntry, Segment
 
 from . import conax_ws_fixtures as cws
 from .conax_ws_fixtures import card_of, deliver

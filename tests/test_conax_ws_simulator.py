@@ -14,6 +14,7 @@ import uuid
 import pytest
 import requests
 
+from providers import provider_settings
 from providers.conax_ws import client
 from providers.conax_ws.cas_state import SAVE_EVERY
 from providers.conax_ws.simulator import Simulator
@@ -145,7 +146,7 @@ def test_the_command_line_serves_https_to_client_certificates_and_saves_on_exit(
             "server_ca_bundle_path": str(pki.authority.path),
             "timeout_seconds": 5,
         }
-        conax.provider.full_clean()
+        provider_settings.full_clean(conax.provider)
         conax.provider.save()
         sub = conax_subscribe("AGRICULTURE")
         assert deliver(conax) == 2

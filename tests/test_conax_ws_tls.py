@@ -10,6 +10,7 @@ import uuid
 import pytest
 from django.core.exceptions import ValidationError
 
+from providers import provider_settings
 from providers.conax_ws import client
 from providers.conax_ws.simulator import TLS, Simulator
 from providers.models import ProvisioningRequest
@@ -41,7 +42,7 @@ def connect(conax, simulator, pki, *, certificate=None, **settings) -> None:
     if certificate:
         connection["client_certificate_path"], connection["client_key_path"] = certificate
     conax.provider.connection = connection
-    conax.provider.full_clean()
+    provider_settings.full_clean(conax.provider)
     conax.provider.save()
 
 
@@ -177,7 +178,7 @@ def test_tls_settings_need_https_and_passwords_stay_out_of_urls(conax):
         "server_ca_bundle_path": "/etc/crm/conax-ca.pem",
     }
     with pytest.raises(ValidationError) as err:
-        provider.full_clean()
+        provider_settings.full_clean(provider)
     assert err.value.message_dict["connection"] == [
         "client_certificate_path: TLS settings need an https:// endpoint URL (or WSDL location).",
         "server_ca_bundle_path: TLS settings need an https:// endpoint URL (or WSDL location).",
@@ -187,7 +188,7 @@ def test_tls_settings_need_https_and_passwords_stay_out_of_urls(conax):
         "username": "crm",
     }
     with pytest.raises(ValidationError) as err:
-        provider.full_clean()
+        provider_settings.full_clean(provider)
     assert err.value.message_dict["connection"] == [
         "endpoint_url: Leave the password out of the URL: give it in the password variable."
     ]

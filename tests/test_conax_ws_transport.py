@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from providers import engine, registry
+from providers import engine, provider_settings, registry
 from providers.conax_ws import client
 from providers.conax_ws.adapter import ConaxWSAdapter
 from providers.conax_ws.client import WSDL_FILE
@@ -307,7 +307,7 @@ def test_a_changed_setting_makes_a_new_client_and_bad_credentials_fail_at_once(
         "username": "crm",
         "password_env": "CRM_SECRET_CONAX_WS_WRONG",
     }
-    conax.provider.full_clean()
+    provider_settings.full_clean(conax.provider)
     conax.provider.save()
     assert client.client_for(conax.provider) is not first
     sub = conax_subscribe("AGRICULTURE")

@@ -17,11 +17,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from providers import batch, delivery
+from catalogue.models import ProductCAId
+from providers import batch, delivery, provider_settings
 from providers.conax_sms.files import PIPELINE
 from providers.conax_sms.simulator import Simulator as SmsSimulator
 from providers.file_delivery import export, responses
-from providers.models import ProductCAId, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
@@ -129,7 +130,7 @@ def sms_catalog(db, sms_simulator, monkeypatch):
     monkeypatch.setenv(cs.PASSWORD_ENV, cs.PASSWORD)
     catalog = ensure_catalog("Conax SMS", "conax_sms")
     catalog.provider.connection = cs.connection(sms_simulator)
-    catalog.provider.full_clean()
+    provider_settings.full_clean(catalog.provider)
     catalog.provider.save()
     return catalog
 

@@ -23,7 +23,7 @@ def beats(postgres) -> int:
 STALE_RUN = """
 from datetime import timedelta
 from django.utils import timezone
-from providers.models import Provider
+from catalogue.models import Provider
 from runs.models import ProcessRun, RunDefinition
 
 definition = RunDefinition.objects.create(

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from providers.models import ConnectorToken, Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ConnectorToken, ProvisioningRequest
 from subscriptions import actions
 
 Req = ProvisioningRequest

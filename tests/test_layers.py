@@ -3,6 +3,7 @@ stack, adapter packages stay apart, nothing in the product imports the bench, an
 modules import each other in a circle (lazy imports included). A new cycle or upward import
 fails here with the chain to remove; run ``lint-imports`` for the same report."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -31,6 +32,10 @@ def test_the_contracts_cover_every_package_and_every_adapter_package():
     assert set(CONFIG["root_packages"]) == packages
     apps = {app.split(".")[0] for app in settings.INSTALLED_APPS}
     assert {app for app in apps if (ROOT / app).is_dir()} <= packages
+    # Every app has its place in the stack (the bench stands beside it, imported by nothing).
+    (stack,) = (c for c in CONFIG["contracts"] if c["type"] == "layers")
+    placed = {m.split(".")[0].strip() for layer in stack["layers"] for m in re.split("[:|]", layer)}
+    assert placed == set(CONFIG["root_packages"]) - {"bench"}
     adapters = {path.rsplit(".", 2)[0] for path in settings.PROVISIONING_ADAPTERS}
     for contract in CONFIG["contracts"]:
         if contract["name"].startswith("Adapter packages"):

@@ -5,13 +5,13 @@ from io import StringIO
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
+from catalogue.models import Product
 from core import roles
 from crm_provisioning.management.commands.load_demo import DEFAULT_COUNT, DEMO_USERS
 from subscriptions.models import (
     CustomerAccount,
     InstalledItem,
     Pairing,
-    Product,
     Subscription,
     SubscriptionEvent,
     SubscriptionService,

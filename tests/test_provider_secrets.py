@@ -14,8 +14,9 @@ from django.contrib.admin.models import LogEntry
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from catalogue.models import Provider
 from providers import delivery
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 
 from . import conax_ws_fixtures as cws
 from . import workers
@@ -87,7 +88,7 @@ def test_the_back_office_refuses_a_variable_without_the_prefix(
     before = dict(provider.connection)
     client.force_login(operator)
     response = client.post(
-        f"/admin/providers/provider/{provider.pk}/change/",
+        f"/admin/catalogue/provider/{provider.pk}/change/",
         admin_form(provider, endpoint_url=elsewhere.url, password_env=variable),
     )
     assert response.status_code == 200  # the form again, with its error
@@ -190,7 +191,7 @@ def test_a_worker_refuses_to_send_its_secret_key_to_an_endpoint_written_into_the
 
 
 def history_page(client, provider) -> str:
-    response = client.get(f"/admin/providers/provider/{provider.pk}/history/")
+    response = client.get(f"/admin/catalogue/provider/{provider.pk}/history/")
     assert response.status_code == 200
     return response.content.decode()
 
@@ -202,7 +203,7 @@ def test_an_endpoint_changed_in_the_back_office_is_in_the_providers_history(
     old = provider.connection["wsdl_url"]
     client.force_login(operator)
     response = client.post(
-        f"/admin/providers/provider/{provider.pk}/change/",
+        f"/admin/catalogue/provider/{provider.pk}/change/",
         admin_form(provider, wsdl_url=f"{elsewhere.url}/ws?wsdl", password_env="CRM_SECRET_X"),
     )
     assert response.status_code == 302, response.content.decode()[-2000:]

@@ -3,7 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from providers.models import Distributor, ProductCAId, Provider
+from catalogue.models import Distributor, ProductCAId, Provider
+from providers import provider_settings
 
 
 def provider(type_, connection=None, parameters=None):
@@ -17,7 +18,7 @@ SFTP = {"host": "cas.example.net", "username": "crm", "host_key": "ssh-ed25519 A
 
 def test_conax_sms_defaults_fill_in_the_operation_parameters(db):
     p = provider("conax_sms", SFTP)
-    p.full_clean()
+    provider_settings.full_clean(p)
     assert p.parameters == {
         "max_records_per_file": 20000,
         "add_end_period_months": 1,
@@ -39,16 +40,18 @@ def test_conax_sms_defaults_fill_in_the_operation_parameters(db):
     ],
 )
 def test_conax_sms_period_ranges(db, name, good, bad):
-    provider("conax_sms", SFTP, {name: good}).full_clean()
+    provider_settings.full_clean(provider("conax_sms", SFTP, {name: good}))
     with pytest.raises(ValidationError) as err:
-        provider("conax_sms", SFTP, {name: bad}).full_clean()
+        provider_settings.full_clean(provider("conax_sms", SFTP, {name: bad}))
     (message,) = err.value.message_dict["parameters"]
     assert message.startswith(f"{name}: Ensure this value is")
 
 
 def test_unknown_settings_and_missing_host_key_are_named(db):
     with pytest.raises(ValidationError) as err:
-        provider("conax_sms", {**SFTP, "host_key": ""}, {"colour": "blue"}).full_clean()
+        provider_settings.full_clean(
+            provider("conax_sms", {**SFTP, "host_key": ""}, {"colour": "blue"})
+        )
     assert err.value.message_dict["connection"] == [
         "host_key: SFTP needs the server's host key to check it."
     ]
@@ -60,23 +63,23 @@ def test_unknown_settings_and_missing_host_key_are_named(db):
 def test_a_secret_itself_is_refused_where_its_variable_name_belongs(db):
     conn = {"wsdl_url": "http://cas/ws?wsdl", "username": "crm", "password_env": "s3cr3t!pass"}
     with pytest.raises(ValidationError) as err:
-        provider("conax_ws", conn).full_clean()
+        provider_settings.full_clean(provider("conax_ws", conn))
     assert (
         "password_env: Give the name of an environment variable"
         in (err.value.message_dict["connection"][0])
     )
     conn["password_env"] = "Secret123"  # looks like a password, not a variable name
     with pytest.raises(ValidationError):
-        provider("conax_ws", conn).full_clean()
+        provider_settings.full_clean(provider("conax_ws", conn))
     conn["password_env"] = "CRM_SECRET_CONAX_WS_PASSWORD"
-    provider("conax_ws", conn).full_clean()
+    provider_settings.full_clean(provider("conax_ws", conn))
 
 
 def test_irdeto_default_pin_is_four_digits(db):
     conn = {"endpoint_url": "https://irdeto.example.net/api", "username": "crm"}
-    provider("irdeto", conn, {"default_pin": "0001"}).full_clean()
+    provider_settings.full_clean(provider("irdeto", conn, {"default_pin": "0001"}))
     with pytest.raises(ValidationError) as err:
-        provider("irdeto", conn, {"default_pin": "12a4"}).full_clean()
+        provider_settings.full_clean(provider("irdeto", conn, {"default_pin": "12a4"}))
     assert err.value.message_dict["parameters"] == ["default_pin: A PIN is exactly 4 digits."]
 
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from bench import load
-from providers.models import Provider
+from catalogue.models import Provider
 from subscriptions import actions
 from subscriptions.admin_forms import in_use_distributors
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService

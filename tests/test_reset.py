@@ -143,7 +143,7 @@ def test_commands_name_what_is_wrong(in_step):
 
 
 def test_reset_command_names_what_cannot_be_provisioned(catalog, in_step, capsys):
-    from providers.models import ProductCAId
+    from catalogue.models import ProductCAId
 
     drift(in_step)
     ProductCAId.objects.filter(ca_id="GFA1").delete()

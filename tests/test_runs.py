@@ -12,8 +12,9 @@ from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from bench import load
+from catalogue.models import Provider
 from providers import bulk
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import SubscriptionService
@@ -194,7 +195,7 @@ def test_a_reset_run_logs_counts_and_links_the_requests_it_created(catalog, drif
 
 
 def test_problems_are_logged_per_subscription_and_the_rest_goes_ahead(catalog, drifted):
-    from providers.models import ProductCAId
+    from catalogue.models import ProductCAId
 
     ProductCAId.objects.filter(ca_id="AF1").delete()
     run = services.execute(definition(catalog).pk, ProcessRun.Trigger.RUN_NOW)

@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from catalogue.models import ProductCAId
 from providers.answers import record_answer
-from providers.models import ProductCAId, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import SubscriptionService

@@ -4,8 +4,9 @@ accepted), so what is listed is exactly what the action itself calls for."""
 
 import pytest
 
+from catalogue.models import Distributor
 from providers.answers import record_answer
-from providers.models import Distributor, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 

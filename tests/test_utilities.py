@@ -5,9 +5,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from catalogue.models import Provider
 from providers.answers import record_answer
 from providers.extensions import UtilityError
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions.models import SubscriptionService
 from utilities import services
 from utilities.registry import for_provider, for_subscription

@@ -7,10 +7,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalogue.models import Provider
 from core.api_errors import Conflict
 from core.api_permissions import RolePermission
 from providers.extensions import UtilityError
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions.models import Subscription
 
 from . import services

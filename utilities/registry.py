@@ -10,9 +10,9 @@ own.
 
 from functools import cache
 
+from catalogue.models import Provider
 from providers import registry as adapters
 from providers.extensions import Utility
-from providers.models import Provider
 
 from . import builtin
 

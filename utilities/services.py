@@ -2,8 +2,9 @@
 
 from django.core.exceptions import ValidationError
 
+from catalogue.models import Provider
 from providers.extensions import Outcome, UtilityError
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 
 from .registry import for_provider, for_subscription
 

@@ -12,8 +12,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from catalogue.models import Provider
 from providers.extensions import UtilityError
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions.admin import subscription_ids_matching
 from subscriptions.models import CustomerAccount, Subscription
 

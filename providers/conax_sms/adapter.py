@@ -24,9 +24,10 @@ from dateutil.relativedelta import relativedelta
 from django.db import connection
 from django.utils import timezone
 
-from providers import registry
+from catalogue.models import Distributor
+from providers import provider_settings, registry
 from providers.extensions import Health
-from providers.models import Distributor, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from providers.parameters import standard_parameters
 from providers.reconciler import Command, Span, Subscriptions
 from subscriptions.models import InstalledItem, SubscriptionService
@@ -157,7 +158,7 @@ def renewals(provider, subscriptions: Subscriptions, today, ca_ids) -> list[Comm
     the local time zone, as ``timezone.localdate`` reads the authorization date)."""
     if not isinstance(subscriptions, Span) and not subscriptions:
         return []
-    months = int(provider.parameter("renewal_frequency_months"))
+    months = int(provider_settings.parameter(provider, "renewal_frequency_months"))
     cutoff = connection.ops.adapt_datetimefield_value(
         timezone.make_aware(
             datetime.combine(last_due_day(months, today) + timedelta(days=1), time())

@@ -20,8 +20,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from catalogue.models import Provider
+from providers import provider_settings
 from providers.extensions import Demo, DemoResult, DemoRun
-from providers.models import Provider
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
@@ -137,7 +138,7 @@ def ensure_demo(
     wanted = connection(host, sftp_port, host_key, username, password_env)
     if provider.connection != wanted:
         provider.connection = wanted
-        provider.full_clean()
+        provider_settings.full_clean(provider)
         provider.save()
     subscribers = {
         n: _subscriber(catalog, n, main, twin, story) for n, main, twin, story in SUBSCRIBERS

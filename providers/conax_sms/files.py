@@ -13,9 +13,11 @@ from dateutil.relativedelta import relativedelta
 from django.db.models import Case, F, JSONField, Value, When
 from django.db.models.fields.json import KT
 
+from catalogue.models import Provider
+from providers import provider_settings
 from providers.file_delivery.layout import AnswerBatch, Layout
 from providers.file_delivery.pipeline import Pipeline
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions.models import SubscriptionService
 
 from . import file_format as ff
@@ -32,7 +34,7 @@ def dates_for(provider: Provider, today: date) -> dict[str, str]:
     """The start date and each command's end date for a file made ``today``."""
     dates = {"start": today.isoformat()}
     for command, parameter in END_PERIODS.items():
-        months = int(provider.parameter(parameter))
+        months = int(provider_settings.parameter(provider, parameter))
         dates[command] = (today + relativedelta(months=months)).isoformat()
     return dates
 

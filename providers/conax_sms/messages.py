@@ -1,7 +1,8 @@
 """Send Message and Create Pairing requests made outside the reconciler (utilities, runs)."""
 
+from catalogue.models import Provider
 from providers.engine import create_request
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
 
 from . import file_format as ff

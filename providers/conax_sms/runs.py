@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 from django import forms
 
+from catalogue.models import ExternalSystem
 from providers import communications
 from providers.extensions import Progress, RunType
 from providers.file_delivery import runs as file_runs
 from providers.types import NoSettings
-from subscriptions.models import CommunicationQueueEntry, ExternalSystem
+from subscriptions.models import CommunicationQueueEntry
 
 from . import messages
 from .files import PIPELINE

@@ -15,8 +15,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from catalogue.models import Provider
+from providers import provider_settings
 from providers.extensions import Demo, DemoResult, DemoRun
-from providers.models import Provider
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import ensure_catalog
@@ -113,7 +114,7 @@ def ensure_demo(url: str, username: str, password_env: str) -> Provider:
     if held != wanted or not provider.parameters:
         provider.connection = wanted
         provider.parameters = provider.parameters or {"max_attempts": 8}
-        provider.full_clean()
+        provider_settings.full_clean(provider)
         provider.save()  # a changed connection: workers make a new SOAP client
     subscribers = {
         n: _subscriber(catalog, n, main, twin, story) for n, main, twin, story in SUBSCRIBERS

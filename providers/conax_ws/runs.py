@@ -14,11 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
+from catalogue.models import ExternalSystem
 from providers import communications, delivery
 from providers.extensions import Progress, RunType
 from providers.models import ProvisioningRequest
 from providers.types import NoSettings
-from subscriptions.models import ExternalSystem, InstalledItem, Segment, Subscription
+from subscriptions.models import InstalledItem, Segment, Subscription
 
 from .utilities import (
     MESSAGE_COMMANDS,

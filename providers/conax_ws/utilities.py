@@ -14,10 +14,11 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
+from catalogue.models import ProductCAId
 from providers import delivery, engine, registry
 from providers.answers import record_answer
 from providers.extensions import Outcome, Utility, UtilityError, UtilityForm
-from providers.models import ProductCAId, ProvisioningRequest
+from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
 
 Req = ProvisioningRequest

@@ -17,16 +17,10 @@ from django.db import connection
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
+from catalogue.models import Distributor, Product, SubscriptionType
 from core import rawsql
-from providers.models import Distributor, ProvisioningRequest
-from subscriptions.models import (
-    CustomerAccount,
-    InstalledItem,
-    Product,
-    Subscription,
-    SubscriptionService,
-    SubscriptionType,
-)
+from providers.models import ProvisioningRequest
+from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 
 Req = ProvisioningRequest
 _DATETIME = serializers.DateTimeField()

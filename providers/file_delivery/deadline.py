@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from providers.models import Provider, ProvisioningRequest, TransferFile
+from catalogue.models import Provider
+from providers import provider_settings
+from providers.models import ProvisioningRequest, TransferFile
 
 from . import members
 
@@ -28,7 +30,7 @@ def expire_unanswered(
 ) -> tuple[int, list[tuple[None, str]]]:
     """Fail what waited past the deadline: (requests failed, one log line per file).
     ``platform``: who did not answer, as the reason names it."""
-    hours = int(provider.parameter("answer_deadline_hours"))
+    hours = int(provider_settings.parameter(provider, "answer_deadline_hours"))
     overdue = TransferFile.objects.filter(
         provider=provider,
         direction=TransferFile.Direction.OUT,

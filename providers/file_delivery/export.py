@@ -39,8 +39,10 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from catalogue.models import Provider
+from providers import provider_settings
 from providers.errors import TransportError
-from providers.models import Provider, ProvisioningRequest, TransferFile
+from providers.models import ProvisioningRequest, TransferFile
 
 from . import members
 from .channel import Channel
@@ -165,7 +167,7 @@ def _stage(
     with transaction.atomic():
         _lock(provider)
         run.open_files.refresh()  # batches another exporter made meanwhile
-        limit = int(provider.parameter("max_records_per_file"))
+        limit = int(provider_settings.parameter(provider, "max_records_per_file"))
         context = layout.context(provider, timezone.localdate(now))
         number = TransferFile.objects.filter(
             provider=provider, direction=TransferFile.Direction.OUT

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 
 from django.db.models import Q
 
-from providers.models import Provider, ProvisioningRequest, TransferFile
+from catalogue.models import Provider
+from providers.models import ProvisioningRequest, TransferFile
 
 OPEN = (TransferFile.State.PREPARED, TransferFile.State.UPLOADED, TransferFile.State.ANSWERED)
 CLOSED = TransferFile.State.PROCESSED

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from providers.models import Provider
+from catalogue.models import Provider
 
 from .channel import Channel
 from .layout import Layout

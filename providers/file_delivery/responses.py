@@ -33,8 +33,10 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from catalogue.models import Provider
+from providers import provider_settings
 from providers.answers import APPLIED, Answer, AnswerConflict, Outcome, record_answers
-from providers.models import Provider, ProvisioningRequest, TransferFile
+from providers.models import ProvisioningRequest, TransferFile
 
 from . import members
 from .channel import Channel
@@ -211,7 +213,7 @@ def _wait(pipeline: Pipeline, provider: Provider, name: str, exc: FormatError, n
     sent = _request_file(provider, pipeline.layout.answered_batch(name))
     if sent is None or sent.state not in DELIVERED:
         return ""
-    hours = int(provider.parameter("answer_deadline_hours"))
+    hours = int(provider_settings.parameter(provider, "answer_deadline_hours"))
     deadline = (sent.uploaded_at or now) + timedelta(hours=hours)
     until = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
     note = (

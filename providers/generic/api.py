@@ -12,11 +12,12 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalogue.models import Provider
 from core.api_errors import Conflict
 from core.api_permissions import ErrorAwareSchema
 from providers.answers import Answer, AnswerConflict, UnknownRequests, record_answers
 from providers.authentication import Connector
-from providers.models import Provider, ProvisioningRequest
+from providers.models import ProvisioningRequest
 
 from .pending import decode_cursor, pending_page
 from .responses import SendResponseIn, read_answers

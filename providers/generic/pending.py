@@ -22,7 +22,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
 
-from providers.models import Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ProvisioningRequest
 
 Req = ProvisioningRequest
 Cursor = tuple[int, int, int]  # (group priority, group leader id, last request id)

@@ -7,7 +7,8 @@ from django.db import connection
 
 from bench import conax_sms, figures, load, realtime
 from bench.report import Report
-from providers.models import Provider, ProvisioningRequest
+from catalogue.models import Provider
+from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 PROVIDER = "Generic"

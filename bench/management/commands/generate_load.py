@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--type",
             default="generic",
-            choices=[code for code, _ in registry.type_choices()],
+            choices=list(registry.adapter_classes()),
             help="Provider type, when the provider is new.",
         )
         parser.add_argument("--seed", type=int, default=load.SEED)

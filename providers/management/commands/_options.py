@@ -4,9 +4,9 @@ from datetime import date
 
 from django.core.management.base import CommandError
 
+from catalogue.models import Provider, SubscriptionType
 from providers.batch import Selection
-from providers.models import Provider
-from subscriptions.models import Subscription, SubscriptionType
+from subscriptions.models import Subscription
 
 
 def add_selection_arguments(parser, *, filters: bool = True) -> None:

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from providers.models import ConnectorToken, Provider
+from catalogue.models import Provider
+from providers.models import ConnectorToken
 
 
 class Command(BaseCommand):

@@ -1,0 +1,54 @@
+"""A provider's connection settings and operation parameters, checked and read through its
+type's forms (``Adapter.connection_form`` / ``parameters_form``).
+
+``Provider`` lives in the catalogue, below the adapters, so its ``full_clean`` cannot check
+them: whatever saves a provider from outside (the back office, the API, the demo) calls
+``full_clean`` here instead.
+"""
+
+from django.core.exceptions import ValidationError
+
+from . import registry, types
+
+
+def clean(provider) -> None:
+    """Check ``connection`` and ``parameters`` against the provider's type and store them
+    cleaned (defaults filled in); raises ``ValidationError`` per field. An unknown type is the
+    model's own choice error."""
+    if provider.type not in registry.adapter_classes():
+        return
+    adapter = registry.adapter_class(provider.type)
+    errors = {}
+    for field, form_class in (
+        ("connection", adapter.connection_form),
+        ("parameters", adapter.parameters_form),
+    ):
+        cleaned, field_errors = types.validate(form_class, getattr(provider, field))
+        if field_errors:
+            errors[field] = [
+                f"{name}: {message}"
+                for name, messages in field_errors.items()
+                for message in messages
+            ]
+        else:
+            setattr(provider, field, cleaned)
+    if errors:
+        raise ValidationError(errors)
+
+
+def full_clean(provider) -> None:
+    """The model's ``full_clean`` and ``clean`` above, their errors together."""
+    errors = {}
+    for check in (provider.full_clean, lambda: clean(provider)):
+        try:
+            check()
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+    if errors:
+        raise ValidationError(errors)
+
+
+def parameter(provider, name: str):
+    """An operation parameter, falling back to the type's declared default."""
+    form_class = registry.adapter_class(provider.type).parameters_form
+    return provider.parameters.get(name, types.defaults(form_class).get(name))
