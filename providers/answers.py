@@ -23,6 +23,7 @@ from subscriptions.models import InstalledItem, SubscriptionService
 
 from . import engine, reconciler, registry, wakeups
 from .models import ProvisioningRequest
+from .platform_record import AnsweredRequests
 
 State = ProvisioningRequest.State
 Op = ProvisioningRequest.Operation
@@ -302,7 +303,7 @@ ROLLBACK = "provisioning_rollback"  # the action name of a rollback, and its req
 
 
 def _roll_back(request: ProvisioningRequest) -> None:
-    """Undo what the rejected request carried, through the actions (README: Answers)."""
+    """Undo what the rejected request carried, through the actions (docs/architecture.md)."""
     reason = f"Request {request.uid} ({request.command}) rejected"
     if request.error_code or request.last_error:
         reason += f": {request.error_code} {request.last_error}".rstrip()
@@ -312,13 +313,14 @@ def _roll_back(request: ProvisioningRequest) -> None:
         else None
     )
     if request.operation == Op.ACTIVATE and service is not None:
-        actions.switch_off_rejected_service(service, reason=reason)
+        actions.switch_off_rejected_service(service, reason=reason, record=AnsweredRequests())
     elif request.operation == Op.DEACTIVATE and service is not None:
         by_rollback = request.trigger_name == ROLLBACK
         actions.restore_rejected_deactivation(
             service,
             request.installed_item,
             reason=reason,
+            record=AnsweredRequests(),
             by_rollback=by_rollback,
             ca_id=request.ca_id,
         )

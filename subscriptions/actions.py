@@ -12,6 +12,7 @@ Views, admin classes, API serializers and tasks call these functions and nothing
 
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -19,7 +20,6 @@ from django.utils import timezone
 
 from catalogue.models import Distributor, Product, ProductCAId, SubscriptionType
 from core.db import realtime_transaction
-from providers.models import ProvisioningRequest
 
 from .models import (
     CustomerAccount,
@@ -771,8 +771,23 @@ def swap_installed_item(
 # --- Provisioning rollback ----------------------------------------------------------------------
 
 
+class PlatformRecord(Protocol):
+    """What the provisioning side knows of what a platform holds, from the answers it gave
+    (``providers.answers`` passes one to the rollbacks below): the domain asks, never reads
+    provisioning requests itself."""
+
+    def still_holds(self, item: InstalledItem, service: SubscriptionService, ca_id: str) -> bool:
+        """The platform's last answer for this card and CA ID of the service left it active."""
+        ...
+
+    def holds_service(self, service: SubscriptionService) -> bool | None:
+        """It holds one of the service's CA IDs on a registered card; None while requests of the
+        service are still open (their answers will tell)."""
+        ...
+
+
 @realtime_transaction
-def switch_off_rejected_service(service, *, reason: str) -> ActionChange:
+def switch_off_rejected_service(service, *, reason: str, record: PlatformRecord) -> ActionChange:
     """Roll back an activation the provider rejected: the service is switched off again.
 
     Recorded like any action (event + signal), so the engine cancels whatever components the
@@ -785,7 +800,7 @@ def switch_off_rejected_service(service, *, reason: str) -> ActionChange:
         _set_state(service, SvcState.NOT_EFFECTIVE)
         change.services_off.append(service)
     _finish(change)
-    _settle_authorized(service)
+    _settle_authorized(service, record)
     return change
 
 
@@ -795,6 +810,7 @@ def restore_rejected_deactivation(
     item: InstalledItem | None,
     *,
     reason: str,
+    record: PlatformRecord,
     by_rollback: bool = False,
     ca_id: str = "",
 ) -> ActionChange:
@@ -807,7 +823,7 @@ def restore_rejected_deactivation(
     sub, service = _lock_service(service)
     change = ActionChange("provisioning_rollback", sub, reason=reason)
     if item is not None and not item.in_use and ca_id:
-        _keep_registered(item, service, ca_id)
+        _keep_registered(item, service, ca_id, record)
     held = item is None or InstalledItem.objects.filter(pk=item.pk, initialized=True).exists()
     target = SERVICE_STATE_FOR.get(sub.state)
     if held and not by_rollback and not service.is_on:
@@ -820,28 +836,17 @@ def restore_rejected_deactivation(
             service.authorized = True
     _finish(change)
     if by_rollback or not held:
-        _settle_authorized(service)
+        _settle_authorized(service, record)
     return change
 
 
-def _keep_registered(item: InstalledItem, service: SubscriptionService, ca_id: str) -> None:
+def _keep_registered(
+    item: InstalledItem, service: SubscriptionService, ca_id: str, record: PlatformRecord
+) -> None:
     """A card taken away whose cancellation of ``ca_id`` was refused still holds it: it stays
     registered (its other cancellations' acceptance forgets it only once none was refused),
     so that a reset cancels it again."""
-    Req = ProvisioningRequest
-    last = (
-        Req.objects.filter(
-            installed_item=item,
-            service=service,
-            ca_id=ca_id,
-            state=Req.State.COMPLETED,
-            operation__in=(Req.Operation.ACTIVATE, Req.Operation.DEACTIVATE),
-        )
-        .order_by("-pk")
-        .values_list("operation", flat=True)
-        .first()
-    )
-    if last == Req.Operation.ACTIVATE and not item.initialized:
+    if not item.initialized and record.still_holds(item, service, ca_id):
         InstalledItem.objects.filter(pk=item.pk).update(initialized=True)
         item.initialized = True
 
@@ -853,26 +858,12 @@ def record_rejected_pairing(subscription, *, reason: str) -> ActionChange:
     return _finish(ActionChange("provisioning_rollback", _lock(subscription), reason=reason))
 
 
-def _settle_authorized(service: SubscriptionService) -> None:
-    """An off service with nothing on its way is authorized iff the provider holds one of its
-    CA IDs on a registered card: the last completed request for that card and CA ID was an
-    activation (a rejected one changed nothing). A service on, or with requests still open,
-    is left to their answers."""
+def _settle_authorized(service: SubscriptionService, record: PlatformRecord) -> None:
+    """An off service with nothing on its way is authorized iff the provider holds it. A
+    service on, or with requests still open, is left to their answers."""
     if service.is_on:
         return
-    Req = ProvisioningRequest
-    requests = Req.objects.filter(
-        service=service, operation__in=(Req.Operation.ACTIVATE, Req.Operation.DEACTIVATE)
-    )
-    if requests.filter(state__in=(Req.State.PENDING, Req.State.FAILED)).exists():
-        return
-    last: dict[tuple[int, str], str] = {}
-    completed = requests.filter(state=Req.State.COMPLETED, installed_item__initialized=True)
-    for item_id, ca_id, operation in completed.order_by("pk").values_list(
-        "installed_item_id", "ca_id", "operation"
-    ):
-        last[(item_id, ca_id)] = operation
-    authorized = Req.Operation.ACTIVATE in last.values()
-    if authorized != service.authorized:
+    authorized = record.holds_service(service)
+    if authorized is not None and authorized != service.authorized:
         SubscriptionService.objects.filter(pk=service.pk).update(authorized=authorized)
         service.authorized = authorized
