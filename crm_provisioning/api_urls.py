@@ -34,9 +34,9 @@ def _patterns() -> list:
     return [
         path("", include(router.urls)),
         *(
-            path(f"{code}/", include(adapter.api_urls()))
+            path(f"{code}/", include(routes))
             for code, adapter in registry.adapter_classes().items()
-            if adapter.api_urls()
+            if (routes := adapter.api_urls())
         ),
         path("utilities/", include("utilities.urls")),
     ]

@@ -6,7 +6,7 @@ woken up after commit (``on_commit``); the request row is the truth and a sweepe
 whatever a lost wake-up left behind.
 """
 
-import os
+import uuid
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -32,21 +32,6 @@ def _rollback(command: reconciler.Command, ctx: Context) -> dict:
     if command.operation in (Op.CREATE_PAIRING, Op.ADD_TO_PAIRING):
         return {"leave_uninitialized": list(command.member_ids)}
     return {}
-
-
-# Hex digit -> the same digit with the RFC 4122 variant bits (10xx) set.
-_VARIANT = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}
-
-
-def _uids(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs as text, from one read of the system's randomness:
-    ``uuid.uuid4()`` reads it once per call and builds an object we only turn into text, a
-    tenth of a processing run's time."""
-    hexes = os.urandom(16 * count).hex()
-    return [
-        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-        for h in (hexes[i : i + 32] for i in range(0, 32 * count, 32))
-    ]
 
 
 def context_for(commands: list[reconciler.Command]) -> Context:
@@ -113,7 +98,7 @@ def create_requests(
             ProvisioningRequest,
             [
                 {
-                    "uid": uid,
+                    "uid": str(uuid.uuid4()),
                     "command": adapter.command_for(c.operation),
                     "operation": c.operation,
                     "ca_id": c.ca_id,
@@ -124,7 +109,7 @@ def create_requests(
                     "installed_item_id": c.item_id,
                     "rollback": _rollback(c, ctx),
                 }
-                for c, uid in zip(chunk, _uids(len(chunk)), strict=True)
+                for c in chunk
             ],
             shared={
                 "provider_id": provider.pk,
