@@ -13,7 +13,7 @@ from subscriptions.models import (
 )
 from subscriptions.signals import action_performed
 
-from .conftest import card_and_box
+from .fixtures import card_and_box
 
 Sub = Subscription.State
 Svc = SubscriptionService.State

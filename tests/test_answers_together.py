@@ -17,23 +17,14 @@ from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.models import SubscriptionService
 
-from .conftest import card_and_box
-
 Req = ProvisioningRequest
 
 
 @pytest.fixture
-def two_cards(catalog, account):
+def two_cards(subscribe):
     """A subscription to AGRICULTURE on two viewing points, everything accepted but the
     activation on the first card (``held_back``)."""
-    dist = catalog.distributors["MAIN"]
-    change = actions.become_subscriber(
-        account,
-        catalog.types["RES"],
-        [(catalog.products["AGRICULTURE"], dist)],
-        card_and_box(dist) + card_and_box(dist),
-    )
-    sub = change.subscription
+    sub = subscribe("AGRICULTURE", devices=["smartcard", "stb", "smartcard", "stb"])
     first, second = sub.installed_items.filter(kind="smartcard").order_by("pk")
     pending = sub.provisioning_requests.order_by("pk")
     held_back = pending.get(operation="activate", installed_item=first)

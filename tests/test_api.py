@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from providers.models import ConnectorToken, IdempotencyRecord, ProvisioningRequest
 from runs.models import RunDefinition
 from subscriptions.models import CustomerAccount, InstalledItem, Subscription
-from tests.conftest import _user
+from tests.fixtures import staff_user
 
 Req = ProvisioningRequest
 API = "/api/v1"
@@ -308,7 +308,7 @@ def test_permissions_matrix(world, group, role, expected):
         _, key = ConnectorToken.issue(world["catalog"].provider, "connector")
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     elif role != "anonymous":
-        client = client_for(_user(role, role))
+        client = client_for(staff_user(role, role))
     method, url, body = _calls(world)[group]
     response = getattr(client, method)(url, body, format="json")
     if expected == OK:

@@ -8,15 +8,13 @@ from providers.conax_sms import file_format as ff
 from providers.conax_sms.files import PIPELINE
 from providers.file_delivery import export
 from providers.models import ProvisioningRequest
-from tests.conax_sms_fixtures import out_files, request_files
+from tests.fixtures import out_files, request_files
 from tests.test_conax_sms_export import bulk_requests
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
 
 Req = ProvisioningRequest
 
 
-def test_pending_requests_are_exported_by_export_pending(sms, simulator):
+def test_pending_requests_are_exported_by_export_pending(sms, conax_sms_simulator):
     sms.parameters = {"max_records_per_file": 120}
     provider_settings.full_clean(sms)
     sms.save()
@@ -26,20 +24,20 @@ def test_pending_requests_are_exported_by_export_pending(sms, simulator):
 
     files = list(out_files(sms))
     assert [f.records for f in files] == [120, 120, 60]
-    records = [r for lines in request_files(simulator).values() for r in lines]
+    records = [r for lines in request_files(conax_sms_simulator).values() for r in lines]
     assert {r.command for r in records} == {ff.ADD, ff.CANCEL, ff.RENEW, ff.PAIR, ff.MESSAGE}
     express = set(Req.objects.filter(priority=Req.Priority.EXPRESS).values_list("uid", flat=True))
     assert len(express) == 3
     assert {r.uid for r in records[:3]} == {str(u) for u in express}
     message = next(r for r in records if r.command == ff.MESSAGE)
     assert ff.message_text(message).endswith("is ready | 100% paid?")  # escaped, and back
-    simulator.cas.run_once()
-    assert len(simulator.cas.received) == 300
-    assert set(simulator.cas.received.values()) == {1}
+    conax_sms_simulator.cas.run_once()
+    assert len(conax_sms_simulator.cas.received) == 300
+    assert set(conax_sms_simulator.cas.received.values()) == {1}
     assert export.export(PIPELINE, sms).records == 0
 
 
-def test_a_request_committed_late_with_a_lower_id_goes_in_the_next_file(sms, simulator):
+def test_a_request_committed_late_with_a_lower_id_goes_in_the_next_file(sms, conax_sms_simulator):
     """Ids are handed out before commit, so a request may appear below ids already exported:
     the export keeps no high-water mark, it looks for every waiting request each run."""
     bulk_requests(sms, 3)
@@ -52,6 +50,6 @@ def test_a_request_committed_late_with_a_lower_id_goes_in_the_next_file(sms, sim
     assert export.export(PIPELINE, sms).records == 1
 
     second = out_files(sms).last()
-    assert [r.uid for r in request_files(simulator)[second.name]] == [
+    assert [r.uid for r in request_files(conax_sms_simulator)[second.name]] == [
         str(Req.objects.get(pk=lowest).uid)
     ]

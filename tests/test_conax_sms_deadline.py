@@ -13,11 +13,14 @@ from providers.file_delivery import export, members, responses
 from providers.models import ProvisioningRequest, TransferFile
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from tests.conax_sms_fixtures import out_files
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
+from tests.fixtures import out_files
 
 Req = ProvisioningRequest
+
+
+@pytest.fixture
+def catalog(sms_catalog):  # this module's catalogue, where ``subscribe`` subscribes, is Conax SMS
+    return sms_catalog
 
 
 def error_handling_run(provider) -> ProcessRun:
@@ -29,18 +32,18 @@ def error_handling_run(provider) -> ProcessRun:
 
 
 @pytest.fixture
-def unanswered(sms, sms_subscribe, simulator):
+def unanswered(sms, subscribe, conax_sms_simulator):
     """Two subscribers' requests exported six hours ago under a four-hour deadline; the CAS
     took the file and has not answered."""
     sms.parameters = {"answer_deadline_hours": 4}
     provider_settings.full_clean(sms)
     sms.save()
-    sms_subscribe("AGRICULTURE", number="ZX-DL-1")
-    sms_subscribe("BABY", number="ZX-DL-2")
+    subscribe("AGRICULTURE", number="ZX-DL-1")
+    subscribe("BABY", number="ZX-DL-2")
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
     sent = timezone.now() - timedelta(hours=6)
     export.export(PIPELINE, sms, now=sent)
-    assert simulator.cas.pick_up() == [out_files(sms).get().name]
+    assert conax_sms_simulator.cas.pick_up() == [out_files(sms).get().name]
     return sent
 
 
@@ -82,11 +85,11 @@ def test_unanswered_requests_fail_with_the_file_and_deadline_named(sms, unanswer
     assert (again.status, again.errors) == (ProcessRun.Status.COMPLETED, 0)
 
 
-def test_a_late_answer_still_completes_them(sms, simulator, unanswered):
+def test_a_late_answer_still_completes_them(sms, conax_sms_simulator, unanswered):
     error_handling_run(sms)
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.FAILED}
 
-    simulator.cas.answer()  # the CAS wakes up
+    conax_sms_simulator.cas.answer()  # the CAS wakes up
     run = error_handling_run(sms)
 
     assert (run.status, run.examined) == (ProcessRun.Status.COMPLETED, 4)
@@ -95,10 +98,10 @@ def test_a_late_answer_still_completes_them(sms, simulator, unanswered):
     assert out_files(sms).get().state == TransferFile.State.PROCESSED
 
 
-def test_retried_they_go_out_in_a_new_file(sms, simulator, unanswered):
+def test_retried_they_go_out_in_a_new_file(sms, conax_sms_simulator, unanswered):
     first = out_files(sms).get()
     error_handling_run(sms)
-    simulator.cas.inbox.clear()  # the CAS lost the first file: it will never answer it
+    conax_sms_simulator.cas.inbox.clear()  # the CAS lost the first file: it will never answer it
 
     assert delivery.retry(Req.objects.all()) == 4
     result = export.export(PIPELINE, sms)
@@ -107,8 +110,8 @@ def test_retried_they_go_out_in_a_new_file(sms, simulator, unanswered):
     assert second != first
     assert result.uploaded == [second.name]
     assert members.requests_in(second).count() == 4
-    simulator.cas.run_once()
-    assert simulator.cas.deliveries == {first.name: 1, second.name: 1}
+    conax_sms_simulator.cas.run_once()
+    assert conax_sms_simulator.cas.deliveries == {first.name: 1, second.name: 1}
     responses.process_responses(PIPELINE, sms)
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
 

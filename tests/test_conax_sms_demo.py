@@ -15,9 +15,7 @@ from providers.models import ProvisioningRequest
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import Subscription
-from tests.conax_sms_fixtures import PASSWORD, PASSWORD_ENV
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
+from tests.fixtures import CONAX_SMS_PASSWORD, CONAX_SMS_PASSWORD_ENV
 
 Req = ProvisioningRequest
 
@@ -26,9 +24,15 @@ def run(name: str) -> ProcessRun:
     return services.execute(RunDefinition.objects.get(name=name).pk, ProcessRun.Trigger.RUN_NOW)
 
 
-def test_demo_runs_its_cycle_on_the_simulator(db, simulator, monkeypatch):
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    args = (simulator.host, simulator.sftp_port, simulator.host_key, "conax", PASSWORD_ENV)
+def test_demo_runs_its_cycle_on_the_simulator(db, conax_sms_simulator, monkeypatch):
+    monkeypatch.setenv(CONAX_SMS_PASSWORD_ENV, CONAX_SMS_PASSWORD)
+    args = (
+        conax_sms_simulator.host,
+        conax_sms_simulator.sftp_port,
+        conax_sms_simulator.host_key,
+        "conax",
+        CONAX_SMS_PASSWORD_ENV,
+    )
     provider = ensure_demo(*args)
     ensure_runs(demo_runs(provider))
     ensure_demo(*args)  # idempotent
@@ -49,13 +53,13 @@ def test_demo_runs_its_cycle_on_the_simulator(db, simulator, monkeypatch):
     assert processing.status == ProcessRun.Status.COMPLETED and processing.created > 12
     run("Conax SMS: Mail & Bark Messages")
     assert run("Conax SMS: Export request files").status == ProcessRun.Status.COMPLETED
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
     handled = run("Conax SMS: Error Handling")
 
     assert handled.status == ProcessRun.Status.COMPLETED
     assert handled.examined == Req.objects.count()
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
-    assert len(simulator.cas.messages) == 3
+    assert len(conax_sms_simulator.cas.messages) == 3
     assert run("Conax SMS: Process Provisioning Requests").created == 0
 
 

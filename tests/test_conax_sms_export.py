@@ -16,11 +16,20 @@ from providers.models import ProvisioningRequest, TransferFile
 from providers.registry import TransportError
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from tests.conax_sms_fixtures import card_and_box, connection, out_files, request_files
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
+from tests.fixtures import (
+    CONAX_SMS_PASSWORD,
+    CONAX_SMS_PASSWORD_ENV,
+    conax_sms_connection,
+    out_files,
+    request_files,
+)
 
 Req = ProvisioningRequest
+
+
+@pytest.fixture
+def catalog(sms_catalog):  # this module's catalogue, where ``subscribe`` subscribes, is Conax SMS
+    return sms_catalog
 
 
 def bulk_requests(provider, count: int, express_every: int = 0) -> None:
@@ -46,7 +55,7 @@ def bulk_requests(provider, count: int, express_every: int = 0) -> None:
     )
 
 
-def test_45001_requests_make_three_files_express_first(sms, simulator):
+def test_45001_requests_make_three_files_express_first(sms, conax_sms_simulator):
     bulk_requests(sms, 45001, express_every=1000)  # the 45 Express ones are scattered, late
     express = set(Req.objects.filter(priority=Req.Priority.EXPRESS).values_list("uid", flat=True))
     assert len(express) == 45
@@ -57,7 +66,7 @@ def test_45001_requests_make_three_files_express_first(sms, simulator):
     assert [f.records for f in files] == [20000, 20000, 5001]
     assert [f.state for f in files] == [TransferFile.State.UPLOADED] * 3
     assert result.uploaded == [f.name for f in files]
-    on_server = request_files(simulator)
+    on_server = request_files(conax_sms_simulator)
     assert list(on_server) == [f.name for f in files]
     first = on_server[files[0].name]
     assert {r.uid for r in first[:45]} == {str(u) for u in express}
@@ -70,15 +79,15 @@ def test_45001_requests_make_three_files_express_first(sms, simulator):
     assert export.waiting(sms) == 0
     assert export.export(PIPELINE, sms).records == 0  # nothing goes twice
 
-    simulator.cas.run_once()
-    assert len(simulator.cas.received) == 45001
-    assert set(simulator.cas.received.values()) == {1}
+    conax_sms_simulator.cas.run_once()
+    assert len(conax_sms_simulator.cas.received) == 45001
+    assert set(conax_sms_simulator.cas.received.values()) == {1}
     # Answered, each request is linked to its file.
     responses.process_responses(PIPELINE, sms)
     assert [f.requests.count() for f in files] == [20000, 20000, 5001]
 
 
-def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe, simulator):
+def test_lines_carry_end_dates_from_the_operation_parameters(sms, subscribe, conax_sms_simulator):
     sms.parameters = {
         "add_end_period_months": 3,
         "renew_end_period_months": 6,
@@ -86,8 +95,8 @@ def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe,
     }
     provider_settings.full_clean(sms)
     sms.save()
-    sub = sms_subscribe("AGRICULTURE", number="ZX-E-1")
-    renewing = sms_subscribe("BABY", number="ZX-E-2")
+    sub = subscribe("AGRICULTURE", number="ZX-E-1")
+    renewing = subscribe("BABY", number="ZX-E-2")
     renewing.services.update(
         authorized=True,
         authorization_date=timezone.make_aware(datetime.combine(date(2025, 1, 1), time(9))),
@@ -101,7 +110,7 @@ def test_lines_carry_end_dates_from_the_operation_parameters(sms, sms_subscribe,
     now = timezone.make_aware(datetime(2026, 11, 30, 10, 0))
     export.export(PIPELINE, sms, now=now)
 
-    (records,) = request_files(simulator).values()
+    (records,) = request_files(conax_sms_simulator).values()
     by_uid = {str(r.uid): r for r in Req.objects.all()}
     lines = [(by_uid[r.uid].subscription.number, r.command, r.client_id, r.fields) for r in records]
     assert lines == [
@@ -162,9 +171,9 @@ class KilledAt(Channel):
     ],
 )
 def test_a_run_killed_during_the_upload_sends_each_request_once(
-    sms, simulator, step, cas_takes_it, recorded, protocol
+    sms, conax_sms_simulator, step, cas_takes_it, recorded, protocol
 ):
-    sms.connection = connection(simulator, protocol)
+    sms.connection = conax_sms_connection(conax_sms_simulator, protocol)
     sms.save()
     bulk_requests(sms, 7)
     with pytest.raises(Killed):
@@ -175,7 +184,7 @@ def test_a_run_killed_during_the_upload_sends_each_request_once(
         assert members.requests_in(file).count() == 7
     else:
         assert not out_files(sms).exists()  # rolled back: as if nothing happened
-    taken = simulator.cas.pick_up() if cas_takes_it else []
+    taken = conax_sms_simulator.cas.pick_up() if cas_takes_it else []
     # The CAS never reads a temporary file, so before the rename it has nothing to take.
     assert taken == ([out_files(sms).get().name] if cas_takes_it else [])
 
@@ -194,36 +203,36 @@ def test_a_run_killed_during_the_upload_sends_each_request_once(
     assert result.records == 7
     assert export.export(PIPELINE, sms).records == 0  # and nothing more on the run after
 
-    simulator.cas.run_once()
-    assert simulator.cas.deliveries == {file.name: 1}
-    assert len(simulator.cas.received) == 7
-    assert set(simulator.cas.received.values()) == {1}
+    conax_sms_simulator.cas.run_once()
+    assert conax_sms_simulator.cas.deliveries == {file.name: 1}
+    assert len(conax_sms_simulator.cas.received) == 7
+    assert set(conax_sms_simulator.cas.received.values()) == {1}
     assert responses.process_responses(PIPELINE, sms).completed == 7
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
     # No temporary file is left behind for the CAS or the operator to wonder about.
-    assert sorted(p.name for p in (simulator.root / "in").iterdir()) == []
+    assert sorted(p.name for p in (conax_sms_simulator.root / "in").iterdir()) == []
 
 
-def test_ftp_transport_round_trip(sms, sms_subscribe, simulator):
-    sms.connection = connection(simulator, "ftp")
+def test_ftp_transport_round_trip(sms, subscribe, conax_sms_simulator):
+    sms.connection = conax_sms_connection(conax_sms_simulator, "ftp")
     provider_settings.full_clean(sms)
     sms.save()
-    sub = sms_subscribe("BUNDLE_B", number="ZX-FTP-1")
+    sub = subscribe("BUNDLE_B", number="ZX-FTP-1")
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
 
     export.export(PIPELINE, sms)
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
     result = responses.process_responses(PIPELINE, sms)
 
     assert result.completed == 3 and result.problems == []
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
     assert list(sub.services.values_list("authorized", flat=True)) == [True]
     card = sub.installed_items.get(kind="smartcard")
-    assert set(simulator.cas.entitlements) == {card.ca_id}
-    assert set(simulator.cas.entitlements[card.ca_id]) == {"RFB1", "BFB2"}
+    assert set(conax_sms_simulator.cas.entitlements) == {card.ca_id}
+    assert set(conax_sms_simulator.cas.entitlements[card.ca_id]) == {"RFB1", "BFB2"}
 
 
-def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
+def test_a_changed_sftp_host_key_is_refused(sms, conax_sms_simulator, tmp_path):
     from providers.conax_sms.simulator import load_host_key, public_line
 
     other = public_line(load_host_key(tmp_path / "another-server"))
@@ -236,9 +245,12 @@ def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
         export.export(PIPELINE, sms)
 
     message = str(refused.value)
-    assert f"127.0.0.1:{simulator.sftp_port} presented the host key ecdsa-sha2-nistp256" in message
+    assert (
+        f"127.0.0.1:{conax_sms_simulator.sftp_port} presented the host key ecdsa-sha2-nistp256"
+        in message
+    )
     assert "Refusing to connect" in message
-    assert request_files(simulator) == {}
+    assert request_files(conax_sms_simulator) == {}
     assert not out_files(sms).exists()
     assert export.waiting(sms) == 2  # still waiting
 
@@ -252,7 +264,7 @@ def test_a_changed_sftp_host_key_is_refused(sms, simulator, tmp_path):
     assert "HostKeyMismatch" in run.error_log.get().message
 
 
-def test_wrong_password_is_a_clear_permanent_error(sms, simulator, monkeypatch):
+def test_wrong_password_is_a_clear_permanent_error(sms, conax_sms_simulator, monkeypatch):
     monkeypatch.setenv("CRM_SECRET_CONAX_SMS_TEST_PASSWORD", "wrong")
     bulk_requests(sms, 1)
     with pytest.raises(TransportError, match="refused the credentials of user conax") as err:
@@ -275,7 +287,7 @@ def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
         tmp_path / "keyed", authorized_keys=[public_line(key)], poll_interval=None
     ) as sim:
         sms.connection = {
-            **connection(sim),
+            **conax_sms_connection(sim),
             "password_env": "",
             "private_key_env": "CRM_SECRET_CONAX_SMS_TEST_KEY",
         }
@@ -289,19 +301,9 @@ def test_sftp_key_authentication(sms, tmp_path, monkeypatch):
         assert len(sim.cas.received) == 3
 
 
-def test_a_request_without_a_card_fails_alone_with_the_reason(
-    sms, sms_catalog, sms_account, simulator
-):
-    from subscriptions import actions
-
-    main = sms_catalog.distributors["MAIN"]
-    lone_box = actions.become_subscriber(
-        sms_account,
-        sms_catalog.types["RES"],
-        [(sms_catalog.products["AGRICULTURE"], main)],
-        [card_and_box(main)[1]],  # a set-top box and no smartcard
-        number="ZX-NOCARD",
-    ).subscription
+def test_a_request_without_a_card_fails_alone_with_the_reason(sms, subscribe, conax_sms_simulator):
+    # A set-top box and no smartcard.
+    lone_box = subscribe("AGRICULTURE", number="ZX-NOCARD", devices=["stb"])
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
     bulk_requests(sms, 2)
 
@@ -313,35 +315,33 @@ def test_a_request_without_a_card_fails_alone_with_the_reason(
         "Cannot be written in a Conax SMS file: "
         "FormatError('CREATE_PAIRING has no smartcard CA ID to address it to.')"
     )
-    (records,) = request_files(simulator).values()
+    (records,) = request_files(conax_sms_simulator).values()
     assert len(records) == 2  # the others went out
 
 
 @pytest.mark.parametrize("protocol", ["sftp", "ftp"])
-def test_secrets_are_never_logged(sms, simulator, monkeypatch, caplog, protocol):
+def test_secrets_are_never_logged(sms, conax_sms_simulator, monkeypatch, caplog, protocol):
     """Not in the process run's log, not in the application's log (paramiko's debug lines
     included), whether the login works or not."""
     import logging
 
-    from tests.conax_sms_fixtures import PASSWORD, PASSWORD_ENV
-
     caplog.set_level(logging.DEBUG)
-    sms.connection = connection(simulator, protocol)
+    sms.connection = conax_sms_connection(conax_sms_simulator, protocol)
     provider_settings.full_clean(sms)
     sms.save()
     bulk_requests(sms, 2)
     definition = RunDefinition.objects.create(
         name="Export", run_type="conax_sms_export_files", provider=sms
     )
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD + "-wrong")
+    monkeypatch.setenv(CONAX_SMS_PASSWORD_ENV, CONAX_SMS_PASSWORD + "-wrong")
     refused = services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(CONAX_SMS_PASSWORD_ENV, CONAX_SMS_PASSWORD)
     done = services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
 
     assert refused.status == ProcessRun.Status.FAILED
     assert done.status == ProcessRun.Status.COMPLETED
-    assert len(request_files(simulator)) == 1
+    assert len(request_files(conax_sms_simulator)) == 1
     shown = [refused.message, done.message, caplog.text]
     shown += [e.message for run in (refused, done) for e in run.error_log.all()]
     assert "refused" in refused.message
-    assert not [text for text in shown if PASSWORD in text]
+    assert not [text for text in shown if CONAX_SMS_PASSWORD in text]

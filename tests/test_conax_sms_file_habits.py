@@ -18,12 +18,15 @@ from providers.file_delivery.layout import FormatError
 from providers.models import ProvisioningRequest, TransferFile
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from tests.conax_sms_fixtures import connection, out_files
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
+from tests.fixtures import conax_sms_connection, out_files
 
 Req = ProvisioningRequest
 WAITING = "Waiting for Conax's answer: "
+
+
+@pytest.fixture
+def catalog(sms_catalog):  # this module's catalogue, where ``subscribe`` subscribes, is Conax SMS
+    return sms_catalog
 
 
 def api_client(user) -> APIClient:
@@ -39,9 +42,9 @@ def run(provider, run_type: str) -> ProcessRun:
     return services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
 
 
-def exported(sms, sms_subscribe, count: int = 1) -> list:
+def exported(sms, subscribe, count: int = 1) -> list:
     """``count`` subscriptions, their requests made and exported in one file."""
-    subs = [sms_subscribe("AGRICULTURE") for _ in range(count)]
+    subs = [subscribe("AGRICULTURE") for _ in range(count)]
     batch.reconcile(batch.Selection(sms), trigger_name="process_provisioning_requests")
     export_run = run(sms, "conax_sms_export_files")
     assert export_run.status == ProcessRun.Status.COMPLETED, export_run.message
@@ -58,11 +61,13 @@ HABITS = {
 
 
 @pytest.mark.parametrize("habit", HABITS, ids=list(HABITS))
-def test_a_response_file_written_with_other_habits_is_applied(sms, sms_subscribe, simulator, habit):
-    (sub,) = exported(sms, sms_subscribe)
-    simulator.cas.writer = HABITS[habit]
-    (name,) = simulator.cas.run_once()
-    on_server = (Path(simulator.root) / RESPONSE_DIR / name).read_bytes()
+def test_a_response_file_written_with_other_habits_is_applied(
+    sms, subscribe, conax_sms_simulator, habit
+):
+    (sub,) = exported(sms, subscribe)
+    conax_sms_simulator.cas.writer = HABITS[habit]
+    (name,) = conax_sms_simulator.cas.run_once()
+    on_server = (Path(conax_sms_simulator.root) / RESPONSE_DIR / name).read_bytes()
     assert (on_server.startswith(ff.BOM.encode()), b"\r\n" in on_server) == (
         HABITS[habit].bom,
         HABITS[habit].line_end == "\r\n",
@@ -74,15 +79,15 @@ def test_a_response_file_written_with_other_habits_is_applied(sms, sms_subscribe
     assert answer_run.message == "Answered 2 (accepted 2, rejected 0) from 1 response file."
     assert set(sub.provisioning_requests.values_list("state", flat=True)) == {Req.State.COMPLETED}
     assert sub.services.get().authorized
-    assert (Path(simulator.root) / RESPONSE_DIR / "processed" / name).exists()
+    assert (Path(conax_sms_simulator.root) / RESPONSE_DIR / "processed" / name).exists()
 
 
-def test_over_ftp_too(sms, sms_subscribe, simulator):
-    sms.connection = connection(simulator, "ftp")
+def test_over_ftp_too(sms, subscribe, conax_sms_simulator):
+    sms.connection = conax_sms_connection(conax_sms_simulator, "ftp")
     sms.save()
-    (sub,) = exported(sms, sms_subscribe)
-    simulator.cas.writer = Writer(bom=True, line_end="\r\n", blank_lines=1)
-    simulator.cas.run_once()
+    (sub,) = exported(sms, subscribe)
+    conax_sms_simulator.cas.writer = Writer(bom=True, line_end="\r\n", blank_lines=1)
+    conax_sms_simulator.cas.run_once()
 
     answer_run = run(sms, "conax_sms_error_handling")
 
@@ -91,13 +96,13 @@ def test_over_ftp_too(sms, sms_subscribe, simulator):
 
 
 def test_a_spoiled_file_is_refused_visibly_and_the_corrected_one_applied(
-    sms, sms_subscribe, simulator, operator
+    sms, subscribe, conax_sms_simulator, operator
 ):
-    subs = exported(sms, sms_subscribe, count=2)
+    subs = exported(sms, subscribe, count=2)
     sent = out_files(sms).get()
-    simulator.cas.writer = Writer(line_end="\r\n")
-    simulator.cas.corrupt = 1  # cut short: the end of the trailer's checksum is lost
-    (name,) = simulator.cas.run_once()
+    conax_sms_simulator.cas.writer = Writer(line_end="\r\n")
+    conax_sms_simulator.cas.corrupt = 1  # cut short: the end of the trailer's checksum is lost
+    (name,) = conax_sms_simulator.cas.run_once()
 
     refused_run = run(sms, "conax_sms_error_handling")
 
@@ -118,7 +123,7 @@ def test_a_spoiled_file_is_refused_visibly_and_the_corrected_one_applied(
         f"The 4 requests of request file {sent.name} stay Pending, waiting for a corrected "
         f"{name} under the same name (until the answer deadline, {until})."
     )
-    assert (Path(simulator.root) / RESPONSE_DIR / "failed" / name).exists()
+    assert (Path(conax_sms_simulator.root) / RESPONSE_DIR / "failed" / name).exists()
     # The requests wait, and each says on what, on its page and in the API.
     requests = Req.objects.filter(subscription__in=subs)
     assert set(requests.values_list("state", flat=True)) == {Req.State.PENDING}
@@ -132,14 +137,14 @@ def test_a_spoiled_file_is_refused_visibly_and_the_corrected_one_applied(
     assert (body["state"], body["last_error"]) == ("pending", first.last_error)
 
     # The same spoiled bytes again (a move that was lost): refused again, said again.
-    again = (Path(simulator.root) / RESPONSE_DIR / "failed" / name).read_bytes()
-    (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(again)
+    again = (Path(conax_sms_simulator.root) / RESPONSE_DIR / "failed" / name).read_bytes()
+    (Path(conax_sms_simulator.root) / RESPONSE_DIR / name).write_bytes(again)
     unchanged = run(sms, "conax_sms_error_handling")
     (error,) = unchanged.error_log.values_list("message", flat=True)
     assert error.startswith(f"Response file {name} is unchanged and still refused: Line 6: ")
 
     # Conax sends the file again, whole, under the same name: a new attempt, applied.
-    simulator.cas.resend(name)
+    conax_sms_simulator.cas.resend(name)
     corrected = run(sms, "conax_sms_error_handling")
 
     assert corrected.status == ProcessRun.Status.COMPLETED, list(corrected.error_log.all())
@@ -157,15 +162,17 @@ def test_a_spoiled_file_is_refused_visibly_and_the_corrected_one_applied(
     ]
     sent.refresh_from_db()
     assert (sent.state, sent.message) == (TransferFile.State.ANSWERED, "")
-    assert (Path(simulator.root) / RESPONSE_DIR / "processed" / name).exists()
+    assert (Path(conax_sms_simulator.root) / RESPONSE_DIR / "processed" / name).exists()
 
 
-def test_a_request_file_left_unanswered_still_fails_at_the_deadline(sms, sms_subscribe, simulator):
+def test_a_request_file_left_unanswered_still_fails_at_the_deadline(
+    sms, subscribe, conax_sms_simulator
+):
     """Waiting on a refused answer does not stop the deadline: past it the requests are
     Failed, with the deadline's reason in place of the waiting note."""
-    (sub,) = exported(sms, sms_subscribe)
-    simulator.cas.corrupt = 1
-    simulator.cas.run_once()
+    (sub,) = exported(sms, subscribe)
+    conax_sms_simulator.cas.corrupt = 1
+    conax_sms_simulator.cas.run_once()
     run(sms, "conax_sms_error_handling")
     assert sub.provisioning_requests.filter(last_error__startswith=WAITING).count() == 2
     TransferFile.objects.filter(direction="out").update(
@@ -183,8 +190,8 @@ def test_a_request_file_left_unanswered_still_fails_at_the_deadline(sms, sms_sub
     assert all(r.last_error.startswith("Conax did not answer within 24 hours") for r in failed)
 
 
-def test_the_export_run_says_what_it_exported(sms, sms_subscribe, simulator, operator):
-    exported(sms, sms_subscribe, count=3)  # a pairing and an Add each
+def test_the_export_run_says_what_it_exported(sms, subscribe, conax_sms_simulator, operator):
+    exported(sms, subscribe, count=3)  # a pairing and an Add each
     export_run = ProcessRun.objects.get(definition__run_type="conax_sms_export_files")
 
     assert export_run.message == "Exported 6 records in 1 file."
@@ -267,14 +274,16 @@ def test_the_trailer_checksum_may_be_of_either_form_but_not_of_something_else():
         ff.parse_response(tampered)
 
 
-def test_a_corrected_version_of_an_applied_file_applies_what_it_adds(sms, sms_subscribe, simulator):
+def test_a_corrected_version_of_an_applied_file_applies_what_it_adds(
+    sms, subscribe, conax_sms_simulator
+):
     """A file applied with an unreadable line, sent again corrected under the same name: the
     answer it lacked is applied; what it had is not applied twice."""
-    (sub,) = exported(sms, sms_subscribe)
-    simulator.cas.run_once()
-    folder = Path(simulator.root) / RESPONSE_DIR
+    (sub,) = exported(sms, subscribe)
+    conax_sms_simulator.cas.run_once()
+    folder = Path(conax_sms_simulator.root) / RESPONSE_DIR
     (name,) = [p.name for p in folder.iterdir() if p.is_file()]
-    whole = simulator.cas.answers[name].decode().split("\n")
+    whole = conax_sms_simulator.cas.answers[name].decode().split("\n")
     header, good, lost = whole[0], whole[1], whole[2]
     damaged = response_lines([header, good, lost.replace("|OK", "|O K")])
     (folder / name).write_bytes(damaged)
@@ -285,7 +294,7 @@ def test_a_corrected_version_of_an_applied_file_applies_what_it_adds(sms, sms_su
     )
     assert sub.provisioning_requests.filter(state=Req.State.PENDING).count() == 1
 
-    simulator.cas.resend(name)
+    conax_sms_simulator.cas.resend(name)
     second = run(sms, "conax_sms_error_handling")
 
     assert second.status == ProcessRun.Status.COMPLETED, list(second.error_log.all())
@@ -296,7 +305,7 @@ def test_a_corrected_version_of_an_applied_file_applies_what_it_adds(sms, sms_su
     )
     ledger = TransferFile.objects.get(direction="in", name=name)
     assert [a["state"] for a in ledger.settings["attempts"]] == ["processed", "processed"]
-    assert ledger.checksum == ff.checksum(simulator.cas.answers[name])
+    assert ledger.checksum == ff.checksum(conax_sms_simulator.cas.answers[name])
 
 
 def response_lines(lines: list[str]) -> bytes:

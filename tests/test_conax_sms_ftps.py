@@ -13,10 +13,8 @@ from providers.models import ProvisioningRequest, TransferFile
 from providers.registry import TransportError
 from runs import services
 from runs.models import ProcessRun, RunDefinition
-from tests.conax_sms_fixtures import PASSWORD, connection, out_files, request_files
+from tests.fixtures import CONAX_SMS_PASSWORD, conax_sms_connection, out_files, request_files
 from tests.test_conax_sms_export import bulk_requests
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
 
 Req = ProvisioningRequest
 
@@ -26,7 +24,7 @@ def ftps(tmp_path):
     """The simulator with only its FTPS server; its CA made for this test alone."""
     sim = Simulator(
         tmp_path / "tls",
-        password=PASSWORD,
+        password=CONAX_SMS_PASSWORD,
         sftp_port=None,
         ftp_port=None,
         ftps_port=0,
@@ -38,7 +36,7 @@ def ftps(tmp_path):
 
 
 def on(provider, sim, **changes) -> None:
-    provider.connection = {**connection(sim, "ftps"), **changes}
+    provider.connection = {**conax_sms_connection(sim, "ftps"), **changes}
     provider_settings.full_clean(provider)
     provider.save()
 
@@ -110,7 +108,7 @@ def test_the_host_name_is_checked_too(sms, tmp_path):
     elsewhere = Simulator(
         tmp_path / "elsewhere",
         host="127.0.0.2",
-        password=PASSWORD,
+        password=CONAX_SMS_PASSWORD,
         sftp_port=None,
         ftp_port=None,
         ftps_port=0,
@@ -128,7 +126,10 @@ def test_the_host_name_is_checked_too(sms, tmp_path):
 def test_a_ca_setting_that_is_not_a_certificate_is_refused_by_the_form(sms, ftps):
     from django.core.exceptions import ValidationError
 
-    sms.connection = {**connection(ftps, "ftps"), "tls_ca_certificate": "not a certificate"}
+    sms.connection = {
+        **conax_sms_connection(ftps, "ftps"),
+        "tls_ca_certificate": "not a certificate",
+    }
     with pytest.raises(ValidationError, match=r"tls_ca_certificate: Not a PEM certificate\."):
         provider_settings.full_clean(sms)
 

@@ -11,14 +11,17 @@ from providers import batch, provider_settings
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem, SubscriptionService
 
-pytest_plugins = ["tests.conax_sms_fixtures"]
-
 Req = ProvisioningRequest
 S = SubscriptionService.State
 TODAY = date(2026, 2, 28)
 DUE = date(2026, 1, 31)  # + 1 month = 28 February: due today
 NOT_DUE = date(2026, 2, 1)  # + 1 month = 1 March: not yet
 LONG_AGO = date(2025, 6, 15)
+
+
+@pytest.fixture
+def catalog(sms_catalog):  # this module's catalogue, where ``subscribe`` subscribes, is Conax SMS
+    return sms_catalog
 
 
 def at_noon(day: date) -> datetime:
@@ -63,12 +66,12 @@ def planned(provider) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def every_state(sms_subscribe):
+def every_state(subscribe):
     """One subscription per case, its provider side set as the CAS holds it: devices paired,
     the service authorized (or not) since the given day."""
     expected = {}
     for index, (state, authorized, since, commands) in enumerate(CASES):
-        sub = sms_subscribe("AGRICULTURE", number=f"ZX-T-{index:02d}")
+        sub = subscribe("AGRICULTURE", number=f"ZX-T-{index:02d}")
         sub.services.update(
             state=state,
             authorized=authorized,
@@ -77,7 +80,7 @@ def every_state(sms_subscribe):
         sub.installed_items.update(initialized=True)
         expected[sub.number] = commands
     # Devices the CAS has never seen: paired first, then the Bundle's components added.
-    fresh = sms_subscribe("BUNDLE_A", number="ZX-T-NEW")
+    fresh = subscribe("BUNDLE_A", number="ZX-T-NEW")
     expected[fresh.number] = [
         "CREATE_PAIRING",
         "ADD_SUBSCRIPTION GFA1",
@@ -86,7 +89,7 @@ def every_state(sms_subscribe):
     # A card swapped in on a paired, authorized viewing point: the devices in use (the new
     # card and the box) are paired anew, then the card gets the service (the old card is
     # already out of use with nothing authorized on it).
-    swapped = sms_subscribe("AGRICULTURE", number="ZX-T-SWAP")
+    swapped = subscribe("AGRICULTURE", number="ZX-T-SWAP")
     swapped.services.update(authorized=True, authorization_date=at_noon(NOT_DUE))
     swapped.installed_items.filter(kind="stb").update(initialized=True)
     expected[swapped.number] = ["CREATE_PAIRING", "ADD_SUBSCRIPTION AF1"]
@@ -116,7 +119,7 @@ def test_processing_run_sends_exactly_the_trigger_logic(sms, every_state):
     assert again.requests_created == 0
 
 
-def test_renewal_frequency_is_the_providers(sms, sms_subscribe):
+def test_renewal_frequency_is_the_providers(sms, subscribe):
     sms.parameters = {"renewal_frequency_months": 3}
     provider_settings.full_clean(sms)
     sms.save()
@@ -125,7 +128,7 @@ def test_renewal_frequency_is_the_providers(sms, sms_subscribe):
         ("ZX-R-END", date(2025, 11, 30)),  # 30 February does not exist: the month's end
         ("ZX-R-NOT", date(2025, 12, 1)),
     ):
-        sub = sms_subscribe("AGRICULTURE", number=number)
+        sub = subscribe("AGRICULTURE", number=number)
         sub.services.update(authorized=True, authorization_date=at_noon(since))
         sub.installed_items.update(initialized=True)
 
@@ -137,8 +140,8 @@ def test_renewal_frequency_is_the_providers(sms, sms_subscribe):
     }
 
 
-def test_no_renewal_on_a_card_not_paired_or_taken_away(sms, sms_subscribe):
-    sub = sms_subscribe("AGRICULTURE", number="ZX-R-OUT")
+def test_no_renewal_on_a_card_not_paired_or_taken_away(sms, subscribe):
+    sub = subscribe("AGRICULTURE", number="ZX-R-OUT")
     sub.services.update(authorized=True, authorization_date=at_noon(LONG_AGO))
     sub.installed_items.update(initialized=True)
     InstalledItem.objects.filter(subscription=sub).update(removed_at=timezone.now())
@@ -149,8 +152,8 @@ def test_no_renewal_on_a_card_not_paired_or_taken_away(sms, sms_subscribe):
     assert planned(sms) == {"ZX-R-OUT": ["CANCEL_SUBSCRIPTION AF1"]}
 
 
-def test_preview_shows_renewals(sms, sms_subscribe):
-    sub = sms_subscribe("AGRICULTURE", number="ZX-P-1")
+def test_preview_shows_renewals(sms, subscribe):
+    sub = subscribe("AGRICULTURE", number="ZX-P-1")
     sub.services.update(authorized=True, authorization_date=at_noon(DUE))
     sub.installed_items.update(initialized=True)
 

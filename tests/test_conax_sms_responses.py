@@ -18,11 +18,14 @@ from providers.models import ProvisioningRequest, TransferFile
 from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import SubscriptionService
-from tests.conax_sms_fixtures import out_files
-
-pytest_plugins = ["tests.conax_sms_fixtures"]
+from tests.fixtures import out_files
 
 Req = ProvisioningRequest
+
+
+@pytest.fixture
+def catalog(sms_catalog):  # this module's catalogue, where ``subscribe`` subscribes, is Conax SMS
+    return sms_catalog
 
 
 def process(provider):
@@ -50,25 +53,25 @@ def states(sub) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def answered(sms, sms_subscribe, simulator):
+def answered(sms, subscribe, conax_sms_simulator):
     """Three request files: the CAS answers the first (rejecting card B), a hand-made response
     answers the second (with an unknown and a malformed line), the third's answer is spoiled."""
-    a = sms_subscribe("BUNDLE_A", number="ZX-A")
-    b = sms_subscribe("AGRICULTURE", number="ZX-B")
-    simulator.cas.reject_cards = {b.installed_items.get(kind="smartcard").ca_id}
+    a = subscribe("BUNDLE_A", number="ZX-A")
+    b = subscribe("AGRICULTURE", number="ZX-B")
+    conax_sms_simulator.cas.reject_cards = {b.installed_items.get(kind="smartcard").ca_id}
     process(sms)
     export.export(PIPELINE, sms)
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
 
-    c = sms_subscribe("BABY", number="ZX-C")
+    c = subscribe("BABY", number="ZX-C")
     process(sms)
     export.export(PIPELINE, sms)
     second = out_files(sms).last()
     # The CAS takes it; the answer below is written by hand.
-    (Path(simulator.root) / UPLOAD_DIR / second.name).unlink()
+    (Path(conax_sms_simulator.root) / UPLOAD_DIR / second.name).unlink()
     uids = list(members.requests_in(second).order_by("pk").values_list("uid", flat=True))
     name = ff.response_file_name(second.name)
-    (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(
+    (Path(conax_sms_simulator.root) / RESPONSE_DIR / name).write_bytes(
         sealed(
             [
                 f"H|{ff.RESPONSE_KIND}|{ff.VERSION}|{name}|{second.name}|2026-01-01T00:00:00",
@@ -80,15 +83,15 @@ def answered(sms, sms_subscribe, simulator):
         )
     )
 
-    d = sms_subscribe("RELIGION", number="ZX-D")
+    d = subscribe("RELIGION", number="ZX-D")
     process(sms)
     export.export(PIPELINE, sms)
-    simulator.cas.corrupt = 1
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.corrupt = 1
+    conax_sms_simulator.cas.run_once()
     return a, b, c, d
 
 
-def test_response_files_update_states_roll_back_and_log(sms, simulator, answered):
+def test_response_files_update_states_roll_back_and_log(sms, conax_sms_simulator, answered):
     a, b, c, d = answered
     files = list(out_files(sms))
 
@@ -143,7 +146,7 @@ def test_response_files_update_states_roll_back_and_log(sms, simulator, answered
             f"{second} line 4: expected 'R|<uid>|OK', 'R|<uid>|ERROR|<code>|<description>' or "
             "'F|<code>|<description>', found 'R|this line is not a response'",
         ),
-        (None, refused_text(simulator, third, files[2])),
+        (None, refused_text(conax_sms_simulator, third, files[2])),
     ]
     # D's requests wait for a corrected third file, and say so.
     for request in Req.objects.filter(subscription=d):
@@ -151,7 +154,7 @@ def test_response_files_update_states_roll_back_and_log(sms, simulator, answered
             f"Waiting for Conax's answer: its response file {third} was refused: Line 4: "
         )
 
-    out = Path(simulator.root) / RESPONSE_DIR
+    out = Path(conax_sms_simulator.root) / RESPONSE_DIR
     assert sorted(p.name for p in (out / "processed").iterdir()) == sorted(
         ff.response_file_name(f.name) for f in files[:2]
     )
@@ -194,32 +197,32 @@ def log_uid(sub, command) -> str:
     return str(Req.objects.get(subscription=sub, command=command).uid)
 
 
-def test_a_response_file_seen_before_is_only_moved(sms, sms_subscribe, simulator):
-    sms_subscribe("AGRICULTURE")
+def test_a_response_file_seen_before_is_only_moved(sms, subscribe, conax_sms_simulator):
+    subscribe("AGRICULTURE")
     process(sms)
     export.export(PIPELINE, sms)
-    simulator.cas.run_once()
-    (name,) = [p.name for p in (Path(simulator.root) / RESPONSE_DIR).iterdir()]
-    data = (Path(simulator.root) / RESPONSE_DIR / name).read_bytes()
+    conax_sms_simulator.cas.run_once()
+    (name,) = [p.name for p in (Path(conax_sms_simulator.root) / RESPONSE_DIR).iterdir()]
+    data = (Path(conax_sms_simulator.root) / RESPONSE_DIR / name).read_bytes()
     responses.process_responses(PIPELINE, sms)
     # The CAS (or a lost move) puts the same file back: it is not applied again.
-    (Path(simulator.root) / RESPONSE_DIR / name).write_bytes(data)
+    (Path(conax_sms_simulator.root) / RESPONSE_DIR / name).write_bytes(data)
 
     result = responses.process_responses(PIPELINE, sms)
 
     assert (result.completed, result.problems) == (0, [])
     assert TransferFile.objects.filter(direction="in", name=name).count() == 1
-    assert not (Path(simulator.root) / RESPONSE_DIR / name).exists()
+    assert not (Path(conax_sms_simulator.root) / RESPONSE_DIR / name).exists()
 
 
-def test_a_refused_request_file_goes_out_again(sms, sms_subscribe, simulator):
-    sms_subscribe("AGRICULTURE", number="ZX-F")
+def test_a_refused_request_file_goes_out_again(sms, subscribe, conax_sms_simulator):
+    subscribe("AGRICULTURE", number="ZX-F")
     process(sms)
     export.export(PIPELINE, sms)
     first = out_files(sms).get()
-    on_server = Path(simulator.root) / UPLOAD_DIR / first.name
+    on_server = Path(conax_sms_simulator.root) / UPLOAD_DIR / first.name
     on_server.write_bytes(on_server.read_bytes().replace(b"AF1", b"AF2"))  # damaged on the way
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
 
     result = responses.process_responses(PIPELINE, sms)
 
@@ -233,26 +236,26 @@ def test_a_refused_request_file_goes_out_again(sms, sms_subscribe, simulator):
             "requests go in the next export.",
         )
     ]
-    assert not simulator.cas.received
+    assert not conax_sms_simulator.cas.received
 
     export.export(PIPELINE, sms)
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
     responses.process_responses(PIPELINE, sms)
 
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
     assert out_files(sms).last().state == TransferFile.State.ANSWERED
-    assert len(simulator.cas.received) == 2
+    assert len(conax_sms_simulator.cas.received) == 2
 
 
-def test_an_accepted_renewal_moves_the_authorization_date(sms, sms_subscribe, simulator):
-    sub = sms_subscribe("AGRICULTURE", number="ZX-REN")
+def test_an_accepted_renewal_moves_the_authorization_date(sms, subscribe, conax_sms_simulator):
+    sub = subscribe("AGRICULTURE", number="ZX-REN")
     long_ago = timezone.now() - timedelta(days=70)
     sub.services.update(authorized=True, authorization_date=long_ago)
     sub.installed_items.update(initialized=True)
     process(sms)
     assert states(sub) == [("RENEW_SUBSCRIPTION", "AF1", Req.State.PENDING)]
     export.export(PIPELINE, sms)
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
 
     responses.process_responses(PIPELINE, sms)
 
@@ -261,17 +264,17 @@ def test_an_accepted_renewal_moves_the_authorization_date(sms, sms_subscribe, si
     assert service.authorized
     assert service.authorization_date > timezone.now() - timedelta(minutes=1)
     assert process(sms).requests_created == 0  # not due again for a month
-    assert simulator.cas.entitlements[card(sub)]["AF1"]
+    assert conax_sms_simulator.cas.entitlements[card(sub)]["AF1"]
 
 
 def test_a_silent_cas_leaves_the_requests_pending_and_nothing_is_sent_twice(
-    sms, sms_subscribe, simulator
+    sms, subscribe, conax_sms_simulator
 ):
-    sms_subscribe("AGRICULTURE")
+    subscribe("AGRICULTURE")
     process(sms)
-    simulator.cas.silent = True
+    conax_sms_simulator.cas.silent = True
     export.export(PIPELINE, sms)
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
 
     run = error_handling_run(sms)
 
@@ -280,7 +283,7 @@ def test_a_silent_cas_leaves_the_requests_pending_and_nothing_is_sent_twice(
     assert export.export(PIPELINE, sms).uploaded == []  # the file is up: nothing goes twice
     assert process(sms).requests_created == 0
 
-    simulator.cas.silent = False  # the CAS wakes up and answers
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.silent = False  # the CAS wakes up and answers
+    conax_sms_simulator.cas.run_once()
     assert error_handling_run(sms).examined == 2
     assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}

@@ -10,13 +10,16 @@ from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import CommunicationQueueEntry
-from tests.conax_sms_fixtures import PASSWORD_ENV, out_files, request_files
+from tests.fixtures import CONAX_SMS_PASSWORD_ENV, out_files, request_files
 from utilities import registry
 from utilities import services as utilities
 
-pytest_plugins = ["tests.conax_sms_fixtures"]
-
 Req = ProvisioningRequest
+
+
+@pytest.fixture
+def catalog(sms_catalog):  # this module's catalogue, where ``subscribe`` subscribes, is Conax SMS
+    return sms_catalog
 
 
 def test_the_provider_offers_its_utilities_and_runs(sms):
@@ -37,8 +40,10 @@ def test_the_provider_offers_its_utilities_and_runs(sms):
 
 
 @pytest.mark.django_db(transaction=True)  # committed for real, as on the agent's screen
-def test_pairing_is_express_sent_at_once_and_initializes_on_success(sms, sms_subscribe, simulator):
-    sub = sms_subscribe("AGRICULTURE", number="ZX-PAIR")
+def test_pairing_is_express_sent_at_once_and_initializes_on_success(
+    sms, subscribe, conax_sms_simulator
+):
+    sub = subscribe("AGRICULTURE", number="ZX-PAIR")
     card = sub.installed_items.get(kind="smartcard")
     box = sub.installed_items.get(kind="stb")
 
@@ -56,21 +61,21 @@ def test_pairing_is_express_sent_at_once_and_initializes_on_success(sms, sms_sub
         f"Create Pairing of {card.serial_number} and {box.serial_number}. "
         f"Exported now: {out_files(sms).get().name}."
     )
-    (records,) = request_files(simulator).values()
+    (records,) = request_files(conax_sms_simulator).values()
     assert [(r.command, r.client_id, r.fields) for r in records] == [
         ("CREATE_PAIRING", card.ca_id, (box.ca_id, "", ""))
     ]
-    simulator.cas.run_once()
+    conax_sms_simulator.cas.run_once()
     responses.process_responses(PIPELINE, sms)
     request.refresh_from_db()
     assert request.state == Req.State.COMPLETED
     assert set(sub.installed_items.values_list("initialized", flat=True)) == {True}
-    assert simulator.cas.pairings == {card.ca_id: {"stbs": [box.ca_id], "cards": []}}
+    assert conax_sms_simulator.cas.pairings == {card.ca_id: {"stbs": [box.ca_id], "cards": []}}
 
 
-def test_pairing_offers_only_the_subscriptions_own_devices(sms, sms_subscribe):
-    sub = sms_subscribe("AGRICULTURE")
-    other = sms_subscribe("AGRICULTURE")
+def test_pairing_offers_only_the_subscriptions_own_devices(sms, subscribe):
+    sub = subscribe("AGRICULTURE")
+    other = subscribe("AGRICULTURE")
     with pytest.raises(ValidationError) as invalid:
         utilities.run(
             "conax_sms_pair_devices",
@@ -84,8 +89,8 @@ def test_pairing_offers_only_the_subscriptions_own_devices(sms, sms_subscribe):
     assert "stb" in invalid.value.message_dict
 
 
-def test_a_message_waits_for_the_export_run(sms, sms_subscribe, simulator):
-    sub = sms_subscribe("AGRICULTURE", number="ZX-MSG")
+def test_a_message_waits_for_the_export_run(sms, subscribe, conax_sms_simulator):
+    sub = subscribe("AGRICULTURE", number="ZX-MSG")
     card = sub.installed_items.get(kind="smartcard")
     text = "Your bill | is ready\nThank you"
 
@@ -112,15 +117,15 @@ def test_a_message_waits_for_the_export_run(sms, sms_subscribe, simulator):
         "sequence": 255,
         "duration_seconds": 20,
     }
-    assert request_files(simulator) == {}
+    assert request_files(conax_sms_simulator) == {}
 
     definition = RunDefinition.objects.create(
         name="Export", run_type="conax_sms_export_files", provider=sms
     )
     run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
     assert (run.status, run.total, run.examined) == (ProcessRun.Status.COMPLETED, 1, 1)
-    simulator.cas.run_once()
-    assert simulator.cas.messages == [
+    conax_sms_simulator.cas.run_once()
+    assert conax_sms_simulator.cas.messages == [
         {
             "card": card.ca_id,
             "type": "BARK",
@@ -132,8 +137,8 @@ def test_a_message_waits_for_the_export_run(sms, sms_subscribe, simulator):
     ]
 
 
-def test_a_bark_message_is_at_most_129_characters(sms, sms_subscribe):
-    sub = sms_subscribe("AGRICULTURE")
+def test_a_bark_message_is_at_most_129_characters(sms, subscribe):
+    sub = subscribe("AGRICULTURE")
     card = sub.installed_items.get(kind="smartcard")
     data = {"message_type": "BARK", "smartcard": card.pk, "text": "x" * 130, "sequence": 0}
     with pytest.raises(ValidationError) as invalid:
@@ -144,8 +149,10 @@ def test_a_bark_message_is_at_most_129_characters(sms, sms_subscribe):
     }
 
 
-def test_the_message_run_sends_pending_communications(sms_catalog, sms, sms_subscribe, simulator):
-    subs = [sms_subscribe("AGRICULTURE", number=f"ZX-COM-{n}") for n in range(3)]
+def test_the_message_run_sends_pending_communications(
+    sms_catalog, sms, subscribe, conax_sms_simulator
+):
+    subs = [subscribe("AGRICULTURE", number=f"ZX-COM-{n}") for n in range(3)]
     system = sms_catalog.external_system
     for n, sub in enumerate(subs):
         CommunicationQueueEntry.objects.create(
@@ -188,8 +195,10 @@ def test_the_message_run_sends_pending_communications(sms_catalog, sms, sms_subs
     }
     # Process immediately: exported at the end of the run.
     assert out_files(sms).get().records == 3
-    simulator.cas.run_once()
-    assert sorted((m["text"], m["type"], m["sequence"]) for m in simulator.cas.messages) == [
+    conax_sms_simulator.cas.run_once()
+    assert sorted(
+        (m["text"], m["type"], m["sequence"]) for m in conax_sms_simulator.cas.messages
+    ) == [
         ("Hello 0", "MAIL", 7),
         ("Hello 1", "MAIL", 7),
         ("Hello 2", "MAIL", 7),
@@ -198,9 +207,9 @@ def test_the_message_run_sends_pending_communications(sms_catalog, sms, sms_subs
 
 
 def test_the_message_run_leaves_them_for_the_export_run_when_conax_is_unreachable(
-    sms_catalog, sms, sms_subscribe, simulator, monkeypatch
+    sms_catalog, sms, subscribe, conax_sms_simulator, monkeypatch
 ):
-    sub = sms_subscribe("AGRICULTURE", number="ZX-COM-DOWN")
+    sub = subscribe("AGRICULTURE", number="ZX-COM-DOWN")
     system = sms_catalog.external_system
     CommunicationQueueEntry.objects.create(
         number="COM-DOWN", external_system=system, subscription=sub, text="Hello"
@@ -217,7 +226,7 @@ def test_the_message_run_leaves_them_for_the_export_run_when_conax_is_unreachabl
     )
     runs.validate(definition, schedule=False)
     definition.save()
-    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")  # the SFTP server refuses us
+    monkeypatch.setenv(CONAX_SMS_PASSWORD_ENV, "not-the-password")  # the SFTP server refuses us
 
     run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
 
@@ -235,13 +244,13 @@ def test_the_message_run_leaves_them_for_the_export_run_when_conax_is_unreachabl
 
 
 def test_export_now_waits_for_the_commit(
-    sms, sms_subscribe, simulator, django_capture_on_commit_callbacks
+    sms, subscribe, conax_sms_simulator, django_capture_on_commit_callbacks
 ):
     from django.db import transaction
 
     from providers.conax_sms import messages
 
-    sub = sms_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     card = sub.installed_items.get(kind="smartcard")
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         messages.send_message(

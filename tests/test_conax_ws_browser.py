@@ -15,8 +15,7 @@ from django.urls import reverse
 
 from providers.models import ProvisioningRequest
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, deliver
+from .fixtures import card_of, deliver
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -28,7 +27,11 @@ pytestmark = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
     reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
 )
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
+
+
+@pytest.fixture
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
 
 
 @pytest.fixture
@@ -48,10 +51,10 @@ def page(live_server, monkeypatch):
 
 
 def test_an_agent_asks_the_cas_and_sends_a_bark_message(
-    page, live_server, agent, conax, conax_subscribe, simulator, tmp_path
+    page, live_server, agent, conax, subscribe, conax_ws_simulator, tmp_path
 ):
     expect = sync_api.expect
-    sub = conax_subscribe("BUNDLE_A")
+    sub = subscribe("BUNDLE_A")
     assert deliver(conax) == 3  # the CAS holds the card's pairing and Bundle A's services
     card = sub.installed_items.get(kind="smartcard")
 
@@ -104,5 +107,5 @@ def test_an_agent_asks_the_cas_and_sends_a_bark_message(
     expect(row.locator(".state")).to_have_text("Pending")
     assert deliver(conax) == 1
     expect(row.locator(".state")).to_have_text("Completed")
-    (shown,) = simulator.state.cards[card_of(sub)]["screen"]
+    (shown,) = conax_ws_simulator.state.cards[card_of(sub)]["screen"]
     assert (shown["text"], shown["display_seconds"]) == ("Free preview of Bundle B tonight", 20)

@@ -11,10 +11,9 @@ from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import CommunicationQueueEntry, Subscription
 
-from . import conax_ws_fixtures as cws
 from . import workers
+from .fixtures import CONAX_WS_PASSWORD_ENV
 
-simulator = cws.simulator
 Req = ProvisioningRequest
 
 
@@ -27,12 +26,14 @@ def held(provider, card: str) -> list[str]:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_the_demo_reaches_the_simulator_through_a_real_worker(simulator, tmp_path):
-    provider = ensure_demo(simulator.url, "crm", cws.PASSWORD_ENV)
+def test_the_demo_reaches_the_simulator_through_a_real_worker(conax_ws_simulator, tmp_path):
+    provider = ensure_demo(conax_ws_simulator.url, "crm", CONAX_WS_PASSWORD_ENV)
     ensure_runs(demo_runs(provider))
     made = Req.objects.count()
     stamp = provider.updated_at
-    assert ensure_demo(simulator.url, "crm", cws.PASSWORD_ENV) == provider  # idempotent
+    assert (
+        ensure_demo(conax_ws_simulator.url, "crm", CONAX_WS_PASSWORD_ENV) == provider
+    )  # idempotent
     ensure_runs(demo_runs(provider))
     provider.refresh_from_db()
     assert (Req.objects.count(), provider.updated_at) == (made, stamp)
@@ -61,8 +62,8 @@ def test_the_demo_reaches_the_simulator_through_a_real_worker(simulator, tmp_pat
     assert held(provider, "CWS-CA-SC00060") == ["BFB2", "RFB1"]  # swapped for Bundle B
     assert held(provider, "CWS-CA-SC00090") == []  # deactivated
     assert held(provider, "CWS-CA-SC00041") == ["BFB2", "RFB1"]  # no. 4's second room
-    with simulator.state.lock:
-        inbox = simulator.state.cards["CWS-CA-SC00010"]["mailbox"]
+    with conax_ws_simulator.state.lock:
+        inbox = conax_ws_simulator.state.cards["CWS-CA-SC00010"]["mailbox"]
         assert [m["text"] for m in inbox] == ["Your bill for this month is ready in your account."]
-        assert len(simulator.state.cards["CWS-CA-SC00010"]["fingerprints"]) == 1
-        assert simulator.state.cards["CWS-CA-SC00070"]["fingerprints"] == []  # excluded
+        assert len(conax_ws_simulator.state.cards["CWS-CA-SC00010"]["fingerprints"]) == 1
+        assert conax_ws_simulator.state.cards["CWS-CA-SC00070"]["fingerprints"] == []  # excluded

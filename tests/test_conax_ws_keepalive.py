@@ -18,10 +18,9 @@ from providers.conax_ws.cas_state import CasState
 from providers.conax_ws.simulator import TLS, Handler, Server, Simulator
 from providers.registry import TransportError
 
-from . import conax_ws_fixtures as cws
+from .fixtures import CONAX_WS_PASSWORD, CONAX_WS_PASSWORD_ENV
 
 pytestmark = pytest.mark.django_db
-simulator, conax, pki = cws.simulator, cws.conax, cws.pki
 
 CARD = "0100000001"
 
@@ -31,7 +30,7 @@ def connect(conax, url: str, **settings) -> client.ConaxClient:
     conax.provider.connection = {
         "endpoint_url": url,
         "username": "crm",
-        "password_env": cws.PASSWORD_ENV,
+        "password_env": CONAX_WS_PASSWORD_ENV,
         "timeout_seconds": 2,
         **settings,
     }
@@ -49,9 +48,9 @@ def add(soap: client.ConaxClient, request_id: str | None = None) -> dict:
 
 
 @pytest.fixture
-def cas(simulator):
-    simulator.state.register([CARD])
-    return simulator
+def cas(conax_ws_simulator):
+    conax_ws_simulator.state.register([CARD])
+    return conax_ws_simulator
 
 
 def test_calls_share_one_kept_alive_connection(conax, cas):
@@ -63,9 +62,9 @@ def test_calls_share_one_kept_alive_connection(conax, cas):
 
 
 def test_calls_over_https_with_a_client_certificate_share_one_connection(conax, pki, monkeypatch):
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     tls = TLS(*pki.server, client_ca=str(pki.authority.path))
-    sim = Simulator("crm", cws.PASSWORD, known_cards=[CARD], tls=tls).start()
+    sim = Simulator("crm", CONAX_WS_PASSWORD, known_cards=[CARD], tls=tls).start()
     try:
         certificate, key = pki.client
         soap = connect(
@@ -113,11 +112,11 @@ class HangsUp(Handler):
 @pytest.fixture
 def hanging(monkeypatch):
     """Start a CAS that answers ``answered`` requests per connection, then hangs up."""
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     servers = []
 
     def start(answered: int) -> Server:
-        server = Server(("127.0.0.1", 0), CasState([CARD]), ("crm", cws.PASSWORD))
+        server = Server(("127.0.0.1", 0), CasState([CARD]), ("crm", CONAX_WS_PASSWORD))
         server.RequestHandlerClass = HangsUp
         server.answered_per_connection, server.hung_up = answered, 0
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -174,7 +173,7 @@ class StallsMidAnswer(BaseHTTPRequestHandler):
 
 
 def test_an_answer_stalled_midway_is_a_timeout(conax, monkeypatch):
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     server = ThreadingHTTPServer(("127.0.0.1", 0), StallsMidAnswer)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -12,18 +12,20 @@ from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs import types
 from runs.models import ProcessRun, RunDefinition
-from subscriptions import actions
+from subscriptions.demo import ensure_catalog
 from subscriptions.models import CommunicationQueueEntry, Segment
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, deliver
-from .conftest import card_and_box
+from .fixtures import card_of, deliver
 
 pytestmark = pytest.mark.django_db
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 Req = ProvisioningRequest
 Entry = CommunicationQueueEntry
+
+
+@pytest.fixture
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
 
 
 def definition(conax, run_type, **fields) -> RunDefinition:
@@ -43,15 +45,9 @@ def execute(d: RunDefinition) -> ProcessRun:
 
 
 @pytest.fixture
-def twin_sub(conax, account):
+def twin_sub(subscribe):
     """A subscriber with a card on MAIN and one on TWIN1."""
-    main, twin = conax.distributors["MAIN"], conax.distributors["TWIN1"]
-    return actions.become_subscriber(
-        account,
-        conax.types["RES"],
-        [(conax.products["AGRICULTURE"], main), (conax.products["BUNDLE_A"], twin)],
-        card_and_box(main) + card_and_box(twin),
-    ).subscription
+    return subscribe("AGRICULTURE", ("BUNDLE_A", "TWIN1"))
 
 
 def cards(sub) -> list[str]:
@@ -70,10 +66,10 @@ def test_conax_ws_offers_its_run_types(conax):
 
 
 def test_mail_and_bark_run_sends_the_pending_communications_of_its_external_system(
-    conax, conax_subscribe, twin_sub, subscribe, simulator
+    conax, subscribe, twin_sub, conax_ws_simulator
 ):
-    one = conax_subscribe("AGRICULTURE")
-    other_provider = subscribe("AGRICULTURE")  # the Generic provider's subscriber
+    one = subscribe("AGRICULTURE")
+    other_provider = subscribe("AGRICULTURE", catalog=ensure_catalog())  # a Generic subscriber
     deliver(conax)
     zx = conax.external_system
     elsewhere = ExternalSystem.objects.create(code="PORTAL", name="Customer portal")
@@ -136,7 +132,9 @@ def test_mail_and_bark_run_sends_the_pending_communications_of_its_external_syst
     assert made[0].parameters["display_duration_seconds"] == 20
     deliver(conax)
     assert set(made.values_list("state", flat=True)) == {"completed"}
-    screens = {c: simulator.state.cards[c]["screen"] for c in [card_of(one), *cards(twin_sub)]}
+    screens = {
+        c: conax_ws_simulator.state.cards[c]["screen"] for c in [card_of(one), *cards(twin_sub)]
+    }
     assert {c: [(m["text"], m["repetition_interval"]) for m in s] for c, s in screens.items()} == {
         card_of(one): [("Your bill is ready.", 60)],
         cards(twin_sub)[0]: [("Welcome to your second room!", 60)],
@@ -176,9 +174,9 @@ def test_mail_and_bark_run_settings_are_validated(conax):
 
 
 def test_fingerprinting_run_by_included_and_excluded_segments(
-    conax, conax_subscribe, twin_sub, simulator
+    conax, subscribe, twin_sub, conax_ws_simulator
 ):
-    first, third = conax_subscribe("AGRICULTURE"), conax_subscribe("BUNDLE_B")
+    first, third = subscribe("AGRICULTURE"), subscribe("BUNDLE_B")
     deliver(conax)
     vip = Segment.objects.create(code="VIP", name="VIP")
     trial = Segment.objects.create(code="TRIAL", name="Trial")
@@ -207,7 +205,7 @@ def test_fingerprinting_run_by_included_and_excluded_segments(
     shown = {
         c: [(f["x"], f["y"], f["height"], f["slot"], f["duration_seconds"]) for f in held]
         for c, held in (
-            (c, simulator.state.cards[c]["fingerprints"])
+            (c, conax_ws_simulator.state.cards[c]["fingerprints"])
             for c in [card_of(first), *cards(twin_sub), card_of(third)]
         )
     }

@@ -19,16 +19,25 @@ from providers.conax_ws import client
 from providers.conax_ws.cas_state import SAVE_EVERY
 from providers.conax_ws.simulator import Simulator
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, deliver
+from .fixtures import (
+    CONAX_WS_PASSWORD,
+    CONAX_WS_PASSWORD_ENV,
+    card_of,
+    conax_ws_connection,
+    deliver,
+)
 
 pytestmark = pytest.mark.django_db
-simulator, conax, conax_subscribe, pki = cws.simulator, cws.conax, cws.conax_subscribe, cws.pki
 
 
-def test_received_lists_each_request_id_with_its_arrival_time(conax, conax_subscribe, simulator):
-    received = f"{simulator.url}/control/received"
-    sub = conax_subscribe("BUNDLE_A")
+@pytest.fixture
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
+
+
+def test_received_lists_each_request_id_with_its_arrival_time(conax, subscribe, conax_ws_simulator):
+    received = f"{conax_ws_simulator.url}/control/received"
+    sub = subscribe("BUNDLE_A")
     before = time.time()
     assert deliver(conax) == 3
     after = time.time()
@@ -41,7 +50,7 @@ def test_received_lists_each_request_id_with_its_arrival_time(conax, conax_subsc
     # Taken and cleared in one step; then empty, while the CAS keeps its state.
     assert requests.get(received, params={"clear": "1"}, timeout=5).json() == log
     assert requests.get(received, timeout=5).json() == []
-    assert simulator.active(card_of(sub)) == ["EFA2", "GFA1"]
+    assert conax_ws_simulator.active(card_of(sub)) == ["EFA2", "GFA1"]
 
     # A repeat is received again; a request answered 503 while down never reached the CAS.
     card = card_of(sub)
@@ -49,7 +58,7 @@ def test_received_lists_each_request_id_with_its_arrival_time(conax, conax_subsc
     client.client_for(conax.provider).call(
         "CreatePairing", RequestId=repeat, CaClientIds={"CaClientId": [card]}
     )
-    requests.post(f"{simulator.url}/control/down", timeout=5)
+    requests.post(f"{conax_ws_simulator.url}/control/down", timeout=5)
     with pytest.raises(Exception, match="HTTP 503"):
         client.client_for(conax.provider).call(
             "GetActiveSubscriptions", RequestId="while-down", CaClientId=card
@@ -60,11 +69,11 @@ def test_received_lists_each_request_id_with_its_arrival_time(conax, conax_subsc
 
 
 def test_the_state_file_is_written_in_the_background_not_per_request(conax, tmp_path, monkeypatch):
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     path = tmp_path / "cas.json"
-    sim = Simulator("crm", cws.PASSWORD, known_cards=["CA-1"], state_file=path).start()
+    sim = Simulator("crm", CONAX_WS_PASSWORD, known_cards=["CA-1"], state_file=path).start()
     try:
-        conax.provider.connection = cws.connection(sim)
+        conax.provider.connection = conax_ws_connection(sim)
         conax.provider.save()
         soap = client.client_for(conax.provider)
         ids = [str(uuid.uuid4()) for _ in range(200)]
@@ -85,9 +94,9 @@ def test_the_state_file_is_written_in_the_background_not_per_request(conax, tmp_
     assert len(saved["cards"]["CA-1"]["mailbox"]) == 200
     assert set(saved["answered"]) == set(ids)
 
-    again = Simulator("crm", cws.PASSWORD, state_file=path).start()
+    again = Simulator("crm", CONAX_WS_PASSWORD, state_file=path).start()
     try:
-        conax.provider.connection = cws.connection(again)
+        conax.provider.connection = conax_ws_connection(again)
         conax.provider.save()
         answer = client.client_for(conax.provider).call(
             "SendMailMessageToClients",
@@ -102,9 +111,9 @@ def test_the_state_file_is_written_in_the_background_not_per_request(conax, tmp_
 
 
 def test_the_command_line_serves_https_to_client_certificates_and_saves_on_exit(
-    conax, conax_subscribe, pki, tmp_path, monkeypatch
+    conax, subscribe, pki, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     state_file = tmp_path / "cas.json"
     certificate, key = pki.server
     process = subprocess.Popen(
@@ -116,7 +125,7 @@ def test_the_command_line_serves_https_to_client_certificates_and_saves_on_exit(
             "--port",
             "0",
             "--password-env",
-            cws.PASSWORD_ENV,
+            CONAX_WS_PASSWORD_ENV,
             "--state-file",
             str(state_file),
             "--tls-cert",
@@ -140,7 +149,7 @@ def test_the_command_line_serves_https_to_client_certificates_and_saves_on_exit(
         conax.provider.connection = {
             "wsdl_url": f"{url}/ca-server/webservices/subscription-management?wsdl",
             "username": "crm",
-            "password_env": cws.PASSWORD_ENV,
+            "password_env": CONAX_WS_PASSWORD_ENV,
             "client_certificate_path": pki.client[0],
             "client_key_path": pki.client[1],
             "server_ca_bundle_path": str(pki.authority.path),
@@ -148,7 +157,7 @@ def test_the_command_line_serves_https_to_client_certificates_and_saves_on_exit(
         }
         provider_settings.full_clean(conax.provider)
         conax.provider.save()
-        sub = conax_subscribe("AGRICULTURE")
+        sub = subscribe("AGRICULTURE")
         assert deliver(conax) == 2
 
         log = requests.get(

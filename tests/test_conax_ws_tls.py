@@ -15,28 +15,38 @@ from providers.conax_ws import client
 from providers.conax_ws.simulator import TLS, Simulator
 from providers.models import ProvisioningRequest
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, deliver, requests_of
+from .fixtures import (
+    CONAX_WS_PASSWORD,
+    CONAX_WS_PASSWORD_ENV,
+    card_of,
+    conax_ws_connection,
+    deliver,
+    requests_of,
+)
 
 pytestmark = pytest.mark.django_db
-conax, conax_subscribe, pki = cws.conax, cws.conax_subscribe, cws.pki
 
 Req = ProvisioningRequest
 
 
 @pytest.fixture
-def simulator(monkeypatch, pki):
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
+
+
+@pytest.fixture
+def conax_ws_simulator(monkeypatch, pki):
     """The CAS over HTTPS, taking only client certificates of the operator's authority."""
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     tls = TLS(*pki.server, client_ca=str(pki.authority.path))
-    sim = Simulator("crm", cws.PASSWORD, tls=tls).start()
+    sim = Simulator("crm", CONAX_WS_PASSWORD, tls=tls).start()
     yield sim
     sim.stop()
 
 
 def connect(conax, simulator, pki, *, certificate=None, **settings) -> None:
     """Point the provider at the CAS over HTTPS, through its settings form."""
-    connection = cws.connection(
+    connection = conax_ws_connection(
         simulator, server_ca_bundle_path=str(pki.authority.path), **settings
     )
     if certificate:
@@ -54,13 +64,13 @@ def active(conax, card: str) -> list[str]:
 
 
 def test_with_our_client_certificate_the_cas_takes_the_requests(
-    conax, conax_subscribe, simulator, pki, monkeypatch
+    conax, subscribe, conax_ws_simulator, pki, monkeypatch
 ):
-    assert simulator.url.startswith("https://127.0.0.1:")
+    assert conax_ws_simulator.url.startswith("https://127.0.0.1:")
     # An environment bundle that would not verify the CAS: the provider's setting wins.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.other_authority.path))
-    connect(conax, simulator, pki, certificate=pki.client)
-    sub = conax_subscribe("AGRICULTURE")
+    connect(conax, conax_ws_simulator, pki, certificate=pki.client)
+    sub = subscribe("AGRICULTURE")
     assert deliver(conax) == 2
     assert requests_of(sub) == [
         ("CREATE_PAIRING", "", "completed"),
@@ -70,29 +80,34 @@ def test_with_our_client_certificate_the_cas_takes_the_requests(
 
 
 def test_without_a_client_certificate_the_handshake_fails_and_says_why(
-    conax, conax_subscribe, simulator, pki
+    conax, subscribe, conax_ws_simulator, pki
 ):
-    connect(conax, simulator, pki)  # the WSDL is loaded from the CAS: it fails there
-    sub = conax_subscribe("AGRICULTURE")
+    connect(conax, conax_ws_simulator, pki)  # the WSDL is loaded from the CAS: it fails there
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("failed", 1)
     assert pairing.last_error == (
         f"Attempt 1 failed: The CAS requires a TLS client certificate loading the WSDL "
-        f"{simulator.wsdl_url} (tlsv13 alert certificate required) and the provider has none; "
+        f"{conax_ws_simulator.wsdl_url} (tlsv13 alert certificate required) and the provider has none; "
         "set the TLS client certificate and key files. Gave up after 1 attempts."
     )
-    assert simulator.state.received == []
+    assert conax_ws_simulator.state.received == []
 
 
 def test_a_client_certificate_of_another_authority_is_refused_and_says_why(
-    conax, conax_subscribe, simulator, pki
+    conax, subscribe, conax_ws_simulator, pki
 ):
     # The shipped WSDL, so that the refusal comes at the first call.
     connect(
-        conax, simulator, pki, certificate=pki.stranger, wsdl_url="", endpoint_url=simulator.url
+        conax,
+        conax_ws_simulator,
+        pki,
+        certificate=pki.stranger,
+        wsdl_url="",
+        endpoint_url=conax_ws_simulator.url,
     )
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("failed", 1)
@@ -101,24 +116,24 @@ def test_a_client_certificate_of_another_authority_is_refused_and_says_why(
         "(tlsv1 alert unknown ca); it must be issued by an authority the CAS trusts, and "
         "valid. Gave up after 1 attempts."
     )
-    assert simulator.state.received == []
+    assert conax_ws_simulator.state.received == []
 
 
 def test_a_cas_certificate_we_cannot_verify_is_never_trusted(
-    conax, conax_subscribe, simulator, pki
+    conax, subscribe, conax_ws_simulator, pki
 ):
     # The other authority's bundle does not vouch for the CAS's certificate.
-    connect(conax, simulator, pki, certificate=pki.client)
+    connect(conax, conax_ws_simulator, pki, certificate=pki.client)
     conax.provider.connection["server_ca_bundle_path"] = str(pki.other_authority.path)
     conax.provider.save()
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("failed", 1)
     reason, because = pairing.last_error.split(" (", 1)
     assert reason == (
         "Attempt 1 failed: The CAS's TLS server certificate could not be verified loading the "
-        f"WSDL {simulator.wsdl_url}"
+        f"WSDL {conax_ws_simulator.wsdl_url}"
     )
     # OpenSSL's words for why (here: the CAS sent its authority along, which we do not trust).
     assert because.endswith(
@@ -128,14 +143,14 @@ def test_a_cas_certificate_we_cannot_verify_is_never_trusted(
 
 
 def test_a_cas_certificate_for_another_host_is_refused(
-    conax, conax_subscribe, pki, tmp_path, monkeypatch
+    conax, subscribe, pki, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv(cws.PASSWORD_ENV, cws.PASSWORD)
+    monkeypatch.setenv(CONAX_WS_PASSWORD_ENV, CONAX_WS_PASSWORD)
     elsewhere = pki.authority.issue(tmp_path, "elsewhere", server=True, hosts=["cas.example.net"])
-    sim = Simulator("crm", cws.PASSWORD, tls=TLS(*elsewhere)).start()
+    sim = Simulator("crm", CONAX_WS_PASSWORD, tls=TLS(*elsewhere)).start()
     try:
         connect(conax, sim, pki, certificate=pki.client)
-        sub = conax_subscribe("AGRICULTURE")
+        sub = subscribe("AGRICULTURE")
         deliver(conax)
     finally:
         sim.stop()
@@ -149,18 +164,20 @@ def test_a_cas_certificate_for_another_host_is_refused(
     )
 
 
-def test_unusable_certificate_files_are_named(conax, conax_subscribe, simulator, pki, tmp_path):
+def test_unusable_certificate_files_are_named(conax, subscribe, conax_ws_simulator, pki, tmp_path):
     certificate, _key = pki.client
     _stranger, stranger_key = pki.stranger
-    connect(conax, simulator, pki, certificate=(certificate, str(tmp_path / "missing.key")))
-    sub = conax_subscribe("AGRICULTURE")
+    connect(
+        conax, conax_ws_simulator, pki, certificate=(certificate, str(tmp_path / "missing.key"))
+    )
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     assert Req.objects.get(subscription=sub, command="CREATE_PAIRING").last_error == (
         f"Attempt 1 failed: The TLS client key file {tmp_path / 'missing.key'} is missing or "
         "unreadable on this worker. Gave up after 1 attempts."
     )
-    connect(conax, simulator, pki, certificate=(certificate, stranger_key))
-    other = conax_subscribe("AGRICULTURE")
+    connect(conax, conax_ws_simulator, pki, certificate=(certificate, stranger_key))
+    other = subscribe("AGRICULTURE")
     deliver(conax)
     assert Req.objects.get(subscription=other, command="CREATE_PAIRING").last_error.startswith(
         f"Attempt 1 failed: The TLS client certificate {certificate} cannot be used with its "
@@ -173,7 +190,7 @@ def test_tls_settings_need_https_and_passwords_stay_out_of_urls(conax):
     provider.connection = {
         "endpoint_url": "http://cas.example.net",
         "username": "crm",
-        "password_env": cws.PASSWORD_ENV,
+        "password_env": CONAX_WS_PASSWORD_ENV,
         "client_certificate_path": "/etc/crm/conax.crt",
         "server_ca_bundle_path": "/etc/crm/conax-ca.pem",
     }

@@ -23,13 +23,16 @@ from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
 from subscriptions.models import SubscriptionService
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, connection, deliver, requests_of
+from .fixtures import card_of, conax_ws_connection, deliver, requests_of
 
 pytestmark = pytest.mark.django_db
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 Req = ProvisioningRequest
+
+
+@pytest.fixture
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
 
 
 def active(catalog, card: str) -> list[str]:
@@ -47,8 +50,8 @@ def service(sub, code):
 # --- The seed's examples ------------------------------------------------------------------------
 
 
-def test_become_subscriber_with_bundle_a_pairs_and_entitles_the_card(conax, conax_subscribe):
-    sub = conax_subscribe("BUNDLE_A")
+def test_become_subscriber_with_bundle_a_pairs_and_entitles_the_card(conax, subscribe):
+    sub = subscribe("BUNDLE_A")
     assert requests_of(sub) == [
         ("CREATE_PAIRING", "", "pending"),
         ("ADD_SUBSCRIPTIONS", "GFA1", "pending"),
@@ -72,8 +75,8 @@ def test_become_subscriber_with_bundle_a_pairs_and_entitles_the_card(conax, cona
     assert all(s.authorized for s in sub.services.all())
 
 
-def test_swapping_bundle_a_for_agriculture(conax, conax_subscribe):
-    sub = conax_subscribe("BUNDLE_A")
+def test_swapping_bundle_a_for_agriculture(conax, subscribe):
+    sub = subscribe("BUNDLE_A")
     deliver(conax)
     actions.swap_service(service(sub, "BUNDLE_A"), conax.products["AGRICULTURE"])
     assert sorted(requests_of(sub)[3:]) == [
@@ -85,9 +88,9 @@ def test_swapping_bundle_a_for_agriculture(conax, conax_subscribe):
     assert active(conax, card_of(sub)) == ["AF1"]
 
 
-def test_swapping_bundle_a_for_bundle_b(conax, conax_subscribe):
-    sub = conax_subscribe("BUNDLE_A")
-    other = conax_subscribe("AGRICULTURE")  # another card, untouched by the swap
+def test_swapping_bundle_a_for_bundle_b(conax, subscribe):
+    sub = subscribe("BUNDLE_A")
+    other = subscribe("AGRICULTURE")  # another card, untouched by the swap
     deliver(conax)
     actions.swap_service(service(sub, "BUNDLE_A"), conax.products["BUNDLE_B"])
     assert sorted(requests_of(sub)[3:]) == [
@@ -105,12 +108,12 @@ def test_swapping_bundle_a_for_bundle_b(conax, conax_subscribe):
 
 
 def test_a_soap_fault_rejects_the_request_and_rolls_the_service_back(
-    conax, conax_subscribe, simulator
+    conax, subscribe, conax_ws_simulator
 ):
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     card = card_of(sub)
-    simulator.state.controls.reject_cards = frozenset({card})
+    conax_ws_simulator.state.controls.reject_cards = frozenset({card})
     actions.add_service(sub, conax.products["BUNDLE_B"], conax.main)
     deliver(conax)
     rejected = Req.objects.filter(
@@ -125,14 +128,16 @@ def test_a_soap_fault_rejects_the_request_and_rolls_the_service_back(
     rollback = sub.events.filter(action="provisioning_rollback").order_by("pk").first()
     assert rollback.reason.startswith(f"Request {rejected[0].uid} (ADD_SUBSCRIPTIONS) rejected")
     assert "CA_CLIENT_BLOCKED" in rollback.reason
-    simulator.state.controls.reject_cards = frozenset()
+    conax_ws_simulator.state.controls.reject_cards = frozenset()
     assert active(conax, card) == ["AF1"]
 
 
-def test_a_card_the_cas_does_not_know_is_refused_with_its_fault(conax, conax_subscribe, simulator):
-    sub = conax_subscribe("AGRICULTURE")
+def test_a_card_the_cas_does_not_know_is_refused_with_its_fault(
+    conax, subscribe, conax_ws_simulator
+):
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
-    simulator.state.clear()  # the CAS lost its data: it no longer knows the card
+    conax_ws_simulator.state.clear()  # the CAS lost its data: it no longer knows the card
     actions.add_service(sub, conax.products["BUNDLE_A"], conax.main)
     deliver(conax)
     first = Req.objects.get(subscription=sub, ca_id="GFA1", command="ADD_SUBSCRIPTIONS")
@@ -144,8 +149,8 @@ def test_a_card_the_cas_does_not_know_is_refused_with_its_fault(conax, conax_sub
     assert sub.services.get(product__code="BUNDLE_A").state == "not_effective"
 
 
-def test_the_same_request_id_twice_is_applied_once(conax, conax_subscribe, simulator):
-    sub = conax_subscribe("AGRICULTURE")
+def test_the_same_request_id_twice_is_applied_once(conax, subscribe, conax_ws_simulator):
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     card = sub.installed_items.get(kind="smartcard")
     request = engine.create_request(
@@ -161,33 +166,33 @@ def test_the_same_request_id_twice_is_applied_once(conax, conax_subscribe, simul
     first, second = adapter.send(request), adapter.send(request)
     assert first.accepted and second.accepted
     assert (first.response["duplicate"], second.response["duplicate"]) == (False, True)
-    with simulator.state.lock:
-        assert simulator.state.requests[str(request.uid)] == 2
-        assert simulator.state.duplicates == 1
-        assert [m["text"] for m in simulator.state.cards[card.ca_id]["mailbox"]] == [
+    with conax_ws_simulator.state.lock:
+        assert conax_ws_simulator.state.requests[str(request.uid)] == 2
+        assert conax_ws_simulator.state.duplicates == 1
+        assert [m["text"] for m in conax_ws_simulator.state.cards[card.ca_id]["mailbox"]] == [
             "Your bill is ready."
         ]
 
 
 def test_a_slow_cas_times_out_and_the_repeat_is_not_applied_twice(
-    conax, conax_subscribe, simulator, settings
+    conax, subscribe, conax_ws_simulator, settings
 ):
     settings.PROVISIONING_RETRY_SECONDS = 60
-    conax.provider.connection = connection(simulator, timeout_seconds=1)
+    conax.provider.connection = conax_ws_connection(conax_ws_simulator, timeout_seconds=1)
     conax.provider.save()
-    sub = conax_subscribe("AGRICULTURE")
-    simulator.state.controls.slow_seconds = 1.5  # applied, but answered too late
+    sub = subscribe("AGRICULTURE")
+    conax_ws_simulator.state.controls.slow_seconds = 1.5  # applied, but answered too late
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert pairing.state == "pending"
     assert pairing.last_error == "Attempt 1 failed: No answer within 1 s for CreatePairing"
-    simulator.state.controls.slow_seconds = 0
+    conax_ws_simulator.state.controls.slow_seconds = 0
     Req.objects.filter(subscription=sub).update(next_attempt_at=None)
     deliver(conax)
     assert [r[2] for r in requests_of(sub)] == ["completed", "completed"]
     pairing.refresh_from_db()
     assert pairing.response["duplicate"] is True  # the CAS had applied it the first time
-    assert len(simulator.state.pairings) == 1
+    assert len(conax_ws_simulator.state.pairings) == 1
     assert active(conax, card_of(sub)) == ["AF1"]
 
 
@@ -195,14 +200,14 @@ def test_a_slow_cas_times_out_and_the_repeat_is_not_applied_twice(
 
 
 def test_a_cas_that_does_not_listen_is_retried_with_the_reason(
-    conax, conax_subscribe, simulator, settings
+    conax, subscribe, conax_ws_simulator, settings
 ):
     settings.PROVISIONING_RETRY_SECONDS = 60
     deliver(conax)
     client.client_for(conax.provider)  # the WSDL loaded while the CAS was there
-    address = simulator.url.removeprefix("http://")
-    simulator.stop()
-    sub = conax_subscribe("AGRICULTURE")
+    address = conax_ws_simulator.url.removeprefix("http://")
+    conax_ws_simulator.stop()
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("pending", 1)  # to be sent again
@@ -213,13 +218,13 @@ def test_a_cas_that_does_not_listen_is_retried_with_the_reason(
 
 
 def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
-    conax, conax_subscribe, simulator, settings
+    conax, subscribe, conax_ws_simulator, settings
 ):
     settings.PROVISIONING_RETRY_SECONDS = 1
     conax.provider.parameters = {"max_attempts": 5}
     conax.provider.save()
-    simulator.state.controls.down = True
-    subs = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B"), conax_subscribe("BUNDLE_B")]
+    conax_ws_simulator.state.controls.down = True
+    subs = [subscribe("BUNDLE_A"), subscribe("BUNDLE_B"), subscribe("BUNDLE_B")]
     assert deliver(conax) == 0
     pending = Req.objects.filter(state="pending")
     assert pending.count() == 9
@@ -236,12 +241,14 @@ def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
             "Attempt 1 failed: HTTP 503 from the CAS for CreatePairing"
         )
     assert Req.objects.get(subscription=subs[2], command="CREATE_PAIRING").last_error == ""
-    simulator.state.controls.down = False
+    conax_ws_simulator.state.controls.down = False
     Req.objects.update(next_attempt_at=None)  # the backoff has passed
     assert deliver(conax) == 9
     assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
     for sub in subs:
-        sent = [r["request_id"] for r in simulator.state.received if card_of(sub) in r["cards"]]
+        sent = [
+            r["request_id"] for r in conax_ws_simulator.state.received if card_of(sub) in r["cards"]
+        ]
         in_order = [
             str(u) for u in sub.provisioning_requests.order_by("pk").values_list("uid", flat=True)
         ]
@@ -251,12 +258,12 @@ def test_a_cas_down_during_actions_gets_every_request_in_order_when_it_is_back(
 
 
 def test_down_past_the_retry_limit_fails_and_a_reset_run_repairs_exactly_those(
-    conax, conax_subscribe, simulator
+    conax, subscribe, conax_ws_simulator
 ):
-    fine = conax_subscribe("AGRICULTURE")
+    fine = subscribe("AGRICULTURE")
     deliver(conax)
-    simulator.state.controls.down = True
-    lost = [conax_subscribe("BUNDLE_A"), conax_subscribe("BUNDLE_B")]
+    conax_ws_simulator.state.controls.down = True
+    lost = [subscribe("BUNDLE_A"), subscribe("BUNDLE_B")]
     # No backoff in these tests. Each delivery stops at the first failure (the CAS is down);
     # the sweeper would wake the next one: three attempts each, then Failed.
     for _ in range(6 * 3):
@@ -267,7 +274,7 @@ def test_down_past_the_retry_limit_fails_and_a_reset_run_repairs_exactly_those(
     assert failed.filter(command="CREATE_PAIRING").first().last_error == (
         "Attempt 3 failed: HTTP 503 from the CAS for CreatePairing. Gave up after 3 attempts."
     )
-    simulator.state.controls.down = False
+    conax_ws_simulator.state.controls.down = False
     definition = RunDefinition.objects.create(
         name="Reset after the outage",
         run_type="reset_subscriptions",
@@ -285,32 +292,34 @@ def test_down_past_the_retry_limit_fails_and_a_reset_run_repairs_exactly_those(
     assert not made.exclude(state="completed").exists()
 
 
-def test_one_client_per_provider_keeps_its_connection_to_the_cas(conax, conax_subscribe, simulator):
-    first = conax_subscribe("BUNDLE_A")
-    second = conax_subscribe("BUNDLE_B")
+def test_one_client_per_provider_keeps_its_connection_to_the_cas(
+    conax, subscribe, conax_ws_simulator
+):
+    first = subscribe("BUNDLE_A")
+    second = subscribe("BUNDLE_B")
     assert deliver(conax) == 6
     assert active(conax, card_of(first)) == ["EFA2", "GFA1"]
     assert active(conax, card_of(second)) == ["BFB2", "RFB1"]
     # The WSDL over the session's connection; the eight calls over one kept-alive connection.
-    assert simulator.server.accepted == 2
+    assert conax_ws_simulator.server.accepted == 2
 
 
 def test_a_changed_setting_makes_a_new_client_and_bad_credentials_fail_at_once(
-    conax, conax_subscribe, simulator, monkeypatch
+    conax, subscribe, conax_ws_simulator, monkeypatch
 ):
     first = client.client_for(conax.provider)
     assert client.client_for(conax.provider) is first  # parsed once, reused
     monkeypatch.setenv("CRM_SECRET_CONAX_WS_WRONG", "not-the-password")
     conax.provider.connection = {
         # The shipped WSDL, pointed at the simulator by the endpoint URL.
-        "endpoint_url": simulator.url,
+        "endpoint_url": conax_ws_simulator.url,
         "username": "crm",
         "password_env": "CRM_SECRET_CONAX_WS_WRONG",
     }
     provider_settings.full_clean(conax.provider)
     conax.provider.save()
     assert client.client_for(conax.provider) is not first
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("failed", 1)
@@ -347,7 +356,7 @@ class SchemaHost(BaseHTTPRequestHandler):
 
 
 def test_a_wsdl_that_imports_from_the_network_is_refused_and_nothing_fetched(
-    conax, conax_subscribe, tmp_path
+    conax, subscribe, tmp_path
 ):
     host = ThreadingHTTPServer(("127.0.0.1", 0), SchemaHost)
     threading.Thread(target=host.serve_forever, daemon=True).start()
@@ -362,7 +371,7 @@ def test_a_wsdl_that_imports_from_the_network_is_refused_and_nothing_fetched(
     try:
         conax.provider.connection = {**conax.provider.connection, "wsdl_url": str(wsdl)}
         conax.provider.save()
-        sub = conax_subscribe("AGRICULTURE")
+        sub = subscribe("AGRICULTURE")
         deliver(conax)
     finally:
         host.shutdown()
@@ -377,13 +386,13 @@ def test_a_wsdl_that_imports_from_the_network_is_refused_and_nothing_fetched(
 
 
 @pytest.mark.parametrize("doctype", [DTD, BOMB], ids=["external-entity", "entity-expansion"])
-def test_a_wsdl_with_a_dtd_or_entities_is_refused(conax, conax_subscribe, tmp_path, doctype):
+def test_a_wsdl_with_a_dtd_or_entities_is_refused(conax, subscribe, tmp_path, doctype):
     wsdl = WSDL_FILE.read_text().replace("\n", "\n" + doctype, 1)
     path = tmp_path / "evil.wsdl"
     path.write_text(wsdl)
     conax.provider.connection = {**conax.provider.connection, "wsdl_url": str(path)}
     conax.provider.save()
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     pairing = Req.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert pairing.state == "failed" and pairing.attempts == 1  # permanent: never retried
@@ -410,7 +419,7 @@ class EvilCas(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("doctype", [DTD, BOMB], ids=["external-entity", "entity-expansion"])
-def test_an_answer_with_a_dtd_or_entities_is_refused(conax, conax_subscribe, doctype):
+def test_an_answer_with_a_dtd_or_entities_is_refused(conax, subscribe, doctype):
     handler = type(
         "Handler",
         (EvilCas,),
@@ -433,7 +442,7 @@ def test_an_answer_with_a_dtd_or_entities_is_refused(conax, conax_subscribe, doc
             "endpoint_url": f"http://127.0.0.1:{server.server_address[1]}",
         }
         conax.provider.save()
-        sub = conax_subscribe("AGRICULTURE")
+        sub = subscribe("AGRICULTURE")
         deliver(conax)
     finally:
         server.shutdown()
@@ -445,10 +454,10 @@ def test_an_answer_with_a_dtd_or_entities_is_refused(conax, conax_subscribe, doc
     )
 
 
-def test_the_simulator_refuses_a_request_with_a_dtd_and_asks_for_credentials(simulator):
+def test_the_simulator_refuses_a_request_with_a_dtd_and_asks_for_credentials(conax_ws_simulator):
     import requests
 
-    url = f"{simulator.url}/ca-server/webservices/ca-pin"
+    url = f"{conax_ws_simulator.url}/ca-server/webservices/ca-pin"
     body = (
         '<?xml version="1.0"?>' + DTD + '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/'
         'soap/envelope/"><soap:Body/></soap:Envelope>'
@@ -470,12 +479,12 @@ def test_an_unknown_command_fails_at_once(conax):
 
 
 def test_a_share_of_requests_is_rejected_and_each_always_the_same_way(
-    conax, conax_subscribe, simulator
+    conax, subscribe, conax_ws_simulator
 ):
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     deliver(conax)
     card = sub.installed_items.get(kind="smartcard")
-    simulator.state.controls.reject_share = 0.5
+    conax_ws_simulator.state.controls.reject_share = 0.5
     made = [
         engine.create_request(
             conax.provider,
@@ -497,10 +506,10 @@ def test_a_share_of_requests_is_rejected_and_each_always_the_same_way(
         "REQUEST_REJECTED",
         "The CAS rejected the request (simulated rejection of 50%).",
     )
-    assert len(simulator.state.cards[card.ca_id]["screen"]) == first.count(True)
+    assert len(conax_ws_simulator.state.cards[card.ca_id]["screen"]) == first.count(True)
 
 
-def test_the_simulator_faults_on_malformed_input(simulator):
+def test_the_simulator_faults_on_malformed_input(conax_ws_simulator):
     import requests
 
     envelope = (
@@ -508,7 +517,7 @@ def test_the_simulator_faults_on_malformed_input(simulator):
         'xmlns:cx="http://www.conax.com/contego/ca-server/webservices/7.5"><soap:Body>'
         "{}</soap:Body></soap:Envelope>"
     )
-    url = f"{simulator.url}/ca-server/webservices/"
+    url = f"{conax_ws_simulator.url}/ca-server/webservices/"
     auth = ("crm", "cas-test-pass")
     for port, body, fault in [
         ("ca-pin", "<cx:UpdateCaPinToDefaultValue/>", "RequestId is missing."),

@@ -7,24 +7,25 @@ from rest_framework.test import APIClient
 
 from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
-from subscriptions import actions
 from utilities import services
 from utilities.registry import for_provider
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, deliver
-from .conftest import card_and_box
+from .fixtures import card_of, deliver
 
 pytestmark = pytest.mark.django_db
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 Req = ProvisioningRequest
 
 
 @pytest.fixture
-def sub(conax, conax_subscribe):
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
+
+
+@pytest.fixture
+def sub(conax, subscribe):
     """A Bundle A subscriber whose card and box the CAS has paired and entitled."""
-    made = conax_subscribe("BUNDLE_A")
+    made = subscribe("BUNDLE_A")
     deliver(conax)
     return made
 
@@ -84,8 +85,8 @@ def test_pairing_status_for_a_card_and_for_a_box(conax, sub):
     assert outcome.message.startswith(f"Conax WS has set-top box {box.ca_id} in pairing P")
 
 
-def test_information_when_the_cas_is_down_or_refuses(conax, sub, simulator):
-    simulator.state.controls.down = True
+def test_information_when_the_cas_is_down_or_refuses(conax, sub, conax_ws_simulator):
+    conax_ws_simulator.state.controls.down = True
     with pytest.raises(UtilityError) as err:
         run(conax, sub, "conax_ws_information", type="active_subscriptions")
     assert str(err.value) == (
@@ -94,8 +95,8 @@ def test_information_when_the_cas_is_down_or_refuses(conax, sub, simulator):
     )
     failed = Req.objects.get(command="GET_ACTIVE_SUBSCRIPTIONS")
     assert (failed.state, failed.attempts) == ("failed", 1)
-    simulator.state.controls.down = False
-    simulator.state.controls.reject_cards = frozenset({card_of(sub)})
+    conax_ws_simulator.state.controls.down = False
+    conax_ws_simulator.state.controls.reject_cards = frozenset({card_of(sub)})
     outcome = run(conax, sub, "conax_ws_information", type="pairing_for_smartcard")
     assert outcome.message == (
         f"Conax WS refused the query: CA_CLIENT_BLOCKED CA client {card_of(sub)} is blocked."
@@ -103,17 +104,10 @@ def test_information_when_the_cas_is_down_or_refuses(conax, sub, simulator):
     assert outcome.rows == () and outcome.requests[0].state == "rejected"
 
 
-def test_with_two_cards_the_agent_chooses_one(conax, account):
-    main, twin = conax.distributors["MAIN"], conax.distributors["TWIN1"]
-    items = card_and_box(main) + card_and_box(twin)
-    sub = actions.become_subscriber(
-        account,
-        conax.types["RES"],
-        [(conax.products["AGRICULTURE"], main), (conax.products["BUNDLE_B"], twin)],
-        items,
-    ).subscription
+def test_with_two_cards_the_agent_chooses_one(conax, subscribe):
+    sub = subscribe("AGRICULTURE", ("BUNDLE_B", "TWIN1"))
     deliver(conax)
-    cards = [items[0].ca_id, items[2].ca_id]
+    cards = [card.ca_id for card in sub.installed_items.filter(kind="smartcard").order_by("pk")]
     assert refused(conax, sub, "conax_ws_information", type="active_subscriptions") == {
         "smartcard": [f"Choose the smartcard: {cards[0]}, {cards[1]}."]
     }
@@ -252,7 +246,7 @@ def test_message_validation_at_the_limits(conax, sub, data, errors):
         assert not Req.objects.filter(command__startswith="SEND_").exists()
 
 
-def test_messages_reach_the_cards_inbox_and_screen(conax, sub, simulator):
+def test_messages_reach_the_cards_inbox_and_screen(conax, sub, conax_ws_simulator):
     card = card_of(sub)
     mail = run(conax, sub, "conax_ws_message", message_type="mail", text="Your bill is ready.")
     assert mail.message == f"A mail message for card {card} is on its way to Conax WS."
@@ -282,7 +276,7 @@ def test_messages_reach_the_cards_inbox_and_screen(conax, sub, simulator):
     assert set(Req.objects.filter(trigger="utility").values_list("state", flat=True)) == {
         "completed"
     }
-    held = simulator.state.cards[card]
+    held = conax_ws_simulator.state.cards[card]
     assert [m["text"] for m in held["mailbox"]] == ["Your bill is ready."]
     (bark,) = held["screen"]
     assert (
@@ -337,23 +331,23 @@ def test_pin_validation(conax, sub, data, errors):
     assert refused(conax, sub, "conax_ws_reset_pin", **data) == errors
 
 
-def test_pin_reset_to_a_new_value_and_back_to_the_default(conax, sub, simulator):
+def test_pin_reset_to_a_new_value_and_back_to_the_default(conax, sub, conax_ws_simulator):
     card = card_of(sub)
     outcome = run(conax, sub, "conax_ws_reset_pin", reset_to="new", pin="0042")
     assert outcome.requests[0].command == "UPDATE_CA_PIN_TO_GIVEN_VALUE"
     deliver(conax)
-    assert simulator.state.cards[card]["pin"] == "0042"
+    assert conax_ws_simulator.state.cards[card]["pin"] == "0042"
     outcome = run(conax, sub, "conax_ws_reset_pin")
     assert outcome.message == f"The PIN of card {card} will be reset to 1234."
     assert outcome.requests[0].command == "UPDATE_CA_PIN_TO_DEFAULT_VALUE"
     deliver(conax)
-    assert simulator.state.cards[card]["pin"] == "1234"
+    assert conax_ws_simulator.state.cards[card]["pin"] == "1234"
 
 
 # --- Display fingerprint ------------------------------------------------------------------------
 
 
-def test_fingerprint_with_the_seed_defaults_and_a_position(conax, sub, simulator):
+def test_fingerprint_with_the_seed_defaults_and_a_position(conax, sub, conax_ws_simulator):
     assert refused(conax, sub, "conax_ws_display_fingerprint", position_x=100) == {
         "position_y": [
             "Give both X and Y of the position, or neither (the CA system's own position)."
@@ -379,7 +373,7 @@ def test_fingerprint_with_the_seed_defaults_and_a_position(conax, sub, simulator
         duration_seconds=5,
     )
     deliver(conax)
-    shown = simulator.state.cards[card_of(sub)]["fingerprints"]
+    shown = conax_ws_simulator.state.cards[card_of(sub)]["fingerprints"]
     assert [(f["x"], f["y"], f["height"], f["slot"], f["duration_seconds"]) for f in shown] == [
         (None, None, 12, "A", 10),
         (100, 50, 20, "B", 5),
@@ -390,17 +384,11 @@ def test_fingerprint_with_the_seed_defaults_and_a_position(conax, sub, simulator
 
 
 @pytest.fixture
-def two_points(conax, account):
+def two_points(conax, subscribe):
     """A subscriber with a card and a box on MAIN and on TWIN1, each pair already paired."""
-    main, twin = conax.distributors["MAIN"], conax.distributors["TWIN1"]
-    items = card_and_box(main) + card_and_box(twin)
-    sub = actions.become_subscriber(
-        account,
-        conax.types["RES"],
-        [(conax.products["AGRICULTURE"], main), (conax.products["AGRICULTURE"], twin)],
-        items,
-    ).subscription
+    sub = subscribe("AGRICULTURE", ("AGRICULTURE", "TWIN1"))
     deliver(conax)
+    items = sub.installed_items.order_by("pk")
     return sub, [i.ca_id for i in items]  # main card, main box, twin card, twin box
 
 
@@ -460,7 +448,7 @@ def test_pair_validation(conax, two_points):
 # --- Through the Web API ---------------------------------------------------------------------
 
 
-def test_utilities_through_the_web_api(agent, conax, sub, simulator):
+def test_utilities_through_the_web_api(agent, conax, sub, conax_ws_simulator):
     client = APIClient()
     client.force_authenticate(agent)
     listed = client.get("/api/v1/utilities/", {"subscription": sub.pk}).json()

@@ -24,11 +24,9 @@ from providers.conax_ws.client import MAX_ANSWER_BYTES
 from providers.generic import adapter as generic
 from providers.models import ProvisioningRequest
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import card_of, connection, deliver
+from .fixtures import card_of, conax_ws_connection, deliver
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_path")]
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 Req = ProvisioningRequest
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -107,12 +105,12 @@ class Gate:
 
 
 @pytest.fixture
-def cas_gate(conax, simulator, settings):
+def cas_gate(conax, conax_ws_simulator, settings):
     """The Conax WS provider sends its calls through a gate (the WSDL still comes from the
     simulator); a failed send is retried a minute later, not within the same pass."""
     settings.PROVISIONING_RETRY_SECONDS = 60
-    gate = Gate(simulator.url)
-    conax.provider.connection = connection(simulator, endpoint_url=gate.url)
+    gate = Gate(conax_ws_simulator.url)
+    conax.provider.connection = conax_ws_connection(conax_ws_simulator, endpoint_url=gate.url)
     conax.provider.save()
     yield gate
     gate.close()
@@ -155,9 +153,9 @@ def retry_from_the_back_office(client, operator, requests) -> None:
 
 
 def test_a_card_the_cas_fails_retries_alone_and_the_other_cards_go_on_in_the_same_pass(
-    conax, conax_subscribe, simulator, cas_gate
+    conax, subscribe, conax_ws_simulator, cas_gate
 ):
-    subs = [conax_subscribe("BUNDLE_A") for _ in range(4)]
+    subs = [subscribe("BUNDLE_A", catalog=conax) for _ in range(4)]
     stuck = subs[0]  # its pairing is the first request of the batch
     cas_gate.cards = {card_of(stuck)}
     cas_gate.answer = raw(b"Internal error", status="500 Internal Server Error", kind="text/plain")
@@ -166,7 +164,7 @@ def test_a_card_the_cas_fails_retries_alone_and_the_other_cards_go_on_in_the_sam
 
     for sub in subs[1:]:
         assert [s for _c, s, _a in states(sub)] == ["completed"] * 3
-        assert received_by_cas(simulator, sub) == uids(sub)
+        assert received_by_cas(conax_ws_simulator, sub) == uids(sub)
     # The failed one waits for its retry; its card's later requests wait behind it, unsent.
     assert states(stuck) == [
         ("CREATE_PAIRING", "pending", 1),
@@ -176,14 +174,14 @@ def test_a_card_the_cas_fails_retries_alone_and_the_other_cards_go_on_in_the_sam
     pairing = stuck.provisioning_requests.get(command="CREATE_PAIRING")
     assert pairing.last_error == "Attempt 1 failed: HTTP 500 from the CAS for CreatePairing"
     assert pairing.next_attempt_at > pairing.sent_at
-    assert received_by_cas(simulator, stuck) == []
+    assert received_by_cas(conax_ws_simulator, stuck) == []
     assert deliver(conax) == 0  # nothing of that card is due before its retry time
 
     cas_gate.cards = set()
     Req.objects.filter(pk=pairing.pk).update(next_attempt_at=None)  # its retry time has come
     assert deliver(conax) == 3
     assert [s for _c, s, _a in states(stuck)] == ["completed"] * 3
-    assert received_by_cas(simulator, stuck) == uids(stuck)  # in the card's order
+    assert received_by_cas(conax_ws_simulator, stuck) == uids(stuck)  # in the card's order
 
 
 def test_a_card_the_push_platform_fails_retries_alone(
@@ -238,10 +236,10 @@ def test_a_platform_failing_everything_costs_two_attempts_a_pass_not_one_per_req
 
 
 def test_failures_that_take_half_the_lease_give_the_rest_back_to_be_claimed_anew(
-    conax, conax_subscribe, cas_gate, settings
+    conax, subscribe, cas_gate, settings
 ):
     settings.PROVISIONING_LEASE_SECONDS = 1
-    subs = [conax_subscribe("AGRICULTURE") for _ in range(3)]
+    subs = [subscribe("AGRICULTURE", catalog=conax) for _ in range(3)]
     stuck = subs[0]
     cas_gate.cards, cas_gate.delay = {card_of(stuck)}, 0.6  # over half the lease
     cas_gate.answer = raw(b"Internal error", status="500 Internal Server Error", kind="text/plain")
@@ -316,10 +314,10 @@ UNREADABLE = {
 
 @pytest.mark.parametrize("kind", UNREADABLE)
 def test_an_answer_the_product_can_never_read_fails_the_request_at_once(
-    conax, conax_subscribe, simulator, cas_gate, client, operator, kind
+    conax, subscribe, conax_ws_simulator, cas_gate, client, operator, kind
 ):
     answer, reason = UNREADABLE[kind]
-    subs = [conax_subscribe("AGRICULTURE") for _ in range(3)]
+    subs = [subscribe("AGRICULTURE", catalog=conax) for _ in range(3)]
     broken = subs[0]
     cas_gate.cards, cas_gate.answer = {card_of(broken)}, answer
 
@@ -339,7 +337,7 @@ def test_an_answer_the_product_can_never_read_fails_the_request_at_once(
     retry_from_the_back_office(client, operator, broken.provisioning_requests.all())
     assert deliver(conax) == 2
     assert [s for _c, s, _a in states(broken)] == ["completed", "completed"]
-    assert received_by_cas(simulator, broken) == uids(broken)
+    assert received_by_cas(conax_ws_simulator, broken) == uids(broken)
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])

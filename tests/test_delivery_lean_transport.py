@@ -5,14 +5,17 @@ import pytest
 
 from providers.models import ProvisioningRequest
 
-from . import conax_ws_fixtures as cws
-from .conax_ws_fixtures import deliver, requests_of
+from .fixtures import deliver, requests_of
 
 pytestmark = pytest.mark.django_db
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 # Nothing listens on the discard port: a call sent through this proxy cannot get through.
 DEAD_PROXY = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
 
 
 @pytest.fixture
@@ -24,17 +27,17 @@ def proxied(monkeypatch):
     return monkeypatch
 
 
-def test_a_proxy_in_the_environment_carries_the_calls(conax, conax_subscribe, proxied):
-    sub = conax_subscribe("AGRICULTURE")
+def test_a_proxy_in_the_environment_carries_the_calls(conax, subscribe, proxied):
+    sub = subscribe("AGRICULTURE")
     assert deliver(conax) == 0
     pairing = ProvisioningRequest.objects.get(subscription=sub, command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("pending", 1)
     assert pairing.last_error.startswith("Attempt 1 failed: Could not load the WSDL http://")
 
 
-def test_no_proxy_in_the_environment_lets_the_calls_go_straight(conax, conax_subscribe, proxied):
+def test_no_proxy_in_the_environment_lets_the_calls_go_straight(conax, subscribe, proxied):
     proxied.setenv("NO_PROXY", "127.0.0.1")
-    sub = conax_subscribe("AGRICULTURE")
+    sub = subscribe("AGRICULTURE")
     assert deliver(conax) == 2
     assert requests_of(sub) == [
         ("CREATE_PAIRING", "", "completed"),

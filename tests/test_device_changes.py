@@ -18,23 +18,16 @@ import pytest
 from django.utils import timezone
 
 from catalogue.models import ProductCAId
-from providers import batch, delivery, provider_settings
+from providers import batch, delivery
 from providers.conax_sms.files import PIPELINE
-from providers.conax_sms.simulator import Simulator as SmsSimulator
 from providers.file_delivery import export, responses
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
-from subscriptions.demo import ensure_catalog
 from subscriptions.models import InstalledItem
 
-from . import conax_sms_fixtures as cs
-from . import conax_ws_fixtures
-
-conax = conax_ws_fixtures.conax
-simulator = conax_ws_fixtures.simulator
 _numbers = itertools.count(1)
 
 
@@ -115,34 +108,14 @@ class Platform:
             self.reference.reject_cards = set(cards)
 
 
-@pytest.fixture
-def sms_simulator(tmp_path):
-    """Conax SMS's servers and CAS (``conax_sms_fixtures``' own, under a name of its own: the
-    Conax WS simulator is ``simulator`` here). The CAS answers when ``deliver`` says."""
-    sim = SmsSimulator(tmp_path / "cas", password=cs.PASSWORD, poll_interval=None)
-    sim.start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def sms_catalog(db, sms_simulator, monkeypatch):
-    monkeypatch.setenv(cs.PASSWORD_ENV, cs.PASSWORD)
-    catalog = ensure_catalog("Conax SMS", "conax_sms")
-    catalog.provider.connection = cs.connection(sms_simulator)
-    provider_settings.full_clean(catalog.provider)
-    catalog.provider.save()
-    return catalog
-
-
 def _platform(request, name: str) -> Platform:
     request.getfixturevalue("settings").PROVISIONING_RETRY_SECONDS = 0
     if name == "conax_ws":
         catalog = request.getfixturevalue("conax")
-        return Platform(catalog, simulator=request.getfixturevalue("simulator"))
+        return Platform(catalog, simulator=request.getfixturevalue("conax_ws_simulator"))
     if name == "conax_sms":
         catalog = request.getfixturevalue("sms_catalog")
-        return Platform(catalog, sms=request.getfixturevalue("sms_simulator"))
+        return Platform(catalog, sms=request.getfixturevalue("conax_sms_simulator"))
     catalog = request.getfixturevalue("catalog")
     request.getfixturevalue("push_provider")
     return Platform(catalog, reference=request.getfixturevalue("platform"))
@@ -160,19 +133,13 @@ def any_target(request):
     return _platform(request, request.param)
 
 
-def start(target: Platform, account, devices: str, products: tuple[str, ...]):
+def start(target: Platform, subscribe, devices: str, products: tuple[str, ...]):
     """A subscription on MAIN with ``devices`` ("card", "card+box", "2 cards+box", …), its
     services delivered."""
-    dist = target.catalog.distributors["MAIN"]
     kinds = {"card": ["smartcard"], "card+box": ["smartcard", "stb"]}.get(devices)
     if kinds is None:
         kinds = ["smartcard", "smartcard"] + (["stb"] if devices.endswith("+box") else [])
-    sub = actions.become_subscriber(
-        account,
-        target.catalog.types["RES"],
-        [(target.catalog.products[code], dist) for code in products],
-        [_spec(kind, dist) for kind in kinds],
-    ).subscription
+    sub = subscribe(*products, devices=kinds, catalog=target.catalog)
     target.deliver()
     return sub
 
@@ -269,10 +236,10 @@ def assert_in_step(target: Platform, sub) -> None:
     "change, devices", CHANGES, ids=[f"{c.__name__}-{d.replace(' ', '')}" for c, d in CHANGES]
 )
 def test_a_device_change_leaves_the_platform_holding_what_the_subscription_wants(
-    any_target, account, change, devices, services
+    any_target, subscribe, change, devices, services
 ):
     target = any_target
-    sub = start(target, account, devices, services)
+    sub = start(target, subscribe, devices, services)
     assert_in_step(target, sub)
 
     change(sub)
@@ -282,18 +249,20 @@ def test_a_device_change_leaves_the_platform_holding_what_the_subscription_wants
     assert_in_step(target, sub)
 
 
-def test_a_swapped_in_card_is_paired_with_the_box_before_it_is_entitled(simulator, conax, account):
+def test_a_swapped_in_card_is_paired_with_the_box_before_it_is_entitled(
+    conax_ws_simulator, conax, subscribe
+):
     """Finding 1: on Conax WS the pairing named the box as its paired card, the CAS refused it
     and the new card's activations, and the customer was left with nothing."""
-    target = Platform(conax, simulator=simulator)
-    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    target = Platform(conax, simulator=conax_ws_simulator)
+    sub = start(target, subscribe, "card+box", ("BUNDLE_A",))
     card, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
 
     swap_card(sub)
     target.deliver()
 
     new = in_use(sub, "smartcard")[0]
-    arrived = [(r["operation"], r["cards"]) for r in simulator.state.received[-5:]]
+    arrived = [(r["operation"], r["cards"]) for r in conax_ws_simulator.state.received[-5:]]
     assert arrived[0] == ("CreatePairing", [new.ca_id])
     assert target.paired_with(new.ca_id) == {new.ca_id, box.ca_id}
     assert target.entitled(new.ca_id) == {"GFA1", "EFA2"}
@@ -302,12 +271,12 @@ def test_a_swapped_in_card_is_paired_with_the_box_before_it_is_entitled(simulato
 
 @pytest.mark.parametrize("how", ["reset single subscription", "reset run"])
 def test_a_rejected_pairing_after_a_box_was_taken_away_is_paired_anew_by_a_reset(
-    target, account, how
+    target, subscribe, how
 ):
     """The box taken away: the card is paired anew without it. The platform refuses that
     pairing, and keeps the box paired with the card; once it accepts again, a reset (single,
     or a run) pairs the card anew, and the box is out of its pairing."""
-    sub = start(target, account, "card+box", ("AGRICULTURE",))
+    sub = start(target, subscribe, "card+box", ("AGRICULTURE",))
     card, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
     target.reject(card.ca_id)
 

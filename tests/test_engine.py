@@ -210,19 +210,12 @@ def test_a_request_to_one_card_keeps_no_item_row_and_a_pairing_lists_its_members
 # --- Provisioning models --------------------------------------------------------------------
 
 
-def test_batch_providers_wait_for_the_processing_run(account):
+def test_batch_providers_wait_for_the_processing_run(subscribe):
     from providers import batch
     from subscriptions.demo import ensure_catalog
 
-    from .conftest import card_and_box
-
     sms = ensure_catalog("Conax SMS", "conax_sms")
-    sub = actions.become_subscriber(
-        account,
-        sms.types["RES"],
-        [(sms.products["BUNDLE_A"], sms.main)],
-        card_and_box(sms.main),
-    ).subscription
+    sub = subscribe("BUNDLE_A", catalog=sms)
     assert not sub.provisioning_requests.exists()  # batch: the action only changes state
 
     result = batch.reconcile(batch.Selection(sms.provider), trigger_name="process_requests")
@@ -235,19 +228,12 @@ def test_batch_providers_wait_for_the_processing_run(account):
     ]
 
 
-def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(account):
+def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(subscribe):
     from providers import delivery
     from subscriptions.demo import ensure_catalog
 
-    from .conftest import card_and_box
-
     irdeto = ensure_catalog("Irdeto", "irdeto")
-    sub = actions.become_subscriber(
-        account,
-        irdeto.types["RES"],
-        [(irdeto.products["AGRICULTURE"], irdeto.main)],
-        card_and_box(irdeto.main),
-    ).subscription
+    sub = subscribe("AGRICULTURE", catalog=irdeto)
     assert [r.command for r in sub.provisioning_requests.order_by("pk")] == [
         "PAIR_SECURE_CLIENT",
         "ADD_ENTITLEMENT",

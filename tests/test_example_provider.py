@@ -20,11 +20,8 @@ from providers.extensions import Health
 from providers.models import ProvisioningRequest
 from runs import services, types
 from runs.models import ProcessRun, RunDefinition
-from subscriptions import actions
 from subscriptions.demo import ensure_catalog
-from subscriptions.models import CustomerAccount
 
-from .conftest import card_and_box
 from .example_provider.adapter import PATH
 
 Req = ProvisioningRequest
@@ -42,15 +39,8 @@ def example(installed, db):
 
 
 @pytest.fixture
-def subscriber(example):
-    account = CustomerAccount.objects.create(number="ACC-EX", name="Eleni Ioannou")
-    main = example.distributors["MAIN"]
-    return actions.become_subscriber(
-        account,
-        example.types["RES"],
-        [(example.products["AGRICULTURE"], main)],
-        card_and_box(main),
-    ).subscription
+def subscriber(example, subscribe):
+    return subscribe("AGRICULTURE", catalog=example)
 
 
 def login(user) -> Client:

@@ -11,30 +11,28 @@ from providers import registry
 from providers.extensions import Health
 from providers.models import ConnectorToken
 
-from . import conax_ws_fixtures as cws
-
-simulator = cws.simulator
-conax = cws.conax
-
 
 def check(provider):
     return registry.adapter_for(provider).check()
 
 
-def test_conax_ws_answers_a_query(conax, simulator):
+def test_conax_ws_answers_a_query(conax, conax_ws_simulator):
     health = check(conax.provider)
     assert health.ok, health.message
-    assert health.message == f"The CAS at {simulator.url.partition('//')[2]} answered a query."
-    with simulator.state.lock:
-        assert simulator.state.cards == {}  # asked, nothing changed
+    assert (
+        health.message
+        == f"The CAS at {conax_ws_simulator.url.partition('//')[2]} answered a query."
+    )
+    with conax_ws_simulator.state.lock:
+        assert conax_ws_simulator.state.cards == {}  # asked, nothing changed
 
 
-def test_conax_ws_down_or_refusing_our_password(conax, simulator, monkeypatch):
-    requests.post(f"{simulator.url}/control/down", timeout=5)
+def test_conax_ws_down_or_refusing_our_password(conax, conax_ws_simulator, monkeypatch):
+    requests.post(f"{conax_ws_simulator.url}/control/down", timeout=5)
     health = check(conax.provider)
     assert not health.ok
     assert health.message.startswith("Conax WS cannot be reached: HTTP 503")
-    requests.post(f"{simulator.url}/control/up", timeout=5)
+    requests.post(f"{conax_ws_simulator.url}/control/up", timeout=5)
     monkeypatch.setenv("CRM_SECRET_WRONG", "not-the-password")
     provider = conax.provider
     provider.connection = {**provider.connection, "password_env": "CRM_SECRET_WRONG"}

@@ -18,11 +18,10 @@ from catalogue.models import Provider
 from providers import delivery
 from providers.models import ProvisioningRequest
 
-from . import conax_ws_fixtures as cws
 from . import workers
+from .fixtures import CONAX_WS_PASSWORD_ENV
 
 Req = ProvisioningRequest
-simulator, conax, cws_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 WORKER_SECRET_KEY = "the-workers-own-secret-key-never-to-leave"
 REFUSAL = (
     "SECRET_KEY is not a secret variable this deployment allows: name one that starts with "
@@ -156,7 +155,7 @@ def test_a_push_provider_refuses_to_read_a_variable_written_into_its_row(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_refuses_to_send_its_secret_key_to_an_endpoint_written_into_the_row(
-    conax, cws_subscribe, elsewhere, operator, tmp_path
+    conax, subscribe, elsewhere, operator, tmp_path
 ):
     connection = {
         "endpoint_url": elsewhere.url,
@@ -167,7 +166,7 @@ def test_a_worker_refuses_to_send_its_secret_key_to_an_endpoint_written_into_the
     Provider.objects.filter(pk=conax.provider.pk).update(connection=connection)
     worker = workers.start(tmp_path, SECRET_KEY=WORKER_SECRET_KEY)
     try:
-        sub = cws_subscribe("AGRICULTURE")  # commits: the worker is woken to send
+        sub = subscribe("AGRICULTURE", catalog=conax)  # commits: the worker is woken to send
 
         def settled() -> bool:
             return not Req.objects.filter(subscription=sub, state="pending").exists()
@@ -211,7 +210,7 @@ def test_an_endpoint_changed_in_the_back_office_is_in_the_providers_history(
     assert entry.user == operator
     message = entry.get_change_message()
     assert f"connection.wsdl_url: '{old}' → '{elsewhere.url}/ws?wsdl'" in message
-    assert f"connection.password_env: '{cws.PASSWORD_ENV}' → 'CRM_SECRET_X'" in message
+    assert f"connection.password_env: '{CONAX_WS_PASSWORD_ENV}' → 'CRM_SECRET_X'" in message
     page = history_page(client, provider)
     assert "operator" in page
     assert f"{elsewhere.url}/ws?wsdl" in page and "CRM_SECRET_X" in page

@@ -15,7 +15,7 @@ from catalogue.models import Provider
 from subscriptions import actions
 from subscriptions.admin_forms import in_use_distributors
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
-from tests.conftest import card_and_box
+from tests.fixtures import card_and_box
 
 pytestmark = pytest.mark.django_db
 

@@ -22,22 +22,20 @@ from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionEvent, SubscriptionService
 from utilities import services
 
-from . import conax_ws_fixtures as cws
 from . import workers
-from .conax_ws_fixtures import card_of, deliver
+from .fixtures import card_of, deliver
 from .test_device_changes import Platform, _spec, assert_in_step, in_use, start
 
 pytestmark = pytest.mark.django_db
-simulator, conax, conax_subscribe = cws.simulator, cws.conax, cws.conax_subscribe
 
 Req = ProvisioningRequest
 QUERIES = ("GET_PAIRING_STATUS_FOR_CARD", "GET_ACTIVE_SUBSCRIPTIONS")
 
 
 @pytest.fixture
-def sub(conax, conax_subscribe):
+def sub(conax, subscribe):
     """A Bundle A subscriber (GFA1 + EFA2) whose card and box the CAS has paired and entitled."""
-    made = conax_subscribe("BUNDLE_A")
+    made = subscribe("BUNDLE_A", catalog=conax)
     deliver(conax)
     return made
 
@@ -74,9 +72,9 @@ def flags(sub) -> tuple[list[bool], list[bool]]:
     )
 
 
-def test_entitlements_the_cas_lost_are_sent_again(conax, sub, simulator):
+def test_entitlements_the_cas_lost_are_sent_again(conax, sub, conax_ws_simulator):
     card = card_of(sub)
-    lose_entitlements(simulator, card)
+    lose_entitlements(conax_ws_simulator, card)
     assert flags(sub) == ([True], [True, True])  # our flags still say in step
 
     outcome = reset(conax, sub)
@@ -102,7 +100,7 @@ def test_entitlements_the_cas_lost_are_sent_again(conax, sub, simulator):
     ]
 
     deliver(conax)
-    assert held(simulator, card) == ["EFA2", "GFA1"]
+    assert held(conax_ws_simulator, card) == ["EFA2", "GFA1"]
     assert flags(sub) == ([True], [True, True])
     again = reset(conax, sub)
     assert (again.requests, again.message) == (
@@ -111,13 +109,13 @@ def test_entitlements_the_cas_lost_are_sent_again(conax, sub, simulator):
     )
 
 
-def test_a_card_the_cas_forgot_is_paired_and_entitled_again(conax, sub, simulator):
+def test_a_card_the_cas_forgot_is_paired_and_entitled_again(conax, sub, conax_ws_simulator):
     # After a failed swap the CAS held nothing for the customer, while our flags said in step.
     card = sub.installed_items.get(kind="smartcard")
     box = sub.installed_items.get(kind="stb")
-    with simulator.state.lock:
-        del simulator.state.cards[card.ca_id]
-        simulator.state.pairings.clear()
+    with conax_ws_simulator.state.lock:
+        del conax_ws_simulator.state.cards[card.ca_id]
+        conax_ws_simulator.state.pairings.clear()
 
     outcome = reset(conax, sub)
 
@@ -132,16 +130,18 @@ def test_a_card_the_cas_forgot_is_paired_and_entitled_again(conax, sub, simulato
         f"set-top box {box.ca_id}; Conax WS does not hold BUNDLE_A on MAIN."
     )
     deliver(conax)
-    assert held(simulator, card.ca_id) == ["EFA2", "GFA1"]
-    with simulator.state.lock:
-        assert simulator.state.pairing_for_card(card.ca_id)["modules"] == [box.ca_id]
+    assert held(conax_ws_simulator, card.ca_id) == ["EFA2", "GFA1"]
+    with conax_ws_simulator.state.lock:
+        assert conax_ws_simulator.state.pairing_for_card(card.ca_id)["modules"] == [box.ca_id]
     assert flags(sub) == ([True], [True, True])
 
 
-def test_what_the_cas_holds_and_the_subscription_does_not_want_is_cancelled(conax, sub, simulator):
+def test_what_the_cas_holds_and_the_subscription_does_not_want_is_cancelled(
+    conax, sub, conax_ws_simulator
+):
     card = card_of(sub)
     # Agriculture is in the catalogue but not on this subscription; ZZ9 is in no catalogue.
-    grant(simulator, card, "AF1", "ZZ9")
+    grant(conax_ws_simulator, card, "AF1", "ZZ9")
 
     outcome = reset(conax, sub)
 
@@ -150,16 +150,18 @@ def test_what_the_cas_holds_and_the_subscription_does_not_want_is_cancelled(cona
         f"2 request(s) will bring {sub.number} in step with Conax WS (as Conax WS itself says)."
     )
     deliver(conax)
-    assert held(simulator, card) == ["EFA2", "GFA1"]
+    assert held(conax_ws_simulator, card) == ["EFA2", "GFA1"]
     assert list(reset(conax, sub).requests) == []
 
 
-def test_a_service_switched_off_that_the_cas_still_holds_is_cancelled(conax, sub, simulator):
+def test_a_service_switched_off_that_the_cas_still_holds_is_cancelled(
+    conax, sub, conax_ws_simulator
+):
     service = sub.services.get()
     actions.stop_service(service)
     deliver(conax)
-    assert held(simulator, card_of(sub)) == []
-    grant(simulator, card_of(sub), "GFA1")  # a cancel the CAS lost
+    assert held(conax_ws_simulator, card_of(sub)) == []
+    grant(conax_ws_simulator, card_of(sub), "GFA1")  # a cancel the CAS lost
 
     outcome = reset(conax, sub)
 
@@ -167,17 +169,17 @@ def test_a_service_switched_off_that_the_cas_still_holds_is_cancelled(conax, sub
     assert outcome.requests[0].service_id == service.pk
     assert "Corrected to what Conax WS holds: Conax WS holds BUNDLE_A on MAIN." in outcome.message
     deliver(conax)
-    assert held(simulator, card_of(sub)) == []
+    assert held(conax_ws_simulator, card_of(sub)) == []
     assert flags(sub)[0] == [False]
 
 
-def test_a_card_taken_away_that_the_cas_still_entitles_is_cancelled(conax, sub, simulator):
+def test_a_card_taken_away_that_the_cas_still_entitles_is_cancelled(conax, sub, conax_ws_simulator):
     card = sub.installed_items.get(kind="smartcard")
     actions.remove_installed_item(card)
     deliver(conax)
-    assert held(simulator, card.ca_id) == []
+    assert held(conax_ws_simulator, card.ca_id) == []
     # The cancels were lost, while our flags still count the card registered.
-    grant(simulator, card.ca_id, "GFA1", "EFA2")
+    grant(conax_ws_simulator, card.ca_id, "GFA1", "EFA2")
     InstalledItem.objects.filter(pk=card.pk).update(initialized=True)
 
     outcome = reset(conax, sub)
@@ -187,12 +189,12 @@ def test_a_card_taken_away_that_the_cas_still_entitles_is_cancelled(conax, sub, 
         ("CANCEL_SUBSCRIPTIONS", "GFA1", card.pk),
     ]
     deliver(conax)
-    assert held(simulator, card.ca_id) == []
+    assert held(conax_ws_simulator, card.ca_id) == []
     assert list(reset(conax, sub).requests) == []
 
 
 def test_flags_that_say_less_than_the_cas_holds_are_corrected_and_nothing_is_sent(
-    conax, sub, simulator
+    conax, sub, conax_ws_simulator
 ):
     SubscriptionService.objects.filter(subscription=sub).update(authorized=False)
     InstalledItem.objects.filter(subscription=sub).update(initialized=False)
@@ -208,18 +210,18 @@ def test_flags_that_say_less_than_the_cas_holds_are_corrected_and_nothing_is_sen
     assert not Req.objects.filter(subscription=sub, state="pending").exists()
 
 
-def test_pending_requests_count_as_on_their_way(conax, sub, simulator):
+def test_pending_requests_count_as_on_their_way(conax, sub, conax_ws_simulator):
     card = card_of(sub)
-    lose_entitlements(simulator, card)
+    lose_entitlements(conax_ws_simulator, card)
     first = reset(conax, sub)
     assert len(first.requests) == 2
     # Not delivered yet: asking again finds the CAS still without them, and sends nothing twice.
     assert list(reset(conax, sub).requests) == []
 
 
-def test_a_cas_that_does_not_answer_changes_nothing(conax, sub, simulator):
-    lose_entitlements(simulator, card_of(sub))
-    simulator.state.controls.down = True
+def test_a_cas_that_does_not_answer_changes_nothing(conax, sub, conax_ws_simulator):
+    lose_entitlements(conax_ws_simulator, card_of(sub))
+    conax_ws_simulator.state.controls.down = True
 
     with pytest.raises(UtilityError) as err:
         reset(conax, sub)
@@ -234,16 +236,16 @@ def test_a_cas_that_does_not_answer_changes_nothing(conax, sub, simulator):
     assert (failed.state, failed.attempts) == ("failed", 1)
 
 
-def test_the_reset_subscription_command_asks_the_cas_too(conax, sub, simulator, capsys):
-    lose_entitlements(simulator, card_of(sub))
-    simulator.state.controls.down = True
+def test_the_reset_subscription_command_asks_the_cas_too(conax, sub, conax_ws_simulator, capsys):
+    lose_entitlements(conax_ws_simulator, card_of(sub))
+    conax_ws_simulator.state.controls.down = True
     with pytest.raises(CommandError) as err:
         call_command("reset_subscription", sub.number)
     assert str(err.value) == (
         "Conax WS did not answer: HTTP 503 from the CAS for GetPairingStatusForCard. Nothing "
         "was changed."
     )
-    simulator.state.controls.down = False
+    conax_ws_simulator.state.controls.down = False
     call_command("reset_subscription", sub.number)
     assert capsys.readouterr().out.strip().endswith(f"Created 2 requests for {sub.number}.")
 
@@ -268,30 +270,30 @@ def execute(d: RunDefinition) -> ProcessRun:
 
 
 @pytest.fixture
-def three(conax, conax_subscribe, simulator):
+def three(conax, subscribe, conax_ws_simulator):
     """Three subscribers in step; then the CAS loses the first's entitlements and grants the
     second one it does not want; the third stays in step."""
     subs = [
-        conax_subscribe("BUNDLE_A"),
-        conax_subscribe("AGRICULTURE"),
-        conax_subscribe("BUNDLE_B"),
+        subscribe("BUNDLE_A", catalog=conax),
+        subscribe("AGRICULTURE", catalog=conax),
+        subscribe("BUNDLE_B", catalog=conax),
     ]
     deliver(conax)
-    lose_entitlements(simulator, card_of(subs[0]))
-    grant(simulator, card_of(subs[1]), "RFB1")
+    lose_entitlements(conax_ws_simulator, card_of(subs[0]))
+    grant(conax_ws_simulator, card_of(subs[1]), "RFB1")
     return subs
 
 
-def test_a_reset_run_without_the_option_judges_by_our_flags(conax, three, simulator):
+def test_a_reset_run_without_the_option_judges_by_our_flags(conax, three, conax_ws_simulator):
     run = execute(definition(conax))
 
     assert (run.status, run.examined, run.created) == ("completed", 3, 0)
     assert not Req.objects.filter(command__in=QUERIES).exists()
-    assert held(simulator, card_of(three[0])) == []
+    assert held(conax_ws_simulator, card_of(three[0])) == []
 
 
 def test_a_reset_run_that_compares_with_the_platform_repairs_every_subscription(
-    conax, three, simulator
+    conax, three, conax_ws_simulator
 ):
     run = execute(definition(conax, compare_with_platform=True))
 
@@ -309,7 +311,7 @@ def test_a_reset_run_that_compares_with_the_platform_repairs_every_subscription(
     # Two queries per card, on record with the run.
     assert Req.objects.filter(process_run_id=run.pk, command__in=QUERIES).count() == 6
     deliver(conax)
-    assert [held(simulator, card_of(s)) for s in three] == [
+    assert [held(conax_ws_simulator, card_of(s)) for s in three] == [
         ["EFA2", "GFA1"],
         ["AF1"],
         ["BFB2", "RFB1"],
@@ -318,8 +320,8 @@ def test_a_reset_run_that_compares_with_the_platform_repairs_every_subscription(
     assert (again.status, again.created) == ("completed", 0)
 
 
-def test_a_run_notes_a_subscription_the_cas_would_not_tell_about(conax, three, simulator):
-    simulator.state.controls.reject_cards = frozenset({card_of(three[1])})
+def test_a_run_notes_a_subscription_the_cas_would_not_tell_about(conax, three, conax_ws_simulator):
+    conax_ws_simulator.state.controls.reject_cards = frozenset({card_of(three[1])})
 
     run = execute(definition(conax, compare_with_platform=True))
 
@@ -395,7 +397,7 @@ def test_the_definition_form_offers_the_option_and_refuses_it_where_it_cannot_wo
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_the_comparison_and_the_cas_holds_what_it_lost(
-    conax, three, simulator, tmp_path
+    conax, three, conax_ws_simulator, tmp_path
 ):
     d = definition(conax, compare_with_platform=True)
     runs.validate(d, schedule=False)
@@ -424,7 +426,7 @@ def test_a_worker_runs_the_comparison_and_the_cas_holds_what_it_lost(
         workers.stop(worker)
     run = d.process_runs.get()
     assert (run.examined, run.created, run.errors) == (3, 3, 0)
-    assert [held(simulator, card_of(s)) for s in three] == [
+    assert [held(conax_ws_simulator, card_of(s)) for s in three] == [
         ["EFA2", "GFA1"],
         ["AF1"],
         ["BFB2", "RFB1"],
@@ -442,17 +444,17 @@ def control(simulator, what: str, **query) -> None:
 
 
 def test_a_refused_swap_is_rolled_back_and_a_reset_then_brings_the_cas_in_step(
-    conax, simulator, account
+    conax, conax_ws_simulator, subscribe
 ):
     """A card and a box paired, two services; the new card of a swap refused by the CAS. The
     rollback leaves flags that say what the CAS holds; once the CAS accepts again, a reset
     judged against it sends what is wanted, and the services started again end on the new
     card, paired with the box."""
-    target = Platform(conax, simulator=simulator)
-    sub = start(target, account, "card+box", ("BUNDLE_A", "AGRICULTURE"))
+    target = Platform(conax, simulator=conax_ws_simulator)
+    sub = start(target, subscribe, "card+box", ("BUNDLE_A", "AGRICULTURE"))
     old, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
     spec = _spec("smartcard", old.distributor)
-    control(simulator, "reject", cards=spec.ca_id)
+    control(conax_ws_simulator, "reject", cards=spec.ca_id)
 
     actions.swap_installed_item(old, spec.serial_number, spec.ca_id)
     target.deliver()
@@ -465,7 +467,7 @@ def test_a_refused_swap_is_rolled_back_and_a_reset_then_brings_the_cas_in_step(
     assert not new.initialized
     assert sub.events.filter(action="provisioning_rollback").exists()
 
-    control(simulator, "reject", cards="")
+    control(conax_ws_simulator, "reject", cards="")
     outcome = reset(conax, sub)
     # Nothing is wanted any more (the rollback switched the services off), and the CAS holds
     # nothing on the cards in use: that is in step, and the CAS itself says so.
@@ -489,26 +491,28 @@ def test_a_refused_swap_is_rolled_back_and_a_reset_then_brings_the_cas_in_step(
     )
 
 
-def test_a_reset_sends_what_a_service_still_wants_after_a_refused_swap(conax, simulator, account):
+def test_a_reset_sends_what_a_service_still_wants_after_a_refused_swap(
+    conax, conax_ws_simulator, subscribe
+):
     """The swap refused; the service started again while the CAS is down (its requests end
     Failed); then the CAS is back and accepts the card: a reset judged against the CAS pairs
     the new card and entitles it, and never says "in step" while the CAS holds nothing for a
     service on."""
-    target = Platform(conax, simulator=simulator)
-    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    target = Platform(conax, simulator=conax_ws_simulator)
+    sub = start(target, subscribe, "card+box", ("BUNDLE_A",))
     old, box = in_use(sub, "smartcard")[0], in_use(sub, "stb")[0]
     spec = _spec("smartcard", old.distributor)
-    control(simulator, "reject", cards=spec.ca_id)
+    control(conax_ws_simulator, "reject", cards=spec.ca_id)
     actions.swap_installed_item(old, spec.serial_number, spec.ca_id)
     target.deliver()
     new = in_use(sub, "smartcard")[0]
-    control(simulator, "down")
+    control(conax_ws_simulator, "down")
     actions.start_service(sub.services.get())
     for _ in range(10):
         deliver(conax)
     assert ProvisioningRequest.objects.filter(subscription=sub, state="failed").count() == 3
-    control(simulator, "up")
-    control(simulator, "reject", cards="")
+    control(conax_ws_simulator, "up")
+    control(conax_ws_simulator, "reject", cards="")
 
     outcome = reset(conax, sub)
 

@@ -9,13 +9,11 @@ from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.models import SubscriptionService
 
-from . import conax_ws_fixtures, test_device_changes
+from . import test_device_changes
 from .test_device_changes import _spec, in_use, start
 
 pytestmark = pytest.mark.usefixtures("fast_path")
 
-conax = conax_ws_fixtures.conax
-simulator = conax_ws_fixtures.simulator
 target = test_device_changes.target
 
 Svc = SubscriptionService.State
@@ -33,8 +31,10 @@ def rejected(sub) -> list[ProvisioningRequest]:
     return list(ProvisioningRequest.objects.filter(subscription=sub, state="rejected"))
 
 
-def test_a_rejected_activation_switches_the_service_off_and_leaves_it_unauthorized(target, account):
-    sub = start(target, account, "card", ("AGRICULTURE",))
+def test_a_rejected_activation_switches_the_service_off_and_leaves_it_unauthorized(
+    target, subscribe
+):
+    sub = start(target, subscribe, "card", ("AGRICULTURE",))
     card = in_use(sub, "smartcard")[0]
     target.reject(card.ca_id)
 
@@ -51,8 +51,8 @@ def test_a_rejected_activation_switches_the_service_off_and_leaves_it_unauthoriz
     assert sub.services.get(product__code="AGRICULTURE").authorized
 
 
-def test_a_rejected_cancellation_restores_the_service_and_leaves_it_authorized(target, account):
-    sub = start(target, account, "card+box", ("AGRICULTURE",))
+def test_a_rejected_cancellation_restores_the_service_and_leaves_it_authorized(target, subscribe):
+    sub = start(target, subscribe, "card+box", ("AGRICULTURE",))
     card = in_use(sub, "smartcard")[0]
     service = sub.services.get()
     target.reject(card.ca_id)
@@ -71,11 +71,11 @@ def test_a_rejected_cancellation_restores_the_service_and_leaves_it_authorized(t
 
 
 def test_a_rejected_cancellation_of_a_service_that_stays_off_is_sent_again_by_a_reset(
-    target, account
+    target, subscribe
 ):
     """Deactivating the subscription switches its services off; they cannot come back on
     alone, so the service stays off, authorized, and the next reset cancels it again."""
-    sub = start(target, account, "card", ("AGRICULTURE",))
+    sub = start(target, subscribe, "card", ("AGRICULTURE",))
     card = in_use(sub, "smartcard")[0]
     target.reject(card.ca_id)
 
@@ -98,11 +98,11 @@ def test_a_rejected_cancellation_of_a_service_that_stays_off_is_sent_again_by_a_
 
 
 def test_a_rejected_pairing_of_a_swapped_in_card_is_rolled_back_with_its_activations(
-    target, account
+    target, subscribe
 ):
     """The new card refused: its pairing and activations rejected, the old card's
     cancellations done. The services go off, nobody holds them, and every flag says so."""
-    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    sub = start(target, subscribe, "card+box", ("BUNDLE_A",))
     old = in_use(sub, "smartcard")[0]
     new = _spec("smartcard", old.distributor)
     target.reject(new.ca_id)
@@ -125,8 +125,8 @@ def test_a_rejected_pairing_of_a_swapped_in_card_is_rolled_back_with_its_activat
 
 
 @pytest.mark.parametrize("devices", ["card", "card+box"])
-def test_a_rejected_new_card_switches_the_service_off_on_every_card(target, account, devices):
-    sub = start(target, account, devices, ("AGRICULTURE",))
+def test_a_rejected_new_card_switches_the_service_off_on_every_card(target, subscribe, devices):
+    sub = start(target, subscribe, devices, ("AGRICULTURE",))
     first = in_use(sub, "smartcard")[0]
     spec = _spec("smartcard", first.distributor)
     target.reject(spec.ca_id)
@@ -142,12 +142,12 @@ def test_a_rejected_new_card_switches_the_service_off_on_every_card(target, acco
 
 @pytest.mark.parametrize("refused", ["GFA1", "EFA2"])
 def test_a_bundle_whose_cancellation_is_partly_rejected_ends_with_every_component_held(
-    target, account, refused
+    target, subscribe, refused
 ):
     """Bundle A (GFA1 + EFA2) stopped: the platform accepts one component's cancellation and
     rejects the other's. The service comes back on, and the platform ends holding both
     components again: nothing is left cancelled under a service our flags call authorized."""
-    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    sub = start(target, subscribe, "card+box", ("BUNDLE_A",))
     card = in_use(sub, "smartcard")[0]
     service = sub.services.get()
 
@@ -174,14 +174,14 @@ def test_a_bundle_whose_cancellation_is_partly_rejected_ends_with_every_componen
 @pytest.mark.parametrize("devices", ["card+box", "2 cards"])
 @pytest.mark.parametrize("refused", ["GFA1", "EFA2"])
 def test_a_bundle_partly_cancelled_while_its_subscription_is_off_is_held_whole_again(
-    target, account, refused, devices
+    target, subscribe, refused, devices
 ):
     """Deactivating the subscription: one component's cancellation accepted, the other's
     rejected (on the first card; a second card's are all accepted). The service cannot come
     back on, so the rollback gives the platform back what it did cancel: it holds the whole
     service as before on every card, ``authorized`` says so, a reset cancels it whole, and
     activating the subscription again needs nothing more."""
-    sub = start(target, account, devices, ("BUNDLE_A",))
+    sub = start(target, subscribe, devices, ("BUNDLE_A",))
     card = in_use(sub, "smartcard")[0]
     service = sub.services.get()
 
@@ -214,12 +214,12 @@ def test_a_bundle_partly_cancelled_while_its_subscription_is_off_is_held_whole_a
 
 @pytest.mark.parametrize("refused", ["GFA1", "EFA2"])
 def test_a_card_swapped_away_that_keeps_a_component_is_cancelled_again_by_a_reset(
-    target, account, refused
+    target, subscribe, refused
 ):
     """The old card of a swap: one component's cancellation accepted, the other's rejected.
     The card still holds that one, so it stays registered whichever answer came first, and a
     reset cancels it again."""
-    sub = start(target, account, "card+box", ("BUNDLE_A",))
+    sub = start(target, subscribe, "card+box", ("BUNDLE_A",))
     old = in_use(sub, "smartcard")[0]
     new = _spec("smartcard", old.distributor)
 
