@@ -77,7 +77,7 @@ def subscribe(request, account):
     ``subscribe("BUNDLE_A", ("AGRICULTURE", "TWIN1"))``: each service a product code on
     ``distributor`` or a (product code, distributor code) pair; a card and a box at each viewing
     point the services name, unless ``devices`` lists the kinds wanted on ``distributor``
-    (``["stb"]``, ``["smartcard", "smartcard", "stb"]``) or ``with_items`` is False.
+    (``["stb"]``, ``["smartcard", "smartcard", "stb"]``; ``[]`` for none).
     """
 
     def make(
@@ -85,16 +85,13 @@ def subscribe(request, account):
         distributor="MAIN",
         number=None,
         devices=None,
-        with_items=True,
         catalog=None,
     ):
         catalog = catalog or request.getfixturevalue("catalog")
         prefix = _CA_PREFIX.get(catalog.provider.type, "CA")
         pairs = [(s, distributor) if isinstance(s, str) else s for s in services]
         points = [catalog.distributors[code] for code in dict.fromkeys(d for _p, d in pairs)]
-        if not with_items:
-            items = []
-        elif devices is not None:
+        if devices is not None:
             items = [device(k, catalog.distributors[distributor], prefix=prefix) for k in devices]
         else:
             items = [i for point in points for i in card_and_box(point, prefix=prefix)]

@@ -205,7 +205,7 @@ def test_the_answer_is_the_subscription_and_the_requests_as_their_resources_show
 
 
 def test_an_action_without_requests_answers_with_none(client, subscribe, catalog):
-    sub = subscribe("AGRICULTURE", with_items=False)
+    sub = subscribe("AGRICULTURE", devices=[])
     catalog.provider.enabled = False
     catalog.provider.save()
     answer = post(client, f"subscriptions/{sub.pk}/deactivate/")

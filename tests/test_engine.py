@@ -249,7 +249,7 @@ def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(s
 @pytest.mark.parametrize("count", [1, bulk.FEW, bulk.FEW + 1, 50])
 def test_rows_written_in_bulk_come_back_in_order_with_their_values(subscribe, count):
     """A few rows go in one INSERT, more by COPY (PostgreSQL): the same rows either way."""
-    sub = subscribe("AGRICULTURE", with_items=False)
+    sub = subscribe("AGRICULTURE", devices=[])
     rows = [{"action": f"bulk-{n}", "changes": {"n": n, "text": "é\t'\""}} for n in range(count)]
     ids = bulk.insert(SubscriptionEvent, rows, shared={"subscription_id": sub.pk})
     assert ids == sorted(ids) and len(set(ids)) == count
