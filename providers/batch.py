@@ -8,7 +8,6 @@ step. Chunks are independent: the workers of several machines can share one run.
 """
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from catalogue.models import Provider
 from core import rawsql
+from core.clock import SYSTEM, Clock
 from core.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
@@ -210,6 +210,7 @@ def reconcile(
     today: date | None = None,
     id_range: tuple[int, int] | None = None,
     compare: bool = False,
+    clock: Clock = SYSTEM,
 ) -> Result:
     """Create the requests that bring every selected subscription (with an id in ``id_range``
     if given) in step, chunk by chunk.
@@ -219,7 +220,8 @@ def reconcile(
     the chunk goes ahead). ``today`` (default: the local date) is the day date-driven commands
     such as renewals are planned for. ``compare``: each subscription is judged by what the
     platform holds, asked now (as Reset single subscription does), at the cost of asking it
-    about every device of every subscription selected.
+    about every device of every subscription selected. ``clock`` times the chunks, and the
+    waits between them (``give_way``).
     """
     if compare and not registry.adapter_for(selection.provider).tells_state:
         raise ValueError(
@@ -231,7 +233,7 @@ def reconcile(
         chunk_size = min(chunk_size, COMPARE_CHUNK_SIZE)
     result = Result()
     for span in selection.spans(chunk_size, id_range):
-        began = time.monotonic()
+        began = clock.monotonic()
         (compare_span if compare else reconcile_span)(
             selection,
             span,
@@ -242,7 +244,7 @@ def reconcile(
             today=today,
         )
         # Committed: while agents' actions flow, the next chunk waits its turn.
-        give_way.after_chunk(time.monotonic() - began)
+        give_way.after_chunk(clock.monotonic() - began, clock=clock)
     return result
 
 

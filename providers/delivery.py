@@ -18,7 +18,6 @@ dropped.
 """
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +27,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_
 from django.utils import timezone
 
 from catalogue.models import Provider
+from core.clock import SYSTEM, Clock
 
 from . import fast_path, provider_settings, registry, wakeups
 from .answers import Answer, record_answers
@@ -139,8 +139,11 @@ class Delivered:
     more: bool
 
 
-def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Delivered:
-    """Claim and send due requests, a batch at a time, until none is due (or the limit)."""
+def drain(
+    provider: Provider, *, batch: int = 50, max_batches: int = 100, clock: Clock = SYSTEM
+) -> Delivered:
+    """Claim and send due requests, a batch at a time, until none is due (or the limit).
+    ``clock`` times the failed sends of a batch against half the lease."""
     adapter = registry.adapter_for(provider)
     max_attempts = _max_attempts(provider)
     # Failed sends may take up to half the lease; the rest of the batch is then claimed anew,
@@ -151,7 +154,7 @@ def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Del
         claimed = claim(provider, batch)
         if not claimed:
             return Delivered(answered, more=False)
-        started = time.monotonic()
+        started = clock.monotonic()
         answers: list[Answer] = []
         retrying: list[Req] = []  # failed, still Pending: their cards' later requests wait
         failed_before = False  # the previous send failed, for a reason that may pass
@@ -174,7 +177,7 @@ def drain(provider: Provider, *, batch: int = 50, max_batches: int = 100) -> Del
                         # waits with this one, unsent, rather than each costing a timeout.
                         _release(rest, retry_at or timezone.now() + backoff(1))
                         return Delivered(answered + len(answers), more=False)
-                    if rest and time.monotonic() - started > failing_budget:
+                    if rest and clock.monotonic() - started > failing_budget:
                         _release(rest, None)
                         given_back = True
                         break

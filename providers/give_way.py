@@ -10,10 +10,10 @@ seconds, up to *t* * (100 - share) / share seconds. It goes on at once when the 
 so a run at night loses nothing; one during the day takes longer, and the agents do not wait.
 Without Redis nothing marks actions, and runs never wait."""
 
-import time
-
 from django.conf import settings
 from django.db import connection
+
+from core.clock import SYSTEM, Clock
 
 from . import wakeups
 
@@ -23,20 +23,20 @@ MAX_WAIT_SECONDS = 60.0
 LOOK_EVERY_SECONDS = 0.1
 
 
-def after_chunk(worked_seconds: float) -> float:
+def after_chunk(worked_seconds: float, *, clock: Clock = SYSTEM) -> float:
     """Called by a batch loop after a chunk that took ``worked_seconds``; returns how long it
-    waited."""
+    waited (by ``clock``)."""
     share = settings.RUN_SHARE_UNDER_REALTIME
     # Inside a caller's transaction its locks would wait with it, and an action with them.
     if share >= 100 or connection.in_atomic_block or not wakeups.realtime_busy():
         return 0.0
     budget = min(worked_seconds * (100 - share) / share, MAX_WAIT_SECONDS)
-    began = time.monotonic()
+    began = clock.monotonic()
     while True:
-        left = budget - (time.monotonic() - began)
+        left = budget - (clock.monotonic() - began)
         if left <= 0:
             break
-        time.sleep(min(LOOK_EVERY_SECONDS, left))
+        clock.sleep(min(LOOK_EVERY_SECONDS, left))
         if not wakeups.realtime_busy():
             break
-    return time.monotonic() - began
+    return clock.monotonic() - began

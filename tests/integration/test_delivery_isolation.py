@@ -11,7 +11,6 @@ marked card, which get a raw answer of its choosing.
 import contextlib
 import http.client
 import threading
-import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from providers import delivery
 from providers.conax_ws.client import MAX_ANSWER_BYTES
 from providers.generic import adapter as generic
 from providers.models import ProvisioningRequest
+from tests.clock import FakeClock
 from tests.fixtures import card_of, conax_ws_connection, deliver
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_path")]
@@ -56,7 +56,7 @@ class Gate:
         self.upstream = urlsplit(upstream).netloc
         self.cards: set[str] = set()
         self.answer = b""
-        self.delay = 0.0  # seconds before a marked card's answer
+        self.before_answer = lambda: None  # called before a marked card's answer
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,7 +69,7 @@ class Gate:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if any(card.encode() in body for card in gate.cards):
                     self.close_connection = True
-                    time.sleep(gate.delay)
+                    gate.before_answer()
                     with contextlib.suppress(OSError):  # refused unread: the client hung up
                         self.wfile.write(gate.answer)
                     return
@@ -240,10 +240,13 @@ def test_failures_that_take_half_the_lease_give_the_rest_back_to_be_claimed_anew
     settings.PROVISIONING_LEASE_SECONDS = 1
     subs = [subscribe("AGRICULTURE", catalog=conax) for _ in range(3)]
     stuck = subs[0]
-    cas_gate.cards, cas_gate.delay = {card_of(stuck)}, 0.6  # over half the lease
+    clock = FakeClock()
+    cas_gate.cards = {card_of(stuck)}
+    cas_gate.before_answer = lambda: clock.advance(0.6)  # the failure takes over half the lease
     cas_gate.answer = raw(b"Internal error", status="500 Internal Server Error", kind="text/plain")
 
-    assert deliver(conax) == 4
+    conax.provider.refresh_from_db()
+    assert delivery.drain(conax.provider, clock=clock).answered == 4
 
     pairing = stuck.provisioning_requests.get(command="CREATE_PAIRING")
     assert (pairing.state, pairing.attempts) == ("pending", 1)

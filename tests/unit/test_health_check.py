@@ -1,8 +1,6 @@
 """PostgreSQL connections between requests (``CONN_HEALTH_CHECKS``): a persistent connection
 is checked before each request's first statement and replaced when its server end is gone."""
 
-import time
-
 import pytest
 from django.db import close_old_connections, connection, connections
 
@@ -24,11 +22,10 @@ def drop_from_the_server(pid: int) -> None:
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])  # waits for its exit
             assert cursor.fetchone()[0]
     finally:
         other.close()
-    time.sleep(0.2)  # the backend has exited
 
 
 def next_request() -> None:
