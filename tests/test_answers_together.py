@@ -1,5 +1,8 @@
 """Several answers recorded together, as a worker records a batch it delivered: all or nothing,
-each request once, the provider state as if they were applied one after the other."""
+each request once, the provider state as if they were applied one after the other.
+
+On PostgreSQL these run on both paths: the one statement of ``providers.fast_path.accept`` and
+the portable one."""
 
 from types import SimpleNamespace
 
@@ -18,6 +21,8 @@ from subscriptions import actions
 from subscriptions.models import SubscriptionService
 
 from .conftest import card_and_box
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 Req = ProvisioningRequest
 
