@@ -1,0 +1,110 @@
+"""In a real browser, an agent at a Conax WS subscriber: asks the CAS simulator what the card
+holds (Get Conax information, answered as a table), then sends a bark message, first too long
+(the form says so and nothing is sent), then one that fits, and watches it reach the CAS.
+
+Headless Chromium from Debian driven by Playwright against pytest-django's live server, as in
+``test_browser.py``; without either, skipped with the reason.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.db import connections
+from django.urls import reverse
+
+from providers.models import ProvisioningRequest
+from tests.fixtures import card_of, deliver
+
+CHROMIUM = "/usr/bin/chromium"
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
+)
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
+    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
+)
+
+
+@pytest.fixture
+def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, is Conax WS
+    return conax
+
+
+@pytest.fixture
+def page(live_server, monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+    # plain synchronous code all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser.new_page(viewport={"width": 1280, "height": 1000})
+        browser.close()
+        # The ORM's connection made inside Playwright's loop context would outlive the test.
+        connections.close_all()
+
+
+def test_an_agent_asks_the_cas_and_sends_a_bark_message(
+    page, live_server, agent, conax, subscribe, conax_ws_simulator, tmp_path
+):
+    expect = sync_api.expect
+    sub = subscribe("BUNDLE_A")
+    assert deliver(conax) == 3  # the CAS holds the card's pairing and Bundle A's services
+    card = sub.installed_items.get(kind="smartcard")
+
+    # The agent finds the subscriber by the card's serial number and opens the subscription.
+    page.goto(f"{live_server.url}{reverse('admin:login')}?next={reverse('admin:index')}")
+    page.fill("#id_username", agent.username)
+    page.fill("#id_password", "pw-" + agent.username)
+    page.click("input[type=submit]")
+    page.click("#utilities-entry a")
+    page.fill("input[name=q]", card.serial_number)
+    page.click("#utility-search input[type=submit]")
+    page.click(f"text={sub.number}")
+
+    # Get Conax information: the active subscriptions, as the CAS says, in a table.
+    page.click("a.utility-link:has-text('Get Conax information')")
+    page.select_option("#id_type", "active_subscriptions")
+    page.click("#utility-form input[type=submit]")
+    expect(page.locator("ul.messagelist li.success")).to_have_text(
+        f"Conax WS holds 2 active subscription(s) on card {card.ca_id}."
+    )
+    table = page.locator("table:has(caption:text-is('Answer'))")
+    expect(table.locator("thead th")).to_have_text(["Service CA ID", "Code", "Description"])
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.locator("tbody tr").nth(0).locator("td")).to_have_text(
+        ["EFA2", "ENTERTAIN", "Entertain"]
+    )
+    expect(table.locator("tbody tr").nth(1).locator("td")).to_have_text(
+        ["GFA1", "GEOLOGICAL", "Geological"]
+    )
+    page.screenshot(path=tmp_path / "conax-information.png", full_page=True)
+
+    # A bark message one character too long: the form names the limit; nothing is sent.
+    page.click(f"a:has-text('Other utilities for {sub.number}')")
+    page.click("a.utility-link:has-text('Send mail & bark message')")
+    page.select_option("#id_message_type", "bark")
+    page.fill("#id_text", "B" * 130)
+    page.click("#utility-form input[type=submit]")
+    expect(page.locator("#utility-form .errorlist")).to_have_text(
+        "A bark message holds at most 129 characters; this one has 130."
+    )
+    expect(page.locator("#id_text")).to_have_value("B" * 130)  # kept, to shorten
+    assert not ProvisioningRequest.objects.filter(command__startswith="SEND_").exists()
+    page.screenshot(path=tmp_path / "bark-too-long.png", full_page=True)
+
+    # Shortened, it goes: Pending, then Completed once the CAS has it on the card's screen.
+    page.fill("#id_text", "Free preview of Bundle B tonight")
+    page.click("#utility-form input[type=submit]")
+    row = page.locator("#utility-requests tr[data-request]")
+    expect(row.locator("td").nth(1)).to_have_text("SEND_BARK_MESSAGE_TO_CLIENT")
+    expect(row.locator(".state")).to_have_text("Pending")
+    assert deliver(conax) == 1
+    expect(row.locator(".state")).to_have_text("Completed")
+    (shown,) = conax_ws_simulator.state.cards[card_of(sub)]["screen"]
+    assert (shown["text"], shown["display_seconds"]) == ("Free preview of Bundle B tonight", 20)
