@@ -58,6 +58,18 @@ def generic_plans_in_transaction() -> None:
             cursor.execute(f"SET LOCAL {_GENERIC}")
 
 
+# ``SET LOCAL`` as an expression: the same setting, for the rest of the transaction.
+GENERIC_PLANS_COLUMN = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+
+
+def generic_plans_with_first_statement() -> bool:
+    """Like ``generic_plans_in_transaction``, for a caller whose first statement reads one row
+    anyway: True when that statement is to carry ``GENERIC_PLANS_COLUMN`` as its first column
+    (one round trip fewer); False where nothing is to be set. A statement that finds no row
+    sets nothing, and the caller then stops."""
+    return _preparing()
+
+
 @contextlib.contextmanager
 def generic_plans() -> Iterator[None]:
     """Real-time work over many transactions (a delivery loop): this connection's prepared

@@ -1,6 +1,8 @@
 """Pieces of hand-written SQL built from model metadata, and model rows read by it, converted
 as the ORM converts them (Django's converters for every column: a SQLite text UUID, a naive
-datetime, JSON text). For the few statements kept by hand (docs/adr/0006 and 0002, 0007)."""
+datetime, JSON text), and rows written as the ORM writes them (each field's ``pre_save`` and
+``get_db_prep_save``: ``auto_now``, JSON). For the few statements kept by hand (docs/adr/0006
+and 0002, 0007). Model signals are not sent (none are connected in this project)."""
 
 from functools import cache
 
@@ -67,4 +69,44 @@ def instance(model: type[Model], values) -> Model:
         connection.alias,
         [f.attname for f in fields],
         [convert(f, v) for f, v in zip(fields, values, strict=True)],
+    )
+
+
+def instances(models: list[type[Model]], row) -> list[Model]:
+    """One instance per model from a row of their ``columns`` one after the other."""
+    made, start = [], 0
+    for model in models:
+        width = len(model._meta.concrete_fields)
+        made.append(instance(model, row[start : start + width]))
+        start += width
+    return made
+
+
+def update(obj: Model, names: tuple[str, ...]) -> tuple[str, list]:
+    """The statement and parameters of ``obj.save(update_fields=names)``: those fields and its
+    ``auto_now`` ones (set on ``obj`` too, as a save sets them)."""
+    model = type(obj)
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if f.name in names or f.attname in names or getattr(f, "auto_now", False)
+    ]
+    values = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    return (
+        f"UPDATE {table(model)} SET {sets} WHERE {quote(model._meta.pk.column)} = %s",  # noqa: S608 (names and placeholders only)
+        [*values, obj.pk],
+    )
+
+
+def insert(obj: Model) -> tuple[str, list]:
+    """The statement and parameters of ``obj.save()`` of a new row whose key the caller does
+    not need back."""
+    model = type(obj)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    return (
+        f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (names and placeholders only)
+        f"VALUES ({marks(values)})",
+        values,
     )

@@ -356,8 +356,8 @@ if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", PROVIDER_SECRET_ENV_PREFIX):
         "PROVIDER_SECRET_ENV_PREFIX must be capital letters, digits and _, ending in _ (e.g. "
         f"CRM_SECRET_), got {PROVIDER_SECRET_ENV_PREFIX!r}"
     )
-# PostgreSQL: the real-time path's hand-written statements (providers.fast_path: the claim and
-# the action's answer); off, the portable implementations serve (to compare, or to rule them out).
+# PostgreSQL: the real-time path's hand-written statements (core.fast_path, docs/adr/0002); off,
+# the portable implementations serve (to compare, or to rule them out).
 PROVISIONING_FAST_PATH = env_bool("PROVISIONING_FAST_PATH", True)
 # One line per installed provider adapter (see providers/registry.py).
 PROVISIONING_ADAPTERS = [

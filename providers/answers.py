@@ -7,6 +7,7 @@ answer twice is applied once and then reported as already done; a different answ
 already answered is a conflict.
 """
 
+import json
 import uuid
 from collections import defaultdict, namedtuple
 from collections.abc import Sequence
@@ -21,9 +22,10 @@ from core import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import engine, reconciler, registry, wakeups
+from . import engine, fast_path, reconciler, registry, wakeups
+from .fast_path import accept
 from .models import ProvisioningRequest
-from .platform_record import AnsweredRequests
+from .platform_record import AnsweredRequests, still_holding
 
 State = ProvisioningRequest.State
 Op = ProvisioningRequest.Operation
@@ -112,6 +114,8 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
     uids = {a.request_id for a in answers if isinstance(a.request_id, uuid.UUID)}
     if uids and provider is None:
         raise ValueError("Answers by uid need the provider whose requests they are.")
+    if fast_path.enabled() and not uids and all(a.accepted for a in answers):
+        return _accept_at_once(answers)
     with transaction.atomic():
         locked = {}
         for row in _lock(ids, uids, provider):
@@ -148,6 +152,39 @@ def record_answers(answers: Sequence[Answer], *, provider: Provider | None = Non
             for pk in rejected:
                 _roll_back(requests[pk])
         return outcomes
+
+
+def _accept_at_once(answers: Sequence[Answer]) -> list[Outcome]:
+    """``record_answers`` for acceptances by id, by one statement (``fast_path.accept``),
+    which writes nothing unless every request exists and none is finished otherwise, so that
+    the same errors are raised before anything changed."""
+    first: dict[int, Answer] = {}
+    for answer in answers:
+        first.setdefault(answer.request_id, answer)
+    encoder = ProvisioningRequest._meta.get_field("response").encoder
+    rows = [
+        (
+            pk,
+            None if _plain(a) else a.error_code[:60],
+            None if a.response is None else json.dumps(a.response, cls=encoder),
+        )
+        for pk, a in first.items()
+    ]
+    found = _execute(accept.statement(len(rows)), accept.params(rows, timezone.now()))
+    before = {pk: (uid, state) for pk, uid, state in found}
+    unknown = [a.request_id for a in answers if a.request_id not in before]
+    if unknown:
+        raise UnknownRequests(unknown)
+    outcomes, seen = [], set()
+    for answer in answers:
+        pk = answer.request_id
+        uid, state = before[pk]
+        if state in FINISHED and state != State.COMPLETED:
+            raise AnswerConflict(uid, state, State.COMPLETED)
+        done = state == State.COMPLETED or pk in seen
+        seen.add(pk)
+        outcomes.append(Outcome(pk, uid, State.COMPLETED, ALREADY_DONE if done else APPLIED))
+    return outcomes
 
 
 # The statements of every answer are written by hand: a delivered request is answered alone or
@@ -261,7 +298,7 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         _execute(
             f"UPDATE {items} AS i SET initialized = %s "  # noqa: S608 (names from the models)
             f"WHERE id IN ({rawsql.marks(removed)}) AND removed_at IS NOT NULL "
-            f"AND NOT {_still_holding('i')}",
+            f"AND NOT {still_holding('i')}",
             [False, *removed],
         )
     cancelled = {row.service_id for row in deactivated if row.service_id}
@@ -283,20 +320,6 @@ def _apply_acceptances(rows: list[Locked], now) -> None:
         ).update(
             initialized=ExpressionWrapper(Q(removed_at__isnull=True), output_field=BooleanField())
         )
-
-
-def _still_holding(item: str) -> str:
-    """SQL: the card ``item`` (a table alias) had a cancellation rejected that no accepted
-    one of the same CA ID made good since: the platform still holds that CA ID there, so a
-    card taken away stays registered (a reset cancels it again)."""
-    requests = rawsql.table(ProvisioningRequest)
-    return (
-        f"EXISTS (SELECT 1 FROM {requests} x WHERE x.installed_item_id = {item}.id "  # noqa: S608 (names, constants)
-        f"AND x.operation = '{Op.DEACTIVATE}' AND x.state = '{State.REJECTED}' "
-        f"AND NOT EXISTS (SELECT 1 FROM {requests} y WHERE y.installed_item_id = {item}.id "
-        f"AND y.ca_id = x.ca_id AND y.operation = '{Op.DEACTIVATE}' AND y.id > x.id "
-        f"AND y.state = '{State.COMPLETED}'))"
-    )
 
 
 ROLLBACK = "provisioning_rollback"  # the action name of a rollback, and its requests' trigger

@@ -1,6 +1,8 @@
 """What a platform holds, as its answers to our requests tell it: the ``PlatformRecord`` that
-the rollbacks of ``subscriptions.actions`` ask (``answers`` passes it)."""
+the rollbacks of ``subscriptions.actions`` ask (``answers`` passes it), and the SQL of what a
+card taken away still holds (``still_holding``: the acceptances' on both paths)."""
 
+from core import rawsql
 from subscriptions.models import InstalledItem, SubscriptionService
 
 from .models import ProvisioningRequest as Req
@@ -39,3 +41,20 @@ class AnsweredRequests:
         ):
             last[(item_id, ca_id)] = operation
         return Req.Operation.ACTIVATE in last.values()
+
+
+def still_holding(item: str, accepted_now: str = "") -> str:
+    """SQL: the card ``item`` (a table alias) had a cancellation rejected that no accepted
+    one of the same CA ID made good since: the platform still holds that CA ID there, so a
+    card taken away stays registered (a reset cancels it again). ``accepted_now``: a
+    subquery of the ids a statement accepts (it sees their state before:
+    ``fast_path.accept``)."""
+    requests = rawsql.table(Req)
+    now = f" OR y.id IN ({accepted_now})" if accepted_now else ""
+    return (
+        f"EXISTS (SELECT 1 FROM {requests} x WHERE x.installed_item_id = {item}.id "  # noqa: S608 (names, constants)
+        f"AND x.operation = '{Req.Operation.DEACTIVATE}' AND x.state = '{Req.State.REJECTED}' "
+        f"AND NOT EXISTS (SELECT 1 FROM {requests} y WHERE y.installed_item_id = {item}.id "
+        f"AND y.ca_id = x.ca_id AND y.operation = '{Req.Operation.DEACTIVATE}' AND y.id > x.id "
+        f"AND (y.state = '{Req.State.COMPLETED}'{now})))"
+    )

@@ -11,6 +11,7 @@ Views, admin classes, API serializers and tasks call these functions and nothing
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,8 +20,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalogue.models import Distributor, Product, ProductCAId, SubscriptionType
-from core.db import realtime_transaction
+from core import fast_path
+from core.db import generic_plans_in_transaction, realtime_transaction
 
+from . import fast_path as switch_statements
 from .models import (
     CustomerAccount,
     InstalledItem,
@@ -177,13 +180,21 @@ def _ensure_open(subscription: Subscription, doing: str) -> None:
 
 def _finish(change: ActionChange) -> ActionChange:
     """Record the change's event and provision it."""
-    SubscriptionEvent.objects.create(
+    _event(change).save()
+    return _provision(change)
+
+
+def _event(change: ActionChange) -> SubscriptionEvent:
+    return SubscriptionEvent(
         subscription=change.subscription,
         action=change.action,
         performed_by=change.performed_by,
         reason=change.reason[:300],
         changes=change.summary(),
     )
+
+
+def _provision(change: ActionChange) -> ActionChange:
     action_performed.send(sender=Subscription, change=change)
     return change
 
@@ -660,9 +671,12 @@ def regret_swap(service, *, by: User | None = None, reason: str = "") -> ActionC
     return _finish(change)
 
 
-@realtime_transaction
 def start_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
-    sub, service = _lock_service(service)
+    return _switch_service(service, "start_service", _started, by=by, reason=reason)
+
+
+def _started(sub: Subscription, service: SubscriptionService) -> str:
+    """The state starting the service gives it; ``ActionError`` if it cannot start."""
     _ensure_open(sub, "start services")
     if service.state != SvcState.NOT_EFFECTIVE:
         raise ActionError(
@@ -677,15 +691,15 @@ def start_service(service, *, by: User | None = None, reason: str = "") -> Actio
             "activate it before starting services.",
             code="subscription_not_effective",
         )
-    change = ActionChange("start_service", sub, performed_by=by, reason=reason)
-    _set_state(service, target)
-    change.services_on.append(service)
-    return _finish(change)
+    return target
 
 
-@realtime_transaction
 def stop_service(service, *, by: User | None = None, reason: str = "") -> ActionChange:
-    sub, service = _lock_service(service)
+    return _switch_service(service, "stop_service", _stopped, by=by, reason=reason)
+
+
+def _stopped(sub: Subscription, service: SubscriptionService) -> str:
+    """The state stopping the service gives it; ``ActionError`` if it cannot stop."""
     _ensure_open(sub, "stop services")
     if not service.is_on:
         raise ActionError(
@@ -693,10 +707,48 @@ def stop_service(service, *, by: User | None = None, reason: str = "") -> Action
             "only an effective service can be stopped.",
             code="illegal_transition",
         )
-    change = ActionChange("stop_service", sub, performed_by=by, reason=reason)
-    _set_state(service, SvcState.NOT_EFFECTIVE)
-    change.services_off.append(service)
-    return _finish(change)
+    return SvcState.NOT_EFFECTIVE
+
+
+# Starting and stopping a service are the real-time path's commonest actions (the bench's). On
+# PostgreSQL's fast path (``core.fast_path``) the lock, which sets the transaction's generic
+# plans too, and the write of the new state with the event are one statement each
+# (``subscriptions.fast_path``; docs/adr/0002); elsewhere, and with the setting off, the ORM's.
+
+
+class _ByTheORM:
+    """The switch's lock and write on every database (``subscriptions.fast_path``'s twins)."""
+
+    @staticmethod
+    def lock_service(service) -> tuple[Subscription, SubscriptionService]:
+        generic_plans_in_transaction()
+        return _lock_service(service)
+
+    @staticmethod
+    def write(service: SubscriptionService, event: SubscriptionEvent) -> None:
+        service.save(update_fields=["state", "updated_at"])
+        event.save()
+
+
+def _switch_service(
+    service,
+    action: str,
+    new_state: Callable[[Subscription, SubscriptionService], str],
+    *,
+    by: User | None,
+    reason: str,
+) -> ActionChange:
+    """Lock the service, take the state ``new_state`` gives it (or its ``ActionError``), write
+    it with the action's event, provision the change: in one transaction."""
+    rows = switch_statements if fast_path.enabled() else _ByTheORM
+    with transaction.atomic():
+        sub, service = rows.lock_service(service)
+        state = new_state(sub, service)
+        change = ActionChange(action, sub, performed_by=by, reason=reason)
+        service.state = state
+        (change.services_on if service.is_on else change.services_off).append(service)
+        rows.write(service, _event(change))
+        return _provision(change)
 
 
 # --- Installed item actions ---------------------------------------------------------------------

@@ -173,7 +173,8 @@ def empty_broker(request):
 
 @pytest.fixture(params=["fast path", "portable"])
 def fast_path(request, settings):
-    """Claims by either implementation (``providers.fast_path``): the behaviour tests that use
+    """The real-time path's behaviours by either implementation (``core.fast_path``: service
+    starts and stops, claims, acceptances, an action's answer): the behaviour tests that use
     this run on both on PostgreSQL (elsewhere only the portable one exists)."""
     if request.param == "fast path" and db_connection.vendor != "postgresql":
         pytest.skip("the fast path is PostgreSQL's")

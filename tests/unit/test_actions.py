@@ -263,6 +263,7 @@ def test_terminate_returns_devices_and_cancels_pairings(subscribe, signals):
     assert not sub.pairings.filter(cancelled_at__isnull=True).exists()
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_a_terminated_subscription_refuses_every_change(catalog, subscribe):
     sub = subscribe("AGRICULTURE")
     service = sub.services.get()
@@ -370,6 +371,7 @@ def test_regret_swap_restores_the_original_service(catalog, subscribe, signals):
         actions.regret_swap(old)
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_stop_and_start_service(subscribe, signals):
     sub = subscribe("BUNDLE_A", "AGRICULTURE")
     service = sub.services.get(product__code="AGRICULTURE")
@@ -383,6 +385,7 @@ def test_stop_and_start_service(subscribe, signals):
     assert [c.action for c in signals] == ["stop_service", "start_service"]
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_a_service_action_is_audited_and_dated(subscribe, agent):
     sub = subscribe("BUNDLE_A", "AGRICULTURE")
     service = sub.services.get(product__code="AGRICULTURE")
@@ -405,6 +408,7 @@ def test_a_service_action_is_audited_and_dated(subscribe, agent):
     assert event.performed_at >= service.updated_at
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_start_service_needs_an_effective_subscription(subscribe):
     sub = subscribe("AGRICULTURE")
     service = sub.services.get()

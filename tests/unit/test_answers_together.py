@@ -1,5 +1,8 @@
 """Several answers recorded together, as a worker records a batch it delivered: all or nothing,
-each request once, the provider state as if they were applied one after the other."""
+each request once, the provider state as if they were applied one after the other.
+
+On PostgreSQL these run on both paths: the one statement of ``providers.fast_path.accept`` and
+the portable one."""
 
 from types import SimpleNamespace
 
@@ -16,6 +19,8 @@ from providers.answers import (
 from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.models import SubscriptionService
+
+pytestmark = pytest.mark.usefixtures("fast_path")
 
 Req = ProvisioningRequest
 

@@ -133,6 +133,7 @@ def test_bad_input_is_400_with_fields(as_agent, catalog, account):
     assert not Subscription.objects.exists()
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_service_actions(as_agent, subscribe, catalog):
     sub = subscribe("BUNDLE_A")
     service = sub.services.get()
@@ -318,6 +319,7 @@ def test_permissions_matrix(world, group, role, expected):
         assert set(response.json()["error"]) >= {"code", "message"}
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_a_service_that_is_not_there_is_404(as_agent):
     for pk in ("999999", "abc", str(10**20)):
         response = as_agent.post(f"{API}/services/{pk}/stop/")

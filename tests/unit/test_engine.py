@@ -11,6 +11,8 @@ from providers.models import ProvisioningRequest
 from subscriptions import actions
 from subscriptions.models import SubscriptionEvent, SubscriptionService
 
+pytestmark = pytest.mark.usefixtures("fast_path")
+
 Req = ProvisioningRequest
 Svc = SubscriptionService.State
 

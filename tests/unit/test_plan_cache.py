@@ -71,6 +71,7 @@ def plan_cache_mode() -> str:
 
 # Committed for real (the action's transaction is the outermost), as in the web server.
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_path")
 def test_an_action_runs_on_generic_plans_and_leaves_the_connection_as_it_was(subscribe):
     sub = subscribe("AGRICULTURE")
     service = sub.services.get()
@@ -91,6 +92,7 @@ def test_an_action_runs_on_generic_plans_and_leaves_the_connection_as_it_was(sub
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_path")
 def test_a_refused_action_leaves_the_connection_as_it_was(subscribe):
     sub = subscribe("AGRICULTURE")
     service = sub.services.get()
