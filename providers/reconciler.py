@@ -26,6 +26,9 @@ Within a subscription, commands come out in the order they must reach the provid
 then deactivations, then activations (so a CA ID cancelled on one service and added on another
 ends up active), then whatever the adapter adds beyond this model (``extra_commands``: e.g.
 renewals of entitlements that carry an end date) when whole subscriptions are reconciled.
+Two adapter hooks cost nothing to the providers that leave them be: ``provisions_usage_services``
+False leaves usage services out of *wanted* in the SQL, and ``rewrite_commands`` sees a whole
+subscriptions' chunk's commands before they are ordered (EXSET's CHANGE_DEVICE).
 """
 
 from collections import defaultdict

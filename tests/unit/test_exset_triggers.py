@@ -84,8 +84,8 @@ def made(sub) -> list[tuple]:
 
 
 # --- The table ----------------------------------------------------------------------------------
-# Each row: (what, the subscription's products, what happens to it once in step — None for a
-# new subscription —, and the commands expected, from the subscription's devices by name:
+# Each row: (what, the subscription's products (and ``subscribe``'s options), what happens to
+# it once in step — None for a new subscription —, and the commands expected, from the subscription's devices by name:
 # "card"/"box" the ones in use, "old card"/"old box" the ones taken away).
 
 
@@ -118,6 +118,10 @@ def _swap_card_and_box(catalog, sub):
 
 def _add_box(catalog, sub):
     actions.add_installed_item(sub, ItemSpec("stb", "STB-NEW-4", "CA-STB-NEW-4", catalog.main))
+
+
+def _add_card(catalog, sub):
+    actions.add_installed_item(sub, ItemSpec("smartcard", "SC-NEW-6", "CA-SC-NEW-6", catalog.main))
 
 
 def _remove_box(catalog, sub):
@@ -199,6 +203,18 @@ TABLE = [
         [("PAIR_UNPAIR_DEVICE_RECEIVER", "PAIR", "card", "box")],
     ),
     (
+        "a second card is paired with the box, then gets the services",
+        ["BUNDLE_A"],
+        _add_card,
+        [("PAIR_UNPAIR_DEVICE_RECEIVER", "PAIR", "card", "box"), _add("GFA1"), _add("EFA2")],
+    ),
+    (
+        "a card without a box is paired alone",
+        ["AGRICULTURE", {"devices": ["smartcard"]}],
+        None,
+        [("PAIR_UNPAIR_DEVICE_RECEIVER", "PAIR", "card", None), _add("AF1")],
+    ),
+    (
         "a box taken away is unpaired",
         ["AGRICULTURE"],
         _remove_box,
@@ -227,7 +243,8 @@ def named(sub, rows) -> list[tuple]:
     ("what", "products", "change", "expected"), TABLE, ids=[r[0] for r in TABLE]
 )
 def test_trigger_table(catalog, subscribe, what, products, change, expected):
-    sub = subscribe(*products)
+    options = products[-1] if isinstance(products[-1], dict) else {}
+    sub = subscribe(*(p for p in products if isinstance(p, str)), **options)
     if change is not None:
         settle(catalog, sub)
         change(catalog, sub)
@@ -349,7 +366,7 @@ def test_change_device_rejected_is_rolled_back_and_sent_again(catalog, swapped):
 def test_a_service_switched_off_while_the_change_is_pending_is_removed_from_the_new_card(
     catalog, swapped
 ):
-    sub, change, old, new = swapped
+    sub, _change, _old, new = swapped
     actions.stop_service(sub.services.get())
 
     assert run(catalog) == 2
