@@ -135,6 +135,11 @@ def _switch_off_and_swap_card(catalog, sub):
     actions.swap_installed_item(card(sub), "SC-NEW-5", "CA-SC-NEW-5")
 
 
+def _add_service_and_swap_card(catalog, sub):
+    actions.add_service(sub, catalog.products["AGRICULTURE"], catalog.main)
+    actions.swap_installed_item(card(sub), "SC-NEW-7", "CA-SC-NEW-7")
+
+
 def _add(ca_id, which="card"):
     return ("ADD_SUBSCRIPTION", ca_id, which)
 
@@ -174,6 +179,12 @@ TABLE = [
         ["BUNDLE_A", "AGRICULTURE"],
         _switch_off_and_swap_card,
         [("CHANGE_DEVICE", "old card", "card"), _remove("AF1")],
+    ),
+    (
+        "a card swapped while a service is added: the change, then the add",
+        ["BUNDLE_A"],
+        _add_service_and_swap_card,
+        [("CHANGE_DEVICE", "old card", "card"), _add("AF1")],
     ),
     (
         "the old card is in use on another subscription: pair, remove, add",
@@ -378,6 +389,33 @@ def test_a_service_switched_off_while_the_change_is_pending_is_removed_from_the_
     answer(pending(sub))
     assert not sub.services.get().authorized
     assert run(catalog) == 0
+
+
+def test_preview_lists_the_change_of_device(catalog, subscribe):
+    sub = subscribe("BUNDLE_A")
+    settle(catalog, sub)
+    old = card(sub)
+    actions.swap_installed_item(old, "SC-NEW-8", "CA-SC-NEW-8")
+
+    rows = list(batch.preview(batch.Selection(catalog.provider)))
+
+    assert [(row.subscription, row.requests) for row in rows] == [
+        (
+            sub.number,
+            [
+                {
+                    "command": "CHANGE_DEVICE",
+                    "parameters": {
+                        "subscription": sub.number,
+                        "distributor": "MAIN",
+                        "replaced_ca_id": old.ca_id,
+                        "new_ca_id": "CA-SC-NEW-8",
+                    },
+                }
+            ],
+        )
+    ]
+    assert not pending(sub)  # a preview writes nothing
 
 
 # --- Other answers ------------------------------------------------------------------------------
