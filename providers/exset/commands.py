@@ -91,8 +91,7 @@ class Device:
 
 def _devices(provider_id: int, subscription_ids: list[int]) -> list[Device]:
     """The devices in use, and the cards taken away, of these subscriptions at the provider's
-    viewing points: one statement per chunk that has pairings or
-    cancellations."""
+    viewing points: one statement per chunk that has pairings or cancellations."""
     item, request = rawsql.table(InstalledItem), rawsql.table(ProvisioningRequest)
     through = ProvisioningRequest.items.through
     members, by_request, by_item = (
@@ -114,7 +113,10 @@ def _devices(provider_id: int, subscription_ids: list[int]) -> list[Device]:
         f"it.removed_at IS NOT NULL AND EXISTS (SELECT 1 FROM {item} o WHERE o.kind = it.kind "
         "AND o.ca_id = it.ca_id AND o.removed_at IS NULL "
         "AND o.subscription_id <> it.subscription_id), "
-        f"it.removed_at IS NOT NULL AND {pending.format(which='pr.command = %s')} "
+        # Replaced: the card a Pending CHANGE_DEVICE moves away from (it is addressed to the
+        # new one, which may itself be taken away meanwhile).
+        "it.removed_at IS NOT NULL AND "
+        f"{pending.format(which='pr.command = %s AND pr.installed_item_id <> it.id')} "
         f"FROM {item} it WHERE it.distributor_id IN (SELECT id FROM "
         f"{rawsql.table(Distributor)} WHERE provider_id = %s) "
         f"AND {rawsql.among('it.subscription_id', subscription_ids, params)} "

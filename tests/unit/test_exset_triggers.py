@@ -391,6 +391,29 @@ def test_a_service_switched_off_while_the_change_is_pending_is_removed_from_the_
     assert run(catalog) == 0
 
 
+def test_the_new_card_swapped_again_while_the_change_is_pending(catalog, swapped):
+    """EXSET moves the services to the second card first: they are removed from it and added
+    to the third, which is paired."""
+    sub, _change, _old, second = swapped
+    actions.swap_installed_item(second, "SC-NEW-10", "CA-SC-NEW-10")
+    third = "CA-SC-NEW-10"
+
+    assert run(catalog) == 5
+    assert made(sub)[1:] == [
+        ("PAIR_UNPAIR_DEVICE_RECEIVER", "PAIR", third, box(sub).ca_id),
+        ("REMOVE_SUBSCRIPTION", "GFA1", second.ca_id),
+        ("REMOVE_SUBSCRIPTION", "EFA2", second.ca_id),
+        ("ADD_SUBSCRIPTION", "GFA1", third),
+        ("ADD_SUBSCRIPTION", "EFA2", third),
+    ]
+    assert run(catalog) == 0
+    answer(pending(sub))
+    assert list(
+        sub.installed_items.filter(initialized=True).order_by("pk").values_list("ca_id", flat=True)
+    ) == [box(sub).ca_id, third]
+    assert run(catalog) == 0
+
+
 def test_preview_lists_the_change_of_device(catalog, subscribe):
     sub = subscribe("BUNDLE_A")
     settle(catalog, sub)
