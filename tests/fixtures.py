@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth.models import Group, User
 from django.db import connection as db_connection
 
-from catalogue.models import Provider
+from catalogue.models import Product, ProductCAId, Provider
 from core import roles
 from providers import delivery, provider_settings
 from providers.conax_sms import file_format as ff
@@ -123,6 +123,26 @@ def requests_of(subscription) -> list[tuple[str, str, str]]:
         (r.command, r.ca_id, r.state)
         for r in ProvisioningRequest.objects.filter(subscription=subscription).order_by("pk")
     ]
+
+
+# --- EXSET SMS: its catalogue, with a usage service (never sent as ADD_SUBSCRIPTION) ---------
+
+
+@pytest.fixture
+def exset_catalog(db):
+    """The Company ZX catalogue at "EXSET SMS", plus Pay Per View (PPV, CA ID PPV1): a usage
+    service, sold on every viewing point."""
+    catalog = ensure_catalog("EXSET SMS", "exset")
+    usage, _ = Product.objects.get_or_create(
+        code="PPV", defaults={"name": "Pay Per View", "service_type": Product.ServiceType.USAGE}
+    )
+    ProductCAId.objects.get_or_create(
+        product=usage, provider=catalog.provider, defaults={"ca_id": "PPV1"}
+    )
+    for distributor in catalog.distributors.values():
+        distributor.allowed_products.add(usage)
+    catalog.products["PPV"] = usage
+    return catalog
 
 
 # --- Users, one per role (permission tests read as "an agent can…") ---------------------------

@@ -1,6 +1,7 @@
 from providers import registry
 from providers.models import ProvisioningRequest
 
+from . import commands as exset_commands
 from .forms import ExsetConnection, ExsetParameters
 
 Op = ProvisioningRequest.Operation
@@ -16,13 +17,19 @@ class ExsetAdapter(registry.Adapter):
     delivery = registry.FILE
     connection_form = ExsetConnection
     parameters_form = ExsetParameters
-    commands = {
-        Op.ACTIVATE: "ADD_SUBSCRIPTION",
-        Op.DEACTIVATE: "REMOVE_SUBSCRIPTION",
-        Op.CREATE_PAIRING: "PAIR_UNPAIR_DEVICE_RECEIVER",
-        Op.ADD_TO_PAIRING: "PAIR_UNPAIR_DEVICE_RECEIVER",
-    }
+    commands = exset_commands.COMMANDS
+    # SPEC: usage services are never sent as ADD_SUBSCRIPTION (nor renewed).
+    provisions_usage_services = False
 
     @classmethod
     def run_types(cls):
         return ("process_provisioning_requests", "archive_requests")
+
+    def extra_commands(self, subscriptions, today, ca_ids):
+        return exset_commands.renewal_commands(self.provider, subscriptions, today, ca_ids)
+
+    def rewrite_commands(self, planned):
+        return exset_commands.rewrite(self.provider, planned)
+
+    def parameters_for(self, command, context) -> dict:
+        return exset_commands.parameters(command, context)
