@@ -20,6 +20,8 @@ from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
 from subscriptions import actions
 from subscriptions.models import CommunicationQueueEntry, SubscriptionService
+from tests.unit.test_backoffice import login
+from tests.unit.test_runs_backoffice import form_data
 
 Req = ProvisioningRequest
 Entry = CommunicationQueueEntry
@@ -613,3 +615,53 @@ def test_the_fingerprinting_run_refuses_bad_settings(exset, catalog):
     assert invalid.value.message_dict == {
         "criteria": ["service_ca_id: No service has the CA ID ZZ9 at EXSET SMS."]
     }
+
+
+def test_an_operator_defines_the_runs_in_the_back_office(operator, catalog):
+    ExternalSystem.objects.create(code="CRM", name="Another system")
+    client = login(operator)
+    add = reverse("admin:runs_rundefinition_add")
+
+    def post(name: str, run_type: str, **fields):
+        prefixed = {
+            f"{'criteria' if key == 'service_ca_id' else 'input'}-{run_type}-{key}": value
+            for key, value in fields.items()
+        }
+        data = form_data(catalog, name=name, alternative_code=name, run_type=run_type)
+        return client.post(add, {**data, **prefixed})
+
+    infocas = {"external_system": "ZX-CAS", "duration_minutes": "30", "interval_minutes": "5"}
+    assert post("INFO", "exset_infocas_messages", **infocas).status_code == 302
+    assert RunDefinition.objects.get().input_settings == {
+        "external_system": "ZX-CAS",
+        "duration_minutes": 30,
+        "interval_minutes": 5,
+    }
+    for name, run_type, fields, field, message in [
+        (
+            "OTHER",
+            "exset_infocas_messages",
+            {**infocas, "external_system": "CRM"},
+            "input-exset_infocas_messages-external_system",
+            "EXSET SMS's external system is ZX-CAS; an Infocas Message run sends that "
+            "system's communications, not CRM's.",
+        ),
+        (
+            "ZERO",
+            "exset_infocas_messages",
+            {**infocas, "duration_minutes": "0"},
+            "input-exset_infocas_messages-duration_minutes",
+            "The broadcast duration is 1 to 10080 minutes (a week); 0 is out of range.",
+        ),
+        (
+            "FP",
+            "exset_fingerprinting",
+            {"service_ca_id": "AF1", "position_x": "150"},
+            "input-exset_fingerprinting-position_x",
+            "The horizontal position is 0 to 100 % of the width; 150 is out of range.",
+        ),
+    ]:
+        response = post(name, run_type, **fields)
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors == {field: [message]}
+    assert RunDefinition.objects.count() == 1

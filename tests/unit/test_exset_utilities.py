@@ -418,3 +418,21 @@ def test_an_agent_sends_an_infocas_message_from_the_back_office(agent, catalog, 
     assert f'data-request="{request.pk}"' in content
     states = client.get(reverse("admin:utilities-request-states"), {"ids": str(request.pk)})
     assert states.json() == {str(request.pk): {"state": "Pending", "error": ""}}
+
+
+def test_the_fingerprint_and_recall_screens_offer_the_subscriptions_cards(agent, catalog, sub):
+    client = Client()
+    client.force_login(agent)
+
+    def screen(code: str) -> str:
+        url = reverse("admin:utilities-run", args=[sub.pk, catalog.provider.pk, code])
+        response = client.get(url)
+        assert response.status_code == 200
+        return response.content.decode()
+
+    fingerprint = screen("exset_display_fingerprint")
+    assert '<option value="AF1">Agriculture (AF1)</option>' in fingerprint
+    assert '<option value="SCROLLING">Scrolling across the screen</option>' in fingerprint
+    recall = screen("exset_recall_subscription")
+    for ca_id in (card(sub), card(sub, "TWIN1")):
+        assert f'<option value="{ca_id}">' in recall
