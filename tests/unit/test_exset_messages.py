@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from catalogue.models import ExternalSystem, ProductCAId, Provider
 from providers.exset import messages
@@ -269,6 +270,14 @@ def test_a_broadcast_shows_in_the_back_office(exset, administrator):
     assert "ADD_BROADCAST_INFOCAS_MESSAGE" in listed.content.decode()
     assert shown.status_code == 200
     assert "Hello everyone" in shown.content.decode()
+    api = APIClient()
+    api.force_authenticate(administrator)
+    (row,) = api.get("/api/v1/requests/").json()["results"]
+    assert (row["command"], row["subscription"], row["subscription_number"]) == (
+        "ADD_BROADCAST_INFOCAS_MESSAGE",
+        None,
+        None,
+    )
 
 
 class MemoryQueue(Layout, Channel):
