@@ -377,6 +377,16 @@ def pki(tmp_path) -> PKI:
     )
 
 
+# --- EXSET SMS: messages, fingerprints and recalls ------------------------------------------
+
+
+@pytest.fixture
+def exset_msg_catalog(db):
+    """The catalogue at "EXSET SMS". Its messages, fingerprints and recalls wait for the TQUEUE
+    writing, so their tests need no SMS database."""
+    return ensure_catalog("EXSET SMS", "exset")
+
+
 # --- Conax SMS: the file servers and the CAS on loopback, and a provider pointing at them -----
 
 CONAX_SMS_PASSWORD_ENV = "CRM_SECRET_CONAX_SMS_TEST_PASSWORD"

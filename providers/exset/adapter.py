@@ -23,7 +23,25 @@ class ExsetAdapter(registry.Adapter):
 
     @classmethod
     def run_types(cls):
-        return ("process_provisioning_requests", "archive_requests")
+        from . import message_runs
+
+        return (
+            "process_provisioning_requests",
+            message_runs.INFOCAS_MESSAGES,
+            message_runs.FINGERPRINTING,
+            "archive_requests",
+        )
+
+    @classmethod
+    def utilities(cls):
+        from . import utilities
+
+        return (
+            utilities.SEND_INFOCAS_MESSAGE,
+            utilities.DISPLAY_FINGERPRINT,
+            utilities.RECALL_SUBSCRIPTION,
+            "reset_subscription",
+        )
 
     def extra_commands(self, subscriptions, today, ca_ids):
         return exset_commands.renewal_commands(self.provider, subscriptions, today, ca_ids)
