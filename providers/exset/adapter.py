@@ -26,3 +26,9 @@ class ExsetAdapter(registry.Adapter):
     @classmethod
     def run_types(cls):
         return ("process_provisioning_requests", "archive_requests")
+
+    @classmethod
+    def simulator(cls):
+        from . import simulator
+
+        return simulator.SIMULATOR
