@@ -32,3 +32,9 @@ class ExsetAdapter(registry.Adapter):
         from . import simulator
 
         return simulator.SIMULATOR
+
+    @classmethod
+    def demo(cls):
+        from . import demo
+
+        return demo.DEMO

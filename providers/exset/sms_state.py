@@ -128,6 +128,7 @@ class SmsState:
         """Write the state file, if any (after each entry: a demo's state is small)."""
         if self.path is None:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self._persisted()))
         os.replace(temporary, self.path)
