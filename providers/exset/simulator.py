@@ -143,7 +143,9 @@ class Worker(threading.Thread):
         self.interval, self.claim = interval, claim
         self.stopped = threading.Event()
         self.connection = None
-        self.resumed = False  # entries taken before a restart are finished first
+        # Entries taken before a restart or a lost connection are finished first (those
+        # already applied are answered as they were, not applied again).
+        self.resumed = False
         self.last_error = ""
 
     def run(self) -> None:
@@ -167,6 +169,7 @@ class Worker(threading.Thread):
             with contextlib.suppress(Exception):  # a broken connection: nothing to close
                 self.connection.close()
             self.connection = None
+            self.resumed = False
 
     def _select(self, status: str, limit: int | None) -> list[dict]:
         mark = placeholder(self.connection)
@@ -187,9 +190,9 @@ class Worker(threading.Thread):
     def round(self) -> bool:
         """Take and answer one batch; False when there was nothing to do."""
         if not self.resumed:
-            entries = self._select(UNDER_PROCESSING, None)
+            self._answer(self._select(UNDER_PROCESSING, None), resumed=True)
             self.resumed = True
-            return self._answer(entries, resumed=True) or True
+            return True
         if self.state.controls.down:
             return False
         entries = self._take()

@@ -419,3 +419,24 @@ def test_command_line_serves_the_control_endpoint(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("exset_sms_database", ["postgresql"], indirect=True)
+def test_a_lost_connection_is_taken_up_again_without_applying_twice(exset_simulator, sms):
+    sim = exset_simulator
+    control(sim, "slow", seconds="0.3")
+    entries = [add(sms, "EX-C1", service) for service in ("GFA1", "EFA2", "RFB1", "BFB2")]
+    wait_for(lambda: rows(sms)[entries[0]][0] == "Done")
+    # The SMS's connection is cut while it holds entries Under Processing.
+    cursor = sms.cursor()
+    cursor.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert cursor.fetchall() == [(True,)]
+    sms.commit()
+
+    assert set(answered(sms, *entries).values()) == {("Done", None, None)}
+    whole = state(sim)
+    assert sorted(whole["cards"]["EX-C1"]["entitlements"]) == ["BFB2", "EFA2", "GFA1", "RFB1"]
+    assert {e: whole["received"][e] for e in entries} == dict.fromkeys(entries, 1)
