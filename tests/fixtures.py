@@ -9,6 +9,7 @@ overriding ``catalog`` (e.g. ``def catalog(conax): return conax``), or passes ``
 import datetime
 import ipaddress
 import itertools
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from providers.conax_sms import file_format as ff
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
 from providers.conax_sms.simulator import Simulator as ConaxSmsSimulator
 from providers.conax_ws.simulator import Simulator as ConaxWsSimulator
+from providers.exset.simulator import Simulator as ExsetSimulator
 from providers.generic.connector import Platform, connector_server
 from providers.models import ProvisioningRequest, TransferFile
 from subscriptions import actions
@@ -449,3 +451,39 @@ def request_files(sim: ConaxSmsSimulator) -> dict[str, list[ff.RequestRecord]]:
 
 def out_files(provider: Provider):
     return TransferFile.objects.filter(provider=provider, direction="out").order_by("pk")
+
+
+# --- EXSET SMS: the SMS's own database, and the simulator on it -------------------------------
+
+EXSET_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def exset_sms_database(request, tmp_path):
+    """The URL of an empty SMS database: an SQLite file, or a PostgreSQL database of the
+    test's own (made for it, dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sms' / 'tqueue.sqlite3'}"
+        return
+    import psycopg
+
+    name = f"exset_exsetsim_test_{os.getpid()}"
+
+    def admin(statement: str) -> None:
+        with psycopg.connect(f"{EXSET_POSTGRES}/postgres", autocommit=True) as connection:
+            connection.execute(statement)
+
+    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{EXSET_POSTGRES}/{name}"
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def exset_simulator(exset_sms_database):
+    """The EXSET SMS simulator on that database, polling every 50 ms."""
+    sim = ExsetSimulator(exset_sms_database).start()
+    yield sim
+    sim.stop()

@@ -51,3 +51,15 @@ class ExsetAdapter(registry.Adapter):
 
     def parameters_for(self, command, context) -> dict:
         return exset_commands.parameters(command, context)
+
+    @classmethod
+    def simulator(cls):
+        from . import simulator
+
+        return simulator.SIMULATOR
+
+    @classmethod
+    def demo(cls):
+        from . import demo
+
+        return demo.DEMO
