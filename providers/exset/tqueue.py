@@ -237,10 +237,10 @@ class Database:
         elif not path.exists():
             # sqlite3 would make an empty file: a wrong path must say so instead.
             raise sqlite3.OperationalError(f"there is no file {path}")
+        # timeout: the busy timeout, waiting for the other process's write to end.
         conn = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS)
         # WAL: the SMS's process and our workers read while the other writes.
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         return conn
 
     @contextmanager
@@ -338,8 +338,8 @@ class Database:
         names = ", ".join(self.column(c) for c in WRITTEN)
         marks = ", ".join(["%s"] * len(WRITTEN))
         sql = f"INSERT INTO {self.table} ({names}) VALUES ({marks}) {self.dialect.keep_existing}"
+        sql = sql.replace("%s", self.dialect.placeholder)
         if self.dialect is SQLITE:
-            sql = sql.replace("%s", "?")
             # The SQLite driver's datetime adapter is deprecated: its text, as it would write.
             rows = [(*row[:-1], row[-1].isoformat(sep=" ")) for row in rows]
         with self.errors(f"cannot write entries into {self.table_name}"):
