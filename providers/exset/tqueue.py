@@ -14,6 +14,13 @@
 
 Every error of the database becomes a ``TransportError`` naming the database (never the
 password).
+
+Two things follow from writing idempotently by entry_id: after a run died between writing and
+recording a batch, its entries keep the batch name they were first written under (the next
+batch usually takes the same name; the answers are matched by entry_id whatever it says); and a
+reading's number counts the readings of its batch still in the table, so an SMS that deletes
+read entries may see a name again (the pipeline then takes it as an answer sent again, and
+applies nothing twice).
 """
 
 import hashlib
