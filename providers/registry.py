@@ -40,6 +40,10 @@ The contract (MUST / SHOULD / MAY):
 - MAY tell what the platform holds (``platform_state``: per device, registered or not and the
   entitlements' CA IDs), asking it now; a reset then judges against that instead of our own
   flags (Reset single subscription always, a reset run with *Compare with the platform*).
+- MAY act after each chunk of a run that reconciles subscriptions (Process Provisioning
+  Requests, reset runs) made requests, once the chunk committed, in ``after_chunk(run id)``
+  (e.g. a batch provider writes what waits, so that the run delivers as it goes); it returns
+  problems for the run's log. Not defining it costs those runs nothing.
 - MAY add commands beyond the reconciler's wanted-vs-held model in ``extra_commands`` (e.g.
   renewals of entitlements that carry an end date); runs reconciling whole subscriptions ask
   for them per chunk, and they MUST count their own Pending requests as already sent.
@@ -146,6 +150,14 @@ class Adapter:
         order; the reconciler sorts them by operation afterwards), as this provider needs
         them. Not called unless an adapter defines it."""
         return planned
+    def after_chunk(self, process_run_id: int) -> list[tuple[int | None, str]]:
+        """After a run's chunk that made requests committed: (subscription id, message)
+        problems for the run's log. Nothing by default (``acts_after_chunk`` is then False)."""
+        return []
+
+    @property
+    def acts_after_chunk(self) -> bool:
+        return type(self).after_chunk is not Adapter.after_chunk
 
     @property
     def tells_state(self) -> bool:

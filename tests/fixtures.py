@@ -29,6 +29,7 @@ from providers.conax_sms import file_format as ff
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
 from providers.conax_sms.simulator import Simulator as ConaxSmsSimulator
 from providers.conax_ws.simulator import Simulator as ConaxWsSimulator
+from providers.exset import tqueue
 from providers.exset.simulator import Simulator as ExsetSimulator
 from providers.generic.connector import Platform, connector_server
 from providers.models import ProvisioningRequest, TransferFile
@@ -487,3 +488,85 @@ def exset_simulator(exset_sms_database):
     sim = ExsetSimulator(exset_sms_database).start()
     yield sim
     sim.stop()
+# --- EXSET SMS: a fresh SMS database for TQUEUE, and a provider writing to it -----------------
+
+# The database servers the EXSET tests make their SMS databases on (each test its own database,
+# dropped after it): PostgreSQL always, MariaDB where one answers.
+TQUEUE_SERVERS = {
+    "postgresql": os.environ.get(
+        "EXSET_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432"
+    ),
+    "mariadb": os.environ.get("EXSET_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306"),
+}
+
+
+def _server_admin(kind: str):
+    """An autocommit connection to a test database server, or a skip saying why not."""
+    server = tqueue.parse_url(TQUEUE_SERVERS[kind] + "/postgres")
+    try:
+        if kind == "postgresql":
+            import psycopg
+
+            return psycopg.connect(
+                host=server.host,
+                port=server.port,
+                user=server.user or None,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=3,
+            )
+        import pymysql
+
+        return pymysql.connect(
+            host=server.host,
+            port=server.port,
+            user=server.user or None,
+            autocommit=True,
+            connect_timeout=3,
+        )
+    except Exception as exc:  # whatever the driver says, the test cannot run
+        env = f"EXSET_TEST_{kind.upper()}_URL"
+        pytest.skip(f"No {kind} server for TQUEUE at {TQUEUE_SERVERS[kind]} ({env}): {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def tqueue_url(request, tmp_path) -> str:
+    """The URL of a new, empty SMS database: an SQLite file, or a database of its own on the
+    PostgreSQL / MariaDB test server (``TQUEUE_SERVERS``), dropped after the test."""
+    kind = request.param
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sms' / 'tqueue.sqlite3'}"
+        return
+    name = f"exset_tqueue_test_{os.getpid()}"
+    admin = _server_admin(kind)
+    quote = '"' if kind == "postgresql" else "`"
+    drop = f"DROP DATABASE IF EXISTS {quote}{name}{quote}"
+    with admin.cursor() as cursor:
+        cursor.execute(drop + (" WITH (FORCE)" if kind == "postgresql" else ""))
+        cursor.execute(f"CREATE DATABASE {quote}{name}{quote}")
+    yield f"{TQUEUE_SERVERS[kind]}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(drop + (" WITH (FORCE)" if kind == "postgresql" else ""))
+    admin.close()
+
+
+@pytest.fixture
+def tqueue_sms(tqueue_url):
+    """The SMS's side of TQUEUE: its table made, and a connection the test plays the SMS with
+    (plain SQL on ``tqueue_sms.conn``)."""
+    database = tqueue.open_database(tqueue_url, "TQUEUE", create=True)
+    tqueue.create_table(database, "TQUEUE")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def exset(db, tqueue_sms, tqueue_url):
+    """The catalogue at "EXSET SMS", writing to ``tqueue_sms``'s table."""
+    catalog = ensure_catalog("EXSET SMS", "exset")
+    provider = catalog.provider
+    provider.connection = {"database_url": tqueue_url, "table": "TQUEUE"}
+    provider.parameters = {}
+    provider_settings.full_clean(provider)
+    provider.save()
+    return catalog
