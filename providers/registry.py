@@ -150,6 +150,7 @@ class Adapter:
         order; the reconciler sorts them by operation afterwards), as this provider needs
         them. Not called unless an adapter defines it."""
         return planned
+
     def after_chunk(self, process_run_id: int) -> list[tuple[int | None, str]]:
         """After a run's chunk that made requests committed: (subscription id, message)
         problems for the run's log. Nothing by default (``acts_after_chunk`` is then False)."""

@@ -454,40 +454,15 @@ def out_files(provider: Provider):
     return TransferFile.objects.filter(provider=provider, direction="out").order_by("pk")
 
 
-# --- EXSET SMS: the SMS's own database, and the simulator on it -------------------------------
-
-EXSET_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def exset_sms_database(request, tmp_path):
-    """The URL of an empty SMS database: an SQLite file, or a PostgreSQL database of the
-    test's own (made for it, dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sms' / 'tqueue.sqlite3'}"
-        return
-    import psycopg
-
-    name = f"exset_exsetsim_test_{os.getpid()}"
-
-    def admin(statement: str) -> None:
-        with psycopg.connect(f"{EXSET_POSTGRES}/postgres", autocommit=True) as connection:
-            connection.execute(statement)
-
-    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin(f"CREATE DATABASE {name}")
-    try:
-        yield f"{EXSET_POSTGRES}/{name}"
-    finally:
-        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 @pytest.fixture
-def exset_simulator(exset_sms_database):
-    """The EXSET SMS simulator on that database, polling every 50 ms."""
-    sim = ExsetSimulator(exset_sms_database).start()
+def exset_simulator(tqueue_url):
+    """The EXSET SMS simulator on the test's SMS database (``tqueue_url``), polling every
+    50 ms."""
+    sim = ExsetSimulator(tqueue_url).start()
     yield sim
     sim.stop()
+
+
 # --- EXSET SMS: a fresh SMS database for TQUEUE, and a provider writing to it -----------------
 
 # The database servers the EXSET tests make their SMS databases on (each test its own database,

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from catalogue.models import Product, ProductCAId, Provider
-from providers import provider_settings, registry
+from providers import provider_settings
 from providers.extensions import Demo, DemoResult, DemoRun
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
@@ -45,7 +45,7 @@ SUBSCRIBERS = [
 DEFINITIONS = [
     ("EXSET: Process Provisioning Requests", "process_provisioning_requests", 5),
     ("EXSET: Write TQUEUE entries", "exset_write_tqueue", 2),
-    ("EXSET: Read answers", "exset_read_answers", 1),
+    ("EXSET: Read TQUEUE answers", "exset_read_tqueue", 1),
 ]
 
 
@@ -54,14 +54,7 @@ def default_database_url() -> str:
 
 
 def connection(database_url: str) -> dict:
-    wanted = {"database_url": database_url, "password_env": "", "table": TABLE}
-    # MERGE (issue 25): the settings the connection form declares; until the tqueue helper's
-    # forms.py (database_url, password_env, table) is merged, none of these.
-    return {
-        k: v
-        for k, v in wanted.items()
-        if k in registry.adapter_class(TYPE).connection_form.base_fields
-    }
+    return {"database_url": database_url, "password_env": "", "table": TABLE}
 
 
 def _items(n: int, distributor, point: int) -> list[ItemSpec]:
@@ -131,13 +124,9 @@ def ensure_demo(database_url: str) -> Provider:
 
 
 def demo_runs(provider: Provider) -> tuple[DemoRun, ...]:
-    # MERGE (issue 25): the run types the adapter offers; the TQUEUE ones come with the tqueue
-    # helper's runs.py.
-    offered = {getattr(t, "code", t) for t in registry.adapter_class(TYPE).run_types()}
     return tuple(
         DemoRun(name, run_type, provider, every_minutes=minutes, submit=True)
         for name, run_type, minutes in DEFINITIONS
-        if run_type in offered
     )
 
 

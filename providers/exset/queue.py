@@ -19,6 +19,7 @@ from datetime import date, datetime
 from django.db.models.fields.json import KT
 
 from catalogue.models import Provider
+from providers import renewals
 from providers.file_delivery.layout import AnswerBatch, AnswerRecord, FormatError, Layout
 from providers.file_delivery.pipeline import Pipeline
 
@@ -126,6 +127,8 @@ PIPELINE = Pipeline(
     layout=ExsetLayout(),
     connect=tqueue.connect,
     platform=PLATFORM,
+    # An accepted Renew moves the authorization date: the next one is due a period later.
+    accepted=renewals.renewed,
     noun=("batch", "batches"),
     answer_noun=("TQUEUE reading", "TQUEUE readings"),
     sent_noun="TQUEUE batch",

@@ -30,9 +30,7 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -44,94 +42,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from providers.extensions import SimulatorCommand
 
+from . import tqueue
 from .sms_state import Controls, SmsState
 
 logger = logging.getLogger(__name__)
 
-NEW, UNDER_PROCESSING = "New", "Under Processing"
+NEW, UNDER_PROCESSING = tqueue.NEW, tqueue.UNDER_PROCESSING
 COLUMNS = ("entry_id", "batch", "sequence", "priority", "command", "subscription", "card_ca_id")
-TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CODE_MAX, TEXT_MAX = 40, 400  # error_code / error_text column sizes
 
 
-# --- The contract's TQUEUE access ---------------------------------------------------------------
-# CONTRACT (issue 25): providers/exset/tqueue.py owns ``connect`` and ``create_table``; once it
-# is merged, import them from there and delete this section (``placeholder`` stays).
-
-
-def connect(database_url: str, password: str | None = None):
-    """A DB-API connection to the SMS's database: ``sqlite:///relative/path`` or
-    ``sqlite:////absolute/path``, ``postgresql://user@host:port/name``. The password comes
-    apart (from the environment), never inside the URL."""
-    url = urlsplit(database_url)
-    if url.password:
-        raise ValueError("Give the database password through the environment, not in the URL.")
-    if url.scheme == "sqlite":
-        path = Path(url.path[1:])
-        if not url.path[1:]:
-            raise ValueError(f"{database_url}: give the SQLite file, sqlite:///path/to/file.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return sqlite3.connect(path, timeout=30)
-    if url.scheme in ("postgres", "postgresql"):
-        import psycopg
-
-        return psycopg.connect(database_url, **({"password": password} if password else {}))
-    raise ValueError(f"{database_url}: give a sqlite:/// or postgresql:// URL.")
-
-
-def create_table(connection, table: str) -> None:
-    """The contract's TQUEUE table and its indexes, if missing."""
-    table = checked_table(table)
-    with_index = [
-        ("status", "status, priority, sequence"),
-        ("batch", "batch, status"),
-        ("read_as", "read_as"),
-        ("subscription", "subscription, status"),
-    ]
-    cursor = connection.cursor()
-    cursor.execute(
-        f"""CREATE TABLE IF NOT EXISTS {table} (
-            entry_id VARCHAR(36) PRIMARY KEY,
-            batch VARCHAR(64) NOT NULL,
-            sequence BIGINT NOT NULL,
-            priority SMALLINT NOT NULL,
-            command VARCHAR(40) NOT NULL,
-            subscription VARCHAR(64) NULL,
-            card_ca_id VARCHAR(64) NULL,
-            parameters TEXT NOT NULL,
-            created_at TIMESTAMP,
-            status VARCHAR(20) NOT NULL DEFAULT 'New',
-            error_code VARCHAR(40) NULL,
-            error_text VARCHAR(400) NULL,
-            processed_at TIMESTAMP NULL,
-            read_as VARCHAR(80) NULL,
-            read_done SMALLINT NOT NULL DEFAULT 0
-        )"""
-    )
-    for name, columns in with_index:
-        cursor.execute(f"CREATE INDEX IF NOT EXISTS {table}_{name} ON {table} ({columns})")
-    connection.commit()
-
-
-# --- end of the contract's part -----------------------------------------------------------------
-
-
-def checked_table(table: str) -> str:
-    """The table's name, safe to put in a statement (it cannot be a parameter)."""
-    if not TABLE_NAME.fullmatch(table or ""):
-        raise ValueError(f"Table name {table!r}: letters, digits and _ only.")
-    return table
-
-
-def placeholder(connection) -> str:
-    """The connection's parameter marker: sqlite3's qmark, the others' format style."""
-    return "?" if isinstance(connection, sqlite3.Connection) else "%s"
-
-
-def _processed_at(connection):
+def _processed_at(database: tqueue.Database):
     """Now, in UTC, as the TIMESTAMP column takes it (SQLite keeps it as text)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return now.isoformat(sep=" ") if isinstance(connection, sqlite3.Connection) else now
+    now = tqueue.utc(datetime.now(UTC))
+    return now.isoformat(sep=" ") if database.dialect is tqueue.SQLITE else now
 
 
 class Worker(threading.Thread):
@@ -139,7 +63,7 @@ class Worker(threading.Thread):
 
     def __init__(self, state: SmsState, connect_, table: str, interval: float, claim: int):
         super().__init__(name="exset-sms", daemon=True)
-        self.state, self.connect, self.table = state, connect_, checked_table(table)
+        self.state, self.connect = state, connect_
         self.interval, self.claim = interval, claim
         self.stopped = threading.Event()
         self.connection = None
@@ -172,19 +96,19 @@ class Worker(threading.Thread):
             self.resumed = False
 
     def _select(self, status: str, limit: int | None) -> list[dict]:
-        mark = placeholder(self.connection)
+        db = self.connection
+        names = ", ".join(db.column(c) for c in (*COLUMNS, "parameters"))
         sql = (
-            f"SELECT {', '.join(COLUMNS)}, parameters FROM {self.table} WHERE status = {mark} "  # noqa: S608 - checked name
-            "ORDER BY priority, sequence"
+            f"SELECT {names} FROM {db.table} WHERE {db.column('status')} = %s "
+            f"ORDER BY {db.column('priority')}, {db.column('sequence')}"
         )
         params: list = [status]
         if limit is not None:
-            sql += f" LIMIT {mark}"
+            sql += " LIMIT %s"
             params.append(limit)
-        cursor = self.connection.cursor()
-        cursor.execute(sql, params)
+        cursor = db.execute(sql, params)
         rows = [dict(zip((*COLUMNS, "parameters"), row, strict=True)) for row in cursor]
-        self.connection.commit()
+        db.conn.commit()
         return rows
 
     def round(self) -> bool:
@@ -200,24 +124,24 @@ class Worker(threading.Thread):
 
     def _take(self) -> list[dict]:
         """Mark the next 'New' entries 'Under Processing', in one commit."""
-        mark = placeholder(self.connection)
+        db = self.connection
         candidates = self._select(NEW, self.claim)
-        cursor = self.connection.cursor()
+        status = db.column("status")
         taken = []
         for entry in candidates:
-            cursor.execute(
-                f"UPDATE {self.table} SET status = {mark} "  # noqa: S608 - checked name
-                f"WHERE entry_id = {mark} AND status = {mark}",
+            cursor = db.execute(
+                f"UPDATE {db.table} SET {status} = %s "
+                f"WHERE {db.column('entry_id')} = %s AND {status} = %s",
                 (UNDER_PROCESSING, entry["entry_id"], NEW),
             )
             if cursor.rowcount == 1:
                 taken.append(entry)
-        self.connection.commit()
+        db.conn.commit()
         return taken
 
     def _answer(self, entries: list[dict], *, resumed: bool) -> bool:
-        mark = placeholder(self.connection)
-        cursor = self.connection.cursor()
+        db = self.connection
+        q = db.column
         for entry in entries:
             slow = self.state.controls.slow_seconds
             if slow and self.stopped.wait(slow):
@@ -225,18 +149,18 @@ class Worker(threading.Thread):
             with self.state.lock:
                 outcome = self.state.handle(entry, resumed=resumed)
                 self.state.save()  # before the answer commits: a restart never applies twice
-            cursor.execute(
-                f"UPDATE {self.table} SET status = {mark}, error_code = {mark}, "  # noqa: S608
-                f"error_text = {mark}, processed_at = {mark} WHERE entry_id = {mark}",
+            db.execute(
+                f"UPDATE {db.table} SET {q('status')} = %s, {q('error_code')} = %s, "
+                f"{q('error_text')} = %s, {q('processed_at')} = %s WHERE {q('entry_id')} = %s",
                 (
                     outcome.status,
                     outcome.error_code and outcome.error_code[:CODE_MAX],
                     outcome.error_text and outcome.error_text[:TEXT_MAX],
-                    _processed_at(self.connection),
+                    _processed_at(db),
                     entry["entry_id"],
                 ),
             )
-            self.connection.commit()
+            db.conn.commit()
         return bool(entries)
 
 
@@ -340,7 +264,7 @@ class Simulator:
         claim: int = 100,
         state_file: str | Path | None = None,
     ):
-        self.database_url, self.table = database_url, checked_table(table)
+        self.database_url, self.table = database_url, tqueue.check_identifier(table)
         self._password = password
         self.state = SmsState(state_file)
         self.worker = Worker(self.state, self.connect, table, interval, claim)
@@ -350,16 +274,16 @@ class Simulator:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    def connect(self):
-        return connect(self.database_url, self._password)
+    def connect(self) -> tqueue.Database:
+        return tqueue.open_database(self.database_url, self.table, self._password, create=True)
 
     def start(self) -> "Simulator":
         """Create the table if missing (a bad URL or table raises here), then serve."""
-        connection = self.connect()
+        database = self.connect()
         try:
-            create_table(connection, self.table)
+            tqueue.create_table(database)
         finally:
-            connection.close()
+            database.close()
         self.worker.start()
         self._http.start()
         return self

@@ -87,7 +87,8 @@ MYSQL = Dialect(
     "MySQL",
     "%s",
     "`",
-    "DATETIME",
+    # Microseconds, as the other two keep: the order entries were finished in is kept.
+    "DATETIME(6)",
     "ON DUPLICATE KEY UPDATE `entry_id` = `entry_id`",
     table_suffix=" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     inline_indexes=True,

@@ -3,8 +3,7 @@
 Each form offers the subscription's own smartcards at this provider by CA ID (``card_ca_id``;
 with one card only it may be left out), and names its fields as the requests' parameters, so a
 rule ``messages.py`` refuses names the field the agent or the API caller got wrong. The
-requests wait for the TQUEUE writing; *process immediately* writes them at once
-(``_write_now``).
+requests wait for the TQUEUE writing; *process immediately* writes them at once.
 """
 
 from django import forms
@@ -13,22 +12,16 @@ from django.db import transaction
 
 from catalogue.models import ProductCAId
 from providers.extensions import Outcome, Utility, UtilityForm
+from providers.file_delivery import export
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
 
 from . import messages
+from .queue import PIPELINE
 
 Req = ProvisioningRequest
 SINGLE, ALL = "single_subscriber", "all_subscribers"
 RECIPIENTS = [(SINGLE, "Single subscriber"), (ALL, "All subscribers")]
-
-
-def _write_now(provider) -> str:
-    """Process immediately: write what waits into the TQUEUE now and say what happened.
-
-    To be wired at merge to ``file_delivery.export.export_now(PIPELINE, provider)`` (the TQUEUE
-    pipeline, ``queue.py``, is built beside this); until then the requests wait."""
-    return f"It waits for the next TQUEUE writing of {provider.name}."
 
 
 def minutes_field(initial: int, maximum: int, help_text: str) -> forms.IntegerField:
@@ -139,7 +132,7 @@ class InfocasForm(ExsetForm):
 def _finish(provider, request: Req, what: str, process_immediately: bool) -> Outcome:
     message = f"{what} waits for the next TQUEUE writing."
     if process_immediately:
-        message = f"{what}. " + _write_now(provider)
+        message = f"{what}. " + export.export_now(PIPELINE, provider)
     request.refresh_from_db()
     return Outcome([request], message)
 

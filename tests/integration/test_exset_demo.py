@@ -4,12 +4,10 @@ simulator and comes back Completed."""
 
 import time
 
-import pytest
 from django_celery_beat.models import PeriodicTask
 
 from catalogue.models import Product
 from crm_provisioning.demo import ensure_runs
-from providers import registry
 from providers.exset.demo import PREFIX, demo_runs, ensure_demo
 from providers.exset.simulator import Simulator
 from providers.models import ProvisioningRequest
@@ -18,17 +16,6 @@ from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
 Req = ProvisioningRequest
-
-# MERGE (issue 25): the TQUEUE connection settings and run types come with the tqueue helper's
-# forms.py and runs.py; until they are merged, what needs them is expected to fail.
-_adapter = registry.adapter_class("exset")
-TQUEUE_MERGED = "database_url" in _adapter.connection_form.base_fields and {
-    "exset_write_tqueue",
-    "exset_read_answers",
-} <= {getattr(t, "code", t) for t in _adapter.run_types()}
-needs_tqueue = pytest.mark.xfail(
-    not TQUEUE_MERGED, reason="needs providers/exset forms.py and runs.py (tqueue)", strict=True
-)
 
 
 def answered(sms: Simulator) -> int:
@@ -83,7 +70,6 @@ def test_demo_makes_the_provider_its_subscribers_and_runs_once(db, tmp_path):
     assert PeriodicTask.objects.filter(run_definition=processing).exists()
 
 
-@needs_tqueue
 def test_demo_writes_into_the_simulator_and_reads_its_answers(db, tmp_path):
     url = f"sqlite:///{tmp_path / 'exset' / 'tqueue.sqlite3'}"
     provider = load(url)
@@ -91,7 +77,7 @@ def test_demo_writes_into_the_simulator_and_reads_its_answers(db, tmp_path):
     definitions = RunDefinition.objects.filter(provider=provider).order_by("name")
     assert [(d.name, d.run_type, d.every, d.state) for d in definitions] == [
         ("EXSET: Process Provisioning Requests", "process_provisioning_requests", 5, "submitted"),
-        ("EXSET: Read answers", "exset_read_answers", 1, "submitted"),
+        ("EXSET: Read TQUEUE answers", "exset_read_tqueue", 1, "submitted"),
         ("EXSET: Write TQUEUE entries", "exset_write_tqueue", 2, "submitted"),
     ]
 
@@ -109,7 +95,7 @@ def test_demo_writes_into_the_simulator_and_reads_its_answers(db, tmp_path):
         while answered(sms) < written and time.monotonic() < deadline:
             time.sleep(0.1)
         assert answered(sms) == written
-        run("EXSET: Read answers")
+        run("EXSET: Read TQUEUE answers")
 
         assert set(Req.objects.values_list("state", flat=True)) == {Req.State.COMPLETED}
         with sms.state.lock:

@@ -44,7 +44,7 @@ def entries(sms) -> list[dict]:
     """TQUEUE as the SMS sees it, by sequence."""
     columns = ", ".join(sms.column(c) for c in tqueue.COLUMNS)
     order = sms.column("sequence")
-    cursor = sms.execute(f"SELECT {columns} FROM {sms.table} ORDER BY {order}")  # noqa: S608
+    cursor = sms.execute(f"SELECT {columns} FROM {sms.table} ORDER BY {order}")
     rows = [dict(zip(tqueue.COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     sms.conn.commit()
     return rows
@@ -57,7 +57,7 @@ def sms_sets(sms, status: str, entry_ids, code=None, text=None) -> None:
     status_, code_, text_, entry = (
         sms.column(c) for c in ("status", "error_code", "error_text", "entry_id")
     )
-    sql = f"UPDATE {sms.table} SET {status_} = %s, {code_} = %s, {text_} = %s WHERE {entry} IN ({marks})"  # noqa: S608
+    sql = f"UPDATE {sms.table} SET {status_} = %s, {code_} = %s, {text_} = %s WHERE {entry} IN ({marks})"
     sms.execute(sql, [status, code, text, *ids])
     sms.conn.commit()
 

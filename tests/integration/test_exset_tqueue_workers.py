@@ -54,7 +54,7 @@ def test_two_workers_write_each_chunks_entries_once(exset, subscribe, tqueue_sms
     assert (run.status, run.created, run.errors) == (ProcessRun.Status.COMPLETED, 48, 0)
     assert len({p.worker for p in run.parts.all()}) == 2
     cursor = tqueue_sms.execute(
-        f"SELECT {tqueue_sms.column('entry_id')}, {tqueue_sms.column('batch')} "  # noqa: S608
+        f"SELECT {tqueue_sms.column('entry_id')}, {tqueue_sms.column('batch')} "
         f"FROM {tqueue_sms.table}"
     )
     rows = cursor.fetchall()

@@ -160,9 +160,10 @@ def test_an_infocas_message_to_all_subscribers(api, catalog, sub):
             {"message": "New channel on air", "duration_minutes": 1440, "interval_minutes": 60},
         )
     ]
-    # Process immediately (the default) writes at once once the TQUEUE pipeline is in.
+    # Process immediately (the default): written to TQUEUE once the request is committed.
     assert response.json()["message"] == (
-        "An infocas message to all subscribers. It waits for the next TQUEUE writing of EXSET SMS."
+        "An infocas message to all subscribers. They will be exported when this transaction "
+        "commits."
     )
     assert Req.objects.get().subscription is None
 
@@ -332,8 +333,8 @@ def test_a_recall_of_a_card(api, catalog, sub):
         )
     ]
     assert response.json()["message"] == (
-        f"Recall of card {card(sub)} (GFA1, EFA2). It waits for the next TQUEUE writing of "
-        "EXSET SMS."
+        f"Recall of card {card(sub)} (GFA1, EFA2). They will be exported when this transaction "
+        "commits."
     )
 
 
