@@ -178,17 +178,21 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
         assert page.evaluate("window.notReloaded") is True
         page.screenshot(path=tmp_path / f"{command}.png", full_page=True)
 
-    # Send Infocas Message, first with a bad input: a duration of 0 the browser itself refuses
-    # (the field says 1 at least), then an interval longer than the duration, which the server
-    # refuses, naming both numbers; nothing is made.
+    # Send Infocas Message, first with bad input: the message box takes 200 characters at
+    # most; a duration of 0 the browser itself refuses (the field says 1 at least), so the form
+    # is not sent; an interval longer than the duration the server refuses, naming both
+    # numbers. Nothing is made.
     open_utility("Send Infocas Message")
     page.select_option("#id_type", "single_subscriber")
     page.select_option("#id_card_ca_id", card.ca_id)
+    page.fill("#id_message", "M" * 201)
+    expect(page.locator("#id_message")).to_have_value("M" * 200)
     page.fill("#id_message", "Your package renews on Monday")
     page.fill("#id_duration_minutes", "0")
     page.click("#utility-form input[type=submit]")
     expect(page.locator("#id_duration_minutes:invalid")).to_have_count(1)
-    expect(page.locator("ul.messagelist")).to_have_count(0)
+    assert page.eval_on_selector("#utility-form", "form => form.checkValidity()") is False
+    assert page.eval_on_selector("#id_duration_minutes", "field => field.validationMessage")
     page.fill("#id_duration_minutes", "10")
     page.fill("#id_interval_minutes", "20")
     page.click("#utility-form input[type=submit]")
