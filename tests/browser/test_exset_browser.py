@@ -286,6 +286,8 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     run = run_now(processing)
     expect(page.locator("#run-status")).to_have_text("Completed")
     expect(page.locator("#run-message")).to_have_text("Examined 2; created 2 requests.")
+    expect(page.locator("th:has(+ #run-total)")).to_have_text("Subscriptions to examine")
+    expect(page.locator("#run-total")).to_have_text("2")
     expect(page.locator("#run-count-examined")).to_have_text("2")
     expect(page.locator("#run-count-created")).to_have_text("2")
     expect(page.locator("#run-requests-pending")).to_have_text("2")
@@ -300,6 +302,8 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     expect(page.locator("#run-message")).to_contain_text(
         "Sent 1 of 2 communications as 1 request; 1 held back for the next run; 0 failed"
     )
+    expect(page.locator("th:has(+ #run-total)")).to_have_text("Communications to examine")
+    expect(page.locator("#run-total")).to_have_text("2")
     expect(page.locator("#run-count-communications")).to_have_text("2")
     expect(page.locator("#run-count-sent")).to_have_text("1")
     expect(page.locator("#run-count-held_back")).to_have_text("1")
