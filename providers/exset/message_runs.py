@@ -159,6 +159,7 @@ INFOCAS_MESSAGES = RunType(
     InfocasInput,
     _send_infocas,
     total=lambda definition: _entries(definition).count(),
+    total_label="Communications to examine",
     checks=_own_system,
     counts=(
         ("communications", "Communications examined"),
@@ -224,6 +225,7 @@ FINGERPRINTING = RunType(
     FingerprintInput,
     _send_fingerprint,
     total=lambda definition: 1,
+    total_label="Broadcasts to make",
     checks=_service_known,
     counts=(("broadcasts", "Fingerprint broadcasts"),),
     summary=lambda counts: f"Created {counted(counts['broadcasts'], 'fingerprint broadcast')}",
