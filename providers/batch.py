@@ -161,7 +161,7 @@ def preview(
                     ctx.subscriptions[sub_id],
                     [
                         {
-                            "command": adapter.command_for(c.operation),
+                            "command": c.command or adapter.command_for(c.operation),
                             "parameters": adapter.parameters_for(c, ctx),
                         }
                         for c in group

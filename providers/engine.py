@@ -38,7 +38,8 @@ def context_for(commands: list[reconciler.Command]) -> Context:
     """The names the chunk's parameters are built from, by one statement written as SQL: a
     real-time action makes a chunk of one or two commands, and the ORM's four queries cost it
     more than the database's work."""
-    item_ids = {c.item_id for c in commands} | {m for c in commands for m in c.member_ids}
+    item_ids = {c.item_id for c in commands}
+    item_ids |= {m for c in commands for m in c.member_ids + c.forget_ids}
     item_ids |= {c.anchor_id for c in commands if c.anchor_id}
     service_ids = {c.service_id for c in commands if c.service_id}
     subscription_ids = {c.subscription_id for c in commands}
@@ -99,7 +100,7 @@ def create_requests(
             [
                 {
                     "uid": str(uuid.uuid4()),
-                    "command": adapter.command_for(c.operation),
+                    "command": c.command or adapter.command_for(c.operation),
                     "operation": c.operation,
                     "ca_id": c.ca_id,
                     "parameters": adapter.parameters_for(c, ctx),

@@ -62,6 +62,8 @@ class RunType:
     # records in 1 file". Without: "Examined N; created M requests".
     counts: tuple[tuple[str, str], ...] = ()
     summary: Callable[[Mapping[str, int]], str] | None = None
+    # What ``total`` counts, as the run's page labels it.
+    total_label: str = "Subscriptions to examine"
 
 
 # --- Utilities --------------------------------------------------------------------------------

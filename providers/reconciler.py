@@ -26,6 +26,9 @@ Within a subscription, commands come out in the order they must reach the provid
 then deactivations, then activations (so a CA ID cancelled on one service and added on another
 ends up active), then whatever the adapter adds beyond this model (``extra_commands``: e.g.
 renewals of entitlements that carry an end date) when whole subscriptions are reconciled.
+Two adapter hooks cost nothing to the providers that leave them be: ``provisions_usage_services``
+False leaves usage services out of *wanted* in the SQL, and ``rewrite_commands`` sees a whole
+subscriptions' chunk's commands before they are ordered (EXSET's CHANGE_DEVICE).
 """
 
 from collections import defaultdict
@@ -74,6 +77,9 @@ class Command:
     member_ids: tuple[int, ...] = ()  # pairings: the devices to register
     anchor_id: int | None = None  # add to pairing: the registered card whose pairing grows
     forget_ids: tuple[int, ...] = ()  # create pairing: removed boxes it leaves out
+    # The provider's command when an adapter's ``rewrite_commands`` chose one other than its
+    # ``commands`` gives for ``operation`` (EXSET's CHANGE_DEVICE is a pairing's operation).
+    command: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,10 +223,11 @@ def _ordered(scope: Scope | None, columns: str) -> str:
 
 
 def _entitlement_sql(
-    provider_id: int, subscriptions: Subscriptions, scope: Scope | None
+    provider_id: int, subscriptions: Subscriptions, scope: Scope | None, usage: bool = True
 ) -> tuple[str, list]:
     """The statement (and its parameters) of (subscription, service, product, distributor,
-    card, operation) where wanted != has.
+    card, operation) where wanted != has. ``usage`` False: the provider takes no usage
+    services (``Adapter.provisions_usage_services``); they are never wanted there.
 
     CROSS JOIN keeps SQLite's join order (PostgreSQL reorders freely): the chunk's services
     first, found by subscription. Without statistics SQLite would otherwise start from the
@@ -240,6 +247,13 @@ def _entitlement_sql(
         scope_sql = f"AND ({' OR '.join(parts) or '1 = 0'})"
     on_params: list = []
     on_in = _in(ON_STATES, on_params)
+    # Written in only for a provider without usage services: the others' statement is as it was.
+    termed = (
+        ""
+        if usage
+        else f"AND ss.product_id NOT IN (SELECT id FROM {rawsql.table(Product)} "
+        f"WHERE service_type = '{Product.ServiceType.USAGE}')"
+    )
     initialized_params: list = []
     initialized = _initialized(t, subscriptions, scope, initialized_params)
     pending_params: list = []
@@ -256,7 +270,7 @@ def _entitlement_sql(
                CASE wanted WHEN 1 THEN 'activate' ELSE 'deactivate' END AS op FROM (
             SELECT ss.subscription_id, ss.id AS service_id, ss.product_id, ss.distributor_id,
                    it.id AS item_id,
-                   CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL
+                   CASE WHEN ss.state IN ({on_in}) AND it.removed_at IS NULL {termed}
                         THEN 1 ELSE 0 END AS wanted,
                    CASE lp.operation
                         WHEN 'activate' THEN 1
@@ -366,7 +380,9 @@ def _pairing_sql(
     return sql, initialized_params + params + forgotten_params + taken_params + on_params
 
 
-def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, list]:
+def _chunk_rows(
+    provider_id: int, subscriptions: Subscriptions, usage: bool = True
+) -> tuple[list, list]:
     """A batch chunk's pairing rows and entitlement rows, a statement each; the entitlement
     statement with nested loops off (a real-time action's few rows, ``_scoped_rows``, join by
     index look-ups, which a nested loop is)."""
@@ -374,12 +390,12 @@ def _chunk_rows(provider_id: int, subscriptions: Subscriptions) -> tuple[list, l
         cursor.execute(*_pairing_sql(provider_id, subscriptions, None))
         pairing = cursor.fetchall()
     with without_nested_loops(), connection.cursor() as cursor:
-        cursor.execute(*_entitlement_sql(provider_id, subscriptions, None))
+        cursor.execute(*_entitlement_sql(provider_id, subscriptions, None, usage))
         entitlements = cursor.fetchall()
     return pairing, entitlements
 
 
-def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
+def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope, usage: bool = True) -> tuple:
     """A real-time action's pairing rows and entitlement rows (as ``_chunk_rows`` gives them),
     the CA IDs of the entitled products, and the names its requests' parameters are built
     from (``parameters.Context.of``'s, but the subscription's number), by ONE statement: each
@@ -395,7 +411,9 @@ def _scoped_rows(provider_id: int, subscription_id: int, scope: Scope) -> tuple:
     later branches read their ids from. The first branch's NULLs that no second-branch value
     types are cast, as PostgreSQL settles a UNION's column types pairwise."""
     pairing_sql, pairing_params = _pairing_sql(provider_id, [subscription_id], scope)
-    entitlement_sql, entitlement_params = _entitlement_sql(provider_id, [subscription_id], scope)
+    entitlement_sql, entitlement_params = _entitlement_sql(
+        provider_id, [subscription_id], scope, usage
+    )
     bigint, text = rawsql.typed_null("bigint"), rawsql.typed_null("text")
     sql = short_statement(
         f"WITH e AS ({entitlement_sql}), p AS ({pairing_sql}), c AS (SELECT id, "
@@ -576,24 +594,29 @@ def plan(
     is planned as one chunk.
     ``on_problem(subscription_id, message)`` hears of what cannot be provisioned (a product
     without a CA ID at this provider). The adapter's ``extra_commands`` for ``today``
-    (default: the local date) come last in each subscription.
+    (default: the local date) come last in each subscription; its ``rewrite_commands``, if
+    it has one, then sees each chunk's commands before they are put in order.
     """
     # Whole subscriptions may hold any product: the catalogue once.
     ca_ids = CAIds.of_provider(provider.pk)
     adapter = registry.adapter_for(provider)
     today = today or timezone.localdate()
-    # Most adapters add nothing (their default is not even called).
+    # Most adapters add and rewrite nothing (their defaults are not even called).
     extra = type(adapter).extra_commands is not registry.Adapter.extra_commands
+    rewrite = type(adapter).rewrite_commands is not registry.Adapter.rewrite_commands
+    usage = adapter.provisions_usage_services
     if isinstance(subscription_ids, Span):
         chunks: Iterable[Subscriptions] = [subscription_ids]
     else:
         chunks = _subscription_chunks(subscription_ids, chunk_size)
     for chunk in chunks:
-        pairing, rows = _chunk_rows(provider.pk, chunk)
+        pairing, rows = _chunk_rows(provider.pk, chunk, usage)
         per_sub = _commands(provider, pairing, rows, ca_ids, on_problem)
         if extra:
             for command in adapter.extra_commands(chunk, today, ca_ids):
                 per_sub[command.subscription_id].append(command)
+        if rewrite and per_sub:
+            per_sub = adapter.rewrite_commands(per_sub)
         yield from _in_order(per_sub)
 
 
@@ -602,7 +625,8 @@ def plan_action(provider, subscription, scope: Scope) -> tuple[list[Command], di
     it locked) calls for at ``provider``: the commands in sending order, and the names their
     parameters are built from (``parameters.Context.of``'s arguments), read with them by one
     statement."""
-    pairing, rows, ca_ids, names = _scoped_rows(provider.pk, subscription.pk, scope)
+    usage = registry.adapter_class(provider.type).provisions_usage_services
+    pairing, rows, ca_ids, names = _scoped_rows(provider.pk, subscription.pk, scope, usage)
     commands = list(_in_order(_commands(provider, pairing, rows, ca_ids)))
     return commands, {"subscriptions": {subscription.pk: subscription.number}, **names}
 

@@ -40,9 +40,22 @@ The contract (MUST / SHOULD / MAY):
 - MAY tell what the platform holds (``platform_state``: per device, registered or not and the
   entitlements' CA IDs), asking it now; a reset then judges against that instead of our own
   flags (Reset single subscription always, a reset run with *Compare with the platform*).
+- MAY act after each chunk of a run that reconciles subscriptions (Process Provisioning
+  Requests, reset runs) made requests, once the chunk committed, in ``after_chunk(run id)``
+  (e.g. a batch provider writes what waits, so that the run delivers as it goes); it returns
+  problems for the run's log. Not defining it costs those runs nothing.
 - MAY add commands beyond the reconciler's wanted-vs-held model in ``extra_commands`` (e.g.
   renewals of entitlements that carry an end date); runs reconciling whole subscriptions ask
   for them per chunk, and they MUST count their own Pending requests as already sent.
+- MAY set ``provisions_usage_services = False`` when the platform takes no usage services
+  (EXSET): the reconciler leaves them out in its SQL (never activated, one held is
+  deactivated); the statement of every other provider stays as it was.
+- MAY rewrite a chunk's commands in ``rewrite_commands`` (e.g. EXSET's CHANGE_DEVICE instead
+  of a new card's pairing, the old card's cancellations and the new card's activations):
+  runs reconciling whole subscriptions call it per chunk, only if the adapter defines it. It
+  MUST keep what the requests record true to the model (a rewritten command keeps an
+  ``operation`` whose acceptance and rollback the shared answers apply, naming its own
+  ``command``), and MUST count its own Pending requests as already applied.
 
 Adding a provider is one new package with an ``Adapter`` subclass and one line in
 ``settings.PROVISIONING_ADAPTERS``; nothing else changes.
@@ -105,6 +118,8 @@ class Adapter:
     parameters_form: type[forms.Form] = types.NoSettings
     # Reconciler operation -> this provider's command name.
     commands: dict[str, str] = {}
+    # False: usage services are never sent (the reconciler leaves them out in SQL).
+    provisions_usage_services: bool = True
 
     def __init__(self, provider):
         self.provider = provider
@@ -129,6 +144,21 @@ class Adapter:
         or a run's chunk as a ``reconciler.Span``) besides bringing wanted and held state in
         step (``ca_ids``: the reconciler's ``CAIds`` of the provider). None by default."""
         return ()
+
+    def rewrite_commands(self, planned: dict) -> dict:
+        """A chunk's commands (``reconciler.Command``s by subscription id, not yet in sending
+        order; the reconciler sorts them by operation afterwards), as this provider needs
+        them. Not called unless an adapter defines it."""
+        return planned
+
+    def after_chunk(self, process_run_id: int) -> list[tuple[int | None, str]]:
+        """After a run's chunk that made requests committed: (subscription id, message)
+        problems for the run's log. Nothing by default (``acts_after_chunk`` is then False)."""
+        return []
+
+    @property
+    def acts_after_chunk(self) -> bool:
+        return type(self).after_chunk is not Adapter.after_chunk
 
     @property
     def tells_state(self) -> bool:

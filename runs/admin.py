@@ -484,6 +484,7 @@ def progress(run: ProcessRun, now=None) -> dict:
         "status_label": ProcessRun.Status(run.status).label,
         "running": run.status == ProcessRun.Status.RUNNING,
         "total": run.total,
+        "total_label": _total_label(run),
         "examined": run.examined,
         "created": run.created,
         "counts": [
@@ -503,6 +504,11 @@ def progress(run: ProcessRun, now=None) -> dict:
         "finished_text": _local(run.finished_at),
         "request_counts": list(requests.items()),
     }
+
+
+def _total_label(run: ProcessRun) -> str:
+    run_type = types.get(run.definition.run_type)
+    return run_type.total_label if run_type is not None else "Subscriptions to examine"
 
 
 def _duration(seconds: int) -> str:

@@ -10,6 +10,7 @@ from functools import cache
 
 from django import forms
 from django.conf import settings
+from django.db import transaction
 
 from catalogue.models import Provider, SubscriptionType
 from providers import archive, batch, registry
@@ -87,9 +88,22 @@ def _selection(definition) -> batch.Selection:
 def _reconcile(trigger_name: str):
     def execute(definition, run_id: int, report: Callable[[Progress], None], id_range) -> None:
         compare = bool((definition.input_settings or {}).get("compare_with_platform"))
+        adapter = registry.adapter_for(definition.provider)
+        made = 0
+
+        def after_chunk(examined: int, created: int) -> None:
+            problems = adapter.after_chunk(run_id)
+            if problems:
+                report(Progress(examined, created, problems))
 
         def progress(result: batch.Result) -> None:
+            nonlocal made
             report(Progress(result.examined, result.requests_created, list(result.problems)))
+            if adapter.acts_after_chunk and result.requests_created > made:
+                made = result.requests_created
+                # Called inside the chunk's transaction: the adapter acts once it committed.
+                counts = (result.examined, result.requests_created)
+                transaction.on_commit(lambda: after_chunk(*counts))
 
         batch.reconcile(
             _selection(definition),

@@ -9,6 +9,7 @@ overriding ``catalog`` (e.g. ``def catalog(conax): return conax``), or passes ``
 import datetime
 import ipaddress
 import itertools
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth.models import Group, User
 from django.db import connection as db_connection
 
-from catalogue.models import Provider
+from catalogue.models import Product, ProductCAId, Provider
 from core import roles
 from providers import delivery, provider_settings
 from providers.conax_sms import file_format as ff
 from providers.conax_sms.simulator import RESPONSE_DIR, UPLOAD_DIR
 from providers.conax_sms.simulator import Simulator as ConaxSmsSimulator
 from providers.conax_ws.simulator import Simulator as ConaxWsSimulator
+from providers.exset import tqueue
+from providers.exset.simulator import Simulator as ExsetSimulator
 from providers.generic.connector import Platform, connector_server
 from providers.models import ProvisioningRequest, TransferFile
 from subscriptions import actions
@@ -123,6 +126,26 @@ def requests_of(subscription) -> list[tuple[str, str, str]]:
         (r.command, r.ca_id, r.state)
         for r in ProvisioningRequest.objects.filter(subscription=subscription).order_by("pk")
     ]
+
+
+# --- EXSET SMS: its catalogue, with a usage service (never sent as ADD_SUBSCRIPTION) ---------
+
+
+@pytest.fixture
+def exset_catalog(db):
+    """The Company ZX catalogue at "EXSET SMS", plus Pay Per View (PPV, CA ID PPV1): a usage
+    service, sold on every viewing point."""
+    catalog = ensure_catalog("EXSET SMS", "exset")
+    usage, _ = Product.objects.get_or_create(
+        code="PPV", defaults={"name": "Pay Per View", "service_type": Product.ServiceType.USAGE}
+    )
+    ProductCAId.objects.get_or_create(
+        product=usage, provider=catalog.provider, defaults={"ca_id": "PPV1"}
+    )
+    for distributor in catalog.distributors.values():
+        distributor.allowed_products.add(usage)
+    catalog.products["PPV"] = usage
+    return catalog
 
 
 # --- Users, one per role (permission tests read as "an agent can…") ---------------------------
@@ -357,6 +380,16 @@ def pki(tmp_path) -> PKI:
     )
 
 
+# --- EXSET SMS: messages, fingerprints and recalls ------------------------------------------
+
+
+@pytest.fixture
+def exset_msg_catalog(db):
+    """The catalogue at "EXSET SMS". Its messages, fingerprints and recalls wait for the TQUEUE
+    writing, so their tests need no SMS database."""
+    return ensure_catalog("EXSET SMS", "exset")
+
+
 # --- Conax SMS: the file servers and the CAS on loopback, and a provider pointing at them -----
 
 CONAX_SMS_PASSWORD_ENV = "CRM_SECRET_CONAX_SMS_TEST_PASSWORD"
@@ -419,3 +452,96 @@ def request_files(sim: ConaxSmsSimulator) -> dict[str, list[ff.RequestRecord]]:
 
 def out_files(provider: Provider):
     return TransferFile.objects.filter(provider=provider, direction="out").order_by("pk")
+
+
+@pytest.fixture
+def exset_simulator(tqueue_url):
+    """The EXSET SMS simulator on the test's SMS database (``tqueue_url``), polling every
+    50 ms."""
+    sim = ExsetSimulator(tqueue_url).start()
+    yield sim
+    sim.stop()
+
+
+# --- EXSET SMS: a fresh SMS database for TQUEUE, and a provider writing to it -----------------
+
+# The database servers the EXSET tests make their SMS databases on (each test its own database,
+# dropped after it): PostgreSQL always, MariaDB where one answers.
+TQUEUE_SERVERS = {
+    "postgresql": os.environ.get(
+        "EXSET_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432"
+    ),
+    "mariadb": os.environ.get("EXSET_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306"),
+}
+
+
+def _server_admin(kind: str):
+    """An autocommit connection to a test database server, or a skip saying why not."""
+    server = tqueue.parse_url(TQUEUE_SERVERS[kind] + "/postgres")
+    try:
+        if kind == "postgresql":
+            import psycopg
+
+            return psycopg.connect(
+                host=server.host,
+                port=server.port,
+                user=server.user or None,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=3,
+            )
+        import pymysql
+
+        return pymysql.connect(
+            host=server.host,
+            port=server.port,
+            user=server.user or None,
+            autocommit=True,
+            connect_timeout=3,
+        )
+    except Exception as exc:  # whatever the driver says, the test cannot run
+        env = f"EXSET_TEST_{kind.upper()}_URL"
+        pytest.skip(f"No {kind} server for TQUEUE at {TQUEUE_SERVERS[kind]} ({env}): {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def tqueue_url(request, tmp_path) -> str:
+    """The URL of a new, empty SMS database: an SQLite file, or a database of its own on the
+    PostgreSQL / MariaDB test server (``TQUEUE_SERVERS``), dropped after the test."""
+    kind = request.param
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sms' / 'tqueue.sqlite3'}"
+        return
+    name = f"exset_tqueue_test_{os.getpid()}"
+    admin = _server_admin(kind)
+    quote = '"' if kind == "postgresql" else "`"
+    drop = f"DROP DATABASE IF EXISTS {quote}{name}{quote}"
+    with admin.cursor() as cursor:
+        cursor.execute(drop + (" WITH (FORCE)" if kind == "postgresql" else ""))
+        cursor.execute(f"CREATE DATABASE {quote}{name}{quote}")
+    yield f"{TQUEUE_SERVERS[kind]}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(drop + (" WITH (FORCE)" if kind == "postgresql" else ""))
+    admin.close()
+
+
+@pytest.fixture
+def tqueue_sms(tqueue_url):
+    """The SMS's side of TQUEUE: its table made, and a connection the test plays the SMS with
+    (plain SQL on ``tqueue_sms.conn``)."""
+    database = tqueue.open_database(tqueue_url, "TQUEUE", create=True)
+    tqueue.create_table(database, "TQUEUE")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def exset(db, tqueue_sms, tqueue_url):
+    """The catalogue at "EXSET SMS", writing to ``tqueue_sms``'s table."""
+    catalog = ensure_catalog("EXSET SMS", "exset")
+    provider = catalog.provider
+    provider.connection = {"database_url": tqueue_url, "table": "TQUEUE"}
+    provider.parameters = {}
+    provider_settings.full_clean(provider)
+    provider.save()
+    return catalog

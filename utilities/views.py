@@ -98,7 +98,9 @@ def run_utility(request, subscription_id: int, provider_id: int, code: str):
                 data=request.POST,
                 user=request.user,
                 express=request.POST.get("priority") == "express",
-                process_immediately=request.POST.get("process_immediately", "on") == "on",
+                # A box shown unticked is sent as nothing; without the box, always at once.
+                process_immediately=not utility.may_process_immediately
+                or request.POST.get("process_immediately") == "on",
             )
         except (UtilityError, ValidationError) as exc:
             messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))

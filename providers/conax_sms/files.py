@@ -1,6 +1,6 @@
 """Conax SMS on the shared file-delivery pipeline (``providers.file_delivery``): its file
 layout (``file_format``), its file server (``transport``), the end dates its lines carry, and
-what an accepted Renew changes.
+what an accepted Renew changes (``renewals.renewed``).
 
     export.export(PIPELINE, provider)                # what the Export request files run does
     responses.process_responses(PIPELINE, provider)  # what the Error Handling run does
@@ -14,11 +14,9 @@ from django.db.models import Case, F, JSONField, Value, When
 from django.db.models.fields.json import KT
 
 from catalogue.models import Provider
-from providers import provider_settings
+from providers import provider_settings, renewals
 from providers.file_delivery.layout import AnswerBatch, Layout
 from providers.file_delivery.pipeline import Pipeline
-from providers.models import ProvisioningRequest
-from subscriptions.models import SubscriptionService
 
 from . import file_format as ff
 from . import transport
@@ -77,18 +75,6 @@ class ConaxSMSLayout(Layout):
         return ff.answered_file_name(answer_name)
 
 
-def renewed(requests: list[ProvisioningRequest], now: datetime) -> None:
-    """Accepted Renews extend the entitlement: the renewal frequency counts from now, so it
-    is not renewed again before its time."""
-    services = [
-        r.service_id for r in requests if r.operation == ProvisioningRequest.Operation.RENEW
-    ]
-    if services:
-        SubscriptionService.objects.filter(
-            pk__in=services, authorized=True, state__in=SubscriptionService.ON_STATES
-        ).update(authorization_date=now, updated_at=now)
-
-
 PIPELINE = Pipeline(
-    layout=ConaxSMSLayout(), connect=transport.connect, platform="Conax", accepted=renewed
+    layout=ConaxSMSLayout(), connect=transport.connect, platform="Conax", accepted=renewals.renewed
 )

@@ -19,11 +19,14 @@ How a provider plugs in (Conax SMS: ``providers/conax_sms/files.py`` and ``runs.
    are recognised and parsed into an ``AnswerBatch``.
 2. **Channel** — ``connect(provider) -> channel.Channel``: stage / publish / staged, answers /
    fetch / archive. A file server wraps its ``FileServer`` in ``channel.FileChannel``; a database
-   queue (EXSET's TQUEUE) implements ``Channel`` itself.
+   queue (EXSET's TQUEUE, ``providers/exset/tqueue.py``) implements ``Channel`` itself.
 3. **Pipeline** — ``pipeline.Pipeline(layout, connect, platform, accepted=…, noun=…,
    answer_noun=…)``: one module-level value; ``platform`` names who answers in logs and errors,
-   the nouns name its batches and answers in the runs' summaries ("file", "response file").
+   the nouns name its batches and answers in the runs' summaries ("file", "response file"), and
+   ``sent_noun`` / ``sent_verb`` / ``sending`` what the answer deadline's reasons say was sent.
 4. **Run types** — ``runs.export_run_type(PIPELINE, code=…, name=…)`` and
    ``runs.answers_run_type(PIPELINE, code=…, name=…)``, listed by the adapter's
    ``run_types()`` beside its own; its utilities call ``export.export_now(PIPELINE, provider)``.
+   A provider may also deliver as the processing run goes: its adapter's ``after_chunk`` calls
+   ``runs.export_at_end`` (EXSET SMS).
 """

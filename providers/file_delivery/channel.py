@@ -19,6 +19,12 @@ FAILED = "failed"
 class Channel:
     """One open connection to the platform's side. Every method MUST be implemented."""
 
+    # A batch's note when a run finds it published by an earlier run that died before
+    # recording that (``export.py``): what publishing is, in this channel's words.
+    found_published = (
+        "Delivered by an earlier run that stopped before recording it; not sent again."
+    )
+
     def stage(self, name: str, payload) -> None:
         """Hand over a batch, not yet for the platform to take."""
         raise NotImplementedError
@@ -86,6 +92,10 @@ class FileChannel(Channel):
     """Batches uploaded to ``upload_dir`` as ``<name><partial_suffix>`` and renamed into
     place (the platform reads only final names); answers read from ``response_dir`` and moved
     to its ``processed/`` or ``failed/``."""
+
+    found_published = (
+        "Renamed into place by an earlier run that stopped before recording it; not uploaded again."
+    )
 
     def __init__(self, server: FileServer, *, upload_dir, response_dir, is_answer, partial_suffix):
         self.server = server

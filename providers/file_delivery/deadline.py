@@ -19,6 +19,7 @@ from providers import provider_settings
 from providers.models import ProvisioningRequest, TransferFile
 
 from . import members
+from .pipeline import Pipeline
 
 Req = ProvisioningRequest
 # Delivered files whose requests may still wait for an answer.
@@ -26,10 +27,11 @@ DELIVERED = (TransferFile.State.UPLOADED, TransferFile.State.ANSWERED)
 
 
 def expire_unanswered(
-    provider: Provider, now: datetime, platform: str
+    provider: Provider, now: datetime, pipeline: Pipeline
 ) -> tuple[int, list[tuple[None, str]]]:
-    """Fail what waited past the deadline: (requests failed, one log line per file).
-    ``platform``: who did not answer, as the reason names it."""
+    """Fail what waited past the deadline: (requests failed, one log line per file), in the
+    pipeline's words (who did not answer, what was sent)."""
+    platform = pipeline.platform
     hours = int(provider_settings.parameter(provider, "answer_deadline_hours"))
     overdue = TransferFile.objects.filter(
         provider=provider,
@@ -41,8 +43,9 @@ def expire_unanswered(
     for file in overdue:
         uploaded = timezone.localtime(file.uploaded_at).strftime("%Y-%m-%d %H:%M")
         reason = (
-            f"{platform} did not answer within {hours} hours of request file {file.name} being "
-            f"uploaded ({uploaded}). Retry it to send it again in a new file."
+            f"{platform} did not answer within {hours} hours of {pipeline.sent_noun} {file.name} "
+            f"being {pipeline.sent_verb} ({uploaded}). Retry it to send it again in a new "
+            f"{pipeline.noun[0]}."
         )
         with transaction.atomic():
             count = sum(
@@ -66,8 +69,17 @@ def expire_unanswered(
             problems.append(
                 (
                     None,
-                    f"{file.name}: {count} requests had no answer within {hours} hours of the "
-                    f"upload ({uploaded}) and are now Failed.",
+                    f"{file.name}: {count} requests had no answer within {hours} hours of "
+                    f"{pipeline.sending} ({uploaded}) and are now Failed.",
                 )
             )
     return failed, problems
+
+
+def unanswered(provider: Provider) -> int:
+    """Requests still waiting for their answer in the provider's delivered batches."""
+    files = TransferFile.objects.filter(
+        provider=provider, direction=TransferFile.Direction.OUT, state__in=DELIVERED
+    )
+    pending = Req.objects.filter(state=Req.State.PENDING)
+    return sum(part.count() for file in files for part in members.each(pending, file))

@@ -220,10 +220,7 @@ def _deliver(
             channel.publish(file.name)
             result.uploaded.append(file.name)
         else:
-            file.message = (
-                "Renamed into place by an earlier run that stopped before recording it; "
-                "not uploaded again."
-            )
+            file.message = channel.found_published
             result.found_delivered.append(file.name)
         file.state = TransferFile.State.UPLOADED
         file.uploaded_at = now

@@ -21,5 +21,10 @@ class Pipeline:
     # (a batch; and a refused answer, "1 file refused"), and an answer.
     noun: tuple[str, str] = ("file", "files")
     answer_noun: tuple[str, str] = ("response file", "response files")
+    # How the answer deadline's reasons name a delivered batch, its delivery and the moment
+    # it happened: "… within 24 hours of request file F being uploaded", "… of the upload".
+    sent_noun: str = "request file"
+    sent_verb: str = "uploaded"
+    sending: str = "the upload"
     # Extras once requests are accepted (the requests, with their operation and service).
     accepted: Callable[[list, datetime], None] | None = None

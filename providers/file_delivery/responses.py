@@ -373,9 +373,7 @@ def process_responses(
                     progress(result)
                     result.problems = []
     finally:
-        result.expired, problems = expire_unanswered(
-            provider, now or timezone.now(), pipeline.platform
-        )
+        result.expired, problems = expire_unanswered(provider, now or timezone.now(), pipeline)
         result.problems += problems
         if progress:
             progress(result)

@@ -14,7 +14,7 @@ from providers.errors import TransportError
 from providers.extensions import Progress, RunType, counted
 from providers.types import NoSettings
 
-from . import export, responses
+from . import deadline, export, responses
 from .pipeline import Pipeline
 
 
@@ -64,27 +64,33 @@ def export_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
     )
 
 
-def answers_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
+def answers_run_type(pipeline: Pipeline, *, code: str, name: str, waiting: bool = False) -> RunType:
     """The platform's answers applied (``responses.process_responses``), then what waited past
-    the answer deadline failed; counts answers by outcome and the answers read or refused."""
+    the answer deadline failed; counts answers by outcome and the answers read or refused.
+    ``waiting``: it also counts, at its end, the requests still waiting for an answer."""
+
+    def counts_of(result: responses.Result) -> dict[str, int]:
+        return {
+            "answered": result.completed + result.rejected,
+            "accepted": result.completed,
+            "rejected": result.rejected,
+            "files": result.files,
+            "refused": result.refused,
+            "resent": result.resent,
+            "expired": result.expired,
+        }
 
     def execute(definition, run_id: int, report: Callable[[Progress], None]) -> None:
         def progress(result: responses.Result) -> None:
-            answered = result.completed + result.rejected
-            counts = {
-                "answered": answered,
-                "accepted": result.completed,
-                "rejected": result.rejected,
-                "files": result.files,
-                "refused": result.refused,
-                "resent": result.resent,
-                "expired": result.expired,
-            }
-            report(Progress(examined=answered, problems=result.problems, counts=counts))
+            counts = counts_of(result)
+            report(Progress(examined=counts["answered"], problems=result.problems, counts=counts))
 
-        responses.process_responses(
+        result = responses.process_responses(
             pipeline, definition.provider, process_run_id=run_id, progress=progress
         )
+        if waiting:
+            counts = {**counts_of(result), "waiting": deadline.unanswered(definition.provider)}
+            report(Progress(examined=counts["answered"], counts=counts))
 
     def summary(c) -> str:
         text = (
@@ -95,6 +101,8 @@ def answers_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
             text += f", {c['resent']} of them sent again under the same name"
         if c["refused"]:
             text += f"; {counted(c['refused'], *pipeline.noun)} refused"
+        if waiting:
+            text += f"; {c.get('waiting', 0)} still waiting"
         if c["expired"]:
             text += f"; {c['expired']} unanswered past the deadline, now Failed"
         return text
@@ -114,6 +122,7 @@ def answers_run_type(pipeline: Pipeline, *, code: str, name: str) -> RunType:
             ("files", f"{answers} read"),
             ("refused", f"{answers} refused"),
             ("resent", "Sent again under the same name"),
+            *((("waiting", "Still waiting"),) if waiting else ()),
             ("expired", "Failed: no answer by the deadline"),
         ),
         summary=summary,

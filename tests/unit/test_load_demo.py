@@ -51,10 +51,13 @@ def check_second_run_creates_nothing(demo):
     second_output = load_demo()
 
     assert counts() == first
-    # The Company ZX subscriptions on the Generic provider, and a dozen on each Conax one.
-    assert first["accounts"] == first["subscriptions"] == DEFAULT_COUNT + 12 + 12
+    # The Company ZX subscriptions on the Generic provider, a dozen on each Conax one, and a
+    # few on EXSET.
+    assert first["accounts"] == first["subscriptions"] == DEFAULT_COUNT + 12 + 12 + 6
     assert Subscription.objects.filter(number__startswith="ZX-CWS-").count() == 12
     assert Subscription.objects.filter(number__startswith="ZX-CSMS-").count() == 12
+    assert Subscription.objects.filter(number__startswith="ZX-EXS-").count() == 6
+    assert "EXSET SMS (TQUEUE in sqlite:///" in demo
     assert f"{DEFAULT_COUNT} subscriptions created, 0 already there." in demo
     assert f"0 subscriptions created, {DEFAULT_COUNT} already there." in second_output
 
@@ -78,7 +81,9 @@ def check_subscriptions_are_made_through_become_subscriber():
     # Every subscription has its Become subscriber event, done by the demo agent.
     everyone = SubscriptionEvent.objects.filter(action="become_subscriber")
     assert everyone.count() == Subscription.objects.count()
-    become = everyone.exclude(subscription__number__startswith="ZX-C")
+    become = everyone.exclude(subscription__number__startswith="ZX-C").exclude(
+        subscription__number__startswith="ZX-EXS-"
+    )
     assert become.count() == DEFAULT_COUNT
     assert set(become.values_list("performed_by__username", flat=True)) == {"agent"}
     # Later stories went through their own actions too.
@@ -163,11 +168,16 @@ def check_a_card_and_a_box_per_viewing_point():
 
 def check_the_mix_of_products():
     main_products = set(
-        SubscriptionService.objects.filter(distributor__code="MAIN").values_list(
-            "product__code", flat=True
-        )
+        SubscriptionService.objects.filter(
+            distributor__code="MAIN", distributor__provider__name="Generic"
+        ).values_list("product__code", flat=True)
     )
     assert main_products == {"BUNDLE_A", "BUNDLE_B", "AGRICULTURE"}
+    # EXSET's demo has a usage service too (pay per view), never sent as an Add.
+    usage = SubscriptionService.objects.filter(product__service_type=Product.ServiceType.USAGE)
+    assert list(usage.values_list("subscription__number", "product__code")) == [
+        ("ZX-EXS-0002", "BOX_OFFICE")
+    ]
     swapped = SubscriptionService.objects.filter(state=SvcState.SWAPPED).first()
     assert swapped.product.code == "BUNDLE_A"
     assert swapped.swapped_to.get().product.code == "BUNDLE_B"

@@ -126,7 +126,7 @@ def _copies(request_id: int, count: int, *, state: str, subscription_id: int) ->
     params = [given[c] for c in columns if c in given]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (names from the model)
+            f"INSERT INTO {table} ({', '.join(columns)}) "
             f"SELECT {select} FROM {table} r, generate_series(1, %s) WHERE r.id = %s",
             [*params, count, request_id],
         )

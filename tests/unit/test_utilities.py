@@ -140,3 +140,20 @@ def test_utilities_through_the_web_api(agent, operator, catalog, drifted):
     assert (
         client.post("/api/v1/utilities/reset_subscription/", body, format="json").status_code == 403
     )
+
+
+def test_an_unticked_process_immediately_box_leaves_the_request_for_the_next_run(
+    agent, sms, sms_catalog, subscribe
+):
+    """A browser sends no field for an unticked box: the request waits for the export run."""
+    sub = subscribe("AGRICULTURE", catalog=sms_catalog)
+    card = sub.installed_items.get(kind="smartcard")
+    url = reverse("admin:utilities-run", args=[sub.pk, sms.pk, "conax_sms_send_message"])
+    page = login(agent).post(
+        url, {"message_type": "MAIL", "smartcard": card.pk, "text": "Your bill is ready"}
+    )
+    assert page.status_code == 200
+    assert f"Mail message to {card.serial_number} waits for the next export to Conax." in (
+        page.content.decode()
+    )
+    assert Req.objects.get(trigger="utility").state == Req.State.PENDING
