@@ -33,6 +33,11 @@ class ExsetAdapter(registry.Adapter):
     # SPEC: usage services are never sent as ADD_SUBSCRIPTION (nor renewed).
     provisions_usage_services = False
 
+    def __init__(self, provider):
+        super().__init__(provider)
+        # (process run id, the last id its chunks' exports read per priority): ``after_chunk``.
+        self._read_up_to: tuple[int | None, dict[int, int]] = (None, {})
+
     @classmethod
     def run_types(cls):
         from . import message_runs, runs
@@ -79,12 +84,22 @@ class ExsetAdapter(registry.Adapter):
         return demo.DEMO
 
     def after_chunk(self, process_run_id: int) -> list[tuple[int | None, str]]:
-        """The chunk's requests written to TQUEUE now, under the run."""
+        """The chunk's requests written to TQUEUE now, under the run. The first chunk's
+        export writes every waiting request; each later one reads on from where the last one
+        stopped, not again through the run's earlier requests (Pending, in batches already:
+        reading them each time made a run's writing grow with the square of its requests).
+        What commits late below that point waits for the *Write TQUEUE entries* run."""
         from providers.file_delivery.runs import export_at_end
 
         from .queue import PIPELINE
 
-        return export_at_end(PIPELINE, self.provider, process_run_id)
+        run, read = self._read_up_to
+        if run != process_run_id:
+            read = {}
+        problems = export_at_end(PIPELINE, self.provider, process_run_id, after=read)
+        # After a failure the next chunk reads from the start: it writes what this one could not.
+        self._read_up_to = (process_run_id, {} if problems else read)
+        return problems
 
     def check(self) -> Health:
         """Connect, check TQUEUE's columns and count the entries waiting New; writes nothing."""
