@@ -66,7 +66,7 @@ COLUMNS = (
 )
 # What an answer reading holds per entry.
 READ = ("entry_id", "status", "error_code", "error_text")
-# PostgreSQL: the session's table entries are copied into before they go into TQUEUE.
+# PostgreSQL: where entries go before TQUEUE when some may be there already (``_copy``).
 INCOMING = "tqueue_incoming"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -363,20 +363,33 @@ class Database:
             self.conn.commit()
 
     def _copy(self, names: str, rows: list[tuple]) -> None:
-        """PostgreSQL: the rows by COPY into a temporary table, then on into TQUEUE skipping
-        the entries already there — several times faster than INSERTs of one row each."""
+        """PostgreSQL: the rows by COPY, several times faster than INSERTs. COPY cannot skip
+        entries already there (a run died after writing them): then the rows go by COPY into
+        a temporary table, and on into TQUEUE skipping those."""
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cursor:
+                self._copy_into(cursor, self.table, names, rows)
+            return
+        except psycopg.errors.UniqueViolation:
+            self.conn.rollback()
         with self.conn.cursor() as cursor:
             cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {INCOMING} ON COMMIT DELETE ROWS "
+                f"CREATE TEMPORARY TABLE {INCOMING} ON COMMIT DROP "
                 f"AS SELECT {names} FROM {self.table} WITH NO DATA"
             )
-            with cursor.copy(f"COPY {INCOMING} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self._copy_into(cursor, INCOMING, names, rows)
             cursor.execute(
                 f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {INCOMING} "
                 f"{self.dialect.keep_existing}"
             )
+
+    @staticmethod
+    def _copy_into(cursor, table: str, names: str, rows: list[tuple]) -> None:
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def has_batch(self, batch: str) -> bool:
         with self.errors(f"cannot look for batch {batch} in {self.table_name}"):
