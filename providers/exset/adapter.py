@@ -20,6 +20,9 @@ from . import commands as exset_commands
 from .forms import ExsetConnection, ExsetParameters
 
 Op = ProvisioningRequest.Operation
+# The run this worker process last wrote chunks of, and the last id its chunks' exports read per
+# priority (``after_chunk``): kept across the run's parts, which each get an adapter of their own.
+_CHUNKS_READ: dict[int, dict[int, int]] = {}
 
 
 class ExsetAdapter(registry.Adapter):
@@ -32,11 +35,6 @@ class ExsetAdapter(registry.Adapter):
     commands = exset_commands.COMMANDS
     # SPEC: usage services are never sent as ADD_SUBSCRIPTION (nor renewed).
     provisions_usage_services = False
-
-    def __init__(self, provider):
-        super().__init__(provider)
-        # (process run id, the last id its chunks' exports read per priority): ``after_chunk``.
-        self._read_up_to: tuple[int | None, dict[int, int]] = (None, {})
 
     @classmethod
     def run_types(cls):
@@ -86,19 +84,22 @@ class ExsetAdapter(registry.Adapter):
     def after_chunk(self, process_run_id: int) -> list[tuple[int | None, str]]:
         """The chunk's requests written to TQUEUE now, under the run. The first chunk's
         export writes every waiting request; each later one reads on from where the last one
-        stopped, not again through the run's earlier requests (Pending, in batches already:
-        reading them each time made a run's writing grow with the square of its requests).
-        What commits late below that point waits for the *Write TQUEUE entries* run."""
+        stopped in this worker process, not again through the run's earlier requests (Pending,
+        in batches already: reading them each time made a run's writing grow with the square of
+        its requests). A chunk's requests are always past that point (ids are handed out in
+        order and the chunk began after it); what another transaction commits late below it
+        waits for the *Write TQUEUE entries* run."""
         from providers.file_delivery.runs import export_at_end
 
         from .queue import PIPELINE
 
-        run, read = self._read_up_to
-        if run != process_run_id:
-            read = {}
+        read = _CHUNKS_READ.get(process_run_id)
+        if read is None:
+            _CHUNKS_READ.clear()  # another run: where the last one got to is of no use
+            read = _CHUNKS_READ[process_run_id] = {}
         problems = export_at_end(PIPELINE, self.provider, process_run_id, after=read)
-        # After a failure the next chunk reads from the start: it writes what this one could not.
-        self._read_up_to = (process_run_id, {} if problems else read)
+        if problems:
+            read.clear()  # the next chunk reads from the start: it writes what this one could not
         return problems
 
     def check(self) -> Health:
