@@ -93,13 +93,13 @@ class ExsetAdapter(registry.Adapter):
 
         from .queue import PIPELINE
 
-        read = _CHUNKS_READ.get(process_run_id)
-        if read is None:
-            _CHUNKS_READ.clear()  # another run: where the last one got to is of no use
-            read = _CHUNKS_READ[process_run_id] = {}
+        # Taken out while it moves on, and kept only if this export wrote all it read: after a
+        # failure the next chunk reads from the start, and writes what this one could not.
+        read = _CHUNKS_READ.pop(process_run_id, {})
+        _CHUNKS_READ.clear()  # another run's is of no use to this one
         problems = export_at_end(PIPELINE, self.provider, process_run_id, after=read)
-        if problems:
-            read.clear()  # the next chunk reads from the start: it writes what this one could not
+        if not problems:
+            _CHUNKS_READ[process_run_id] = read
         return problems
 
     def check(self) -> Health:
