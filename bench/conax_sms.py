@@ -96,7 +96,7 @@ def ensure_provider() -> Provider:
     return provider
 
 
-def _clean_slate(provider: Provider) -> None:
+def clean_slate(provider: Provider) -> None:
     """No request and no file at the benchmark's provider: what an earlier (perhaps
     interrupted) measurement left is bench data only."""
     delete_requests(Req.objects.filter(provider=provider))
@@ -149,7 +149,7 @@ def ensure_subscriptions(provider: Provider, count: int) -> int:
     if have < count:
         total = Subscription.objects.filter(number__startswith=load.PREFIX).count()
         load.generate(
-            total + count - have, provider_name=PROVIDER, provider_type=PROVIDER_TYPE, drift=0
+            total + count - have, provider_name=provider.name, provider_type=provider.type, drift=0
         )
         have = selection.subscriptions().count()
     return have
@@ -194,7 +194,7 @@ def analyze() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-def _ca_id_values(provider: Provider, params: list) -> str:
+def ca_id_values(provider: Provider, params: list) -> str:
     """(product id, CA ID) rows of every product at the provider, a bundle once per component
     CA ID, as SQL VALUES (the values as parameters)."""
     ca_ids = CAIds.of_provider(provider.pk)
@@ -225,7 +225,7 @@ def floor_sql(provider: Provider, today) -> tuple[str, list]:
     on = list(SubscriptionService.ON_STATES)
     tz = timezone.get_current_timezone_name()
     params: list = []
-    values = _ca_id_values(provider, params)
+    values = ca_id_values(provider, params)
     params += [on, on, on, tz, months, today, provider.pk]  # the entitlements and renewals
     params += [provider.pk, on]  # the pairings
     params += [provider.pk]  # the insert
@@ -348,7 +348,7 @@ def processing_run(
     requests are deleted again)."""
     workdir.mkdir(parents=True, exist_ok=True)
     provider = ensure_provider()
-    _clean_slate(provider)
+    clean_slate(provider)
     have = ensure_subscriptions(provider, subscriptions)
     aged = age_to_today(provider)
     drifted = load.redrift(PROVIDER, drift) if drift else 0
@@ -563,7 +563,7 @@ def export(report: Report, workdir: Path, *, records: int, keep_files: bool = Fa
     password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(16)
     os.environ[PASSWORD_ENV] = password
     provider = ensure_provider()
-    _clean_slate(provider)
+    clean_slate(provider)
     limit = int(provider_settings.parameter(provider, "max_records_per_file"))
     read_seconds = sftp_seconds = None
     try:

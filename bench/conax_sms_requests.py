@@ -17,6 +17,7 @@ elsewhere. The mix is a pure function of the position, so two runs make the same
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -129,11 +130,18 @@ def _csv(value):
     return value
 
 
-def pending_requests(provider: Provider, count: int, *, start: int = 0) -> int:
-    """Add ``count`` Pending requests for ``provider`` (positions ``start`` …); returns count."""
+def pending_requests(
+    provider: Provider,
+    count: int,
+    *,
+    start: int = 0,
+    row: Callable[[int, int, datetime], dict] = _row,
+) -> int:
+    """Add ``count`` Pending requests for ``provider`` (positions ``start`` …); returns count.
+    ``row(provider id, position, now)``: another provider type's mix (``exset_requests``)."""
     now = timezone.now()
     for first in range(start, start + count, CHUNK):
-        rows = [_row(provider.pk, n, now) for n in range(first, min(first + CHUNK, start + count))]
+        rows = [row(provider.pk, n, now) for n in range(first, min(first + CHUNK, start + count))]
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 _copy(rows)

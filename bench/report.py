@@ -95,6 +95,8 @@ class Report:
     machine: dict = field(default_factory=machine)
     started_at: str = field(default_factory=lambda: datetime.now(tz=UTC).isoformat())
     figures: list[Figure] = field(default_factory=list)
+    # What could not be measured, and why (printed under the table).
+    notes: list[str] = field(default_factory=list)
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -124,6 +126,7 @@ class Report:
             f"({m.get('cpu', '?')}) · {m.get('memory_gb', '?')} GB · {m.get('database')} · "
             f"Python {m.get('python')} · {m.get('host')} · commit {m.get('commit', '?')}"
         )
+        lines += self.notes
         return "\n".join(lines)
 
     def write(self, path: Path) -> None:
@@ -132,6 +135,7 @@ class Report:
             "subscriptions": self.subscriptions,
             "machine": self.machine,
             "started_at": self.started_at,
+            "notes": self.notes,
             "figures": [
                 {**asdict(f), "ratio_to_floor": f.ratio, "verdict": f.verdict} for f in self.figures
             ],

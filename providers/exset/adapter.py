@@ -20,6 +20,9 @@ from . import commands as exset_commands
 from .forms import ExsetConnection, ExsetParameters
 
 Op = ProvisioningRequest.Operation
+# The run this worker process last wrote chunks of, and the last id its chunks' exports read per
+# priority (``after_chunk``): kept across the run's parts, which each get an adapter of their own.
+_CHUNKS_READ: dict[int, dict[int, int]] = {}
 
 
 class ExsetAdapter(registry.Adapter):
@@ -79,12 +82,25 @@ class ExsetAdapter(registry.Adapter):
         return demo.DEMO
 
     def after_chunk(self, process_run_id: int) -> list[tuple[int | None, str]]:
-        """The chunk's requests written to TQUEUE now, under the run."""
+        """The chunk's requests written to TQUEUE now, under the run. The first chunk's
+        export writes every waiting request; each later one reads on from where the last one
+        stopped in this worker process, not again through the run's earlier requests (Pending,
+        in batches already: reading them each time made a run's writing grow with the square of
+        its requests). A chunk's requests are always past that point (ids are handed out in
+        order and the chunk began after it); what another transaction commits late below it
+        waits for the *Write TQUEUE entries* run."""
         from providers.file_delivery.runs import export_at_end
 
         from .queue import PIPELINE
 
-        return export_at_end(PIPELINE, self.provider, process_run_id)
+        # Taken out while it moves on, and kept only if this export wrote all it read: after a
+        # failure the next chunk reads from the start, and writes what this one could not.
+        read = _CHUNKS_READ.pop(process_run_id, {})
+        _CHUNKS_READ.clear()  # another run's is of no use to this one
+        problems = export_at_end(PIPELINE, self.provider, process_run_id, after=read)
+        if not problems:
+            _CHUNKS_READ[process_run_id] = read
+        return problems
 
     def check(self) -> Health:
         """Connect, check TQUEUE's columns and count the entries waiting New; writes nothing."""

@@ -66,6 +66,8 @@ COLUMNS = (
 )
 # What an answer reading holds per entry.
 READ = ("entry_id", "status", "error_code", "error_text")
+# PostgreSQL: where entries go before TQUEUE when some may be there already (``_copy``).
+INCOMING = "tqueue_incoming"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -344,15 +346,50 @@ class Database:
     def write(self, rows: list[tuple]) -> None:
         """Entries (``WRITTEN`` columns), each once by entry_id; committed when it returns."""
         names = ", ".join(self.column(c) for c in WRITTEN)
-        marks = ", ".join(["%s"] * len(WRITTEN))
-        sql = f"INSERT INTO {self.table} ({names}) VALUES ({marks}) {self.dialect.keep_existing}"
-        sql = sql.replace("%s", self.dialect.placeholder)
-        if self.dialect is SQLITE:
-            # The SQLite driver's datetime adapter is deprecated: its text, as it would write.
-            rows = [(*row[:-1], row[-1].isoformat(sep=" ")) for row in rows]
         with self.errors(f"cannot write entries into {self.table_name}"):
-            self.conn.cursor().executemany(sql, rows)
+            if self.dialect is POSTGRESQL:
+                self._copy(names, rows)
+            else:
+                marks = ", ".join([self.dialect.placeholder] * len(WRITTEN))
+                if self.dialect is SQLITE:
+                    # The driver's datetime adapter is deprecated: its text, as it would write.
+                    rows = [(*row[:-1], row[-1].isoformat(sep=" ")) for row in rows]
+                # PyMySQL sends this as multi-row INSERTs (ON DUPLICATE KEY included).
+                self.conn.cursor().executemany(
+                    f"INSERT INTO {self.table} ({names}) VALUES ({marks}) "
+                    f"{self.dialect.keep_existing}",
+                    rows,
+                )
             self.conn.commit()
+
+    def _copy(self, names: str, rows: list[tuple]) -> None:
+        """PostgreSQL: the rows by COPY, several times faster than INSERTs. COPY cannot skip
+        entries already there (a run died after writing them): then the rows go by COPY into
+        a temporary table, and on into TQUEUE skipping those."""
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cursor:
+                self._copy_into(cursor, self.table, names, rows)
+            return
+        except psycopg.errors.UniqueViolation:
+            self.conn.rollback()
+        with self.conn.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {INCOMING} ON COMMIT DROP "
+                f"AS SELECT {names} FROM {self.table} WITH NO DATA"
+            )
+            self._copy_into(cursor, INCOMING, names, rows)
+            cursor.execute(
+                f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {INCOMING} "
+                f"{self.dialect.keep_existing}"
+            )
+
+    @staticmethod
+    def _copy_into(cursor, table: str, names: str, rows: list[tuple]) -> None:
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def has_batch(self, batch: str) -> bool:
         with self.errors(f"cannot look for batch {batch} in {self.table_name}"):

@@ -236,13 +236,16 @@ def export(
     process_run_id: int | None = None,
     now: datetime | None = None,
     progress: Callable[[Result], None] | None = None,
+    after: dict[int, int] | None = None,
 ) -> Result:
     """Deliver the batches earlier runs left Prepared, then every waiting request in new ones.
 
     ``connect(provider)`` opens the channel (default: the pipeline's); pass another to wrap it
     (tests use it to stop a run at a chosen step). ``now``: the clock (the batches' dates and
-    times). Raises ``TransportError`` when the platform cannot be reached or refuses a batch:
-    what is not recorded is written again by the next run."""
+    times). ``after``: the last id read per priority by an earlier export of the same run,
+    which this one goes on from (and moves on): only requests made since are read (default:
+    every waiting one). Raises ``TransportError`` when the platform cannot be reached or
+    refuses a batch: what is not recorded is written again by the next run."""
     result = Result()
     left = list(
         TransferFile.objects.filter(
@@ -260,7 +263,7 @@ def export(
             _deliver(provider, channel, file_id, now or timezone.now(), result, staged_now=False)
             if progress:
                 progress(result)
-        run = _Run({}, members.OpenFiles(provider))
+        run = _Run({} if after is None else after, members.OpenFiles(provider))
         while True:
             moment = now or timezone.now()
             file = _stage(pipeline, provider, channel, run, moment, process_run_id, result)

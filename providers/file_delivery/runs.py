@@ -129,13 +129,16 @@ def answers_run_type(pipeline: Pipeline, *, code: str, name: str, waiting: bool 
     )
 
 
-def export_at_end(pipeline: Pipeline, provider, run_id: int) -> list[tuple[None, str]]:
+def export_at_end(
+    pipeline: Pipeline, provider, run_id: int, *, after: dict[int, int] | None = None
+) -> list[tuple[None, str]]:
     """*Process immediately* at the end of a run that made requests (e.g. a message run): they
     are exported now, under the run. A platform that cannot be reached leaves them for the
     export run: the problem returned says so, for the run's log. (A run commits as it goes, so
-    unlike ``export.export_now`` it has no transaction to wait for.)"""
+    unlike ``export.export_now`` it has no transaction to wait for.) ``after``: as
+    ``export.export`` takes it, for a run that exports after each chunk."""
     try:
-        export.export(pipeline, provider, process_run_id=run_id)
+        export.export(pipeline, provider, process_run_id=run_id, after=after)
     except TransportError as exc:
         return [(None, f"Could not export now ({exc}); the next export run sends them.")]
     return []

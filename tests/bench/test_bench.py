@@ -4,6 +4,7 @@ tests': nothing here asserts a speed. The tests read the JSON the bench writes (
 never its printed table."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ def test_the_bench_measures_every_figure_and_writes_them(tmp_path):
         "3000",
         "--json",
         str(out),
+        "--sms-database",
+        f"exset_bench_test_{os.getpid()}",
     )
 
     report = json.loads(out.read_text())
@@ -52,6 +55,9 @@ def test_the_bench_measures_every_figure_and_writes_them(tmp_path):
         "Real-time latency p99 under a reset run",
         "Process Provisioning Requests (Conax SMS), 1 worker process",
         "Conax SMS file export",
+        "Process Provisioning Requests (EXSET SMS), 1 worker process",
+        "EXSET TQUEUE writing, PostgreSQL",
+        *(["EXSET TQUEUE writing, MariaDB"] if not report["notes"] else []),
     ]
     assert report["subscriptions"] == n
     assert report["machine"]["cpus"] >= 1
@@ -80,6 +86,11 @@ def test_the_bench_measures_every_figure_and_writes_them(tmp_path):
     export = figures["Conax SMS file export"]["counts"]
     assert export["exported"] == export["records_at_simulator"] == 3000
     assert export["missing"] == 0
+    exset_run = figures["Process Provisioning Requests (EXSET SMS), 1 worker process"]["counts"]
+    assert exset_run["examined"] == exset_run["at_provider"] == n
+    assert exset_run["entries"] == exset_run["created"] > 0 and exset_run["missing"] == 0
+    tqueue = figures["EXSET TQUEUE writing, PostgreSQL"]["counts"]
+    assert tqueue["entries"] == tqueue["written"] == 3000 and tqueue["missing"] == 0
 
 
 def test_the_bench_refuses_a_database_with_real_subscriptions(catalog, account):

@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 
 from providers import batch, provider_settings, registry
-from providers.exset import tqueue
+from providers.engine import create_request
+from providers.exset import messages, tqueue
 from providers.exset.queue import PIPELINE
 from providers.file_delivery import export, members, responses
 from providers.file_delivery.channel import Channel
@@ -326,6 +327,48 @@ def test_the_processing_run_writes_each_chunks_entries(
     ]
     rows = entries(tqueue_sms)
     assert sorted(r["entry_id"] for r in rows) == sorted(uids(a) + uids(b))
+    assert export.waiting(provider) == 0
+
+
+def test_each_chunks_export_reads_on_and_what_commits_late_below_waits_for_the_write_run(
+    transactional_db, provider, subscribe, tqueue_sms
+):
+    """A run's chunks write their own requests without reading the earlier chunks' again; a
+    request committed late with an id below what they read is left for the write run (a new
+    run reads from the start)."""
+    adapter = registry.adapter_for(provider)
+    definition = RunDefinition.objects.create(
+        name="Process", run_type="process_provisioning_requests", provider=provider
+    )
+    first = ProcessRun.objects.create(definition=definition, trigger=ProcessRun.Trigger.RUN_NOW)
+
+    def message():
+        return create_request(
+            provider,
+            messages.BROADCAST_INFOCAS,
+            {"message": "Hello"},
+            trigger=Req.Trigger.UTILITY,
+            deliver_now=False,
+        )
+
+    held = message().pk
+    Req.objects.filter(pk=held).delete()  # its id handed out, its transaction not committed yet
+    a = subscribe("AGRICULTURE", number="EX-K-1")
+    process(provider)
+    assert adapter.after_chunk(first.pk) == []
+    late = message()
+    Req.objects.filter(pk=late.pk).update(id=held)  # committed now, below the first chunk's
+    b = subscribe("BABY", number="EX-K-2")
+    process(provider)
+
+    assert adapter.after_chunk(first.pk) == []
+
+    assert sorted(r["entry_id"] for r in entries(tqueue_sms)) == sorted(uids(a) + uids(b))
+    assert export.waiting(provider) == 1
+    second = ProcessRun.objects.create(definition=definition, trigger=ProcessRun.Trigger.RUN_NOW)
+    assert adapter.after_chunk(second.pk) == []
+    assert len(entries(tqueue_sms)) == len(uids(a) + uids(b)) + 1
+    assert str(late.uid) in {r["entry_id"] for r in entries(tqueue_sms)}
     assert export.waiting(provider) == 0
 
 

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from bench import conax_sms, figures, load, realtime
+from bench import conax_sms, exset, figures, load, realtime
 from bench.report import Report
 from catalogue.models import Provider
 from providers.models import ProvisioningRequest
@@ -36,7 +36,28 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="N",
-            help="Conax SMS requests to export into files (default: as many as subscriptions).",
+            help="Conax SMS requests to export into files, and EXSET SMS requests to write as "
+            "TQUEUE entries (default: as many as subscriptions).",
+        )
+        parser.add_argument(
+            "--sms-postgresql",
+            default=exset.Servers.postgresql,
+            metavar="URL",
+            help="The PostgreSQL server the EXSET SMS database is made on (default %(default)s).",
+        )
+        parser.add_argument(
+            "--sms-mariadb",
+            default=exset.Servers.mariadb,
+            metavar="URL",
+            help="The MariaDB server the EXSET SMS database is made on (default %(default)s); "
+            "its figure is left out when none answers there.",
+        )
+        parser.add_argument(
+            "--sms-database",
+            default="",
+            metavar="NAME",
+            help="The EXSET SMS databases' name, made and dropped on each server (default: "
+            "after this database's, crm_bench → exset_bench).",
         )
         parser.add_argument(
             "--json",
@@ -55,6 +76,13 @@ class Command(BaseCommand):
                 "bench rewrites the provider side of its data and deletes its requests: run it "
                 "on a database of its own (DATABASE_URL=postgres://…/crm_bench), not this one."
             )
+        sms = exset.Servers(
+            options["sms_postgresql"], options["sms_mariadb"], options["sms_database"]
+        )
+        try:
+            sms.check()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         if connection.vendor != "postgresql":
             self.stderr.write("Not on PostgreSQL: figures are measured, floors left out.")
         started = time.monotonic()
@@ -99,6 +127,10 @@ class Command(BaseCommand):
         records = options["records"] or n
         self.stdout.write(f"Conax SMS: export of {records:,} requests over SFTP …")
         conax_sms.export(report, workdir, records=records)
+        self.stdout.write(f"EXSET SMS: Process Provisioning Requests over {n:,} subscriptions …")
+        exset.processing_run(report, workdir, subscriptions=n, drift=options["drift"], servers=sms)
+        self.stdout.write(f"EXSET SMS: {records:,} requests written as TQUEUE entries …")
+        exset.tqueue_writing(report, records=records, servers=sms, say=say)
         self.stdout.write("")
         self.stdout.write(report.table())
         report.write(out)
