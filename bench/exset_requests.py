@@ -25,7 +25,8 @@ from . import conax_sms_requests
 
 Req = ProvisioningRequest
 Op = Req.Operation
-EXPRESS_EVERY = 100
+# The Conax SMS mix's services and Express share, with EXSET's commands.
+SERVICES, EXPRESS_EVERY = conax_sms_requests.SERVICES, conax_sms_requests.EXPRESS_EVERY
 # (share in a hundred, operation, command)
 MIX = [
     (70, Op.ACTIVATE, ec.ADD),
@@ -36,12 +37,6 @@ MIX = [
     (1, Op.OTHER, messages.INDIVIDUAL_INFOCAS),
 ]
 _SLOTS = [(operation, command) for share, operation, command in MIX for _ in range(share)]
-SERVICES = [
-    ("AF1", "AGRICULTURE"),
-    ("GFA1", "BUNDLE_A"),
-    ("EFA2", "BUNDLE_A"),
-    ("RFB1", "BUNDLE_B"),
-]
 
 
 def _parameters(n: int, command: str) -> dict:
