@@ -63,7 +63,7 @@ REFUSED_BY_KMS = "REFUSED_BY_KMS"  # the KMS's own policy (the simulator's rejec
 ANSI = "ANSI"  # Windows-1252, one byte a character (advised by the seed)
 UNICODE = "UNICODE"  # UTF-16 big-endian, two bytes a character (four beyond the BMP)
 RAW = "RAW"  # the bytes themselves, typed as hex digits
-TEXT_MODES = {ANSI: "ANSI (advised)", UNICODE: "Unicode", RAW: "Raw (hex bytes)"}
+TEXT_MODES = {ANSI: "ANSI", UNICODE: "Unicode", RAW: "Raw"}
 MAX_PAYLOAD_BYTES = 1000
 
 # Query secure client: the sections the KMS answers, in the order a person reads them.
