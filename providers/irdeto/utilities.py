@@ -297,9 +297,15 @@ class DeviceForm(SecureClientForm):
         return data
 
 
+# Words of the KMS's field names that a person reads in capitals.
+ACRONYMS = {"id": "ID", "pin": "PIN", "stbs": "STBs", "gb": "GB", "pvr": "PVR", "tms": "TMS"}
+
+
 def _label(key: str) -> str:
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(key)).replace("_", " ").strip()
-    return words[:1].upper() + words[1:].lower()
+    """A field name of the KMS (``pairingId``, ``storage_gb``) as a column heading."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(key)).replace("_", " ").lower().split()
+    words = [ACRONYMS.get(w, w) for w in words]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:]
 
 
 def _shown(value) -> str:

@@ -2,6 +2,7 @@
 network: what each sends and what the KMS then holds (mailbox, screen, broadcasts, parental
 PIN, sector), and Query secure client's nine sections as the agent reads them."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -152,7 +153,8 @@ def test_a_text_that_does_not_fit_is_refused_and_nothing_is_sent(api, irdeto, su
 # --- Set parental PIN --------------------------------------------------------------------------
 
 
-def test_the_pin_is_set_on_the_box_given_or_by_default(api, irdeto, sub, kms):
+def test_the_pin_is_set_on_the_box_given_or_by_default(api, irdeto, sub, kms, caplog):
+    caplog.set_level(logging.DEBUG)
     stb = device(sub, "stb")
     status, body = run(api, irdeto, sub, "irdeto_set_parental_pin", pin="4826")
     assert status == 201, body
@@ -161,6 +163,7 @@ def test_the_pin_is_set_on_the_box_given_or_by_default(api, irdeto, sub, kms):
     assert request.state == "completed"
     assert kms.clients[stb]["pin"] == "4826"
     assert "4826" not in str(request.parameters) + str(request.response) + request.last_error
+    assert "4826" not in caplog.text  # nor in what sending it logged
 
     provider = irdeto.provider
     provider.parameters = {**provider.parameters, "default_pin": "7319"}
@@ -225,11 +228,12 @@ def test_query_shows_the_nine_sections_as_tables(api, irdeto, sub, kms):
         "Device domain information",
     ]
     entitlements = tables["Entitlements information"]
-    assert entitlements["columns"] == ["Product id", "Start", "End", "Active"]
+    assert entitlements["columns"] == ["Product ID", "Start", "End", "Active"]
     assert [(r[0], r[3]) for r in entitlements["rows"]] == [("EFA2", "Yes"), ("GFA1", "Yes")]
     pairing = dict(tables["Pairing information"]["rows"])
-    assert (pairing["Smartcards"], pairing["Stbs"]) == (card, stb)
-    assert dict(tables["Basic information"]["rows"])["Kind"] == "smartcard"
+    assert (pairing["Smartcards"], pairing["STBs"]) == (card, stb)
+    assert dict(tables["Basic information"]["rows"])["Secure client ID"] == card
+    assert dict(tables["Security information"]["rows"])["Parental PIN set"] == "No"
     assert tables["TMS attribute information"]["columns"] == ["Name", "Value"]
     # It is asked again each time, and changes nothing at the KMS.
     assert run(api, irdeto, sub, "irdeto_query_secure_client", device=card)[0] == 201
