@@ -16,7 +16,7 @@ from runs import types
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.demo import ensure_catalog
 from subscriptions.models import CommunicationQueueEntry
-from tests.fixtures import deliver
+from tests.fixtures import deliver, requests_of
 
 pytestmark = pytest.mark.django_db
 
@@ -363,3 +363,37 @@ def test_the_mail_run_sends_on_screen_in_unicode(irdeto, subscribe, kms):
     deliver(irdeto)
     (shown,) = kms.clients[device(one, "stb")]["screen"]
     assert (shown["text_mode"], shown["text"]) == ("UNICODE", "Szőlő harvest special")
+
+
+# --- Reset Subscriptions (shared, with its preview) --------------------------------------------
+
+
+def test_reset_subscriptions_repairs_what_the_kms_missed_while_down(irdeto, subscribe, kms):
+    kms.controls.down = True
+    sub = subscribe("BUNDLE_A")
+    for _attempt in range(9):  # three attempts each (the fixture's), retried at once
+        deliver(irdeto)
+    assert {state for _c, _id, state in requests_of(sub)} == {"failed"}
+    kms.controls.down = False
+    d = RunDefinition.objects.create(
+        name="Irdeto reset",
+        run_type="reset_subscriptions",
+        provider=irdeto.provider,
+        run_at=timezone.now() + timedelta(hours=1),
+    )
+    runs.validate(d, schedule=False)
+    d.save()
+    (reset,) = [t for t in types.for_provider(irdeto.provider) if t.code == "reset_subscriptions"]
+    (row,) = reset.preview(d)
+    assert row.subscription == sub.number
+    assert [q["command"] for q in row.what] == [
+        "PAIR_SECURE_CLIENTS",
+        "ADD_ENTITLEMENT",
+        "ADD_ENTITLEMENT",
+    ]
+    done = runs.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+    assert (done.status, done.created) == ("completed", 3)
+    deliver(irdeto)
+    card = device(sub, "smartcard")
+    assert kms.active(card) == ["EFA2", "GFA1"]
+    assert kms.pairing_of(device(sub, "stb")) == kms.pairing_of(card) is not None
