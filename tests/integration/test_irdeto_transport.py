@@ -18,6 +18,7 @@ from providers.models import ProvisioningRequest
 from providers.simulators import TLS
 from subscriptions import actions
 from subscriptions.models import SubscriptionService
+from tests import workers
 from tests.fixtures import (
     IRDETO_SECRET,
     IRDETO_SECRET_ENV,
@@ -448,3 +449,33 @@ def test_an_unknown_command_fails_at_once(irdeto, subscribe):
     assert request.last_error.startswith(
         "Attempt 1 failed: FORMAT_HARD_DISK is not an Irdeto KMS command."
     )
+
+
+# --- Through a real worker ---------------------------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_actions_reach_the_kms_through_a_real_worker_with_its_secret_from_the_environment(
+    irdeto, subscribe, irdeto_simulator, tmp_path
+):
+    worker = workers.start(tmp_path)  # the client secret's variable is in its environment
+    log = tmp_path / "worker.log"
+
+    def all_completed() -> bool:
+        found = set(Req.objects.values_list("state", flat=True))
+        return found == {"completed"}
+
+    try:
+        sub = subscribe("BUNDLE_A")  # commits: the worker is woken to send
+        workers.wait_until(all_completed, seconds=60, what="delivery", logs=[log])
+        control(irdeto_simulator, "expire-tokens")  # the worker's token, revoked
+        actions.add_service(sub, irdeto.products["AGRICULTURE"], irdeto.main)
+        workers.wait_until(all_completed, seconds=60, what="delivery", logs=[log])
+    finally:
+        workers.stop(worker)
+    assert irdeto_simulator.active(card_of(sub)) == ["AF1", "EFA2", "GFA1"]
+    assert set(arrivals(irdeto_simulator, sub).values()) == {1}
+    tokens = requests.get(f"{irdeto_simulator.url}/control/state", timeout=5).json()["tokens"]
+    assert (tokens["fetched"], tokens["refused"]) == (2, 1)
+    assert IRDETO_SECRET not in log.read_text()
