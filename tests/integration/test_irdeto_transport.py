@@ -6,7 +6,9 @@ everything once; an access token revoked between requests; HTTPS with our client
 certificate; a KMS slower than the timeout, whose repeat is applied once; a sealed PIN.
 """
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -479,3 +481,47 @@ def test_actions_reach_the_kms_through_a_real_worker_with_its_secret_from_the_en
     tokens = requests.get(f"{irdeto_simulator.url}/control/state", timeout=5).json()["tokens"]
     assert (tokens["fetched"], tokens["refused"]) == (2, 1)
     assert IRDETO_SECRET not in log.read_text()
+
+
+class Flood(BaseHTTPRequestHandler):
+    """A KMS gone wrong: every call answered with 2 MiB."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"requestId": "' + b"x" * (2 << 20) + b'"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_answer_too_large_is_refused_unread_and_fails_at_once(
+    irdeto, subscribe, irdeto_simulator
+):
+    flood = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=flood.serve_forever, daemon=True).start()
+    try:
+        irdeto.provider.connection = irdeto_connection(
+            irdeto_simulator,
+            endpoint_url=f"http://127.0.0.1:{flood.server_address[1]}",
+            token_url=irdeto_simulator.token_url,  # tokens from the KMS, calls to the flood
+        )
+        provider_settings.full_clean(irdeto.provider)
+        irdeto.provider.save()
+        sub = subscribe("AGRICULTURE")
+        deliver(irdeto)
+    finally:
+        flood.shutdown()
+        flood.server_close()
+    pairing = Req.objects.get(subscription=sub, command="PAIR_SECURE_CLIENTS")
+    assert (pairing.state, pairing.attempts) == ("failed", 1)
+    assert pairing.last_error.startswith(
+        "Attempt 1 failed: Refused the KMS's answer for pairings/create: over 1048576 bytes, "
+        "never read"
+    )
