@@ -96,6 +96,12 @@ class IrdetoAdapter(registry.Adapter):
             pass  # the expected answer about an unknown device
         return Health(True, f"The KMS at {kms.address} answered a query.")
 
+    def platform_state(self, subscription, devices, **asking) -> dict[int, registry.Held]:
+        # By Query secure client, as the agents' utility asks.
+        from . import utilities
+
+        return utilities.platform_state(self.provider, subscription, devices, **asking)
+
     def send(self, request) -> registry.Answer:
         call = call_of(request)
         try:

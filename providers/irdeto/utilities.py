@@ -347,21 +347,40 @@ def sections_of(body: dict) -> tuple[Table, ...]:
     )
 
 
-def _query(provider, subscription, data, user, priority, process_immediately) -> Outcome:
-    device = data["target"]
+def ask(
+    provider,
+    subscription,
+    device: InstalledItem,
+    *,
+    priority: int = Req.Priority.NORMAL,
+    trigger: str = Req.Trigger.UTILITY,
+    name: str,
+    process_run_id: int | None = None,
+) -> tuple[Req, registry.Answer]:
+    """Query the KMS now, in this process, about ``device``; the query is recorded as a
+    request with its answer (``at_once``). A KMS that does not answer: the request is Failed
+    with the reason, and ``TransportError`` raised."""
     request = at_once.create(
         provider,
         protocol.QUERY_SECURE_CLIENT,
         device_parameters(subscription, device),
-        trigger=Req.Trigger.UTILITY,
-        trigger_name=QUERY_SECURE_CLIENT.code,
+        trigger=trigger,
+        trigger_name=name,
         subscription=subscription,
         installed_item=device,
         distributor=device.distributor,
         priority=priority,
+        process_run_id=process_run_id,
     )
+    return request, at_once.send(request, registry.adapter_for(provider).send)
+
+
+def _query(provider, subscription, data, user, priority, process_immediately) -> Outcome:
+    device = data["target"]
     try:
-        answer = at_once.send(request, registry.adapter_for(provider).send)
+        request, answer = ask(
+            provider, subscription, device, priority=priority, name=QUERY_SECURE_CLIENT.code
+        )
     except registry.TransportError as error:
         raise UtilityError(f"{provider.name} did not answer: {error}. Try again later.") from None
     if not answer.accepted:
@@ -375,6 +394,42 @@ def _query(provider, subscription, data, user, priority, process_immediately) ->
         f"{provider.name} describes {named(device)} in {len(protocol.QUERY_SECTIONS)} sections.",
         tables=sections_of(answer.response or {}),
     )
+
+
+def platform_state(
+    provider, subscription, devices, *, trigger: str, trigger_name: str, process_run_id=None
+) -> dict[int, registry.Held]:
+    """What the KMS holds for each device (the adapter's ``platform_state``), by Query secure
+    client: paired or not, and the products entitled now. A device the KMS does not know
+    holds nothing."""
+    held: dict[int, registry.Held] = {}
+    for device in devices:
+        try:
+            _request, answer = ask(
+                provider,
+                subscription,
+                device,
+                trigger=trigger,
+                name=trigger_name,
+                process_run_id=process_run_id,
+            )
+        except registry.TransportError as error:
+            raise registry.PlatformQueryError(f"{provider.name} did not answer: {error}") from None
+        if not answer.accepted:
+            if answer.error_code == protocol.UNKNOWN_SECURE_CLIENT:
+                held[device.pk] = registry.Held(False)
+                continue
+            raise registry.PlatformQueryError(
+                f"{provider.name} refused to say what it holds for {device.ca_id}: "
+                f"{answer.error_code} {answer.error_description}".rstrip()
+            )
+        sections = (answer.response or {}).get("sections") or {}
+        entitled = frozenset(
+            e["productId"] for e in sections.get("entitlements") or () if e.get("active")
+        )
+        paired = bool((sections.get("pairing") or {}).get("pairingId"))
+        held[device.pk] = registry.Held(paired, entitled)
+    return held
 
 
 # --- Re-authorize secure client's sector -------------------------------------------------------

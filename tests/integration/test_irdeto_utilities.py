@@ -397,3 +397,28 @@ def test_reset_subscriptions_repairs_what_the_kms_missed_while_down(irdeto, subs
     card = device(sub, "smartcard")
     assert kms.active(card) == ["EFA2", "GFA1"]
     assert kms.pairing_of(device(sub, "stb")) == kms.pairing_of(card) is not None
+
+
+def test_reset_single_subscription_asks_the_kms_what_it_holds(api, irdeto, sub, kms):
+    card, box = device(sub, "smartcard"), device(sub, "stb")
+    with kms.lock:
+        kms.clients[card]["entitlements"].pop("GFA1")  # lost at the KMS; our flags say in step
+
+    status, body = run(api, irdeto, sub, "reset_subscription")
+
+    assert status == 201, body
+    assert [(r["command"], r["ca_id"]) for r in body["requests"]] == [("ADD_ENTITLEMENT", "GFA1")]
+    assert body["message"].startswith(
+        "1 request(s) will bring IRD-1 in step with Irdeto (as Irdeto itself says)."
+    )
+    asked = Req.objects.filter(subscription=sub, command="QUERY_SECURE_CLIENT")
+    assert sorted(asked.values_list("installed_item__ca_id", "state")) == sorted(
+        [(card, "completed"), (box, "completed")]
+    )
+    deliver(irdeto)
+    assert kms.active(card) == ["EFA2", "GFA1"]
+    status, body = run(api, irdeto, sub, "reset_subscription")
+    assert (status, body["requests"]) == (201, []), body
+    assert (
+        body["message"] == "IRD-1 is in step with Irdeto (as Irdeto itself says): nothing to send."
+    )
