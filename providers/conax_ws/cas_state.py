@@ -26,15 +26,12 @@ With a state file, the state survives restarts (written in the background:
 ``providers.simulators.SavedState``). ``received`` is a log, not state: it is not written.
 """
 
-import hashlib
 import re
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.simulators import SAVE_EVERY as SAVE_EVERY  # how often the file is written
-from providers.simulators import SavedState
+from providers.simulators import RequestState
 
 DEFAULT_PIN = "1234"
 MAIL_MAX = 141
@@ -64,30 +61,13 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-@dataclass
-class Controls:
-    """How the simulator misbehaves, set through ``/control/...``."""
-
-    down: bool = False
-    slow_seconds: float = 0.0
-    reject_share: float = 0.0
-    reject_cards: frozenset[str] = frozenset()
-
-    def as_dict(self) -> dict:
-        return {
-            "down": self.down,
-            "slow_seconds": self.slow_seconds,
-            "reject_share": self.reject_share,
-            "reject_cards": sorted(self.reject_cards),
-        }
-
-
-class CasState(SavedState):
+class CasState(RequestState):
     """One CAS's state; every public method is called under ``lock``."""
+
+    DEVICES = "cards"
 
     def __init__(self, known_cards=(), path: str | Path | None = None):
         super().__init__(path)
-        self.controls = Controls()
         self.clear()
         for card in known_cards:
             self._card(card)
@@ -98,10 +78,7 @@ class CasState(SavedState):
         self.modules: set[str] = set()
         self.pairings: dict[str, dict] = {}
         self.next_pairing = 1
-        self.answered: dict[str, dict] = {}
-        self.requests: dict[str, int] = {}
-        self.received: list[dict] = []
-        self.duplicates = 0
+        self._clear_requests()
 
     # --- persistence (optional: the demo's simulator keeps its state across restarts) -------
 
@@ -111,18 +88,7 @@ class CasState(SavedState):
             "modules": sorted(self.modules),
             "pairings": self.pairings,
             "next_pairing": self.next_pairing,
-            "answered": self.answered,
-            "requests": self.requests,
-            "duplicates": self.duplicates,
-        }
-
-    def snapshot(self) -> dict:
-        """Everything, for ``/control/state``."""
-        return {
-            **self._persisted(),
-            "received": self.received,
-            "controls": self.controls.as_dict(),
-            "state_file": {"path": str(self.path) if self.path else None, "writes": self.writes},
+            **self._persisted_requests(),
         }
 
     def _load(self, data: dict) -> None:
@@ -130,9 +96,7 @@ class CasState(SavedState):
         self.modules = set(data.get("modules", []))
         self.pairings = data.get("pairings", {})
         self.next_pairing = data.get("next_pairing", 1)
-        self.answered = data.get("answered", {})
-        self.requests = data.get("requests", {})
-        self.duplicates = data.get("duplicates", 0)
+        self._load_requests(data)
 
     # --- requests: dedupe, misbehaviour, dispatch -------------------------------------------
 
@@ -150,19 +114,9 @@ class CasState(SavedState):
         else the controls may reject it, else ``apply()`` runs. Raises ``CasFault``. A
         ``query`` changes nothing, so it is answered afresh each time and not remembered.
         ``received_at`` (``time.time()`` when it came in) is logged in ``received``."""
-        self.requests[request_id] = self.requests.get(request_id, 0) + 1
         first = None if query else self.answered.get(request_id)
-        self.received.append(
-            {
-                "request_id": request_id,
-                "received_at": received_at if received_at is not None else time.time(),
-                "operation": operation,
-                "cards": cards,
-                "duplicate": bool(first),
-            }
-        )
+        self._arrived(request_id, received_at, first, operation=operation, cards=cards)
         if first is not None:
-            self.duplicates += 1
             if first["operation"] != operation:
                 raise CasFault(
                     "DUPLICATE_REQUEST_ID",
@@ -190,18 +144,16 @@ class CasState(SavedState):
         return {**result, "duplicate": False}
 
     def _misbehave(self, request_id: str, cards: list[str]) -> None:
-        blocked = sorted(set(cards) & self.controls.reject_cards)
+        blocked = self.controls.blocked(cards)
         if blocked:
             raise CasFault("CA_CLIENT_BLOCKED", f"CA client {', '.join(blocked)} is blocked.")
-        share = self.controls.reject_share
-        if share:
-            # From the request id, so the same request always gets the same answer.
-            draw = int(hashlib.sha256(request_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-            if draw < share:
-                raise CasFault(
-                    "REQUEST_REJECTED",
-                    f"The CAS rejected the request (simulated rejection of {share:.0%}).",
-                )
+        # From the request id, so the same request always gets the same answer.
+        if self.controls.refuses_share(request_id):
+            raise CasFault(
+                "REQUEST_REJECTED",
+                "The CAS rejected the request "
+                f"(simulated rejection of {self.controls.reject_share:.0%}).",
+            )
 
     # --- devices ----------------------------------------------------------------------------
 

@@ -42,18 +42,11 @@ In tests: ``Simulator(username, password).start()`` serves on a free port in a t
 (``tls=TLS(cert, key, client_ca)`` for HTTPS, ``state_file=`` to keep the state).
 """
 
-import base64
-import hmac
-import json
 import os
-import signal
 import ssl
 import sys
-import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from providers import simulators
 from providers.extensions import SimulatorCommand
@@ -65,45 +58,10 @@ from .cas_state import CasState
 WSDL_FILE = Path(__file__).with_name("wsdl") / "conax.wsdl"
 WSDL_HOST = "http://localhost:8080"  # the placeholder host of the shipped WSDL's addresses
 BASE_PATH = "/ca-server/webservices/"
-MAX_BODY = 1_000_000
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(simulators.Handler):
     server_version = "ConaxContegoSimulator/7.5"
-    protocol_version = "HTTP/1.1"  # keep-alive: a pooled client reuses its connections
-    timeout = 120  # an idle kept-alive connection is closed after this long
-    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
-    # client's delayed ACK (40 ms) on a kept-alive connection.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format, *args):
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers=()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, value) -> None:
-        self._send(HTTPStatus.OK, json.dumps(value, default=str).encode(), "application/json")
-
-    def _authorized(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            want_user, want_password = self.server.credentials
-            return hmac.compare_digest(user.encode(), want_user.encode()) & hmac.compare_digest(
-                password.encode(), want_password.encode()
-            )
-        return False
 
     def _refuse(self) -> None:
         self._send(
@@ -118,20 +76,9 @@ class Handler(BaseHTTPRequestHandler):
             return path[len(BASE_PATH) :]
         return None
 
-    def do_GET(self):
-        url = urlsplit(self.path)
-        state = self.server.state
-        if url.path == "/control/state":
-            with state.lock:
-                return self._json(state.snapshot())
-        if url.path == "/control/received":
-            with state.lock:
-                received = [[r["request_id"], r["received_at"]] for r in state.received]
-                if parse_qs(url.query).get("clear") == ["1"]:
-                    state.received = []
-            return self._json(received)
+    def _get(self, url) -> None:
         if self._port(url.path) and url.query.lower() == "wsdl":
-            if not self._authorized():
+            if not self._basic_auth():
                 return self._refuse()
             scheme = "https" if self.server.tls_context else "http"
             address = "{}:{}".format(*self.server.server_address[:2])
@@ -141,72 +88,26 @@ class Handler(BaseHTTPRequestHandler):
                 WSDL_FILE.read_text().replace(WSDL_HOST, host).encode(),
                 "text/xml; charset=utf-8",
             )
-        return self._send(HTTPStatus.NOT_FOUND, b"Not found", "text/plain")
+        return self._plain(HTTPStatus.NOT_FOUND, "Not found")
 
-    def do_DELETE(self):
-        if urlsplit(self.path).path != "/control/received":
-            return self._send(HTTPStatus.NOT_FOUND, b"Not found", "text/plain")
-        state = self.server.state
-        with state.lock:
-            cleared, state.received = len(state.received), []
-        self._json({"cleared": cleared})
-
-    def do_POST(self):
-        received_at = time.time()
-        url = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = MAX_BODY + 1
-        if length > MAX_BODY:
-            self.close_connection = True  # the unread body would be taken for the next request
-            return self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"Too large", "text/plain")
-        body = self.rfile.read(length)
-        if url.path.startswith("/control/"):
-            return self._control(url.path[len("/control/") :], parse_qs(url.query))
-        port = self._port(url.path)
+    def _call(self, path: str, body: bytes, received_at: float) -> None:
+        port = self._port(path)
         if port is None:
-            return self._send(HTTPStatus.NOT_FOUND, b"Not found", "text/plain")
-        if not self._authorized():
+            return self._plain(HTTPStatus.NOT_FOUND, "Not found")
+        if not self._basic_auth():
             return self._refuse()
         state = self.server.state
         if state.controls.down:
-            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"CAS is down", "text/plain")
+            return self._plain(HTTPStatus.SERVICE_UNAVAILABLE, "CAS is down")
         status, reply = answer(state, port, body, received_at)
-        if state.controls.slow_seconds:
-            time.sleep(state.controls.slow_seconds)
+        self._answer_late()
         self._send(status, reply, "text/xml; charset=utf-8")
 
-    def _control(self, what: str, query: dict) -> None:
-        state = self.server.state
-
-        def first(name: str, default: str = "") -> str:
-            return query.get(name, [default])[0]
-
-        with state.lock:
-            controls = state.controls
-            try:
-                if what == "down":
-                    controls.down = True
-                elif what == "up":
-                    controls.down = False
-                elif what == "slow":
-                    controls.slow_seconds = float(first("seconds", "0"))
-                elif what == "reject":
-                    controls.reject_share = float(first("share", "0"))
-                    cards = first("cards")
-                    controls.reject_cards = frozenset(c for c in cards.split(",") if c)
-                elif what == "register":
-                    state.register(c for c in first("cards").split(",") if c)
-                elif what == "clear":
-                    state.clear()
-                    state.mark_changed()
-                else:
-                    return self._send(HTTPStatus.NOT_FOUND, b"Unknown control", "text/plain")
-            except ValueError as exc:
-                return self._send(HTTPStatus.BAD_REQUEST, str(exc).encode(), "text/plain")
-            body = controls.as_dict()
-        self._json(body)
+    def _more_control(self, what: str, first, named: list[str]) -> bool:
+        if what == "register":
+            self.server.state.register(named)
+            return True
+        return False
 
 
 class Server(simulators.Server):
@@ -228,7 +129,7 @@ def make_server(
     return Server((host, port), state, (username, password), tls)
 
 
-class Simulator:
+class Simulator(simulators.Thread):
     """The simulator in this process, on a free port, for tests."""
 
     def __init__(
@@ -240,18 +141,9 @@ class Simulator:
         tls: TLS | None = None,
         state_file: str | Path | None = None,
     ):
-        self.state = CasState(known_cards, path=state_file)
-        self.server = make_server(self.state, username=username, password=password, tls=tls)
-        self.url = self.server.base_url
+        state = CasState(known_cards, path=state_file)
+        super().__init__(make_server(state, username=username, password=password, tls=tls), state)
         self.wsdl_url = f"{self.url}{BASE_PATH}subscription-management?wsdl"
-        self._thread = simulators.Thread(self.server, self.state)
-
-    def start(self) -> "Simulator":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._thread.stop()
 
     def active(self, card: str) -> list[str]:
         """Product ids active on a card now (for checks beside the SOAP query)."""
@@ -263,8 +155,7 @@ class Simulator:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090, help="0: any free port.")
+    simulators.add_address_arguments(parser, 8090)
     parser.add_argument("--username", default="crm")
     parser.add_argument(
         "--password-env",
@@ -274,16 +165,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--card", action="append", default=[], help="A CA client id known from the start."
     )
-    parser.add_argument(
-        "--state-file", default="", help="Keep the CAS's state in this JSON file across restarts."
-    )
-    simulators.add_tls_arguments(parser)
-    parser.add_argument("--verbose", action="store_true", help="Log every HTTP request.")
-
-
-def _stop_on_sigterm(signum, frame):
-    # Leave serve_forever through the finally below, which writes the state file.
-    raise KeyboardInterrupt
+    simulators.add_serving_arguments(parser, "the CAS")
 
 
 def serve(options: dict, stdout) -> None:
@@ -314,15 +196,7 @@ def serve(options: dict, stdout) -> None:
         f"{client_check})\n"
     )
     stdout.flush()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    state.start_saving()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        state.close()
+    simulators.serve_until_stopped(server, state)
 
 
 SIMULATOR = SimulatorCommand(

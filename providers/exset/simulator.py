@@ -41,9 +41,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from providers.extensions import SimulatorCommand
+from providers.simulators import Controls
 
 from . import tqueue
-from .sms_state import Controls, SmsState
+from .sms_state import SmsState
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
                     controls.reject_cards = frozenset(c for c in cards.split(",") if c)
                 elif what == "reset":
                     state.reset()
-                    state.controls = Controls()
+                    state.controls = Controls("cards")
                     state.save()
                 else:
                     return self._send(HTTPStatus.NOT_FOUND, b"Unknown control")

@@ -22,7 +22,6 @@ entry is always answered the same way) or every entry naming given cards; ``down
 ``slow_seconds`` are the simulator's loop's to obey.
 """
 
-import hashlib
 import json
 import os
 import threading
@@ -30,6 +29,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from providers.simulators import Controls
 
 DONE = "Done"
 ERROR = "Error"
@@ -50,19 +51,6 @@ class SmsError(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
-
-
-@dataclass
-class Controls:
-    """How the simulator misbehaves, set through ``/control/...``."""
-
-    down: bool = False
-    slow_seconds: float = 0.0
-    reject_share: float = 0.0
-    reject_cards: frozenset[str] = frozenset()
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "reject_cards": sorted(self.reject_cards)}
 
 
 def _now() -> str:
@@ -96,7 +84,7 @@ class SmsState:
     def __init__(self, path: str | Path | None = None):
         self.lock = threading.RLock()
         self.path = Path(path) if path else None
-        self.controls = Controls()
+        self.controls = Controls("cards")
         self.reset()
         if self.path and self.path.exists():
             self._load(json.loads(self.path.read_text()))
@@ -208,17 +196,15 @@ class SmsState:
         return {c for c in named if isinstance(c, str) and c}
 
     def _misbehave(self, entry_id: str, cards: set[str]) -> None:
-        blocked = sorted(cards & self.controls.reject_cards)
+        blocked = self.controls.blocked(cards)
         if blocked:
             raise SmsError("CARD_BLOCKED", f"Card {', '.join(blocked)} is blocked in the SMS.")
-        share = self.controls.reject_share
-        if share:
-            # From the entry id, so the same entry always gets the same answer.
-            draw = int(hashlib.sha256(entry_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-            if draw < share:
-                raise SmsError(
-                    "REJECTED", f"The SMS rejected the entry (simulated rejection of {share:.0%})."
-                )
+        # From the entry id, so the same entry always gets the same answer.
+        if self.controls.refuses_share(entry_id):
+            share = self.controls.reject_share
+            raise SmsError(
+                "REJECTED", f"The SMS rejected the entry (simulated rejection of {share:.0%})."
+            )
 
     # --- cards ----------------------------------------------------------------------------
 

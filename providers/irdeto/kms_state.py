@@ -28,13 +28,11 @@ already ended changes nothing and is done, so a reset that sends it again does n
 
 import hashlib
 import re
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 
-from providers.simulators import SavedState
+from providers.simulators import RequestState
 
 from . import protocol
 
@@ -100,30 +98,13 @@ def _digest(value: str) -> int:
     return int(hashlib.sha256(value.encode()).hexdigest()[:8], 16)
 
 
-@dataclass
-class Controls:
-    """How the simulator misbehaves, set through ``/control/...``."""
-
-    down: bool = False
-    slow_seconds: float = 0.0
-    reject_share: float = 0.0
-    reject_devices: frozenset[str] = frozenset()
-
-    def as_dict(self) -> dict:
-        return {
-            "down": self.down,
-            "slow_seconds": self.slow_seconds,
-            "reject_share": self.reject_share,
-            "reject_devices": sorted(self.reject_devices),
-        }
-
-
-class KmsState(SavedState):
+class KmsState(RequestState):
     """One KMS's state; every public method is called under ``lock``."""
+
+    DEVICES = "devices"
 
     def __init__(self, known_devices=(), path: str | Path | None = None):
         super().__init__(path)
-        self.controls = Controls()
         self.clear()
         self.register(known_devices)
         self._open()
@@ -133,10 +114,7 @@ class KmsState(SavedState):
         self.pairings: dict[str, dict] = {}
         self.next_pairing = 1
         self.broadcasts: dict[str, list] = {"mailbox": [], "screen": []}
-        self.answered: dict[str, dict] = {}
-        self.requests: dict[str, int] = {}
-        self.received: list[dict] = []
-        self.duplicates = 0
+        self._clear_requests()
 
     # --- persistence (optional: the demo's simulator keeps its state across restarts) -------
 
@@ -146,18 +124,7 @@ class KmsState(SavedState):
             "pairings": self.pairings,
             "next_pairing": self.next_pairing,
             "broadcasts": self.broadcasts,
-            "answered": self.answered,
-            "requests": self.requests,
-            "duplicates": self.duplicates,
-        }
-
-    def snapshot(self) -> dict:
-        """Everything, for ``/control/state``."""
-        return {
-            **self._persisted(),
-            "received": self.received,
-            "controls": self.controls.as_dict(),
-            "state_file": {"path": str(self.path) if self.path else None, "writes": self.writes},
+            **self._persisted_requests(),
         }
 
     def _load(self, data: dict) -> None:
@@ -165,9 +132,7 @@ class KmsState(SavedState):
         self.pairings = data.get("pairings", {})
         self.next_pairing = data.get("next_pairing", 1)
         self.broadcasts = data.get("broadcasts", {"mailbox": [], "screen": []})
-        self.answered = data.get("answered", {})
-        self.requests = data.get("requests", {})
-        self.duplicates = data.get("duplicates", 0)
+        self._load_requests(data)
 
     # --- requests: dedupe, misbehaviour, dispatch -------------------------------------------
 
@@ -180,19 +145,11 @@ class KmsState(SavedState):
             return self._refused(KmsRefusal(protocol.INVALID_REQUEST, "requestId is missing."))
         command = COMMANDS[path]
         query = command == protocol.QUERY_SECURE_CLIENT
-        self.requests[request_id] = self.requests.get(request_id, 0) + 1
         first = None if query else self.answered.get(request_id)
-        self.received.append(
-            {
-                "request_id": request_id,
-                "received_at": received_at if received_at is not None else time.time(),
-                "command": command,
-                "devices": self._devices_of(body),
-                "duplicate": bool(first),
-            }
+        self._arrived(
+            request_id, received_at, first, command=command, devices=self._devices_of(body)
         )
         if first is not None:
-            self.duplicates += 1
             if first["command"] != command:
                 return self._refused(
                     KmsRefusal(
@@ -228,17 +185,17 @@ class KmsState(SavedState):
         return found
 
     def _misbehave(self, request_id: str, body: dict) -> None:
-        blocked = sorted(set(self._devices_of(body)) & self.controls.reject_devices)
+        blocked = self.controls.blocked(self._devices_of(body))
         if blocked:
             raise KmsRefusal(
                 protocol.REFUSED_BY_KMS, f"Secure client {', '.join(blocked)} is blocked."
             )
-        share = self.controls.reject_share
         # From the request id, so the same request always gets the same answer.
-        if share and _digest(request_id) / 0xFFFFFFFF < share:
+        if self.controls.refuses_share(request_id):
             raise KmsRefusal(
                 protocol.REFUSED_BY_KMS,
-                f"The KMS refused the request (simulated refusal of {share:.0%}).",
+                "The KMS refused the request "
+                f"(simulated refusal of {self.controls.reject_share:.0%}).",
             )
 
     # --- secure clients ---------------------------------------------------------------------

@@ -41,20 +41,16 @@ In tests: ``Simulator(client_id, client_secret).start()`` serves on a free port 
 (``tls=TLS(cert, key, client_ca)`` for HTTPS, ``state_file=``, ``token_ttl=``).
 """
 
-import base64
-import hmac
 import json
 import os
 import secrets
-import signal
 import ssl
 import sys
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from providers import simulators
 from providers.extensions import SimulatorCommand
@@ -63,82 +59,22 @@ from providers.simulators import TLS
 from . import protocol
 from .kms_state import COMMANDS, KmsState
 
-MAX_BODY = 1_000_000
 DEFAULT_TOKEN_TTL = 3600
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(simulators.Handler):
     server_version = "IrdetoKmsSimulator/1.0"
-    protocol_version = "HTTP/1.1"  # keep-alive: a pooled client reuses its connections
-    timeout = 120  # an idle kept-alive connection is closed after this long
-    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
-    # client's delayed ACK (40 ms) on a kept-alive connection.
-    disable_nagle_algorithm = True
 
-    def log_message(self, format, *args):
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers=()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, value, status: int = HTTPStatus.OK, headers=()) -> None:
-        body = json.dumps(value, default=str).encode()
-        self._send(status, body, "application/json", headers)
-
-    def _plain(self, status: int, text: str) -> None:
-        self._send(status, text.encode(), "text/plain")
-
-    # --- GET, DELETE: the control endpoints -------------------------------------------------
-
-    def do_GET(self):
-        url = urlsplit(self.path)
-        state = self.server.state
-        if url.path == "/control/state":
-            with state.lock:
-                snapshot = state.snapshot()
-            return self._json({**snapshot, "tokens": self.server.tokens.as_dict()})
-        if url.path == "/control/received":
-            with state.lock:
-                received = [[r["request_id"], r["received_at"]] for r in state.received]
-                if parse_qs(url.query).get("clear") == ["1"]:
-                    state.received = []
-            return self._json(received)
-        return self._plain(HTTPStatus.NOT_FOUND, "Not found")
-
-    def do_DELETE(self):
-        if urlsplit(self.path).path != "/control/received":
-            return self._plain(HTTPStatus.NOT_FOUND, "Not found")
-        state = self.server.state
-        with state.lock:
-            cleared, state.received = len(state.received), []
-        self._json({"cleared": cleared})
+    def _extras(self) -> dict:
+        return {"tokens": self.server.tokens.as_dict()}
 
     # --- POST: tokens, calls, controls ------------------------------------------------------
 
-    def do_POST(self):
-        received_at = time.time()
-        url = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = MAX_BODY + 1
-        if length > MAX_BODY:
-            self.close_connection = True  # the unread body would be taken for the next request
-            return self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Too large")
-        body = self.rfile.read(length)
-        if url.path.startswith("/control/"):
-            return self._control(url.path[len("/control/") :], parse_qs(url.query))
-        if url.path == protocol.OAUTH_PATH:
+    def _call(self, url_path: str, body: bytes, received_at: float) -> None:
+        if url_path == protocol.OAUTH_PATH:
             return self._token(body)
-        path = url.path[len(protocol.API_PREFIX) :]
-        if not url.path.startswith(protocol.API_PREFIX) or path not in COMMANDS:
+        path = url_path[len(protocol.API_PREFIX) :]
+        if not url_path.startswith(protocol.API_PREFIX) or path not in COMMANDS:
             return self._plain(HTTPStatus.NOT_FOUND, "Not found")
         state = self.server.state
         if state.controls.down:
@@ -158,8 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         with state.lock:
             status, answer = state.handle(path, call, received_at)
-        if state.controls.slow_seconds:
-            time.sleep(state.controls.slow_seconds)
+        self._answer_late()
         self._json(answer, status)
 
     def _token(self, body: bytes) -> None:
@@ -168,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
         form = parse_qs(body.decode("latin-1"))
         if form.get("grant_type") != ["client_credentials"]:
             return self._json({"error": "unsupported_grant_type"}, HTTPStatus.BAD_REQUEST)
-        if not self._client_authenticated():
+        if not self._basic_auth():
             return self._json(
                 {"error": "invalid_client"},
                 HTTPStatus.UNAUTHORIZED,
@@ -177,53 +112,14 @@ class Handler(BaseHTTPRequestHandler):
         token, ttl = self.server.tokens.issue()
         self._json({"access_token": token, "token_type": "Bearer", "expires_in": ttl})
 
-    def _client_authenticated(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
+    def _more_control(self, what: str, first, named: list[str]) -> bool:
+        if what == "expire-tokens":
+            self.server.tokens.revoke_all()
+        elif what == "register":
+            self.server.state.register(named, first("kind", "smartcard"))
+        else:
             return False
-        try:
-            given, _, secret = base64.b64decode(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        want_id, want_secret = self.server.credentials
-        return hmac.compare_digest(given.encode(), want_id.encode()) & hmac.compare_digest(
-            secret.encode(), want_secret.encode()
-        )
-
-    def _control(self, what: str, query: dict) -> None:
-        state = self.server.state
-
-        def first(name: str, default: str = "") -> str:
-            return query.get(name, [default])[0]
-
-        def devices() -> list[str]:
-            return [d for d in first("devices").split(",") if d]
-
-        with state.lock:
-            controls = state.controls
-            try:
-                if what == "down":
-                    controls.down = True
-                elif what == "up":
-                    controls.down = False
-                elif what == "slow":
-                    controls.slow_seconds = float(first("seconds", "0"))
-                elif what == "reject":
-                    controls.reject_share = float(first("share", "0"))
-                    controls.reject_devices = frozenset(devices())
-                elif what == "expire-tokens":
-                    self.server.tokens.revoke_all()
-                elif what == "register":
-                    state.register(devices(), first("kind", "smartcard"))
-                elif what == "clear":
-                    state.clear()
-                    state.mark_changed()
-                else:
-                    return self._plain(HTTPStatus.NOT_FOUND, "Unknown control")
-            except ValueError as exc:
-                return self._plain(HTTPStatus.BAD_REQUEST, str(exc))
-            body = {**controls.as_dict(), "tokens": self.server.tokens.as_dict()}
-        self._json(body)
+        return True
 
 
 class Tokens:
@@ -290,7 +186,7 @@ def make_server(
     return Server((host, port), state, (client_id, client_secret), tls, token_ttl)
 
 
-class Simulator:
+class Simulator(simulators.Thread):
     """The simulator in this process, on a free port, for tests."""
 
     def __init__(
@@ -303,24 +199,12 @@ class Simulator:
         state_file: str | Path | None = None,
         token_ttl: float = DEFAULT_TOKEN_TTL,
     ):
-        self.state = KmsState(known_devices, path=state_file)
-        self.server = make_server(
-            self.state,
-            client_id=client_id,
-            client_secret=client_secret,
-            tls=tls,
-            token_ttl=token_ttl,
+        state = KmsState(known_devices, path=state_file)
+        server = make_server(
+            state, client_id=client_id, client_secret=client_secret, tls=tls, token_ttl=token_ttl
         )
-        self.url = self.server.base_url
+        super().__init__(server, state)
         self.token_url = self.url + protocol.OAUTH_PATH
-        self._thread = simulators.Thread(self.server, self.state)
-
-    def start(self) -> "Simulator":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._thread.stop()
 
     def active(self, device: str) -> list[str]:
         """Product ids entitled on a secure client now (beside asking over the API)."""
@@ -336,8 +220,7 @@ class Simulator:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8091, help="0: any free port.")
+    simulators.add_address_arguments(parser, 8091)
     parser.add_argument("--client-id", default="crm")
     parser.add_argument(
         "--client-secret-env",
@@ -353,16 +236,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--device", action="append", default=[], help="A secure client id known from the start."
     )
-    parser.add_argument(
-        "--state-file", default="", help="Keep the KMS's state in this JSON file across restarts."
-    )
-    simulators.add_tls_arguments(parser)
-    parser.add_argument("--verbose", action="store_true", help="Log every HTTP request.")
-
-
-def _stop_on_sigterm(signum, frame):
-    # Leave serve_forever through the finally below, which writes the state file.
-    raise KeyboardInterrupt
+    simulators.add_serving_arguments(parser, "the KMS")
 
 
 def serve(options: dict, stdout) -> None:
@@ -395,15 +269,7 @@ def serve(options: dict, stdout) -> None:
         f"state {options['state_file'] or 'in memory'}{client_check})\n"
     )
     stdout.flush()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    state.start_saving()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        state.close()
+    simulators.serve_until_stopped(server, state)
 
 
 SIMULATOR = SimulatorCommand("irdeto", "Irdeto KMS (JSON over HTTPS, OAuth2)", add_arguments, serve)
