@@ -26,3 +26,9 @@ class IrdetoAdapter(registry.Adapter):
     @classmethod
     def run_types(cls):
         return ("reset_subscriptions", "archive_requests")
+
+    @classmethod
+    def demo(cls):
+        from . import demo
+
+        return demo.DEMO
