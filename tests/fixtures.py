@@ -32,6 +32,7 @@ from providers.conax_ws.simulator import Simulator as ConaxWsSimulator
 from providers.exset import tqueue
 from providers.exset.simulator import Simulator as ExsetSimulator
 from providers.generic.connector import Platform, connector_server
+from providers.irdeto.simulator import Simulator as IrdetoSimulator
 from providers.models import ProvisioningRequest, TransferFile
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
@@ -262,6 +263,43 @@ def conax(db, conax_ws_simulator, settings):
     catalog = ensure_catalog("Conax WS", "conax_ws")
     provider = catalog.provider
     provider.connection = conax_ws_connection(conax_ws_simulator)
+    provider.parameters = {"max_attempts": 3}
+    provider_settings.full_clean(provider)
+    provider.save()
+    return catalog
+
+
+# --- Irdeto: the KMS simulator on a free port, and a provider pointing at it -----------------
+
+IRDETO_SECRET_ENV = "CRM_SECRET_IRDETO_TEST_CLIENT_SECRET"
+IRDETO_SECRET = "kms-test-secret"
+
+
+@pytest.fixture
+def irdeto_simulator(monkeypatch):
+    monkeypatch.setenv(IRDETO_SECRET_ENV, IRDETO_SECRET)
+    sim = IrdetoSimulator("crm", IRDETO_SECRET).start()
+    yield sim
+    sim.stop()
+
+
+def irdeto_connection(sim: IrdetoSimulator, **extra) -> dict:
+    return {
+        "endpoint_url": sim.url,
+        "client_id": "crm",
+        "client_secret_env": IRDETO_SECRET_ENV,
+        "timeout_seconds": 2,
+        **extra,
+    }
+
+
+@pytest.fixture
+def irdeto(db, irdeto_simulator, settings):
+    """The catalogue at "Irdeto", connected to the simulator; three attempts, retried fast."""
+    settings.PROVISIONING_RETRY_SECONDS = 0
+    catalog = ensure_catalog("Irdeto", "irdeto")
+    provider = catalog.provider
+    provider.connection = irdeto_connection(irdeto_simulator)
     provider.parameters = {"max_attempts": 3}
     provider_settings.full_clean(provider)
     provider.save()

@@ -22,27 +22,23 @@ What the CAS knows:
   times each id arrived, ``received`` lists arrivals in order with the wall-clock time each
   came in (what the tests check order by, and the benchmark measures latency with).
 
-With a state file, the state survives restarts. A change only marks the state changed; a
-background thread writes the whole file at most every ``SAVE_EVERY`` seconds (and ``close``
-writes the last changes), because writing it per request would make every request cost as
-much as the whole state and cap the simulator far below a real CAS's pace. ``received`` is a
-log, not state: it is not written.
+With a state file, the state survives restarts (written in the background:
+``providers.simulators.SavedState``). ``received`` is a log, not state: it is not written.
 """
 
 import hashlib
-import json
-import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from providers.simulators import SAVE_EVERY as SAVE_EVERY  # how often the file is written
+from providers.simulators import SavedState
+
 DEFAULT_PIN = "1234"
 MAIL_MAX = 141
 BARK_MAX = 129
-SAVE_EVERY = 0.5  # seconds between writes of the state file, at most
 
 
 class CasFault(Exception):
@@ -86,23 +82,16 @@ class Controls:
         }
 
 
-class CasState:
+class CasState(SavedState):
     """One CAS's state; every public method is called under ``lock``."""
 
     def __init__(self, known_cards=(), path: str | Path | None = None):
-        self.lock = threading.RLock()
-        self.path = Path(path) if path else None
+        super().__init__(path)
         self.controls = Controls()
-        self.writes = 0  # of the state file, since start
-        self._changed = False
-        self._writing = threading.Lock()  # one writer at a time, so files land in order
-        self._stop = threading.Event()
-        self._saver: threading.Thread | None = None
         self.clear()
         for card in known_cards:
             self._card(card)
-        if self.path and self.path.exists():
-            self._load(json.loads(self.path.read_text()))
+        self._open()
 
     def clear(self) -> None:
         self.cards: dict[str, dict] = {}
@@ -144,45 +133,6 @@ class CasState:
         self.answered = data.get("answered", {})
         self.requests = data.get("requests", {})
         self.duplicates = data.get("duplicates", 0)
-
-    def mark_changed(self) -> None:
-        """Mark the state changed: the saver thread writes it within ``SAVE_EVERY`` s."""
-        self._changed = True
-
-    def flush(self) -> None:
-        """Write the state file now, if there is one and anything changed since the last
-        write. The state is serialised under the lock and written outside it."""
-        if self.path is None:
-            return
-        with self._writing:
-            with self.lock:
-                if not self._changed:
-                    return
-                data = json.dumps(self._persisted())
-                self._changed = False
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(data)
-            os.replace(temporary, self.path)
-            self.writes += 1
-
-    def start_saving(self, every: float = SAVE_EVERY) -> None:
-        """Write changes to the state file in the background, at most every ``every`` s."""
-        if self.path is None or self._saver is not None:
-            return
-
-        def run():
-            while not self._stop.wait(every):
-                self.flush()
-
-        self._saver = threading.Thread(target=run, name="cas-state-saver", daemon=True)
-        self._saver.start()
-
-    def close(self) -> None:
-        """Stop the saver and write the last changes."""
-        self._stop.set()
-        if self._saver is not None:
-            self._saver.join()
-        self.flush()
 
     # --- requests: dedupe, misbehaviour, dispatch -------------------------------------------
 

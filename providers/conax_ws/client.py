@@ -17,8 +17,8 @@ middle) that answers like that; a Reset repairs the subscription once it is sort
 How answers map (see ``call``): a SOAP Fault is the CAS's refusal → ``CasRefusal`` (the
 adapter makes it a Rejected request). A timeout, a refused connection, a cut answer or HTTP
 5xx without a Fault → ``TransportError`` (retried with backoff). HTTP 401/403/404 (wrong
-credentials, wrong address), a TLS handshake the settings cannot pass (``tls.py``), a request
-the schema refuses, and an answer that can never be read — refused XML, over
+credentials, wrong address), a TLS handshake the settings cannot pass (``providers/tls.py``),
+a request the schema refuses, and an answer that can never be read — refused XML, over
 ``MAX_ANSWER_BYTES``, not XML or not a SOAP envelope — → ``TransportError(permanent=True)``:
 the request is Failed at once with the reason (retriable), instead of stalling its card.
 """
@@ -37,10 +37,8 @@ import zeep
 from zeep import exceptions as zeep_errors
 from zeep.helpers import serialize_object
 
-from providers import env_secrets
+from providers import env_secrets, tls
 from providers.registry import TransportError
-
-from . import tls
 
 NS = "http://www.conax.com/contego/ca-server/webservices/7.5"
 # Far above any answer about one card (a few KB); a larger one is refused, not read.
@@ -86,18 +84,6 @@ def _plain(value):
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
-
-
-def _why(exc: OSError) -> str:
-    """The operating system's reason under requests' wrapping ("Connection refused"), or the
-    kind of failure."""
-    # requests' own exceptions are OSErrors too, without an operating system's reason.
-    cause = tls.underlying(exc, OSError, lambda e: e.strerror)
-    if cause is not None:
-        return cause.strerror
-    # A hang-up without an answer has no operating system's reason, only http.client's words.
-    hung_up = tls.underlying(exc, http.client.RemoteDisconnected)
-    return str(hung_up) if hung_up is not None else type(exc).__name__
 
 
 def _http_failure(status: int, where: str) -> TransportError:
@@ -288,7 +274,7 @@ class ConaxClient:
             )
         self.timeout = int(connection.get("timeout_seconds") or 10)
         self.has_certificate = bool(connection.get("client_certificate_path"))
-        tls.check_files(connection)
+        tls.check_files(connection, peer="CAS")
         session = _Session()
         if connection.get("username"):
             password = ""
@@ -312,7 +298,7 @@ class ConaxClient:
         except requests.RequestException as exc:
             where = f"loading the WSDL {wsdl}"
             raise self._tls_failure(exc, where) or TransportError(
-                f"Could not load the WSDL {wsdl}: {_why(exc)}"
+                f"Could not load the WSDL {wsdl}: {tls.why(exc)}"
             ) from exc
         except (zeep_errors.Error, OSError) as exc:
             raise TransportError(f"Unusable WSDL at {wsdl}: {exc}", permanent=True) from exc
@@ -403,12 +389,12 @@ class ConaxClient:
         return _plain(serialize_object(result, dict)) or {}
 
     def _tls_failure(self, exc: Exception, where: str) -> TransportError | None:
-        return tls.failure(exc, where, has_certificate=self.has_certificate)
+        return tls.failure(exc, where, has_certificate=self.has_certificate, peer="CAS")
 
     def _unreachable(self, exc: OSError, binding: str, where: str) -> TransportError:
         address = urlsplit(self.addresses[binding]).netloc
         return self._tls_failure(exc, where) or TransportError(
-            f"Could not connect to the CAS at {address} {where}: {_why(exc)}"
+            f"Could not connect to the CAS at {address} {where}: {tls.why(exc)}"
         )
 
 

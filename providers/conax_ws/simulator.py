@@ -43,23 +43,21 @@ In tests: ``Simulator(username, password).start()`` serves on a free port in a t
 """
 
 import base64
-import contextlib
 import hmac
 import json
 import os
 import signal
-import socket
 import ssl
 import sys
-import threading
 import time
-from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from providers import simulators
 from providers.extensions import SimulatorCommand
+from providers.simulators import TLS
 
 from .cas_soap import PORTS, answer
 from .cas_state import CasState
@@ -68,26 +66,6 @@ WSDL_FILE = Path(__file__).with_name("wsdl") / "conax.wsdl"
 WSDL_HOST = "http://localhost:8080"  # the placeholder host of the shipped WSDL's addresses
 BASE_PATH = "/ca-server/webservices/"
 MAX_BODY = 1_000_000
-HANDSHAKE_SECONDS = 10
-
-
-@dataclass(frozen=True)
-class TLS:
-    """HTTPS: the server's certificate and key; with ``client_ca``, a client certificate
-    issued by that authority is required."""
-
-    certificate: str
-    key: str | None = None
-    client_ca: str | None = None
-
-    def context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.certificate, self.key)
-        if self.client_ca:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(self.client_ca)
-        return context
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -231,79 +209,11 @@ class Handler(BaseHTTPRequestHandler):
         self._json(body)
 
 
-def _linger(connection: ssl.SSLSocket) -> None:
-    """After a refused handshake: stop sending, and read what the client still sends until
-    it hangs up. Closing with its request unread would send a TCP reset, which can reach the
-    client before our TLS alert and leave it with a bare "connection reset" instead of the
-    reason."""
-    raw = socket.socket(fileno=connection.detach())
-    try:
-        raw.shutdown(socket.SHUT_WR)
-        raw.settimeout(1)
-        while raw.recv(65536):
-            pass
-    except OSError:
-        pass
-    finally:
-        raw.close()
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class Server(simulators.Server):
     def __init__(self, address, state: CasState, credentials, tls: TLS | None = None):
-        self.tls_context = tls.context() if tls else None  # unusable files: before binding
-        super().__init__(address, Handler)
+        super().__init__(address, Handler, tls)
         self.state = state
         self.credentials = credentials
-        self.verbose = False
-        self.accepted = 0  # connections, since start: a pooled client opens few
-        self.connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def get_request(self):
-        connection, address = super().get_request()
-        self.accepted += 1
-        if self.tls_context is not None:
-            # The handshake is made in the connection's own thread (finish_request), so a
-            # slow or refused client never holds up the accepting loop.
-            connection = self.tls_context.wrap_socket(
-                connection, server_side=True, do_handshake_on_connect=False
-            )
-        return connection, address
-
-    def finish_request(self, request, client_address):
-        if self.tls_context is not None:
-            request.settimeout(HANDSHAKE_SECONDS)
-            try:
-                request.do_handshake()
-            except (ssl.SSLError, OSError) as exc:
-                if self.verbose:
-                    sys.stderr.write(f"TLS handshake from {client_address[0]} refused: {exc}\n")
-                _linger(request)
-                return
-        with self._connections_lock:
-            self.connections.add(request)
-        try:
-            super().finish_request(request, client_address)
-        finally:
-            with self._connections_lock:
-                self.connections.discard(request)
-
-    def close_connections(self) -> None:
-        """Hang up on every kept-alive client (their threads are waiting for a next
-        request)."""
-        with self._connections_lock:
-            for connection in self.connections:
-                # The plain socket's shutdown, under TLS too: it wakes the connection's thread
-                # with an end of stream instead of pulling its TLS state away.
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(connection, socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
-            return  # the client gave up or hung up: nothing to report
-        super().handle_error(request, client_address)
 
 
 def make_server(
@@ -332,23 +242,16 @@ class Simulator:
     ):
         self.state = CasState(known_cards, path=state_file)
         self.server = make_server(self.state, username=username, password=password, tls=tls)
-        host, port = self.server.server_address[:2]
-        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
+        self.url = self.server.base_url
         self.wsdl_url = f"{self.url}{BASE_PATH}subscription-management?wsdl"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = simulators.Thread(self.server, self.state)
 
     def start(self) -> "Simulator":
-        self.state.start_saving()
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.server.close_connections()
-        self.state.close()
+        self._thread.stop()
 
     def active(self, card: str) -> list[str]:
         """Product ids active on a card now (for checks beside the SOAP query)."""
@@ -374,27 +277,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--state-file", default="", help="Keep the CAS's state in this JSON file across restarts."
     )
-    parser.add_argument("--tls-cert", default="", help="Serve HTTPS with this certificate (PEM).")
-    parser.add_argument(
-        "--tls-key", default="", help="The certificate's private key (PEM), if not in its file."
-    )
-    parser.add_argument(
-        "--client-ca",
-        default="",
-        help="Require a TLS client certificate issued by this authority (PEM); needs --tls-cert.",
-    )
+    simulators.add_tls_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="Log every HTTP request.")
-
-
-def _tls(options: dict) -> TLS | None:
-    if not options["tls_cert"]:
-        if options["tls_key"] or options["client_ca"]:
-            sys.exit("--tls-key and --client-ca need --tls-cert.")
-        return None
-    for option in ("tls_cert", "tls_key", "client_ca"):
-        if options[option] and not os.path.isfile(options[option]):
-            sys.exit(f"--{option.replace('_', '-')} {options[option]}: no such file.")
-    return TLS(options["tls_cert"], options["tls_key"] or None, options["client_ca"] or None)
 
 
 def _stop_on_sigterm(signum, frame):
@@ -406,7 +290,7 @@ def serve(options: dict, stdout) -> None:
     password = os.environ.get(options["password_env"])
     if not password:
         sys.exit(f"Set the password in ${options['password_env']} (see --password-env).")
-    tls = _tls(options)
+    tls = simulators.tls_of(options)
     state = CasState(options["card"], path=options["state_file"] or None)
     try:
         server = make_server(

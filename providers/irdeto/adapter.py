@@ -1,15 +1,46 @@
-from providers import registry
+"""Irdeto (seed 001): real-time over the KMS's HTTPS API, with reset runs.
+
+Every request is one call of ``protocol.py`` carrying the request's uid as ``requestId``, so
+the KMS applies a repeat once; the shared push delivery sends them (per device in order,
+Express first) and retries what did not get through. The transport (one session and access
+token per provider and process) is ``client.py``.
+"""
+
+import uuid
+
+from providers import registry, sealed
+from providers.extensions import Health
 from providers.models import ProvisioningRequest
 
+from . import client, protocol
 from .forms import IrdetoConnection, IrdetoParameters
 
 Op = ProvisioningRequest.Operation
+CHECK_DEVICE = "CONNECTION-CHECK"
+
+
+def call_of(request) -> protocol.Call:
+    """The KMS call that carries ``request``; a sealed PIN is opened here, in memory only."""
+    parameters = dict(request.parameters or {})
+    if "pin_sealed" in parameters:
+        parameters["pin"] = sealed.unseal(parameters.pop("pin_sealed"))
+    if request.command not in protocol.PATHS:
+        raise registry.TransportError(
+            f"{request.command} is not an Irdeto KMS command.", permanent=True
+        )
+    try:
+        return protocol.call_for(request.command, str(request.uid), parameters, request.created_at)
+    except KeyError as exc:
+        raise registry.TransportError(
+            f"The request's parameters lack {exc.args[0]}.", permanent=True
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise registry.TransportError(
+            f"The request's parameters are unusable: {exc}.", permanent=True
+        ) from None
 
 
 class IrdetoAdapter(registry.Adapter):
-    """Declared with its settings; the transport is still to come, so a request pushed now
-    fails at once with that reason rather than waiting unseen."""
-
     code = "irdeto"
     name = "Irdeto"
     model = registry.HYBRID
@@ -17,10 +48,10 @@ class IrdetoAdapter(registry.Adapter):
     connection_form = IrdetoConnection
     parameters_form = IrdetoParameters
     commands = {
-        Op.ACTIVATE: "ADD_ENTITLEMENT",
-        Op.DEACTIVATE: "REMOVE_ENTITLEMENT",
-        Op.CREATE_PAIRING: "PAIR_SECURE_CLIENT",
-        Op.ADD_TO_PAIRING: "PAIR_SECURE_CLIENT",
+        Op.ACTIVATE: protocol.ADD_ENTITLEMENT,
+        Op.DEACTIVATE: protocol.REMOVE_ENTITLEMENT,
+        Op.CREATE_PAIRING: protocol.PAIR_SECURE_CLIENTS,
+        Op.ADD_TO_PAIRING: protocol.ADD_TO_PAIRING,
     }
 
     @classmethod
@@ -28,7 +59,41 @@ class IrdetoAdapter(registry.Adapter):
         return ("reset_subscriptions", "archive_requests")
 
     @classmethod
+    def simulator(cls):
+        from . import simulator
+
+        return simulator.SIMULATOR
+
+    @classmethod
     def demo(cls):
         from . import demo
 
         return demo.DEMO
+
+    def check(self) -> Health:
+        """A token, then a query about a device no KMS knows: its refusal shows that the KMS
+        is reached and takes our credentials; nothing is changed there."""
+        call = protocol.call_for(
+            protocol.QUERY_SECURE_CLIENT,
+            f"check-{uuid.uuid4()}",
+            {"device_ca_id": CHECK_DEVICE},
+            None,
+        )
+        try:
+            kms = client.client_for(self.provider)
+            kms.call(call)
+        except registry.TransportError as error:
+            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+        except client.KmsRefusal:
+            pass  # the expected answer about an unknown device
+        return Health(True, f"The KMS at {kms.address} answered a query.")
+
+    def send(self, request) -> registry.Answer:
+        call = call_of(request)
+        try:
+            body = client.client_for(self.provider).call(call)
+        except client.KmsRefusal as refusal:
+            return registry.Answer(
+                accepted=False, error_code=refusal.code, error_description=refusal.message
+            )
+        return registry.Answer(accepted=True, response=body)

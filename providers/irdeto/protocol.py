@@ -24,6 +24,8 @@ answers a repeat as it answered the first, with ``"duplicate": true``). Answers:
 from dataclasses import dataclass
 
 API_PREFIX = "/kms/v1/"
+# Where tokens are fetched, under the endpoint URL, when the connection names no token URL.
+OAUTH_PATH = "/oauth/token"
 
 # Commands (``ProvisioningRequest.command``) -> path under API_PREFIX.
 ADD_ENTITLEMENT = "ADD_ENTITLEMENT"

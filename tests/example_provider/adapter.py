@@ -8,6 +8,7 @@ from . import api, contributions
 
 Op = ProvisioningRequest.Operation
 PATH = "tests.example_provider.adapter.ExampleAdapter"
+NO_TRANSPORT_PATH = "tests.example_provider.adapter.NoTransportAdapter"
 
 
 class ExampleAdapter(registry.Adapter):
@@ -47,3 +48,14 @@ class ExampleAdapter(registry.Adapter):
 
     def check(self) -> Health:
         return Health(True, f"{self.provider.name} is always there.")
+
+
+class NoTransportAdapter(registry.Adapter):
+    """A push platform whose transport is not written (no ``send``): what the registry's
+    default does with its requests."""
+
+    code = "example_push"
+    name = "Example push platform"
+    model = registry.REAL_TIME
+    delivery = registry.PUSH
+    commands = ExampleAdapter.commands

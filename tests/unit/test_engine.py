@@ -230,21 +230,28 @@ def test_batch_providers_wait_for_the_processing_run(subscribe):
     ]
 
 
-def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(subscribe):
+def test_a_provider_without_a_transport_yet_fails_its_requests_with_the_reason(subscribe, settings):
+    from django.test import override_settings
+
     from providers import delivery
     from subscriptions.demo import ensure_catalog
+    from tests.example_provider.adapter import NO_TRANSPORT_PATH
 
-    irdeto = ensure_catalog("Irdeto", "irdeto")
-    sub = subscribe("AGRICULTURE", catalog=irdeto)
-    assert [r.command for r in sub.provisioning_requests.order_by("pk")] == [
-        "PAIR_SECURE_CLIENT",
-        "ADD_ENTITLEMENT",
-    ]
-    delivery.drain(irdeto.provider)
+    with override_settings(
+        PROVISIONING_ADAPTERS=[*settings.PROVISIONING_ADAPTERS, NO_TRANSPORT_PATH]
+    ):
+        pushed = ensure_catalog("Example push", "example_push")
+        sub = subscribe("AGRICULTURE", catalog=pushed)
+        assert [r.command for r in sub.provisioning_requests.order_by("pk")] == [
+            "PAIR",
+            "SWITCH_ON",
+        ]
+        delivery.drain(pushed.provider)
     failed = sub.provisioning_requests.order_by("pk").first()
     assert failed.state == "failed"
     assert failed.last_error == (
-        "Attempt 1 failed: No transport is installed for Irdeto yet. Gave up after 1 attempts."
+        "Attempt 1 failed: No transport is installed for Example push platform yet. "
+        "Gave up after 1 attempts."
     )
 
 

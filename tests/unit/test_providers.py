@@ -76,11 +76,35 @@ def test_a_secret_itself_is_refused_where_its_variable_name_belongs(db):
 
 
 def test_irdeto_default_pin_is_four_digits(db):
-    conn = {"endpoint_url": "https://irdeto.example.net/api", "username": "crm"}
-    provider_settings.full_clean(provider("irdeto", conn, {"default_pin": "0001"}))
+    conn = {
+        "endpoint_url": "https://irdeto.example.net",
+        "client_id": "crm",
+        "client_secret_env": "CRM_SECRET_IRDETO",
+    }
+    irdeto = provider("irdeto", conn, {"default_pin": "0001"})
+    provider_settings.full_clean(irdeto)
+    empty = ("token_url", "client_certificate_path", "client_key_path", "server_ca_bundle_path")
+    assert irdeto.connection == {**conn, **dict.fromkeys(empty, ""), "timeout_seconds": 10}
+    assert irdeto.parameters == {"default_pin": "0001", "max_attempts": 8}
     with pytest.raises(ValidationError) as err:
         provider_settings.full_clean(provider("irdeto", conn, {"default_pin": "12a4"}))
     assert err.value.message_dict["parameters"] == ["default_pin: A PIN is exactly 4 digits."]
+
+
+def test_irdeto_connection_names_its_secret_and_tls_files_rightly(db):
+    conn = {
+        "endpoint_url": "http://irdeto.example.net",
+        "client_id": "crm",
+        "client_secret_env": "kms-secret-in-clear",
+        "client_key_path": "/etc/crm/kms.key",
+        "server_ca_bundle_path": "/etc/crm/kms-ca.pem",
+    }
+    with pytest.raises(ValidationError) as err:
+        provider_settings.full_clean(provider("irdeto", conn))
+    problems = err.value.message_dict["connection"]
+    assert any(p.startswith("client_secret_env: Give the name of an environment") for p in problems)
+    assert "client_certificate_path: A client key needs its certificate." in problems
+    assert "server_ca_bundle_path: TLS settings need an https:// endpoint URL." in problems
 
 
 def test_required_distributors_may_not_form_a_cycle(catalog):

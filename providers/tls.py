@@ -1,23 +1,26 @@
-"""TLS towards a Conax Contego CAS: the client certificate we show, the authority we trust for
-the CAS's server certificate, and what to tell an operator when the handshake fails.
+"""TLS towards a platform (a Conax CAS, an Irdeto KMS: its name is ``peer`` below): the client
+certificate we show, the authority we trust for the platform's server certificate, and what to
+tell an operator when the handshake or the connection fails.
 
-Production CASes ask for a TLS client certificate besides HTTP Basic auth. The provider's
-connection names files readable by the workers (never their contents): the client
-certificate and key, and the CA bundle that signed the CAS's server certificate (empty: the
-system's trusted authorities). The server certificate is always verified.
+Production platforms ask for a TLS client certificate besides their credentials. The
+provider's connection names files readable by the workers (never their contents): the client
+certificate and key (``client_certificate_path``, ``client_key_path``), and the CA bundle that
+signed the platform's server certificate (``server_ca_bundle_path``; empty: the system's
+trusted authorities). The server certificate is always verified.
 
-The files are checked when the SOAP client is made (``check_files``), so a missing file or a
+The files are checked when the client is made (``check_files``), so a missing file or a
 key that does not match its certificate is one clear, permanent error rather than a failure
 deep inside every connection. A key that needs a passphrase is refused there too: OpenSSL
 would otherwise stop the worker to ask for it on the terminal.
 
-Handshake failures are explained (``failure``): a server certificate we cannot verify, a CAS
+Handshake failures are explained (``failure``): a server certificate we cannot verify, a peer
 that wants a client certificate we do not have, or one that refuses ours. They are permanent
 (the request is Failed at once, like refused credentials) because sending again changes
 nothing until someone fixes the settings; a connection merely cut during the handshake is
 retried.
 """
 
+import http.client
 import os
 import re
 import ssl
@@ -29,7 +32,7 @@ from providers.registry import TransportError
 FILES = {
     "client_certificate_path": "TLS client certificate",
     "client_key_path": "TLS client key",
-    "server_ca_bundle_path": "CA bundle of the CAS's server certificate",
+    "server_ca_bundle_path": "CA bundle of the {peer}'s server certificate",
 }
 # OpenSSL's names for the alerts a server sends when it will not take our certificate.
 CERTIFICATE_REFUSED = {
@@ -55,13 +58,14 @@ def _no_passphrase() -> bytes:
     return b""
 
 
-def check_files(connection: dict) -> None:
+def check_files(connection: dict, *, peer: str) -> None:
     """Refuse, permanently, TLS settings this worker cannot use."""
     for name, label in FILES.items():
         path = connection.get(name)
         if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
             raise TransportError(
-                f"The {label} file {path} is missing or unreadable on this worker.",
+                f"The {label.format(peer=peer)} file {path} is missing or unreadable on this "
+                "worker.",
                 permanent=True,
             )
     certificate, key = connection.get("client_certificate_path"), connection.get("client_key_path")
@@ -103,7 +107,7 @@ class _VerifyWith(requests.adapters.HTTPAdapter):
 
 
 def configure(session: requests.Session, connection: dict) -> None:
-    """Our client certificate and the CAS's authority, on the session every call uses."""
+    """Our client certificate and the platform's authority, on the session every call uses."""
     certificate = connection.get("client_certificate_path")
     if certificate:
         key = connection.get("client_key_path")
@@ -115,9 +119,9 @@ def configure(session: requests.Session, connection: dict) -> None:
 
 def context(connection: dict, default_bundle: str) -> ssl.SSLContext:
     """The same TLS as ``configure`` gives the session, for connections made without requests
-    (``client._Transport``): the CAS's certificate verified against the provider's CA bundle,
-    else ``default_bundle`` (what requests would trust), its host name checked; our client
-    certificate shown."""
+    (``conax_ws.client._Transport``): the platform's certificate verified against the
+    provider's CA bundle, else ``default_bundle`` (what requests would trust), its host name
+    checked; our client certificate shown."""
     bundle = connection.get("server_ca_bundle_path") or default_bundle
     if os.path.isdir(bundle):
         made = ssl.create_default_context(capath=bundle)
@@ -162,7 +166,21 @@ def _reason(exc: ssl.SSLError) -> str:
     return tag.group(1) if tag else ""
 
 
-def failure(exc: BaseException, where: str, *, has_certificate: bool) -> TransportError | None:
+def why(exc: OSError) -> str:
+    """The operating system's reason under requests' wrapping ("Connection refused"), or the
+    kind of failure."""
+    # requests' own exceptions are OSErrors too, without an operating system's reason.
+    cause = underlying(exc, OSError, lambda e: e.strerror)
+    if cause is not None:
+        return cause.strerror
+    # A hang-up without an answer has no operating system's reason, only http.client's words.
+    hung_up = underlying(exc, http.client.RemoteDisconnected)
+    return str(hung_up) if hung_up is not None else type(exc).__name__
+
+
+def failure(
+    exc: BaseException, where: str, *, has_certificate: bool, peer: str
+) -> TransportError | None:
     """The TransportError that says why TLS failed, or None when ``exc`` is no TLS failure."""
     error = underlying(exc, ssl.SSLError)
     if error is None:
@@ -177,22 +195,22 @@ def failure(exc: BaseException, where: str, *, has_certificate: bool) -> Transpo
         elif error.verify_code in NAME_MISMATCH:
             advice = "; the endpoint URL must name a host the certificate is issued for"
         return TransportError(
-            f"The CAS's TLS server certificate could not be verified {where} ({words}){advice}.",
+            f"The {peer}'s TLS server certificate could not be verified {where} ({words}){advice}.",
             permanent=True,
         )
     if reason in CERTIFICATE_REQUIRED and not has_certificate:
         return TransportError(
-            f"The CAS requires a TLS client certificate {where} ({words}) and the provider has "
+            f"The {peer} requires a TLS client certificate {where} ({words}) and the provider has "
             "none; set the TLS client certificate and key files.",
             permanent=True,
         )
     if reason in CERTIFICATE_REFUSED | CERTIFICATE_REQUIRED:
         return TransportError(
-            f"The CAS refused our TLS client certificate {where} ({words}); it must be issued "
-            "by an authority the CAS trusts, and valid.",
+            f"The {peer} refused our TLS client certificate {where} ({words}); it must be "
+            f"issued by an authority the {peer} trusts, and valid.",
             permanent=True,
         )
-    # A CAS may also just hang up on a client without a certificate: say so, but retry, as a
+    # A platform may also just hang up on a client without a certificate: say so, but retry, as a
     # cut connection may be nothing more.
     hint = "" if has_certificate else "; the provider has no TLS client certificate set"
-    return TransportError(f"The TLS connection to the CAS failed {where} ({words}){hint}")
+    return TransportError(f"The TLS connection to the {peer} failed {where} ({words}){hint}")
