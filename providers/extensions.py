@@ -88,14 +88,25 @@ class UtilityError(Exception):
 
 
 @dataclass(frozen=True)
+class Table:
+    """One headed table of an answer (a section of what a platform holds)."""
+
+    heading: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple, ...]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What running a utility gave: the requests it made (``ProvisioningRequest``s), and for
-    an information query the answer as a table (column names, rows)."""
+    an information query the answer as a table (column names, rows), or as several headed
+    ``tables`` when it has sections."""
 
     requests: list
     message: str = ""
     columns: tuple[str, ...] = ()
     rows: tuple[tuple, ...] = ()
+    tables: tuple[Table, ...] = ()
 
 
 @dataclass(frozen=True)

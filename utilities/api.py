@@ -9,13 +9,13 @@ from rest_framework.views import APIView
 
 from catalogue.models import Provider
 from core.api_errors import Conflict
-from core.api_permissions import RolePermission
+from core.api_permissions import ErrorAwareSchema, RolePermission
 from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
 from subscriptions.models import Subscription
 
 from . import services
-from .registry import for_subscription, get
+from .registry import every, for_subscription, get
 
 
 class UtilityView(APIView):
@@ -52,7 +52,35 @@ class RunIn(serializers.Serializer):
     provider = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.all())
     priority = serializers.ChoiceField(choices=["NORMAL", "EXPRESS"], default="NORMAL")
     process_immediately = serializers.BooleanField(default=True)
-    fields = serializers.DictField(required=False, default=dict, help_text="The utility's form.")
+    fields = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="The utility's form: its fields by name (each utility's are listed under "
+        "`code`).",
+    )
+
+
+class RunUtilitySchema(ErrorAwareSchema):
+    """The ``code`` in the path: one of the installed utilities, each listed with its form's
+    fields (read when the schema is made, so that every adapter's utilities are there)."""
+
+    def get_override_parameters(self):
+        utilities = every()
+        listed = "\n".join(
+            f"- `{u.code}` ({u.name}): "
+            + (", ".join(f"`{name}`" for name in u.form.base_fields) or "no fields")
+            for u in utilities
+        )
+        return [
+            *super().get_override_parameters(),
+            OpenApiParameter(
+                "code",
+                str,
+                OpenApiParameter.PATH,
+                enum=[u.code for u in utilities],
+                description=f"The utility, and the fields its form takes:\n\n{listed}",
+            ),
+        ]
 
 
 class UtilitiesView(UtilityView):
@@ -83,6 +111,8 @@ class UtilitiesView(UtilityView):
 
 
 class RunUtilityView(UtilityView):
+    schema = RunUtilitySchema()
+
     @extend_schema(
         request=RunIn,
         responses={
@@ -93,6 +123,15 @@ class RunUtilityView(UtilityView):
                     "requests": UtilityRequestOut(many=True),
                     "columns": serializers.ListField(child=serializers.CharField()),
                     "rows": serializers.ListField(child=serializers.ListField()),
+                    "tables": inline_serializer(
+                        "UtilityAnswerTable",
+                        {
+                            "heading": serializers.CharField(),
+                            "columns": serializers.ListField(child=serializers.CharField()),
+                            "rows": serializers.ListField(child=serializers.ListField()),
+                        },
+                        many=True,
+                    ),
                 },
             )
         },
@@ -124,6 +163,14 @@ class RunUtilityView(UtilityView):
                 "requests": UtilityRequestOut(outcome.requests, many=True).data,
                 "columns": list(outcome.columns),
                 "rows": [list(r) for r in outcome.rows],
+                "tables": [
+                    {
+                        "heading": t.heading,
+                        "columns": list(t.columns),
+                        "rows": [list(r) for r in t.rows],
+                    }
+                    for t in outcome.tables
+                ],
             },
             status=status.HTTP_201_CREATED,
         )

@@ -38,6 +38,11 @@ def get(code: str) -> Utility | None:
     return _all().get(code)
 
 
+def every() -> list[Utility]:
+    """Every utility the installed adapters offer, the shared ones first."""
+    return list(_all().values())
+
+
 def for_provider(provider: Provider) -> list[Utility]:
     """The utilities this provider's adapter offers, in its order."""
     known = _all()

@@ -11,6 +11,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 
 from catalogue.models import Provider
 from providers.extensions import UtilityError
@@ -79,6 +80,8 @@ def subscription_utilities(request, subscription_id: int):
     )
 
 
+# A PIN typed into a utility's form stays out of any error report of the request.
+@sensitive_post_parameters("pin")
 def run_utility(request, subscription_id: int, provider_id: int, code: str):
     _require(request)
     sub = get_object_or_404(Subscription, pk=subscription_id)

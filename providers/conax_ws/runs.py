@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from catalogue.models import ExternalSystem
-from providers import communications, delivery
+from providers import communications, run_requests
 from providers.extensions import Progress, RunType
 from providers.models import ProvisioningRequest
 from providers.types import NoSettings
@@ -49,33 +49,6 @@ def _cards(provider, subscription_ids) -> dict[int, list[InstalledItem]]:
     ):
         found.setdefault(card.subscription_id, []).append(card)
     return found
-
-
-def _write(provider, rows: list[tuple], *, trigger_name: str, run_id: int) -> int:
-    """Bulk-write (command, subscription, card, parameters) rows as Pending requests of this
-    run, and wake the worker once the caller's transaction commits."""
-    requests = [
-        Req(
-            command=command,
-            parameters=parameters,
-            provider=provider,
-            distributor=card.distributor,
-            subscription=subscription,
-            installed_item=card,
-            trigger=Req.Trigger.RUN,
-            trigger_name=trigger_name,
-            process_run_id=run_id,
-        )
-        for command, subscription, card, parameters in rows
-    ]
-    Req.objects.bulk_create(requests)
-    Through = Req.items.through
-    Through.objects.bulk_create(
-        Through(provisioningrequest_id=r.pk, installeditem_id=r.installed_item_id) for r in requests
-    )
-    if requests:
-        transaction.on_commit(lambda: delivery.wake([provider.pk]))
-    return len(requests)
 
 
 def _card_parameters(subscription, card) -> dict:
@@ -166,7 +139,7 @@ def _send_messages(definition, run_id: int, report: Callable[[Progress], None]) 
             **message_parameters(data, entry.text),
             "communication_queue_number": entry.number,
         }
-        return _write(
+        return run_requests.write(
             provider,
             [
                 (
@@ -282,7 +255,7 @@ def _send_fingerprints(definition, run_id: int, report: Callable[[Progress], Non
                 return
             last = chunk[-1].pk
             cards = _cards(provider, [s.pk for s in chunk])
-            created += _write(
+            created += run_requests.write(
                 provider,
                 [
                     ("DISPLAY_FINGERPRINT", sub, card, {**_card_parameters(sub, card), **shown})

@@ -12,11 +12,9 @@ import re
 
 from django import forms
 from django.db import transaction
-from django.utils import timezone
 
 from catalogue.models import ProductCAId
-from providers import delivery, engine, registry
-from providers.answers import record_answer
+from providers import at_once, engine, registry
 from providers.extensions import Outcome, Utility, UtilityError, UtilityForm
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
@@ -204,46 +202,27 @@ def ask(
     process_run_id: int | None = None,
 ) -> tuple[Req, registry.Answer]:
     """Ask the CAS now, in this process, one of ``QUERIES`` about ``item``; the query is
-    recorded as a request with its answer. It is claimed like the worker claims one (lease,
-    attempt), so no worker sends it as well. A CAS that does not answer: the request is
-    Failed with the reason, and ``TransportError`` raised."""
+    recorded as a request with its answer (``at_once``). A CAS that does not answer: the
+    request is Failed with the reason, and ``TransportError`` raised."""
     command, parameters_of = QUERIES[query]
     parameters = {
         "subscription": subscription.number,
         "distributor": item.distributor.code,
         **parameters_of(item),
     }
-    now = timezone.now()
-    with transaction.atomic():
-        request = engine.create_request(
-            provider,
-            command,
-            parameters,
-            trigger=trigger,
-            trigger_name=name,
-            subscription=subscription,
-            installed_item=item,
-            distributor=item.distributor,
-            priority=priority,
-            process_run_id=process_run_id,
-            deliver_now=False,
-        )
-        Req.objects.filter(pk=request.pk).update(
-            next_attempt_at=now + delivery.lease(), attempts=1, sent_at=now
-        )
-    try:
-        answer = registry.adapter_for(provider).send(request)
-    except registry.TransportError as error:
-        delivery.fail(request, f"Attempt 1 failed: {error}")
-        raise
-    record_answer(
-        request,
-        accepted=answer.accepted,
-        error_code=answer.error_code,
-        error_description=answer.error_description,
-        response=answer.response,
+    request = at_once.create(
+        provider,
+        command,
+        parameters,
+        trigger=trigger,
+        trigger_name=name,
+        subscription=subscription,
+        installed_item=item,
+        distributor=item.distributor,
+        priority=priority,
+        process_run_id=process_run_id,
     )
-    request.refresh_from_db()
+    answer = at_once.send(request, registry.adapter_for(provider).send)
     return request, answer
 
 

@@ -56,7 +56,21 @@ class IrdetoAdapter(registry.Adapter):
 
     @classmethod
     def run_types(cls):
-        return ("reset_subscriptions", "archive_requests")
+        from . import runs
+
+        return ("reset_subscriptions", runs.MAIL, "archive_requests")
+
+    @classmethod
+    def utilities(cls):
+        from . import utilities
+
+        return (
+            "reset_subscription",
+            utilities.SEND_MESSAGE,
+            utilities.SET_PARENTAL_PIN,
+            utilities.QUERY_SECURE_CLIENT,
+            utilities.REAUTHORIZE_SECTOR,
+        )
 
     @classmethod
     def simulator(cls):

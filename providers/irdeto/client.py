@@ -16,14 +16,16 @@ its errors would still need turning into the reasons below; a dependency for les
 How answers map (see ``call``): ``200`` → the body; a refusal (``protocol.REFUSED``) →
 ``KmsRefusal`` (the adapter makes it a Rejected request); no answer, ``429``, ``5xx``, a cut
 answer → ``TransportError`` (retried with backoff, the same request id); refused credentials,
-a wrong address, a TLS handshake the settings cannot pass, an answer that is not JSON →
-``TransportError(permanent=True)``: Failed at once with the reason (retriable by hand).
+a wrong address, a TLS handshake the settings cannot pass, an answer that is not JSON or
+over ``MAX_ANSWER_BYTES`` → ``TransportError(permanent=True)``: Failed at once with the
+reason (retriable by hand).
 The client secret and the token are never in a message or a log.
 """
 
 import json
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
@@ -34,6 +36,8 @@ from providers.registry import TransportError
 from . import protocol
 
 PEER = "KMS"
+# Far above any answer about one device (a few KB); a larger one is refused, not read.
+MAX_ANSWER_BYTES = 1 << 20
 # A token is renewed this long before the KMS says it expires (at most a tenth of its life).
 RENEW_BEFORE_SECONDS = 30
 
@@ -47,7 +51,15 @@ class KmsRefusal(Exception):
         self.message = message
 
 
-def _json(reply: requests.Response):
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer of the KMS, its body read."""
+
+    status_code: int
+    content: bytes
+
+
+def _json(reply: Reply):
     """The answer's JSON, or None when it is not JSON."""
     try:
         return json.loads(reply.content)
@@ -158,7 +170,7 @@ class IrdetoClient:
             )
         return body
 
-    def _post(self, call: protocol.Call, token: str, where: str) -> requests.Response:
+    def _post(self, call: protocol.Call, token: str, where: str) -> Reply:
         return self._send(
             "POST",
             self.api + call.path,
@@ -167,12 +179,24 @@ class IrdetoClient:
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    def _send(self, method: str, url: str, where: str, **kwargs) -> requests.Response:
+    def _send(self, method: str, url: str, where: str, **kwargs) -> Reply:
+        """The answer, its body read (at most ``MAX_ANSWER_BYTES``)."""
         try:
             # No redirect followed: requests would resend a POST as a GET elsewhere.
-            return self.session.request(
-                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+            reply = self.session.request(
+                method, url, timeout=self.timeout, allow_redirects=False, stream=True, **kwargs
             )
+            with reply:
+                body = b""
+                for chunk in reply.iter_content(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise TransportError(
+                            f"Refused the KMS's answer {where}: over {MAX_ANSWER_BYTES} bytes, "
+                            "never read",
+                            permanent=True,
+                        )
+            return Reply(reply.status_code, body)
         except requests.Timeout as exc:
             raise TransportError(f"No answer within {self.timeout} s {where}") from exc
         except requests.ConnectionError as exc:
@@ -184,7 +208,7 @@ class IrdetoClient:
         except requests.RequestException as exc:
             raise TransportError(f"{type(exc).__name__} {where}") from exc
 
-    def _check_status(self, reply: requests.Response, where: str) -> None:
+    def _check_status(self, reply: Reply, where: str) -> None:
         status = reply.status_code
         if status == 200:
             return

@@ -5,9 +5,9 @@ changes its devices through the actions, delivers what that made, and compares w
 platform then holds with what the subscription wants: every card in use entitled to exactly
 the CA IDs of its viewing point's effective services, every removed card to none, the devices
 in use paired together and with nothing else, and the provider flags saying so. Rows run
-against the Conax WS SOAP simulator, the Generic provider's reference platform (push mode) and
-the Conax SMS simulator (SFTP, a CAS answering files: processing run, export, answers read),
-each a real server.
+against the Conax WS SOAP simulator, the Irdeto KMS simulator, the Generic provider's reference
+platform (push mode) and the Conax SMS simulator (SFTP, a CAS answering files: processing run,
+export, answers read), each a real server.
 """
 
 import itertools
@@ -45,6 +45,7 @@ class Platform:
     simulator: object = None  # Conax WS
     reference: object = None  # the Generic reference platform
     sms: object = None  # the Conax SMS simulator (SFTP server and a CAS answering files)
+    kms: object = None  # the Irdeto KMS simulator
 
     def deliver(self) -> None:
         """Everything due, and what its answers made (a rollback's own requests), delivered."""
@@ -70,6 +71,8 @@ class Platform:
     def entitled(self, card: str) -> set[str]:
         if self.sms is not None:
             return set(self.sms.cas.entitlements.get(card, {}))
+        if self.kms is not None:
+            return set(self.kms.active(card))
         if self.simulator is not None:
             with self.simulator.state.lock:
                 if card not in self.simulator.state.cards:
@@ -87,6 +90,10 @@ class Platform:
                 if device in members:
                     found |= members
             return found
+        if self.kms is not None:
+            with self.kms.state.lock:
+                pairing = self.kms.state.pairings.get(self.kms.state.pairing_of(device), {})
+                return set(pairing.get("smartcards", [])) | set(pairing.get("stbs", []))
         if self.simulator is not None:
             with self.simulator.state.lock:
                 for pairing in self.simulator.state.pairings.values():
@@ -102,6 +109,8 @@ class Platform:
     def reject(self, *cards: str) -> None:
         if self.sms is not None:
             self.sms.cas.reject_cards = set(cards)
+        elif self.kms is not None:
+            self.kms.state.controls.reject_devices = frozenset(cards)
         elif self.simulator is not None:
             self.simulator.state.controls.reject_cards = frozenset(cards)
         else:
@@ -113,6 +122,9 @@ def _platform(request, name: str) -> Platform:
     if name == "conax_ws":
         catalog = request.getfixturevalue("conax")
         return Platform(catalog, simulator=request.getfixturevalue("conax_ws_simulator"))
+    if name == "irdeto":
+        catalog = request.getfixturevalue("irdeto")
+        return Platform(catalog, kms=request.getfixturevalue("irdeto_simulator"))
     if name == "conax_sms":
         catalog = request.getfixturevalue("sms_catalog")
         return Platform(catalog, sms=request.getfixturevalue("conax_sms_simulator"))
@@ -121,13 +133,13 @@ def _platform(request, name: str) -> Platform:
     return Platform(catalog, reference=request.getfixturevalue("platform"))
 
 
-@pytest.fixture(params=["conax_ws", "generic"])
+@pytest.fixture(params=["conax_ws", "irdeto", "generic"])
 def target(request):
-    """A real-time provider's platform: Conax WS or Generic (push)."""
+    """A real-time provider's platform: Conax WS, Irdeto or Generic (push)."""
     return _platform(request, request.param)
 
 
-@pytest.fixture(params=["conax_ws", "generic", "conax_sms"])
+@pytest.fixture(params=["conax_ws", "irdeto", "generic", "conax_sms"])
 def any_target(request):
     """Also a file provider's: Conax SMS, whose requests go in files over SFTP."""
     return _platform(request, request.param)
@@ -284,7 +296,7 @@ def test_a_rejected_pairing_after_a_box_was_taken_away_is_paired_anew_by_a_reset
     target.deliver()
 
     (refused,) = ProvisioningRequest.objects.filter(subscription=sub, state="rejected")
-    assert refused.command in ("CREATE_PAIRING", "CreatePairing")
+    assert refused.operation == ProvisioningRequest.Operation.CREATE_PAIRING
     assert target.paired_with(card.ca_id) == {card.ca_id, box.ca_id}
     target.reject()
 

@@ -6,7 +6,9 @@ everything once; an access token revoked between requests; HTTPS with our client
 certificate; a KMS slower than the timeout, whose repeat is applied once; a sealed PIN.
 """
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -18,6 +20,7 @@ from providers.models import ProvisioningRequest
 from providers.simulators import TLS
 from subscriptions import actions
 from subscriptions.models import SubscriptionService
+from tests import workers
 from tests.fixtures import (
     IRDETO_SECRET,
     IRDETO_SECRET_ENV,
@@ -447,4 +450,78 @@ def test_an_unknown_command_fails_at_once(irdeto, subscribe):
     assert request.state == "failed"
     assert request.last_error.startswith(
         "Attempt 1 failed: FORMAT_HARD_DISK is not an Irdeto KMS command."
+    )
+
+
+# --- Through a real worker ---------------------------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_actions_reach_the_kms_through_a_real_worker_with_its_secret_from_the_environment(
+    irdeto, subscribe, irdeto_simulator, tmp_path
+):
+    worker = workers.start(tmp_path)  # the client secret's variable is in its environment
+    log = tmp_path / "worker.log"
+
+    def all_completed() -> bool:
+        found = set(Req.objects.values_list("state", flat=True))
+        return found == {"completed"}
+
+    try:
+        sub = subscribe("BUNDLE_A")  # commits: the worker is woken to send
+        workers.wait_until(all_completed, seconds=60, what="delivery", logs=[log])
+        control(irdeto_simulator, "expire-tokens")  # the worker's token, revoked
+        actions.add_service(sub, irdeto.products["AGRICULTURE"], irdeto.main)
+        workers.wait_until(all_completed, seconds=60, what="delivery", logs=[log])
+    finally:
+        workers.stop(worker)
+    assert irdeto_simulator.active(card_of(sub)) == ["AF1", "EFA2", "GFA1"]
+    assert set(arrivals(irdeto_simulator, sub).values()) == {1}
+    tokens = requests.get(f"{irdeto_simulator.url}/control/state", timeout=5).json()["tokens"]
+    assert (tokens["fetched"], tokens["refused"]) == (2, 1)
+    assert IRDETO_SECRET not in log.read_text()
+
+
+class Flood(BaseHTTPRequestHandler):
+    """A KMS gone wrong: every call answered with 2 MiB."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"requestId": "' + b"x" * (2 << 20) + b'"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_answer_too_large_is_refused_unread_and_fails_at_once(
+    irdeto, subscribe, irdeto_simulator
+):
+    flood = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=flood.serve_forever, daemon=True).start()
+    try:
+        irdeto.provider.connection = irdeto_connection(
+            irdeto_simulator,
+            endpoint_url=f"http://127.0.0.1:{flood.server_address[1]}",
+            token_url=irdeto_simulator.token_url,  # tokens from the KMS, calls to the flood
+        )
+        provider_settings.full_clean(irdeto.provider)
+        irdeto.provider.save()
+        sub = subscribe("AGRICULTURE")
+        deliver(irdeto)
+    finally:
+        flood.shutdown()
+        flood.server_close()
+    pairing = Req.objects.get(subscription=sub, command="PAIR_SECURE_CLIENTS")
+    assert (pairing.state, pairing.attempts) == ("failed", 1)
+    assert pairing.last_error.startswith(
+        "Attempt 1 failed: Refused the KMS's answer for pairings/create: over 1048576 bytes, "
+        "never read"
     )

@@ -1,6 +1,7 @@
 """Every rejection is rolled back through the actions, with the CA's reason in the history, and
 the provider flags then say what the platform really holds. Rejections come from the real
-platforms (the Conax WS SOAP simulator and the Generic reference platform) refusing a card."""
+platforms (the Conax WS SOAP simulator, the Irdeto KMS simulator and the Generic reference
+platform) refusing a card."""
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_a_rejected_cancellation_restores_the_service_and_leaves_it_authorized(t
     service.refresh_from_db()
     assert (service.state, service.authorized) == (Svc.EFFECTIVE, True)
     (request,) = rejected(sub)
-    assert request.command in ("CANCEL_SUBSCRIPTIONS", "DEACTIVATE_SERVICE")
+    assert request.operation == ProvisioningRequest.Operation.DEACTIVATE
     assert request.error_code in rollbacks(sub)[0]
     assert target.entitled(card.ca_id) == {"AF1"}
     # In step again: nothing more to send.
@@ -114,8 +115,8 @@ def test_a_rejected_pairing_of_a_swapped_in_card_is_rolled_back_with_its_activat
     service = sub.services.get()
     assert (service.state, service.authorized) == (Svc.NOT_EFFECTIVE, False)
     assert target.entitled(old.ca_id) == set() and target.entitled(card.ca_id) == set()
-    commands = {r.command for r in rejected(sub)}
-    assert "CREATE_PAIRING" in commands
+    operations = {r.operation for r in rejected(sub)}
+    assert ProvisioningRequest.Operation.CREATE_PAIRING in operations
     reasons = rollbacks(sub)
     assert len(reasons) == len(rejected(sub))
     assert all(" rejected: " in reason for reason in reasons)
