@@ -1,7 +1,8 @@
 """Demo data for Irdeto: a provider pointing at the KMS simulator, a few subscribers made
 through the actions (a card and a set-top box per viewing point; some with twin viewing points,
 as the seed's "multiple distribution points" flow: MAIN, TWIN1, TWIN2, TWIN3, each its own box
-and card pair with its own channels), and the run definitions an operator wants, ready to run.
+and card pair with its own channels), messages waiting in the communication queue, and the run
+definitions an operator wants (Reset Subscriptions, Mail), ready to run.
 
 ``ensure_demo(url, client_id, client_secret_env)`` is idempotent: run again, it updates the
 provider's connection and creates only what is missing; ``demo_runs(provider)`` are the run
@@ -14,6 +15,7 @@ var/irdeto-kms.json``.
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from catalogue.models import Provider
@@ -22,7 +24,7 @@ from providers.extensions import Demo, DemoResult, DemoRun
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
 from subscriptions.demo import VIEWING_POINTS, ensure_catalog
-from subscriptions.models import CustomerAccount, Subscription
+from subscriptions.models import CommunicationQueueEntry, CustomerAccount, Subscription
 
 PROVIDER = "Irdeto"
 PREFIX = "ZX-IRD-"
@@ -42,6 +44,12 @@ SUBSCRIBERS = [
     (6, (("BUNDLE_B",),), "deactivated"),
     (7, (("BUNDLE_A",), ("BUNDLE_B",)), "service_added"),
     (8, (("AGRICULTURE",), ("AGRICULTURE",)), ""),
+]
+# Communications for the Mail run: one request per viewing point, to its box.
+MESSAGES = [
+    (1, "Your bill for this month is ready in your account."),
+    (3, "Thank you for choosing a second viewing point!"),
+    (7, "Agriculture is now on in your living room."),
 ]
 
 
@@ -110,15 +118,38 @@ def ensure_demo(url: str, client_id: str, client_secret_env: str) -> Provider:
         provider.parameters = provider.parameters or {"max_attempts": 8}
         provider_settings.full_clean(provider)
         provider.save()
-    for n, points, story in SUBSCRIBERS:
-        _subscriber(catalog, n, points, story)
+    subscribers = {n: _subscriber(catalog, n, points, story) for n, points, story in SUBSCRIBERS}
+    with transaction.atomic():
+        for n, text in MESSAGES:
+            CommunicationQueueEntry.objects.get_or_create(
+                number=f"IRD-CQ-{n:04d}",
+                defaults={
+                    "external_system": catalog.external_system,
+                    "subscription": subscribers[n],
+                    "subject": "Demo message",
+                    "text": text,
+                },
+            )
     return provider
 
 
 def demo_runs(provider: Provider) -> tuple[DemoRun, ...]:
     """Draft definitions an operator can open and run at once."""
     later = timezone.now() + timedelta(days=1)
-    return (DemoRun("Irdeto: Reset Subscriptions", "reset_subscriptions", provider, run_at=later),)
+    return (
+        DemoRun("Irdeto: Reset Subscriptions", "reset_subscriptions", provider, run_at=later),
+        DemoRun(
+            "Irdeto: Mail",
+            "irdeto_mail",
+            provider,
+            input_settings={
+                "external_system": "ZX-CAS",
+                "message_type": "mail",
+                "text_mode": "ANSI",
+            },
+            run_at=later,
+        ),
+    )
 
 
 def _add_arguments(parser) -> None:
@@ -135,7 +166,7 @@ def _load(options: dict) -> DemoResult:
     provider = ensure_demo(url, CLIENT_ID, SECRET_ENV)
     return DemoResult(
         f"Irdeto (KMS simulator at {url}): {len(SUBSCRIBERS)} subscribers, some with twin "
-        "viewing points.",
+        f"viewing points; {len(MESSAGES)} messages for the Mail run.",
         demo_runs(provider),
     )
 

@@ -1,6 +1,6 @@
 """The Irdeto demo: idempotent, and every subscriber it makes is provisioned at the KMS
 simulator, delivered by a real Celery worker; what the KMS holds is read back over its API
-(Query secure client)."""
+(Query secure client). Its Mail run puts the queued messages in the boxes' inboxes."""
 
 import pytest
 
@@ -10,7 +10,7 @@ from providers.irdeto.demo import box, card, demo_runs, ensure_demo
 from providers.models import ProvisioningRequest
 from runs import services as runs
 from runs.models import ProcessRun, RunDefinition
-from subscriptions.models import Subscription
+from subscriptions.models import CommunicationQueueEntry, Subscription
 from tests import workers
 from tests.fixtures import IRDETO_SECRET_ENV
 
@@ -46,6 +46,7 @@ def test_the_demo_subscribers_are_provisioned_at_the_simulator(irdeto_simulator,
     provider.refresh_from_db()
     assert (Req.objects.count(), provider.updated_at) == (made, stamp)
     assert Subscription.objects.filter(number__startswith="ZX-IRD-").count() == 8
+    assert CommunicationQueueEntry.objects.filter(number__startswith="IRD-CQ-").count() == 3
     assert made > 0 and set(Req.objects.values_list("provider__type", flat=True)) == {"irdeto"}
 
     def settled() -> bool:
@@ -59,6 +60,10 @@ def test_the_demo_subscribers_are_provisioned_at_the_simulator(irdeto_simulator,
         reset = RunDefinition.objects.get(name="Irdeto: Reset Subscriptions")
         run = runs.execute(reset.pk, ProcessRun.Trigger.RUN_NOW)
         assert (run.status, run.created) == ("completed", 0)
+        mail = RunDefinition.objects.get(name="Irdeto: Mail")
+        run = runs.execute(mail.pk, ProcessRun.Trigger.RUN_NOW)
+        assert (run.status, run.created) == ("completed", 5)  # nos. 3 and 7 have two rooms
+        workers.wait_until(settled, seconds=60, what="mail", logs=[tmp_path / "worker.log"])
     finally:
         workers.stop(worker)
 
@@ -74,3 +79,7 @@ def test_the_demo_subscribers_are_provisioned_at_the_simulator(irdeto_simulator,
     for n, points in ((1, 1), (3, 2), (4, 4), (8, 2)):
         for point in range(points):
             assert paired(provider, card(n, point)) == sorted([card(n, point), box(n, point)])
+    assert set(Req.objects.values_list("state", flat=True)) == {"completed"}
+    inbox = irdeto_simulator.client(box(3, 1))["mailbox"]
+    assert [m["text"] for m in inbox] == ["Thank you for choosing a second viewing point!"]
+    assert irdeto_simulator.client(card(3, 1))["mailbox"] == []  # to the box, not the card
