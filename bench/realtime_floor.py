@@ -7,22 +7,23 @@ What our real-time path does for one action, and what the floor does instead:
   WSGI function under the same gunicorn (as many processes): the token read, the service row
   written and the request inserted (the card read in the same statement), by hand-written SQL
   in one transaction, then one datagram to the sender;
-- the delivery: a worker claims the provider's Pending requests, sends each to the CAS as SOAP
-  and records the answers. Here ``send``, a process of its own: on each datagram it claims the
-  Pending requests by one statement, POSTs a hand-written AddSubscriptions envelope for each on
-  a kept-alive connection to the same simulator, and marks them completed by one statement.
+- the delivery: a worker claims the provider's Pending requests, sends each to the CAS (SOAP,
+  JSON) and records the answers. Here ``send``, a process of its own: on each datagram it
+  claims the Pending requests by one statement, POSTs a hand-written activation for each
+  (``Cas.call``: an AddSubscriptions envelope, an ADD_ENTITLEMENT body) on a kept-alive
+  connection to the same simulator, and marks them completed by one statement.
 
 Nothing is parsed or checked that the work does not need: no framework, no ORM, no WSDL, no
-rollback, history or reconciliation. Its requests are ordinary rows of the request table (so
-that the writes meet the same indexes) marked ``trigger_name = FLOOR``; ``realtime`` deletes
-them afterwards, and the services keep their states (only ``updated_at`` is written).
+token refresh, no rollback, history or reconciliation. Its requests are ordinary rows of the
+request table (so that the writes meet the same indexes) marked ``trigger_name = FLOOR``;
+``realtime`` deletes them afterwards, and the services keep their states (only ``updated_at``
+is written).
 
-Run as ``python -m bench.realtime_floor SOCKET PROVIDER_ID SIMULATOR_URL USERNAME`` for the sender
-(the password in ``$CRM_SECRET_CONAX_WS_PASSWORD``); gunicorn loads
-``bench.realtime_floor:application``.
+Run as ``python -m bench.realtime_floor SOCKET PROVIDER_ID SIMULATOR_URL CAS`` for the sender
+(``CAS`` a provider type of ``realtime_cas.BY_CODE``; the secret in its ``secret_env``);
+gunicorn loads ``bench.realtime_floor:application``.
 """
 
-import base64
 import contextlib
 import http.client
 import json
@@ -48,23 +49,14 @@ if not apps.ready:
 from django.conf import settings
 from django.db import connection, transaction
 
-from providers.conax_ws.cas_soap import NS, SOAP_ENV
-
 from . import processes
+from .realtime_cas import BY_CODE, Cas
 
 FLOOR = "bench floor"
 SOCKET_ENV = "BENCH_FLOOR_SOCKET"
 PROVIDER_ENV = "BENCH_FLOOR_PROVIDER"
-SOAP_PATH = "/ca-server/webservices/subscription-management"
-ENVELOPE = (
-    '<?xml version="1.0" encoding="UTF-8"?>'
-    f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:cx="{NS}"><soap:Body>'
-    "<cx:AddSubscriptions><cx:RequestId>{request_id}</cx:RequestId>"
-    "<cx:CaClientIds><cx:CaClientId>{card}</cx:CaClientId></cx:CaClientIds>"
-    "<cx:ProductIds><cx:ProductId>{product}</cx:ProductId></cx:ProductIds>"
-    "<cx:StartDate>{start}</cx:StartDate></cx:AddSubscriptions>"
-    "</soap:Body></soap:Envelope>"
-)
+COMMAND_ENV = "BENCH_FLOOR_COMMAND"
+PRODUCT = "AF1"  # the CA ID the floor's requests carry and activate
 
 USER_SQL = (
     "SELECT t.user_id FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id "
@@ -78,7 +70,7 @@ REQUEST_SQL = (
     "INSERT INTO providers_provisioningrequest (uid, command, operation, ca_id, parameters, "
     "provider_id, distributor_id, subscription_id, service_id, installed_item_id, priority, "
     "trigger, trigger_name, state, attempts, last_error, error_code, rollback, created_at, "
-    "updated_at) SELECT %s, 'ADD_SUBSCRIPTIONS', 'activate', 'AF1', '{}', %s, %s, %s, %s, i.id, "
+    "updated_at) SELECT %s, %s, 'activate', %s, '{}', %s, %s, %s, %s, i.id, "
     "5, 'action', %s, 'pending', 0, '', '', '{}', %s, %s FROM subscriptions_installeditem i "
     "WHERE i.subscription_id = %s AND i.distributor_id = %s AND i.kind = 'smartcard' "
     "AND i.removed_at IS NULL LIMIT 1"
@@ -105,7 +97,7 @@ def _now():
     return connection.ops.adapt_datetimefield_value(datetime.now(tz=UTC))
 
 
-def _act(key: str, service_id: int, provider_id: int) -> str | None:
+def _act(key: str, service_id: int, provider_id: int, command: str) -> str | None:
     """The action's writes; the request's uid, or None when the token or service is unknown."""
     uid = uuid.uuid4()
     now = _now()
@@ -118,7 +110,8 @@ def _act(key: str, service_id: int, provider_id: int) -> str | None:
         if found is None:
             return None
         subscription_id, distributor_id = found
-        values = [uid.hex, provider_id, distributor_id, subscription_id, service_id, FLOOR]
+        values = [uid.hex, command, PRODUCT, provider_id, distributor_id, subscription_id]
+        values += [service_id, FLOOR]
         cursor.execute(REQUEST_SQL, [*values, now, now, subscription_id, distributor_id])
     return str(uid)
 
@@ -135,7 +128,7 @@ def application(environ, start_response):
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     service_id = int(environ["PATH_INFO"].split("/")[4])
     key = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Token ")
-    uid = _act(key, service_id, int(os.environ[PROVIDER_ENV]))
+    uid = _act(key, service_id, int(os.environ[PROVIDER_ENV]), os.environ[COMMAND_ENV])
     if uid is None:
         start_response("404 Not Found", [("Content-Length", "0")])
         return [b""]
@@ -148,15 +141,14 @@ def application(environ, start_response):
     return [body]
 
 
-def send(path: str, provider_id: int, url: str, username: str, password: str) -> None:
+def send(path: str, provider_id: int, url: str, cas: Cas, secret: str) -> None:
     """The sender: on each wake-up (or every second), claim, send and answer; until killed."""
     wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     wake.bind(path)
     wake.settimeout(1.0)
     address = urlsplit(url)
-    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
-    headers = {"Authorization": f"Basic {auth}", "Content-Type": "text/xml; charset=utf-8"}
-    cas = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    headers = cas.headers(url, secret)
+    kept = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
     print("floor sender ready", flush=True)
     while True:
         with contextlib.suppress(TimeoutError):
@@ -178,11 +170,9 @@ def send(path: str, provider_id: int, url: str, username: str, password: str) ->
         for _, uid, item in claimed:
             # SQLite keeps a uuid as 32 hex digits: the CAS gets the form the API answered.
             request_id = uuid.UUID(str(uid))
-            body = ENVELOPE.format(
-                request_id=request_id, card=cards[item], product="AF1", start=start
-            )
-            cas.request("POST", SOAP_PATH, body.encode(), headers)
-            answer = cas.getresponse()
+            where, body = cas.call(str(request_id), cards[item], PRODUCT, start)
+            kept.request("POST", where, body, headers)
+            answer = kept.getresponse()
             text = answer.read()
             if answer.status != 200:
                 raise RuntimeError(
@@ -196,15 +186,15 @@ def send(path: str, provider_id: int, url: str, username: str, password: str) ->
 
 
 @contextlib.contextmanager
-def running(workdir: Path, provider_id: int, url: str, username: str) -> Iterator[str]:
-    """The floor's web server and sender, on this process's database; yields the web server's
-    URL. The sender's password comes from ``$CRM_SECRET_CONAX_WS_PASSWORD`` (as the worker's
+def running(cas: Cas, workdir: Path, provider_id: int, url: str) -> Iterator[str]:
+    """The floor's web server and sender for ``cas``, on this process's database; yields the
+    web server's URL. The sender's secret comes from ``$<cas.secret_env>`` (as the worker's
     does)."""
     path = workdir / f"bench-floor-{os.getpid()}.sock"
     path.unlink(missing_ok=True)
     log = workdir / "bench-floor.log"
-    env = {SOCKET_ENV: str(path), PROVIDER_ENV: str(provider_id)}
-    args = [str(path), str(provider_id), url, username]
+    env = {SOCKET_ENV: str(path), PROVIDER_ENV: str(provider_id), COMMAND_ENV: cas.activate}
+    args = [str(path), str(provider_id), url, cas.code]
     with log.open("ab") as out:
         sender = subprocess.Popen(  # noqa: S603 (our own module, our own arguments)
             [sys.executable, "-m", "bench.realtime_floor", *args],
@@ -230,7 +220,6 @@ def running(workdir: Path, provider_id: int, url: str, username: str) -> Iterato
 
 
 if __name__ == "__main__":
-    socket_path, provider, simulator_url, user = sys.argv[1:5]
-    send(
-        socket_path, int(provider), simulator_url, user, os.environ["CRM_SECRET_CONAX_WS_PASSWORD"]
-    )
+    socket_path, provider, simulator_url, code = sys.argv[1:5]
+    platform = BY_CODE[code]
+    send(socket_path, int(provider), simulator_url, platform, os.environ[platform.secret_env])

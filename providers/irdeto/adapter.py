@@ -78,6 +78,12 @@ class IrdetoAdapter(registry.Adapter):
 
         return simulator.SIMULATOR
 
+    @classmethod
+    def demo(cls):
+        from . import demo
+
+        return demo.DEMO
+
     def check(self) -> Health:
         """A token, then a query about a device no KMS knows: its refusal shows that the KMS
         is reached and takes our credentials; nothing is changed there."""

@@ -52,12 +52,14 @@ def check_second_run_creates_nothing(demo):
 
     assert counts() == first
     # The Company ZX subscriptions on the Generic provider, a dozen on each Conax one, and a
-    # few on EXSET.
-    assert first["accounts"] == first["subscriptions"] == DEFAULT_COUNT + 12 + 12 + 6
+    # few on EXSET and on Irdeto.
+    assert first["accounts"] == first["subscriptions"] == DEFAULT_COUNT + 12 + 12 + 6 + 8
     assert Subscription.objects.filter(number__startswith="ZX-CWS-").count() == 12
     assert Subscription.objects.filter(number__startswith="ZX-CSMS-").count() == 12
     assert Subscription.objects.filter(number__startswith="ZX-EXS-").count() == 6
+    assert Subscription.objects.filter(number__startswith="ZX-IRD-").count() == 8
     assert "EXSET SMS (TQUEUE in sqlite:///" in demo
+    assert "Irdeto (KMS simulator at http://127.0.0.1:8006)" in demo
     assert f"{DEFAULT_COUNT} subscriptions created, 0 already there." in demo
     assert f"0 subscriptions created, {DEFAULT_COUNT} already there." in second_output
 
@@ -81,8 +83,10 @@ def check_subscriptions_are_made_through_become_subscriber():
     # Every subscription has its Become subscriber event, done by the demo agent.
     everyone = SubscriptionEvent.objects.filter(action="become_subscriber")
     assert everyone.count() == Subscription.objects.count()
-    become = everyone.exclude(subscription__number__startswith="ZX-C").exclude(
-        subscription__number__startswith="ZX-EXS-"
+    become = (
+        everyone.exclude(subscription__number__startswith="ZX-C")
+        .exclude(subscription__number__startswith="ZX-EXS-")
+        .exclude(subscription__number__startswith="ZX-IRD-")
     )
     assert become.count() == DEFAULT_COUNT
     assert set(become.values_list("performed_by__username", flat=True)) == {"agent"}

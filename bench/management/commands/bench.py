@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from bench import conax_sms, exset, figures, load, realtime
+from bench import conax_sms, exset, figures, load, realtime, realtime_cas
 from bench.report import Report
 from catalogue.models import Provider
 from providers.models import ProvisioningRequest
@@ -29,7 +29,8 @@ class Command(BaseCommand):
             type=int,
             default=10_000,
             metavar="N",
-            help="Real-time actions through the Web API, idle and again under a reset run.",
+            help="Real-time actions through the Web API, idle and again under a reset run, "
+            "delivered to the Conax WS simulator, then as many to the Irdeto one.",
         )
         parser.add_argument(
             "--records",
@@ -112,16 +113,20 @@ class Command(BaseCommand):
         figures.generic_round_trip(report, provider, workdir)
         actions = options["actions"]
         say = self.stdout.write
-        self.stdout.write(f"Real-time: {actions:,} actions to the Conax WS simulator, idle …")
-        realtime.realtime(report, workdir, actions=actions, say=say)
-        self.stdout.write(f"Real-time: {actions:,} actions again, under reset runs …")
-        realtime.realtime(
-            report,
-            workdir,
-            actions=actions,
-            under_load=lambda: realtime.reset_run_load(provider, workdir, drift=options["drift"]),
-            say=say,
-        )
+        for cas in (realtime_cas.CONAX_WS, realtime_cas.IRDETO):
+            say(f"Real-time: {actions:,} actions to the {cas.label} simulator, idle …")
+            realtime.realtime(report, workdir, cas=cas, actions=actions, say=say)
+            say(f"Real-time: {actions:,} actions to the {cas.label} simulator, under reset runs …")
+            realtime.realtime(
+                report,
+                workdir,
+                cas=cas,
+                actions=actions,
+                under_load=lambda: realtime.reset_run_load(
+                    provider, workdir, drift=options["drift"]
+                ),
+                say=say,
+            )
         self.stdout.write(f"Conax SMS: Process Provisioning Requests over {n:,} subscriptions …")
         conax_sms.processing_run(report, workdir, subscriptions=n, drift=options["drift"])
         records = options["records"] or n
