@@ -176,6 +176,8 @@ class MessageForm(SecureClientForm):
     recipients = forms.ChoiceField(
         choices=[(ONE, "One device of this subscription"), (ALL, "All subscribers")],
         initial=ONE,
+        required=False,
+        help_text="Empty: one device.",
     )
     device = device_field()
     text_mode = forms.ChoiceField(choices=TEXT_MODE_CHOICES, initial=protocol.ANSI)
@@ -184,9 +186,10 @@ class MessageForm(SecureClientForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("recipients") == ONE:
+        data["recipients"] = data.get("recipients") or ONE
+        if data["recipients"] == ONE:
             data["target"] = self.chosen()
-        elif data.get("recipients") == ALL and data.get("device"):
+        elif data.get("device"):
             self.add_error("device", "A message to all subscribers names no device.")
         mode, text = data.get("text_mode"), data.get("text")
         if mode and text:

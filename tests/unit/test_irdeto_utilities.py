@@ -79,6 +79,13 @@ def message(api, catalog, sub, text, mode="ANSI", **fields):
     )
 
 
+def test_a_message_names_one_device_unless_it_is_for_all(api, catalog, sub):
+    stb = device(sub, "stb").ca_id
+    fields = dict(message_type="mail", device=stb, text_mode="ANSI", text="Hi")
+    request = made(run(api, catalog, sub, "irdeto_send_message", **fields))
+    assert request.parameters["device_ca_id"] == stb
+
+
 def test_irdeto_offers_its_utilities(catalog):
     assert [u.name for u in for_provider(catalog.provider)] == [
         "Reset single subscription",
