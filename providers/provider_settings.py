@@ -48,6 +48,17 @@ def full_clean(provider) -> None:
         raise ValidationError(errors)
 
 
+def connect(provider, wanted: dict, parameters: dict | None = None) -> None:
+    """A demo's provider pointed at its simulator: saved only when the connection settings it
+    names differ (or it has no parameters yet), so that workers keep their clients."""
+    held = {name: provider.connection.get(name) for name in wanted}
+    if held != wanted or not provider.parameters:
+        provider.connection = wanted
+        provider.parameters = provider.parameters or dict(parameters or {})
+        full_clean(provider)  # fills in the parameters' defaults
+        provider.save()
+
+
 def parameter(provider, name: str):
     """An operation parameter, falling back to the type's declared default."""
     form_class = registry.adapter_class(provider.type).parameters_form

@@ -18,6 +18,8 @@ from catalogue.models import (
     SubscriptionType,
 )
 
+from .models import CommunicationQueueEntry
+
 FLAT_PRODUCTS = [
     # code, name, CA ID
     ("GEOLOGICAL", "Geological", "GFA1"),
@@ -94,3 +96,19 @@ def ensure_catalog(provider_name: str = "Generic", provider_type: str = "generic
     for code, name in (("RES", "Residential"), ("BUS", "Business")):
         types[code], _ = SubscriptionType.objects.get_or_create(code=code, defaults={"name": name})
     return Catalog(provider, distributors, products, types, external)
+
+
+def queue_messages(catalog: Catalog, subscribers: dict, messages, prefix: str) -> None:
+    """Pending communications of the catalogue's external system for a demo's message runs:
+    (subscriber number, text) pairs, numbered ``<prefix>-CQ-0001``…"""
+    with transaction.atomic():
+        for n, text in messages:
+            CommunicationQueueEntry.objects.get_or_create(
+                number=f"{prefix}-CQ-{n:04d}",
+                defaults={
+                    "external_system": catalog.external_system,
+                    "subscription": subscribers[n],
+                    "subject": "Demo message",
+                    "text": text,
+                },
+            )

@@ -25,8 +25,8 @@ from providers import provider_settings
 from providers.extensions import Demo, DemoResult, DemoRun
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
-from subscriptions.demo import ensure_catalog
-from subscriptions.models import CommunicationQueueEntry, CustomerAccount, Subscription
+from subscriptions.demo import ensure_catalog, queue_messages
+from subscriptions.models import CustomerAccount, Subscription
 
 from .simulator import RESPONSE_DIR, UPLOAD_DIR, load_host_key, public_line
 
@@ -143,17 +143,7 @@ def ensure_demo(
     subscribers = {
         n: _subscriber(catalog, n, main, twin, story) for n, main, twin, story in SUBSCRIBERS
     }
-    with transaction.atomic():
-        for n, text in MESSAGES:
-            CommunicationQueueEntry.objects.get_or_create(
-                number=f"CSMS-CQ-{n:04d}",
-                defaults={
-                    "external_system": catalog.external_system,
-                    "subscription": subscribers[n],
-                    "subject": "Demo message",
-                    "text": text,
-                },
-            )
+    queue_messages(catalog, subscribers, MESSAGES, "CSMS")
     return provider
 
 

@@ -20,9 +20,8 @@ from providers import provider_settings
 from providers.extensions import Demo, DemoResult, DemoRun
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
-from subscriptions.demo import ensure_catalog
+from subscriptions.demo import ensure_catalog, queue_messages
 from subscriptions.models import (
-    CommunicationQueueEntry,
     CustomerAccount,
     Segment,
     Subscription,
@@ -109,27 +108,15 @@ def ensure_demo(url: str, username: str, password_env: str) -> Provider:
     """The Conax WS provider at the simulator on ``url``, with its demo subscribers."""
     catalog = ensure_catalog(PROVIDER, "conax_ws")
     provider = catalog.provider
-    wanted = _connection(url, username, password_env)
-    held = {name: provider.connection.get(name) for name in wanted}
-    if held != wanted or not provider.parameters:
-        provider.connection = wanted
-        provider.parameters = provider.parameters or {"max_attempts": 8}
-        provider_settings.full_clean(provider)
-        provider.save()  # a changed connection: workers make a new SOAP client
+    # A changed connection: workers make a new SOAP client.
+    provider_settings.connect(
+        provider, _connection(url, username, password_env), {"max_attempts": 8}
+    )
     subscribers = {
         n: _subscriber(catalog, n, main, twin, story) for n, main, twin, story in SUBSCRIBERS
     }
+    queue_messages(catalog, subscribers, MESSAGES, "CWS")
     with transaction.atomic():
-        for n, text in MESSAGES:
-            CommunicationQueueEntry.objects.get_or_create(
-                number=f"CWS-CQ-{n:04d}",
-                defaults={
-                    "external_system": catalog.external_system,
-                    "subscription": subscribers[n],
-                    "subject": "Demo message",
-                    "text": text,
-                },
-            )
         fingerprint, _ = Segment.objects.get_or_create(
             code=FINGERPRINT_SEGMENT[0], defaults={"name": FINGERPRINT_SEGMENT[1]}
         )

@@ -110,12 +110,7 @@ def ensure_demo(database_url: str) -> Provider:
     """The EXSET provider on the SMS database at ``database_url``, with its subscribers."""
     catalog = ensure_catalog(PROVIDER, TYPE)
     provider = catalog.provider
-    wanted = connection(database_url)
-    held = {name: provider.connection.get(name) for name in wanted}
-    if held != wanted or not provider.parameters:
-        provider.connection = wanted
-        provider_settings.full_clean(provider)  # fills in the parameters' defaults
-        provider.save()
+    provider_settings.connect(provider, connection(database_url))
     with transaction.atomic():
         _usage_product(catalog)
     for n, main, twin, story in SUBSCRIBERS:

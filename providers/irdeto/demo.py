@@ -15,7 +15,6 @@ var/irdeto-kms.json``.
 
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from catalogue.models import Provider
@@ -23,8 +22,8 @@ from providers import provider_settings
 from providers.extensions import Demo, DemoResult, DemoRun
 from subscriptions import actions
 from subscriptions.actions import ItemSpec
-from subscriptions.demo import VIEWING_POINTS, ensure_catalog
-from subscriptions.models import CommunicationQueueEntry, CustomerAccount, Subscription
+from subscriptions.demo import VIEWING_POINTS, ensure_catalog, queue_messages
+from subscriptions.models import CustomerAccount, Subscription
 
 PROVIDER = "Irdeto"
 PREFIX = "ZX-IRD-"
@@ -111,25 +110,11 @@ def ensure_demo(url: str, client_id: str, client_secret_env: str) -> Provider:
     """The Irdeto provider at the KMS simulator on ``url``, with its demo subscribers."""
     catalog = ensure_catalog(PROVIDER, "irdeto")
     provider = catalog.provider
-    wanted = _connection(url, client_id, client_secret_env)
-    held = {name: provider.connection.get(name) for name in wanted}
-    if held != wanted or not provider.parameters:
-        provider.connection = wanted
-        provider.parameters = provider.parameters or {"max_attempts": 8}
-        provider_settings.full_clean(provider)
-        provider.save()
+    provider_settings.connect(
+        provider, _connection(url, client_id, client_secret_env), {"max_attempts": 8}
+    )
     subscribers = {n: _subscriber(catalog, n, points, story) for n, points, story in SUBSCRIBERS}
-    with transaction.atomic():
-        for n, text in MESSAGES:
-            CommunicationQueueEntry.objects.get_or_create(
-                number=f"IRD-CQ-{n:04d}",
-                defaults={
-                    "external_system": catalog.external_system,
-                    "subscription": subscribers[n],
-                    "subject": "Demo message",
-                    "text": text,
-                },
-            )
+    queue_messages(catalog, subscribers, MESSAGES, "IRD")
     return provider
 
 
