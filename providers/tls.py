@@ -26,6 +26,7 @@ import re
 import ssl
 
 import requests
+from django import forms
 
 from providers.registry import TransportError
 
@@ -52,6 +53,49 @@ CERTIFICATE_REQUIRED = {"TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_HANDSH
 # _IP_ADDRESS_MISMATCH (a certificate for another host than the URL names).
 UNTRUSTED_ISSUER = {2, 18, 19, 20, 21}
 NAME_MISMATCH = {62, 64}
+
+
+def certificate_field(peer: str) -> forms.CharField:
+    """The connection form's ``client_certificate_path``."""
+    return forms.CharField(
+        label="TLS client certificate file",
+        max_length=500,
+        required=False,
+        help_text=f"PEM file of the certificate this product shows the {peer} (HTTPS only).",
+    )
+
+
+def key_field() -> forms.CharField:
+    """The connection form's ``client_key_path``."""
+    return forms.CharField(
+        label="TLS client key file",
+        max_length=500,
+        required=False,
+        help_text="Path of the unencrypted PEM private key (readable by the workers only); the "
+        "key itself is never stored here.",
+    )
+
+
+def ca_bundle_field(peer: str) -> forms.CharField:
+    """The connection form's ``server_ca_bundle_path``."""
+    return forms.CharField(
+        label=f"CA bundle of the {peer}'s server certificate",
+        max_length=500,
+        required=False,
+        help_text=f"PEM file of the authority that signed the {peer}'s server certificate; "
+        "empty: the system's trusted authorities. The server certificate is always verified.",
+    )
+
+
+def check_settings(form: forms.Form, data: dict, address: str, where: str) -> None:
+    """The TLS fields' errors on ``form``: a key without its certificate, TLS settings for a
+    plain ``http://`` ``address`` (``where`` names the setting that gives it)."""
+    if data.get("client_key_path") and not data.get("client_certificate_path"):
+        form.add_error("client_certificate_path", "A client key needs its certificate.")
+    if address.startswith("http://"):
+        for name in ("client_certificate_path", "server_ca_bundle_path"):
+            if data.get(name):
+                form.add_error(name, f"TLS settings need an https:// {where}.")
 
 
 def _no_passphrase() -> bytes:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from providers import tls
 from providers.types import SecretFromEnv
 
 
@@ -29,26 +30,9 @@ class ConaxWSConnection(forms.Form):
     )
     username = forms.CharField(max_length=100)
     password_env = SecretFromEnv(label="Password variable")
-    client_certificate_path = forms.CharField(
-        label="TLS client certificate file",
-        max_length=500,
-        required=False,
-        help_text="PEM file of the certificate this product shows the CAS (HTTPS only).",
-    )
-    client_key_path = forms.CharField(
-        label="TLS client key file",
-        max_length=500,
-        required=False,
-        help_text="Path of the unencrypted PEM private key (readable by the workers only); the "
-        "key itself is never stored here.",
-    )
-    server_ca_bundle_path = forms.CharField(
-        label="CA bundle of the CAS's server certificate",
-        max_length=500,
-        required=False,
-        help_text="PEM file of the authority that signed the CAS's server certificate; empty: "
-        "the system's trusted authorities. The server certificate is always verified.",
-    )
+    client_certificate_path = tls.certificate_field("CAS")
+    client_key_path = tls.key_field()
+    server_ca_bundle_path = tls.ca_bundle_field("CAS")
     timeout_seconds = forms.IntegerField(min_value=1, max_value=300, initial=10)
 
     def clean(self):
@@ -57,20 +41,13 @@ class ConaxWSConnection(forms.Form):
             raise forms.ValidationError(
                 "Give the WSDL location or the endpoint URL (the shipped WSDL is then used)."
             )
-        if data.get("client_key_path") and not data.get("client_certificate_path"):
-            self.add_error("client_certificate_path", "A client key needs its certificate.")
         for name in ("wsdl_url", "endpoint_url"):
             if urlsplit(data.get(name) or "").password is not None:
                 self.add_error(
                     name, "Leave the password out of the URL: give it in the password variable."
                 )
         address = data.get("endpoint_url") or data.get("wsdl_url") or ""
-        if address.startswith("http://"):
-            for name in ("client_certificate_path", "server_ca_bundle_path"):
-                if data.get(name):
-                    self.add_error(
-                        name, "TLS settings need an https:// endpoint URL (or WSDL location)."
-                    )
+        tls.check_settings(self, data, address, "endpoint URL (or WSDL location)")
         return data
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from providers import tls
 from providers.types import SecretFromEnv
 
 
@@ -26,41 +27,19 @@ class IrdetoConnection(forms.Form):
     )
     client_id = forms.CharField(label="Client id", max_length=200)
     client_secret_env = SecretFromEnv(label="Client secret variable")
-    client_certificate_path = forms.CharField(
-        label="TLS client certificate file",
-        max_length=500,
-        required=False,
-        help_text="PEM file of the certificate this product shows the KMS (HTTPS only).",
-    )
-    client_key_path = forms.CharField(
-        label="TLS client key file",
-        max_length=500,
-        required=False,
-        help_text="Path of the unencrypted PEM private key (readable by the workers only); the "
-        "key itself is never stored here.",
-    )
-    server_ca_bundle_path = forms.CharField(
-        label="CA bundle of the KMS's server certificate",
-        max_length=500,
-        required=False,
-        help_text="PEM file of the authority that signed the KMS's server certificate; empty: "
-        "the system's trusted authorities. The server certificate is always verified.",
-    )
+    client_certificate_path = tls.certificate_field("KMS")
+    client_key_path = tls.key_field()
+    server_ca_bundle_path = tls.ca_bundle_field("KMS")
     timeout_seconds = forms.IntegerField(min_value=1, max_value=300, initial=10)
 
     def clean(self):
         data = super().clean()
-        if data.get("client_key_path") and not data.get("client_certificate_path"):
-            self.add_error("client_certificate_path", "A client key needs its certificate.")
         for name in ("endpoint_url", "token_url"):
             if urlsplit(data.get(name) or "").password is not None:
                 self.add_error(
                     name, "Leave the secret out of the URL: give it in the client secret variable."
                 )
-        if (data.get("endpoint_url") or "").startswith("http://"):
-            for name in ("client_certificate_path", "server_ca_bundle_path"):
-                if data.get(name):
-                    self.add_error(name, "TLS settings need an https:// endpoint URL.")
+        tls.check_settings(self, data, data.get("endpoint_url") or "", "endpoint URL")
         return data
 
 
