@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     OPERATOR: [
         *(f"{app}.view_*" for app in DOMAIN_APPS),
         "providers.retry_provisioningrequest",
+        "monitoring.view_metrics",
         *(f"runs.{verb}_rundefinition" for verb in ("add", "change", "delete", "operate")),
         *(
             f"catalogue.{verb}_{model}"
@@ -47,6 +48,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ADMINISTRATOR: [
         *(f"{app}.*" for app in DOMAIN_APPS),
         "auth.*",
+        "monitoring.view_metrics",
     ],
 }
 

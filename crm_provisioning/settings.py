@@ -80,11 +80,14 @@ INSTALLED_APPS = [
     "providers",
     "runs",
     "utilities",
+    "monitoring",
     "bench",  # the benchmark's commands (bench, generate_load); the product never imports it
     "crm_provisioning.apps.CompositionConfig",
 ]
 
 MIDDLEWARE = [
+    # /health/live and /health/ready, for load balancers: before host checks and redirects.
+    "monitoring.middleware.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Under /api/: a body too large (413), a control character in a query parameter or a token
     # (400), and Django's own error pages, all in the API's error shape.
@@ -367,3 +370,7 @@ PROVISIONING_ADAPTERS = [
     "providers.exset.adapter.ExsetAdapter",
     "providers.irdeto.adapter.IrdetoAdapter",
 ]
+
+# Prometheus sends it as "Authorization: Bearer <token>" to read /metrics; people with the
+# metrics permission (operators, administrators) read it in the browser without it.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

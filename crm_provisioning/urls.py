@@ -1,9 +1,12 @@
-"""URLs: the back office under /admin/ (/ leads there) and the Web API under /api/."""
+"""URLs: the back office under /admin/ (/ leads there), the Web API under /api/, metrics for
+Prometheus (health for load balancers is answered earlier, by monitoring.middleware)."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from monitoring import views as monitoring
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -11,4 +14,5 @@ urlpatterns = [
     path("api/v1/", include("crm_provisioning.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("metrics", monitoring.metrics_view, name="metrics"),
 ]
