@@ -33,6 +33,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *(f"{app}.view_*" for app in DOMAIN_APPS),
         "providers.retry_provisioningrequest",
         "monitoring.view_metrics",
+        "monitoring.view_incident",
+        *(f"monitoring.{verb}_alertchannel" for verb in ("view", "add", "change", "delete")),
         *(f"runs.{verb}_rundefinition" for verb in ("add", "change", "delete", "operate")),
         *(
             f"catalogue.{verb}_{model}"
@@ -48,7 +50,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ADMINISTRATOR: [
         *(f"{app}.*" for app in DOMAIN_APPS),
         "auth.*",
-        "monitoring.view_metrics",
+        "monitoring.*",
     ],
 }
 
@@ -65,6 +67,11 @@ NEVER_GRANTED = {
         f"runs.{verb}_{model}"
         for verb in ("add", "change", "delete")
         for model in ("processrun", "processrunerror")
+    ),
+    *(
+        f"monitoring.{verb}_{model}"
+        for verb in ("add", "change", "delete")
+        for model in ("incident", "providerhealth")
     ),
     *(
         f"subscriptions.{verb}_{model}"

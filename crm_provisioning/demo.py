@@ -3,6 +3,7 @@
 
 from collections.abc import Iterable
 
+from monitoring.models import AlertChannel
 from providers import registry
 from providers.extensions import Demo, DemoRun
 from runs import services
@@ -25,6 +26,11 @@ def load(options: dict) -> list[str]:
         result = demo.load(options)
         ensure_runs(result.runs)
         said.append(result.message)
+    # Alerts to the console (the default EMAIL_BACKEND): take a simulator down and watch.
+    AlertChannel.objects.get_or_create(
+        name="Demo on-call", defaults={"kind": "email", "recipients": "oncall@localhost"}
+    )
+    said.append("Alerts: e-mail channel 'Demo on-call', printed on the worker's console.")
     return said
 
 

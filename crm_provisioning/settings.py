@@ -279,6 +279,14 @@ for _queue, _suffix in (("celery", ""), ("batch", "-batch")):
         # Expire before the next one is due: a backlog of stale heartbeats is worthless.
         "options": {"queue": _queue, "expires": max(_BEAT - 1, 1)},
     }
+# Providers checked, incidents opened and resolved, alerts sent (monitoring.alerts); on the
+# real-time worker's "celery" queue, expiring before the next is due.
+_WATCH = env_int("WATCH_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["monitoring-watch"] = {
+    "task": "monitoring.tasks.watch",
+    "schedule": _WATCH,
+    "options": {"queue": "celery", "expires": max(_WATCH - 1, 1)},
+}
 
 # A request body larger than this is refused (413 under /api/): room for a Send Response of a
 # thousand answers with their descriptions and the platform's raw answers.
@@ -374,3 +382,14 @@ PROVISIONING_ADAPTERS = [
 # Prometheus sends it as "Authorization: Bearer <token>" to read /metrics; people with the
 # metrics permission (operators, administrators) read it in the browser without it.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Alerts (monitoring.alerts): a provider with this many Failed requests opens an incident.
+ALERT_FAILED_REQUESTS = env_int("ALERT_FAILED_REQUESTS", 20)
+# E-mail for alerts: printed on the console unless EMAIL_BACKEND says otherwise (Django's SMTP
+# backend: django.core.mail.backends.smtp.EmailBackend, with EMAIL_HOST and friends).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "crm-provisioning@localhost")

@@ -102,8 +102,9 @@ def _max_attempts(provider: Provider) -> int:
 
 def fail(request: Req, reason: str) -> None:
     """Give up on a request: Failed, with why. A later answer may still complete it."""
+    # update() leaves auto_now alone: updated_at says when it failed (monitoring.status).
     Req.objects.filter(pk=request.pk, state=Req.State.PENDING).update(
-        state=Req.State.FAILED, last_error=reason, next_attempt_at=None
+        state=Req.State.FAILED, last_error=reason, next_attempt_at=None, updated_at=timezone.now()
     )
 
 
@@ -255,6 +256,7 @@ def expire_unanswered(provider: Provider, now=None) -> int:
         provider=provider, state=Req.State.PENDING, created_at__lt=cutoff
     ).update(
         state=Req.State.FAILED,
+        updated_at=now,
         last_error=f"No answer within {hours} hours; the connector may be offline. "
         "A reset will repair the subscription.",
     )

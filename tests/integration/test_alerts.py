@@ -1,0 +1,178 @@
+"""Alerts as an operator at 3 a.m. meets them: the Conax WS simulator (a real SOAP server) goes
+down, the watch opens one incident and tells the e-mail channel (Django's locmem backend) and
+a webhook (a real HTTP server on a free port, reading Slack's JSON) once; it comes back, and
+one recovery notice follows."""
+
+import json
+import logging
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from monitoring import alerts, status
+from monitoring.models import AlertChannel, Incident, ProviderHealth
+from providers.models import ProvisioningRequest
+from runs.models import ProcessRun, RunDefinition
+
+WEBHOOK_ENV = "CRM_SECRET_TEST_ALERT_WEBHOOK"
+
+
+class Receiver:
+    """A webhook endpoint: keeps what it is sent; answers ``status``."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers["Content-Length"])
+                receiver.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/secret-path"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self) -> list[str]:
+        return [body["text"].splitlines()[0] for body in self.received]
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    receiver = Receiver()
+    monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def channels(db, settings, receiver):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    AlertChannel.objects.create(name="On call", kind="email", recipients="oncall@example.net")
+    AlertChannel.objects.create(name="Ops chat", kind="webhook", url_env=WEBHOOK_ENV)
+
+
+def subjects() -> list[str]:
+    return [message.subject for message in mail.outbox]
+
+
+def test_a_cas_down_alerts_once_and_its_recovery_once(
+    conax, conax_ws_simulator, channels, receiver
+):
+    name = conax.provider.name
+    alerts.watch()
+    assert subjects() == [] and receiver.texts() == []
+    assert ProviderHealth.objects.get(provider=conax.provider).reachable is True
+
+    conax_ws_simulator.state.controls.down = True
+    alerts.watch()
+    alerts.watch()
+
+    assert subjects() == [f"ALERT: {name} is unreachable"]
+    assert receiver.texts() == [f"ALERT: {name} is unreachable"]
+    incident = Incident.objects.get()
+    assert incident.kind == Incident.Kind.UNREACHABLE and incident.resolved_at is None
+    assert "cannot be reached" in incident.detail
+
+    conax_ws_simulator.state.controls.down = False
+    alerts.watch()
+    alerts.watch()
+
+    assert subjects() == [f"ALERT: {name} is unreachable", f"RECOVERED: {name} is unreachable"]
+    assert receiver.texts() == subjects()
+    assert Incident.objects.get().resolved_at is not None
+    assert AlertChannel.objects.get(name="Ops chat").last_error == ""
+
+
+def test_failed_requests_over_the_threshold_make_the_provider_failing(
+    conax, subscribe, channels, receiver, settings
+):
+    settings.ALERT_FAILED_REQUESTS = 2
+    subscribe("AGRICULTURE", catalog=conax)
+    subscribe("AGRICULTURE", catalog=conax)
+    # As delivery leaves a request it gave up on (providers.delivery.fail).
+    ProvisioningRequest.objects.update(
+        state="failed", last_error="timed out", updated_at=timezone.now()
+    )
+    failed = ProvisioningRequest.objects.count()
+
+    alerts.watch()
+
+    name = conax.provider.name
+    assert sorted(subjects()) == sorted(
+        [f"ALERT: {name} is failing", f"ALERT: {name} has {failed} Failed requests"]
+    )
+    failing = Incident.objects.get(kind=Incident.Kind.FAILING)
+    assert "became Failed at" in failing.detail
+
+
+def test_a_failed_run_is_told_once_and_has_no_recovery(catalog, channels, receiver):
+    definition = RunDefinition.objects.create(
+        name="Nightly reset", run_type="reset_subscriptions", provider=catalog.provider
+    )
+    run = ProcessRun.objects.create(
+        definition=definition,
+        trigger="schedule",
+        status=ProcessRun.Status.FAILED,
+        finished_at=timezone.now(),
+        message="The worker stopped answering.",
+    )
+    ProcessRun.objects.create(  # long ago: history, not news
+        definition=definition,
+        trigger="schedule",
+        status=ProcessRun.Status.FAILED,
+        finished_at=timezone.now() - timedelta(days=2),
+    )
+
+    alerts.watch()
+    alerts.watch()
+
+    assert receiver.texts() == [f"ALERT: Run Nightly reset #{run.pk} failed"]
+    assert mail.outbox[0].body == "The worker stopped answering."
+
+
+def test_a_failing_webhook_is_recorded_without_its_address_and_mail_still_goes(
+    conax, conax_ws_simulator, channels, receiver, caplog
+):
+    receiver.status = 500
+    conax_ws_simulator.state.controls.down = True
+    with caplog.at_level(logging.WARNING):
+        alerts.watch()
+    assert len(mail.outbox) == 1
+    hook = AlertChannel.objects.get(name="Ops chat")
+    assert hook.last_error.startswith("HTTPError")
+    assert hook.last_sent_at is None
+    assert "secret-path" not in caplog.text + hook.last_error
+    assert "Ops chat" in caplog.text
+
+
+def test_channels_are_checked_before_they_are_saved(db):
+    with pytest.raises(ValidationError, match="not a secret variable"):
+        AlertChannel(name="x", kind="webhook", url_env="SECRET_KEY").full_clean()
+    with pytest.raises(ValidationError, match="'nobody' is not an e-mail address"):
+        AlertChannel(name="y", kind="email", recipients="ops@example.net, nobody").full_clean()
+
+
+def test_the_status_costs_the_same_however_many_requests(conax, subscribe):
+    subscribe("AGRICULTURE", catalog=conax)
+    with CaptureQueriesContext(connection) as few:
+        status.providers()
+    for _ in range(15):
+        subscribe("AGRICULTURE", catalog=conax)
+    with CaptureQueriesContext(connection) as many:
+        status.providers()
+    assert len(many.captured_queries) == len(few.captured_queries)
