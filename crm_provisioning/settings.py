@@ -276,6 +276,7 @@ for _queue, _suffix in (("celery", ""), ("batch", "-batch")):
     CELERY_BEAT_SCHEDULE[f"worker-heartbeat{_suffix}"] = {
         "task": "runs.tasks.heartbeat",
         "schedule": _BEAT,
+        "args": (_queue,),
         # Expire before the next one is due: a backlog of stale heartbeats is worthless.
         "options": {"queue": _queue, "expires": max(_BEAT - 1, 1)},
     }
