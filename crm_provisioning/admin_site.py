@@ -1,4 +1,5 @@
-"""The back office: Django's admin site with the product's name and the worker status."""
+"""The back office: Django's admin site with the product's name, the worker status and, for
+operators and administrators, the operations dashboard (monitoring.dashboard)."""
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
@@ -36,9 +37,13 @@ class BackOffice(admin.AdminSite):
         ]
 
     def index(self, request, extra_context=None):
+        from monitoring import dashboard
         from runs.admin import worker_status
 
         context = {"worker_status": worker_status(), **(extra_context or {})}
+        # Operators and administrators: the home page is the operations dashboard.
+        if request.user.has_perm("monitoring.view_incident"):
+            context["dashboard"] = dashboard.context()
         return super().index(request, extra_context=context)
 
 

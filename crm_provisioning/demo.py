@@ -30,7 +30,7 @@ def load(options: dict) -> list[str]:
     AlertChannel.objects.get_or_create(
         name="Demo on-call", defaults={"kind": "email", "recipients": "oncall@localhost"}
     )
-    said.append("Alerts: e-mail channel 'Demo on-call', printed on the worker's console.")
+    said.append("Alerts: e-mail channel 'Demo on-call', printed in the worker's log.")
     return said
 
 

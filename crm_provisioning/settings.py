@@ -276,6 +276,7 @@ for _queue, _suffix in (("celery", ""), ("batch", "-batch")):
     CELERY_BEAT_SCHEDULE[f"worker-heartbeat{_suffix}"] = {
         "task": "runs.tasks.heartbeat",
         "schedule": _BEAT,
+        "args": (_queue,),
         # Expire before the next one is due: a backlog of stale heartbeats is worthless.
         "options": {"queue": _queue, "expires": max(_BEAT - 1, 1)},
     }
@@ -384,6 +385,8 @@ PROVISIONING_ADAPTERS = [
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Alerts (monitoring.alerts): a provider with this many Failed requests opens an incident.
 ALERT_FAILED_REQUESTS = env_int("ALERT_FAILED_REQUESTS", 20)
+# An incident is told only once it has lasted this long (a platform restarting is no news).
+ALERT_AFTER_SECONDS = env_int("ALERT_AFTER_SECONDS", 60)
 # E-mail for alerts: printed on the console unless EMAIL_BACKEND says otherwise (Django's SMTP
 # backend: django.core.mail.backends.smtp.EmailBackend, with EMAIL_HOST and friends).
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -3,7 +3,8 @@ when it recovers, and tell each alert channel once per opening and once per reco
 
 Run by beat every ``WATCH_SECONDS`` (``monitoring.tasks.watch``). Two watches at once are
 harmless: an incident is opened under a unique constraint, and each notice is claimed by a
-conditional update before it is sent.
+conditional update before it is sent. An incident that clears before ``ALERT_AFTER_SECONDS``
+is kept (the incidents list shows it) but told to nobody.
 """
 
 import logging
@@ -13,6 +14,7 @@ import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalogue.models import Provider
@@ -25,8 +27,9 @@ from .models import AlertChannel, Incident, ProviderHealth
 log = logging.getLogger(__name__)
 Kind = Incident.Kind
 
-# Kinds that last until their condition clears (the others are one-off events).
+# Kinds that last until their condition clears, and one-off events (told once, no recovery).
 LASTING = (Kind.UNREACHABLE, Kind.FAILING, Kind.FAILED_REQUESTS)
+ONE_OFF = (Kind.RUN_FAILED,)
 # Failed runs older than this when first seen are history, not news.
 RUN_NEWS = timedelta(hours=1)
 WEBHOOK_TIMEOUT_S = 5
@@ -117,16 +120,22 @@ def watch() -> None:
 
 
 def notify() -> None:
-    """Send what has not been sent: each opening once, then each recovery once."""
+    """Send what has not been sent: each opening once it has lasted ``ALERT_AFTER_SECONDS``
+    (a blip while a platform restarts tells nobody), then each recovery of what was told."""
     channels = list(AlertChannel.objects.filter(enabled=True))
-    for incident in Incident.objects.filter(notified_open_at__isnull=True).order_by("id"):
+    lasted = timezone.now() - timedelta(seconds=settings.ALERT_AFTER_SECONDS)
+    due = Incident.objects.filter(notified_open_at__isnull=True).filter(
+        Q(resolved_at__isnull=True, opened_at__lte=lasted) | Q(kind__in=ONE_OFF)
+    )
+    for incident in due.order_by("id"):
         if Incident.objects.filter(pk=incident.pk, notified_open_at__isnull=True).update(
             notified_open_at=timezone.now()
         ):
             _send(channels, f"ALERT: {incident.title}", incident.detail)
-    for incident in Incident.objects.filter(
-        resolved_at__isnull=False, notified_resolved_at__isnull=True
-    ).order_by("id"):
+    recovered = Incident.objects.filter(
+        resolved_at__isnull=False, notified_resolved_at__isnull=True, notified_open_at__isnull=False
+    )
+    for incident in recovered.order_by("id"):
         if Incident.objects.filter(pk=incident.pk, notified_resolved_at__isnull=True).update(
             notified_resolved_at=timezone.now()
         ):

@@ -113,3 +113,23 @@ class AlertChannel(models.Model):
             refused = env_secrets.refusal(self.url_env) if self.url_env else "Name a variable."
             if refused:
                 raise ValidationError({"url_env": refused})
+
+
+class HourlyRequests(models.Model):
+    """Requests of one provider created in one hour, by what became of them: what the
+    dashboard's charts draw, kept by the watch so that no page counts the request table."""
+
+    provider = models.ForeignKey("catalogue.Provider", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    created = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "hour"], name="hourly_requests_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.hour:%Y-%m-%d %H:00}"

@@ -67,7 +67,7 @@ def worker_status(now: datetime | None = None) -> WorkerStatus:
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     """Rows written by the heartbeat task; a stale host may be deleted, nothing edited."""
 
-    list_display = ["hostname", "last_seen", "seconds_ago", "alive", "beats"]
+    list_display = ["hostname", "queue", "last_seen", "seconds_ago", "alive", "beats"]
     search_fields = ["hostname"]
     ordering = ["-last_seen"]
 

@@ -6,15 +6,22 @@ from django.db.models import Q
 
 
 class WorkerHeartbeat(models.Model):
-    """One row per worker host, touched by a beat-scheduled task: proof that beat and a worker
-    are both alive and share the broker and the database."""
+    """One row per worker host and queue, touched by a beat-scheduled task: proof that beat and
+    a worker taking that queue are both alive and share the broker and the database."""
 
-    hostname = models.CharField(max_length=200, unique=True)
+    hostname = models.CharField(max_length=200)
+    # The queue the beat came through: "celery" (the real-time worker's) or "batch".
+    queue = models.CharField(max_length=50, blank=True)
     last_seen = models.DateTimeField()
     beats = models.PositiveBigIntegerField(default=0)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hostname", "queue"], name="heartbeat_per_queue")
+        ]
+
     def __str__(self) -> str:
-        return f"{self.hostname} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
+        return f"{self.hostname} ({self.queue or 'any queue'}) @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
 
 
 class RunDefinition(models.Model):

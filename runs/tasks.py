@@ -11,14 +11,14 @@ from .models import WorkerHeartbeat
 
 
 @shared_task(name="runs.tasks.heartbeat")
-def heartbeat() -> None:
+def heartbeat(queue: str = "") -> None:
     hostname = socket.gethostname()
-    updated = WorkerHeartbeat.objects.filter(hostname=hostname).update(
+    updated = WorkerHeartbeat.objects.filter(hostname=hostname, queue=queue).update(
         last_seen=timezone.now(), beats=F("beats") + 1
     )
     if not updated:
         WorkerHeartbeat.objects.get_or_create(
-            hostname=hostname, defaults={"last_seen": timezone.now(), "beats": 1}
+            hostname=hostname, queue=queue, defaults={"last_seen": timezone.now(), "beats": 1}
         )
 
 

@@ -62,6 +62,7 @@ def receiver(monkeypatch):
 @pytest.fixture
 def channels(db, settings, receiver):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.ALERT_AFTER_SECONDS = 0
     AlertChannel.objects.create(name="On call", kind="email", recipients="oncall@example.net")
     AlertChannel.objects.create(name="Ops chat", kind="webhook", url_env=WEBHOOK_ENV)
 
@@ -96,6 +97,31 @@ def test_a_cas_down_alerts_once_and_its_recovery_once(
     assert receiver.texts() == subjects()
     assert Incident.objects.get().resolved_at is not None
     assert AlertChannel.objects.get(name="Ops chat").last_error == ""
+
+
+def test_a_blip_shorter_than_the_grace_tells_nobody(
+    conax, conax_ws_simulator, channels, receiver, settings
+):
+    settings.ALERT_AFTER_SECONDS = 60
+    conax_ws_simulator.state.controls.down = True
+    alerts.watch()
+    conax_ws_simulator.state.controls.down = False
+    alerts.watch()
+    assert subjects() == [] and receiver.texts() == []
+    incident = Incident.objects.get()  # kept for the record
+    assert incident.resolved_at is not None and incident.notified_open_at is None
+
+
+def test_an_incident_is_told_once_it_has_lasted_the_grace(
+    conax, conax_ws_simulator, channels, receiver, settings
+):
+    settings.ALERT_AFTER_SECONDS = 60
+    conax_ws_simulator.state.controls.down = True
+    alerts.watch()
+    assert subjects() == []
+    Incident.objects.update(opened_at=timezone.now() - timedelta(seconds=61))
+    alerts.watch()
+    assert subjects() == [f"ALERT: {conax.provider.name} is unreachable"]
 
 
 def test_failed_requests_over_the_threshold_make_the_provider_failing(

@@ -40,4 +40,5 @@ def test_worker_and_beat_write_heartbeats(transactional_db, tmp_path):
     assert "beat: Starting..." in log_text
     assert "Sending due task worker-heartbeat (runs.tasks.heartbeat)" in log_text
     assert "Task runs.tasks.heartbeat[" in log_text and "succeeded" in log_text
-    assert WorkerHeartbeat.objects.get().last_seen is not None
+    # A worker on every queue beats once per queue: the dashboard tells real-time from batch.
+    assert set(WorkerHeartbeat.objects.values_list("queue", flat=True)) == {"celery", "batch"}
