@@ -226,3 +226,13 @@ def test_an_agent_gives_a_new_customer_a_phone_found_by_search(agent_client, cat
     assert CustomerAccount.objects.get(number="ACC-9").phone == "+357 96 555 0101"
     url = reverse("admin:subscriptions_customeraccount_changelist")
     assert "Nikos Ioannou" in page_text(agent_client.get(url, {"q": "555 0101"}))
+
+
+def test_the_account_picker_of_become_subscriber_finds_by_part_of_the_name(agent_client, customers):
+    load.generate(search.LIMIT + 5)
+    picker = {"app_label": "subscriptions", "model_name": "subscription", "field_name": "account"}
+    found = agent_client.get("/admin/autocomplete/", {**picker, "term": "georg"}).json()
+    assert [row["text"] for row in found["results"]] == ["ACC-1 Maria Georgiou"]
+    # Cut or not, the picker leaves no notice behind for the next page.
+    agent_client.get("/admin/autocomplete/", {**picker, "term": "load customer"})
+    assert "are shown" not in page_text(agent_client.get(SUBSCRIPTIONS))
