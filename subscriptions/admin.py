@@ -6,8 +6,8 @@ parses the posted form, checks ``subscriptions.perform_actions`` and calls the a
 installed items, pairings and events are view-only here for the same reason.
 
 A deployment holds millions of subscriptions, services and events, so the big lists skip the
-unfiltered count and facets, fetch related rows in the same query, and search with exact,
-index-backed lookups only (``subscriptions.search``).
+unfiltered count and facets, fetch related rows in the same query, and search through
+``subscriptions.search``, whose lookups each read an index and stop at a limit.
 """
 
 from django.contrib import admin, messages
@@ -51,7 +51,7 @@ BULK_ERRORS_SHOWN = 20
 def searched(request, term: str) -> search.Found | None:
     """``search.find`` for a back-office list, telling the person when the result was cut.
 
-    The notice goes to list pages only: the account picker's autocomplete has no messages.
+    The notice goes to list pages only: the pickers' autocomplete has no messages to show it.
     """
     found = search.find(term)
     match = request.resolver_match
@@ -200,16 +200,6 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
     list_select_related = ["account", "subscription_type"]
     search_fields = ["number"]
     subscription_field = "pk"
-
-    # Not sortable: sorting a million subscriptions by their customer has no index to follow.
-    @admin.display(description="Customer")
-    def customer(self, obj):
-        return obj.account.name
-
-    @admin.display(description="Account")
-    def account_number(self, obj):
-        return obj.account.number
-
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     # Everything on the page is set by actions; the page itself is a view plus action buttons.
@@ -226,6 +216,15 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
     actions = [_bulk_action(name) for name in [*actions.TRANSITIONS, "terminate"]]
     change_form_template = "admin/subscriptions/subscription/change_form.html"
     add_form_template = "admin/subscriptions/subscription/become_subscriber.html"
+
+    # Not sortable: sorting a million subscriptions by their customer has no index to follow.
+    @admin.display(description="Customer")
+    def customer(self, obj):
+        return obj.account.name
+
+    @admin.display(description="Account")
+    def account_number(self, obj):
+        return obj.account.number
 
     # Becoming a subscriber is an action, so adding needs the action permission; nothing on a
     # subscription is edited by hand, and one is terminated, never deleted.

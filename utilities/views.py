@@ -1,8 +1,8 @@
 """The agents' utility screens, generic over every declared utility (no per-utility view code).
 
-Find a subscription (``subscriptions.search``), see the
-utilities its providers offer, fill the chosen utility's form, and watch the requests it made
-until the provider answers. Served inside the back office (``BackOffice.get_urls``).
+Find a subscription (``subscriptions.search``), see the utilities its providers offer, fill
+the chosen utility's form, and watch the requests it made until the provider answers. Served
+inside the back office (``BackOffice.get_urls``).
 """
 
 from django.contrib import admin, messages
