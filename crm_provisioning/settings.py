@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # the trigram indexes of subscriptions.search; harmless on SQLite
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",

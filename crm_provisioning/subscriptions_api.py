@@ -35,6 +35,7 @@ from providers.api import ProvisioningRequestSerializer, with_relations
 from providers.fast_path import action_answer
 from providers.models import ProvisioningRequest
 from subscriptions import actions
+from subscriptions import search as subscription_search
 from subscriptions.actions import ActionError, ItemSpec
 from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
 from subscriptions.signals import ActionChange
@@ -347,6 +348,10 @@ class SubscriptionFilter(api_query.FilterSet):
     card = django_filters.CharFilter(
         method="filter_card", label="Serial number or CA ID of an installed item in use"
     )
+    search = django_filters.CharFilter(
+        method="filter_search",
+        label=f"{subscription_search.HELP} At most {subscription_search.LIMIT} are listed.",
+    )
 
     class Meta:
         model = Subscription
@@ -357,6 +362,10 @@ class SubscriptionFilter(api_query.FilterSet):
             Q(serial_number=value) | Q(ca_id=value)
         )
         return queryset.filter(pk__in=items.values("subscription_id"))
+
+    def filter_search(self, queryset, name, value):
+        found = subscription_search.find(value)
+        return queryset if found is None else queryset.filter(pk__in=found.subscription_ids)
 
 
 def _transition_action(name: str, url_path: str, summary: str):

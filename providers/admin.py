@@ -17,11 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from catalogue.models import Distributor, ProductCAId, Provider
-from subscriptions.admin import (
-    SEARCH_HELP,
-    ViewOnlyAdmin,
-    subscription_ids_matching,
-)
+from subscriptions import search
+from subscriptions.admin import ViewOnlyAdmin, searched
 from subscriptions.models import InstalledItem
 
 from . import delivery, history, provider_settings, registry
@@ -209,7 +206,7 @@ class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
     list_filter = ["state", "priority", "trigger", "provider"]
     list_select_related = ["provider", "distributor__provider", "subscription"]
     search_fields = ["subscription__number"]
-    search_help_text = SEARCH_HELP
+    search_help_text = search.HELP
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     # The JSON columns are shown indented; every other field as Django displays it.
@@ -237,15 +234,15 @@ class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         """The requests of the subscriptions a term names, or addressed to the device it names."""
-        term = search_term.strip()
-        if not term:
+        found = searched(request, search_term)
+        if found is None:
             return queryset, False
+        term = found.term
         items = InstalledItem.objects.filter(Q(serial_number=term) | Q(ca_id=term)).values_list(
             "pk", flat=True
         )[:1000]
         return queryset.filter(
-            Q(subscription_id__in=subscription_ids_matching(term))
-            | Q(installed_item_id__in=list(items))
+            Q(subscription_id__in=found.subscription_ids) | Q(installed_item_id__in=list(items))
         ), False
 
     @admin.display(description="Rollback if rejected")

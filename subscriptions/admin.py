@@ -6,15 +6,14 @@ parses the posted form, checks ``subscriptions.perform_actions`` and calls the a
 installed items, pairings and events are view-only here for the same reason.
 
 A deployment holds millions of subscriptions, services and events, so the big lists skip the
-unfiltered count and facets, fetch related rows in the same query, and search with exact,
-index-backed lookups only (see ``subscription_ids_matching``).
+unfiltered count and facets, fetch related rows in the same query, and search through
+``subscriptions.search``, whose lookups each read an index and stop at a limit.
 """
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -22,7 +21,7 @@ from django.utils.html import format_html_join
 
 from catalogue.models import ExternalSystem, Product, ProductCAId, SubscriptionType
 
-from . import actions
+from . import actions, search
 from .actions import ActionError
 from .admin_forms import (
     ACTION_FORMS,
@@ -47,42 +46,32 @@ from .models import (
 BULK_LIMIT = 500
 # How many failures a bulk action lists one by one before summing up the rest.
 BULK_ERRORS_SHOWN = 20
-SEARCH_HELP = "Exact subscription number, account number, or a device's serial number or CA ID."
 
 
-def subscription_ids_matching(term: str, limit: int = 1000) -> set[int]:
-    """Subscriptions a search term names exactly: by number, account number or device.
+def searched(request, term: str) -> search.Found | None:
+    """``search.find`` for a back-office list, telling the person when the result was cut.
 
-    Each lookup is a separate query on a unique or indexed column; one query OR-ing across the
-    joined tables would scan millions of rows.
+    The notice goes to list pages only: the pickers' autocomplete has no messages to show it.
     """
-    term = term.strip()
-    if not term:
-        return set()
-    ids = set(Subscription.objects.filter(number=term).values_list("pk", flat=True))
-    ids.update(
-        Subscription.objects.filter(account__number=term).values_list("pk", flat=True)[:limit]
-    )
-    ids.update(
-        InstalledItem.objects.filter(Q(serial_number=term) | Q(ca_id=term)).values_list(
-            "subscription_id", flat=True
-        )[:limit]
-    )
-    return ids
+    found = search.find(term)
+    match = request.resolver_match
+    if found and found.notice and match and match.url_name.endswith("_changelist"):
+        messages.warning(request, found.notice)
+    return found
 
 
 class SubscriptionSearch:
-    """Search a list by the subscription its rows belong to (see subscription_ids_matching)."""
+    """Search a list by the subscription its rows belong to (``subscriptions.search``)."""
 
     search_fields = ["subscription__number"]  # Shows the search box; the lookup is ours.
-    search_help_text = SEARCH_HELP
+    search_help_text = search.HELP
     subscription_field = "subscription"
 
     def get_search_results(self, request, queryset, search_term):
-        if not search_term.strip():
+        found = searched(request, search_term)
+        if found is None:
             return queryset, False
-        ids = subscription_ids_matching(search_term)
-        return queryset.filter(**{f"{self.subscription_field}__in": ids}), False
+        return queryset.filter(**{f"{self.subscription_field}__in": found.subscription_ids}), False
 
 
 class DistributorListFilter(admin.RelatedFieldListFilter):
@@ -110,11 +99,17 @@ class ViewOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(CustomerAccount)
 class CustomerAccountAdmin(admin.ModelAdmin):
-    list_display = ["number", "name", "email", "created_at"]
-    search_fields = ["number__exact", "^name", "email__exact"]
-    search_help_text = "Exact account number or e-mail, or the start of the name."
+    list_display = ["number", "name", "email", "phone", "created_at"]
+    search_fields = ["number"]  # Shows the search box; the lookup is subscriptions.search.
+    search_help_text = search.HELP
     readonly_fields = ["created_at", "subscription_links"]
     show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        found = searched(request, search_term)
+        if found is None:
+            return queryset, False
+        return queryset.filter(pk__in=search.accounts(found)), False
 
     @admin.display(description="Subscriptions")
     def subscription_links(self, obj):
@@ -191,12 +186,20 @@ def _bulk_action(name: str):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
-    list_display = ["number", "account", "subscription_type", "state", "created_at"]
-    list_filter = ["state", "subscription_type"]
+    list_display = [
+        "number",
+        "customer",
+        "account_number",
+        "state",
+        "subscription_type",
+        "created_at",
+    ]
+    # Creation by period rather than a date hierarchy: its MIN/MAX and DISTINCT over the list
+    # walk the created_at index across every subscription, searched or not.
+    list_filter = ["state", "subscription_type", "created_at"]
     list_select_related = ["account", "subscription_type"]
     search_fields = ["number"]
     subscription_field = "pk"
-    date_hierarchy = "created_at"
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     # Everything on the page is set by actions; the page itself is a view plus action buttons.
@@ -213,6 +216,15 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
     actions = [_bulk_action(name) for name in [*actions.TRANSITIONS, "terminate"]]
     change_form_template = "admin/subscriptions/subscription/change_form.html"
     add_form_template = "admin/subscriptions/subscription/become_subscriber.html"
+
+    # Not sortable: sorting a million subscriptions by their customer has no index to follow.
+    @admin.display(description="Customer")
+    def customer(self, obj):
+        return obj.account.name
+
+    @admin.display(description="Account")
+    def account_number(self, obj):
+        return obj.account.number
 
     # Becoming a subscriber is an action, so adding needs the action permission; nothing on a
     # subscription is edited by hand, and one is terminated, never deleted.
@@ -468,16 +480,6 @@ class InstalledItemAdmin(SubscriptionSearch, ViewOnlyAdmin):
     list_select_related = ["subscription", "distributor__provider"]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        return queryset.filter(
-            Q(serial_number=term)
-            | Q(ca_id=term)
-            | Q(subscription_id__in=subscription_ids_matching(term))
-        ), False
 
 
 @admin.register(Pairing)

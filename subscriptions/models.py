@@ -6,20 +6,35 @@ the provisioning engine compares the two. Nothing here is changed except through
 ``subscriptions.actions``.
 """
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from catalogue.models import Distributor, ExternalSystem, Product, SubscriptionType
+
+
+def part_index(field: str, name: str) -> GinIndex:
+    """A trigram index for matching any part of ``field`` whatever its case (``icontains``);
+    PostgreSQL only (``subscriptions.search``; the migration skips it elsewhere)."""
+    return GinIndex(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
 
 
 class CustomerAccount(models.Model):
     number = models.CharField(max_length=32, unique=True)
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
+    # The database's default too: bulk loads that name no phone column still insert.
+    phone = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["number"]
+        indexes = [
+            part_index("name", "account_name_part"),
+            part_index("email", "account_email_part"),
+            part_index("phone", "account_phone_part"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
@@ -49,7 +64,10 @@ class Subscription(models.Model):
     class Meta:
         ordering = ["number"]
         permissions = [("perform_actions", "Can perform subscription actions")]
-        indexes = [models.Index(fields=["subscription_type", "created_at"])]
+        indexes = [
+            models.Index(fields=["subscription_type", "created_at"]),
+            part_index("number", "subscription_number_part"),
+        ]
 
     def __str__(self) -> str:
         return self.number

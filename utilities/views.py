@@ -1,8 +1,8 @@
 """The agents' utility screens, generic over every declared utility (no per-utility view code).
 
-Find a subscription (by its number, its account, or a device's serial or CA ID), see the
-utilities its providers offer, fill the chosen utility's form, and watch the requests it made
-until the provider answers. Served inside the back office (``BackOffice.get_urls``).
+Find a subscription (``subscriptions.search``), see the utilities its providers offer, fill
+the chosen utility's form, and watch the requests it made until the provider answers. Served
+inside the back office (``BackOffice.get_urls``).
 """
 
 from django.contrib import admin, messages
@@ -16,8 +16,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from catalogue.models import Provider
 from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
-from subscriptions.admin import subscription_ids_matching
-from subscriptions.models import CustomerAccount, Subscription
+from subscriptions import search as subscription_search
+from subscriptions.models import Subscription
 
 from . import services
 from .registry import for_subscription
@@ -37,34 +37,28 @@ def _require(request) -> None:
         raise PermissionDenied
 
 
-def find(term: str):
-    """Subscriptions a term names: number, account number or name, or a device.
-
-    Each by its own lookup (see ``subscription_ids_matching``): one query OR-ing across the
-    joined devices would read every subscription's devices.
-    """
-    term = term.strip()
-    if not term:
-        return Subscription.objects.none()
-    ids = subscription_ids_matching(term, limit=RESULTS)
-    named = CustomerAccount.objects.filter(name__istartswith=term)[:RESULTS]
-    ids.update(
-        Subscription.objects.filter(account__in=named).values_list("pk", flat=True)[:RESULTS]
-    )
-    return (
-        Subscription.objects.filter(pk__in=ids)
-        .select_related("account", "subscription_type")
-        .order_by("number")[:RESULTS]
-    )
-
-
 def search(request):
     _require(request)
     term = request.GET.get("q", "")
+    found = subscription_search.find(term, limit=RESULTS)
+    results = None
+    if found is not None:
+        results = (
+            Subscription.objects.filter(pk__in=found.subscription_ids)
+            .select_related("account", "subscription_type")
+            .order_by("number")
+        )
     return TemplateResponse(
         request,
         "admin/utilities/search.html",
-        _context(request, "Utilities", term=term, results=find(term) if term else None),
+        _context(
+            request,
+            "Utilities",
+            term=term,
+            found=found,
+            results=results,
+            help=subscription_search.HELP,
+        ),
     )
 
 

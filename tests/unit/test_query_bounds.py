@@ -59,6 +59,21 @@ def pages(sub: Subscription) -> dict[str, tuple[str, str]]:
         ),
         "subscription list": (reverse(admin.format("subscription")), "LD-"),
         "subscription search": (reverse(admin.format("subscription")) + search, sub.number),
+        "subscription search by name part": (
+            reverse(admin.format("subscription")) + "?q=georgiou",
+            sub.number,
+        ),
+        "subscription search by card serial": (
+            reverse(admin.format("subscription")) + f"?q={card.serial_number}",
+            sub.number,
+        ),
+        # As many rows as the search's limit allows: one statement for them all still.
+        "subscription search matching many": (
+            reverse(admin.format("subscription")) + "?q=load+customer",
+            "Load customer",
+        ),
+        "account search": (reverse(admin.format("customeraccount")) + "?q=georgiou", "ACC-1"),
+        "API search": (f"/api/v1/subscriptions/?search={sub.number.lower()}", sub.number),
         "its services": (reverse(admin.format("subscriptionservice")) + search, "AGRICULTURE"),
         "its devices": (reverse(admin.format("installeditem")) + search, card.serial_number),
         "its events": (reverse(admin.format("subscriptionevent")) + search, "Add service"),
