@@ -104,6 +104,22 @@ def web_server(
         stop(process)
 
 
+def collect_static(root: Path, log: Path) -> None:
+    """``manage.py collectstatic`` into ``root`` as the deployed server wants it (DEBUG off:
+    hashed names and their manifest), for a web server started with ``STATIC_ROOT=root``."""
+    with log.open("ab") as out:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=settings.BASE_DIR,
+            env=environment(STATIC_ROOT=str(root)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode:
+        raise RuntimeError(f"collectstatic failed; see {log}")
+
+
 @contextlib.contextmanager
 def worker(log: Path, queues: str, concurrency: int = 1, name: str = "bench"):
     """A Celery worker process on the given queues; yields the Popen."""

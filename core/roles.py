@@ -1,7 +1,8 @@
 """The three roles, as groups with permissions.
 
-- **agent** (call centre): reads everything, performs subscription actions, keeps customer
-  accounts up to date; later runs utilities.
+- **agent** (call centre): reads subscriptions, customers, devices, requests, runs and the
+  catalogue, performs subscription actions, keeps customer accounts up to date, runs utilities;
+  not the scheduler's internals (django-celery-beat's schedules and periodic tasks).
 - **operator** (back office): reads everything, sets up providers, distributors and CA IDs,
   defines, schedules and runs batch runs, retries Failed requests.
 - **administrator**: everything, including products, users and roles.
@@ -20,11 +21,13 @@ ADMINISTRATOR = "administrator"
 ROLES = (AGENT, OPERATOR, ADMINISTRATOR)
 
 DOMAIN_APPS = ("catalogue", "subscriptions", "providers", "runs", "django_celery_beat")
+# What an agent works with; the scheduler's rows (django_celery_beat) are the operators'.
+AGENT_APPS = ("catalogue", "subscriptions", "providers", "runs")
 
 # Permissions are "app_label.codename"; "app_label.view_*" means every view permission of the app.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     AGENT: [
-        *(f"{app}.view_*" for app in DOMAIN_APPS),
+        *(f"{app}.view_*" for app in AGENT_APPS),
         "subscriptions.perform_actions",
         "subscriptions.add_customeraccount",
         "subscriptions.change_customeraccount",

@@ -16,3 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("metrics", monitoring.metrics_view, name="metrics"),
 ]
+
+# The back office's error pages; under /api/ they become JSON (core.api_middleware).
+handler403 = "crm_provisioning.error_pages.permission_denied"
+handler404 = "crm_provisioning.error_pages.page_not_found"

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from bench import conax_sms, exset, figures, load, realtime, realtime_cas
+from bench import conax_sms, exset, figures, load, pages, realtime, realtime_cas
 from bench.report import Report
 from catalogue.models import Provider
 from providers.models import ProvisioningRequest
@@ -111,6 +111,8 @@ class Command(BaseCommand):
         figures.reset_run(report, provider, workdir, worker_processes=2)
         self.stdout.write("Generic round trip …")
         figures.generic_round_trip(report, provider, workdir)
+        self.stdout.write("Back-office pages, signed in as an agent …")
+        pages.pages(report, workdir)
         actions = options["actions"]
         say = self.stdout.write
         for cas in (realtime_cas.CONAX_WS, realtime_cas.IRDETO):
