@@ -26,6 +26,8 @@ class ActionChange:
     # Filled in by the receivers, inside the action's transaction: the provisioning requests
     # the change made (so the caller can show them without looking for them).
     request_ids: list = field(default_factory=list)
+    # The batch providers whose processing run, not this action, makes the requests (names).
+    deferred_to: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """The change as plain ids, for the audit trail."""
