@@ -22,7 +22,6 @@ from django.utils.html import format_html_join
 from django.utils.http import urlencode
 
 from catalogue.models import (
-    Distributor,
     ExternalSystem,
     Product,
     ProductCAId,
@@ -332,23 +331,8 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
         offered = (
             list(offered_distributors(sub).prefetch_related("allowed_products")) if can_act else []
         )
-        products = list(Product.objects.order_by("code")) if can_act else []
         if can_act:
-            # A swap offers only what the service's viewing point carries.
-            points = {s.distributor_id for s in status["services"] if s.live}
-            carried = {
-                d.pk: {p.pk for p in d.allowed_products.all()}
-                for d in Distributor.objects.filter(pk__in=points).prefetch_related(
-                    "allowed_products"
-                )
-            }
-            for service in status["services"]:
-                service.swap_products = [
-                    p
-                    for p in products
-                    if p.pk in carried.get(service.distributor_id, ())
-                    and p.pk != service.product_id
-                ]
+            page.offer_swaps(status["services"])
         return {
             "title": f"Subscription {sub.number}",
             "can_act": can_act,
@@ -391,6 +375,10 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
         if not self.has_view_permission(request, sub):
             raise PermissionDenied
         context = self._status_context(request, sub, self._can_act(request, sub))
+        # The last answer in: the services' action buttons follow their new states too.
+        context["refresh_actions"] = context["can_act"] and not context["pending"]
+        if context["refresh_actions"]:
+            page.offer_swaps(context["services"])
         return TemplateResponse(request, "admin/subscriptions/subscription/status.html", context)
 
     # --- Actions ---

@@ -146,3 +146,16 @@ def viewing_points(services_, devices_, pairings_) -> list[ViewingPoint]:
         if pairing.cancelled_at is None and pairing.distributor_id in points:
             points[pairing.distributor_id].paired.extend(pairing.items.all())
     return sorted(points.values(), key=lambda p: (p.distributor.provider.name, p.distributor.code))
+
+
+def offer_swaps(rows: list[SubscriptionService]) -> None:
+    """Set ``swap_products`` on each service: what its viewing point carries, but itself."""
+    points = {s.distributor_id for s in rows if s.live}
+    carried = {
+        d.pk: sorted(d.allowed_products.all(), key=lambda p: p.code)
+        for d in Distributor.objects.filter(pk__in=points).prefetch_related("allowed_products")
+    }
+    for service in rows:
+        service.swap_products = [
+            p for p in carried.get(service.distributor_id, []) if p.pk != service.product_id
+        ]

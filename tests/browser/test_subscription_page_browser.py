@@ -112,6 +112,9 @@ def test_an_agent_adds_a_service_and_watches_it_live(page, live_server, agent, s
         "Rejected by Generic: E042 — Not entitled on this card", timeout=10_000
     )
     assert page.evaluate("window.notReloaded") is True
+    # Its buttons below follow: rolled back, it may be started again, not stopped.
+    expect(page.locator(f"#service-{religion.pk}")).to_contain_text("Not Effective")
+    expect(page.locator(f"#service-{religion.pk} input[value=Start]")).to_be_visible()
     page.screenshot(path=tmp_path / "subscription-rejected.png", full_page=True)
 
     row.locator("input[value=Retry]").click()

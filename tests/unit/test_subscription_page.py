@@ -241,6 +241,9 @@ def test_the_live_part_polls_only_while_a_request_is_pending(agent, subscribe):
     answer(sub, True)
     done = client.get(status_url(sub)).content.decode()
     assert "hx-trigger" not in done and "Authorized" in text(done)
+    # The last answer in, the services' action buttons come along (out of band).
+    assert '<table id="service-actions" hx-swap-oob="true">' in done
+    assert "hx-swap-oob" not in pending.content.decode()
     assert "hx-trigger" not in client.get(page_url(sub)).content.decode()
     assert Client().get(status_url(sub)).status_code == 302  # to the login page
 
