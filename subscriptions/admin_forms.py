@@ -48,24 +48,14 @@ class SubscriptionActionForm(forms.Form):
         raise NotImplementedError
 
     def outcome(self, change: ActionChange) -> tuple[int, str]:
-        """What the agent is told: (message level, text), saying plainly when no provider was
-        changed, since a saved change that reaches no platform looks just like a done one."""
+        """What the agent is told: (message level, text); a warning when no provider changed."""
         sub = change.subscription
-        state = f"Subscription {sub.number} is {sub.get_state_display()}."
-        made = len(change.request_ids)
-        if made:
-            noun = "request" if made == 1 else "requests"
-            return messages.SUCCESS, f"{self.label}: done, {made} provisioning {noun} made. {state}"
+        said = f"{change.provisioning} Subscription {sub.number} is {sub.get_state_display()}."
+        if change.request_ids:
+            return messages.SUCCESS, f"{self.label}: done, {said[0].lower()}{said[1:]}"
         if change.deferred_to:
-            names = ", ".join(change.deferred_to)
-            return messages.SUCCESS, (
-                f"{self.label}: saved; {names} gets it with its next processing run "
-                f"(no provisioning request yet). {state}"
-            )
-        return messages.WARNING, (
-            f"{self.label}: saved, but no provider was changed: no provisioning request was "
-            f"made. {state}"
-        )
+            return messages.SUCCESS, f"{self.label}: saved; {said}"
+        return messages.WARNING, f"{self.label}: saved, but {said[0].lower()}{said[1:]}"
 
 
 class TransitionForm(SubscriptionActionForm):

@@ -39,5 +39,19 @@ class ActionChange:
         }
 
     @property
+    def provisioning(self) -> str:
+        """What the change did at the providers, in a sentence: a saved change that reaches no
+        platform must not read like a done one."""
+        made = len(self.request_ids)
+        if made:
+            return f"{made} provisioning {'request' if made == 1 else 'requests'} made."
+        if self.deferred_to:
+            return (
+                f"{', '.join(self.deferred_to)} gets it with its next processing run "
+                "(no provisioning request yet)."
+            )
+        return "No provider was changed: no provisioning request was made."
+
+    @property
     def is_empty(self) -> bool:
         return not (self.services_on or self.services_off or self.items_added or self.items_removed)
