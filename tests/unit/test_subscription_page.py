@@ -280,3 +280,22 @@ def test_the_page_costs_the_same_whatever_the_database_holds(agent, subscribe, c
         actions.start_service(sub.services.get(product__code="AGRICULTURE"))
     assert sub.provisioning_requests.count() > 30
     assert statements(client, sub) == few
+
+
+def test_an_action_for_a_batch_provider_names_the_run_that_will_send_it(agent, subscribe):
+    sms = ensure_catalog("Conax SMS", "conax_sms")
+    sub = subscribe("BUNDLE_A", catalog=sms)
+    response = logged_in(agent).post(
+        action_url(sub, "add_service"),
+        {"product": sms.products["AGRICULTURE"].pk, "distributor": sms.main.pk},
+        follow=True,
+    )
+    assert shown(response) == [
+        (
+            "success",
+            "Add service: saved; Conax SMS gets it with its next processing run (no provisioning "
+            f"request yet). Subscription {sub.number} is Effective.",
+        )
+    ]
+    status = text(re.search(r'id="status-\d+".*?</tr>', response.content.decode(), re.S).group(0))
+    assert "Not authorized at Conax SMS: no request made yet" in status
