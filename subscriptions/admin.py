@@ -21,15 +21,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.http import urlencode
 
-from catalogue.models import (
-    ExternalSystem,
-    Product,
-    ProductCAId,
-    Provider,
-    SubscriptionType,
-)
+from catalogue.models import ExternalSystem, Product, ProductCAId, Provider, SubscriptionType
 
-from . import actions, page
+from . import actions
+from . import page as sub_page
 from .actions import ActionError
 from .admin_forms import (
     ACTION_FORMS,
@@ -302,7 +297,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
 
     def _status_context(self, request, sub: Subscription, can_act: bool) -> dict:
         """The live part (services' provisioning status, latest requests): page and fragment."""
-        live = page.status(sub)
+        live = sub_page.status(sub)
         for service in live["services"]:
             service.allowed = _service_actions(sub, service) if can_act else []
             service.can_start = any(name == "start_service" for name, _ in service.allowed)
@@ -325,14 +320,14 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
         """Everything the subscription page shows beside its fields."""
         can_act = self._can_act(request, sub)
         status = self._status_context(request, sub, can_act)
-        items = page.devices(sub)
-        pairings = page.pairings(sub)
+        items = sub_page.devices(sub)
+        pairings = sub_page.pairings(sub)
         in_use = list(in_use_distributors(sub))
         offered = (
             list(offered_distributors(sub).prefetch_related("allowed_products")) if can_act else []
         )
         if can_act:
-            page.offer_swaps(status["services"])
+            sub_page.offer_swaps(status["services"])
         return {
             "title": f"Subscription {sub.number}",
             "can_act": can_act,
@@ -345,7 +340,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             if can_act
             else [],
             "status": status,
-            "viewing_points": page.viewing_points(status["services"], items, pairings),
+            "viewing_points": sub_page.viewing_points(status["services"], items, pairings),
             "items": items,
             "pairings": pairings,
             "requests_url": reverse("admin:providers_provisioningrequest_changelist")
@@ -359,7 +354,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             else [],
             "events": [
                 (event, action_label(event.action))
-                for event in sub.events.select_related("performed_by")[: page.EVENTS_SHOWN]
+                for event in sub.events.select_related("performed_by")[: sub_page.EVENTS_SHOWN]
             ],
             "offered_distributors": offered,
             "all_distributors": list(distributors()) if can_act else [],
@@ -378,7 +373,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
         # The last answer in: the services' action buttons follow their new states too.
         context["refresh_actions"] = context["can_act"] and not context["pending"]
         if context["refresh_actions"]:
-            page.offer_swaps(context["services"])
+            sub_page.offer_swaps(context["services"])
         return TemplateResponse(request, "admin/subscriptions/subscription/status.html", context)
 
     # --- Actions ---
