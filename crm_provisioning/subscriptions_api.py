@@ -178,6 +178,10 @@ class ActionResultSerializer(serializers.Serializer):
     # and serializing it on every action would cost a real-time action more than the action.
     subscription = SubscriptionStateSerializer()
     requests = ProvisioningRequestSerializer(many=True, help_text="What the action created.")
+    provisioning = serializers.CharField(
+        help_text="What the action did at the providers, in a sentence: the requests made, the "
+        "batch provider whose run will send it, or that no provider was changed."
+    )
 
 
 # --- Action input -----------------------------------------------------------------------------
@@ -281,11 +285,16 @@ def action_result(change: ActionChange) -> dict:
     fixed number of statements whatever the subscription or the database holds."""
     if fast_path.enabled():
         # The same bytes by one statement (ADR 0007).
-        return action_answer.action_result(change.subscription.pk, sorted(change.request_ids))
+        result = action_answer.action_result(change.subscription.pk, sorted(change.request_ids))
+        return {**result, "provisioning": change.provisioning}
     subscription = _detail_queryset().get(pk=change.subscription.pk)
     requests = with_relations(ProvisioningRequest.objects.filter(pk__in=change.request_ids))
     return _action_result_serializer().to_representation(
-        {"subscription": subscription, "requests": requests.order_by("id")}
+        {
+            "subscription": subscription,
+            "requests": requests.order_by("id"),
+            "provisioning": change.provisioning,
+        }
     )
 
 

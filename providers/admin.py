@@ -11,8 +11,11 @@ import json
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -231,6 +234,37 @@ class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
             + (f" {skipped} not Failed, left as they were." if skipped else ""),
             messages.SUCCESS if retried else messages.WARNING,
         )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/retry/",
+                self.admin_site.admin_view(self.retry_view),
+                name="providers_provisioningrequest_retry",
+            ),
+            *super().get_urls(),
+        ]
+
+    def retry_view(self, request, object_id):
+        """The subscription page's Retry button: one Failed request Pending again, then back."""
+        req = get_object_or_404(ProvisioningRequest, pk=object_id)
+        back = (
+            reverse("admin:subscriptions_subscription_change", args=[req.subscription_id])
+            if req.subscription_id
+            else reverse("admin:providers_provisioningrequest_change", args=[req.pk])
+        )
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        if delivery.retry(ProvisioningRequest.objects.filter(pk=req.pk)):
+            messages.success(request, f"Request #{req.pk} ({req.command}) is Pending again.")
+        else:
+            messages.warning(
+                request,
+                f"Request #{req.pk} is {req.get_state_display()}, not Failed: left as it was.",
+            )
+        return HttpResponseRedirect(back)
 
     def get_search_results(self, request, queryset, search_term):
         """The requests of the subscriptions a term names, or addressed to the device it names."""

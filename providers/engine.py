@@ -229,6 +229,7 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
     for provider in providers_touched(change):
         adapter = registry.adapter_for(provider)
         if not adapter.acts_on_actions:
+            change.deferred_to.append(provider.name)
             continue  # batch providers: the processing run will pick the change up
         commands, names = reconciler.plan_action(provider, change.subscription, scope)
         created = create_requests(

@@ -18,10 +18,12 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
+from django.utils.http import urlencode
 
-from catalogue.models import ExternalSystem, Product, ProductCAId, SubscriptionType
+from catalogue.models import ExternalSystem, Product, ProductCAId, Provider, SubscriptionType
 
 from . import actions, search
+from . import page as sub_page
 from .actions import ActionError
 from .admin_forms import (
     ACTION_FORMS,
@@ -30,6 +32,7 @@ from .admin_forms import (
     distributors,
     error_text,
     in_use_distributors,
+    offered_distributors,
 )
 from .models import (
     CommunicationQueueEntry,
@@ -46,6 +49,8 @@ from .models import (
 BULK_LIMIT = 500
 # How many failures a bulk action lists one by one before summing up the rest.
 BULK_ERRORS_SHOWN = 20
+# While a request of the subscription is pending, its page asks for its status this often.
+POLL_SECONDS = 3
 
 
 def searched(request, term: str) -> search.Found | None:
@@ -244,6 +249,11 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         return [
             path(
+                "<path:object_id>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name=f"{info[0]}_{info[1]}_status",
+            ),
+            path(
                 "<path:object_id>/action/<str:action>/",
                 self.admin_site.admin_view(self.action_view),
                 name=f"{info[0]}_{info[1]}_action",
@@ -293,31 +303,47 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             extra_context = {**self.page_context(request, sub), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def page_context(self, request, sub: Subscription) -> dict:
-        """Everything the subscription page shows beside its fields."""
-        can_act = self.has_perform_actions_permission(request) and (
+    def get_queryset(self, request):
+        # The page's summary names the customer and the type: fetched with the subscription.
+        return super().get_queryset(request).select_related("account", "subscription_type")
+
+    def _status_context(self, request, sub: Subscription, can_act: bool) -> dict:
+        """The live part (services' provisioning status, latest requests): page and fragment."""
+        live = sub_page.status(sub)
+        for service in live["services"]:
+            service.allowed = _service_actions(sub, service) if can_act else []
+            service.can_start = any(name == "start_service" for name, _ in service.allowed)
+        return {
+            **live,
+            "sub": sub,
+            "can_act": can_act,
+            "can_retry": request.user.has_perm("providers.retry_provisioningrequest"),
+            "can_see_requests": request.user.has_perm("providers.view_provisioningrequest"),
+            "status_url": reverse("admin:subscriptions_subscription_status", args=[sub.pk]),
+            "poll_seconds": POLL_SECONDS,
+        }
+
+    def _can_act(self, request, sub: Subscription) -> bool:
+        return self.has_perform_actions_permission(request) and (
             sub.state != Subscription.State.TERMINATED
         )
-        services = list(
-            sub.services.select_related(
-                "product", "distributor__provider", "swapped_from__product"
-            ).order_by("-id")
+
+    def page_context(self, request, sub: Subscription) -> dict:
+        """Everything the subscription page shows beside its fields."""
+        can_act = self._can_act(request, sub)
+        status = self._status_context(request, sub, can_act)
+        items = sub_page.devices(sub)
+        pairings = sub_page.pairings(sub)
+        in_use = list(in_use_distributors(sub))
+        offered = (
+            list(offered_distributors(sub).prefetch_related("allowed_products")) if can_act else []
         )
-        for service in services:
-            service.live = service.state in actions.LIVE_SERVICE_STATES
-            service.allowed = _service_actions(sub, service) if can_act else []
-        items = list(sub.installed_items.select_related("distributor__provider").order_by("-id"))
-        can_see_requests = request.user.has_perm("providers.view_provisioningrequest")
-        requests = []
-        if can_see_requests:
-            requests = list(
-                sub.provisioning_requests.select_related("provider", "distributor").order_by("-id")[
-                    :50
-                ]
-            )
+        if can_act:
+            sub_page.offer_swaps(status["services"])
         return {
             "title": f"Subscription {sub.number}",
             "can_act": can_act,
+            "can_use_utilities": self.has_perform_actions_permission(request),
             "transitions": [
                 (name, action_label(name))
                 for name, t in actions.TRANSITIONS.items()
@@ -325,24 +351,42 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             ]
             if can_act
             else [],
-            "services": services,
+            "status": status,
+            "viewing_points": sub_page.viewing_points(status["services"], items, pairings),
             "items": items,
-            "pairings": sub.pairings.select_related("distributor__provider")
-            .prefetch_related("items")
-            .order_by("-id"),
-            "can_see_requests": can_see_requests,
-            "requests": requests,
+            "pairings": pairings,
             "requests_url": reverse("admin:providers_provisioningrequest_changelist")
             + f"?subscription__id__exact={sub.pk}",
+            "archive_url": reverse("admin:providers_archivedrequest_changelist")
+            + "?"
+            + urlencode({"q": sub.number}),
+            "utilities_url": reverse("admin:utilities-subscription", args=[sub.pk]),
+            "reset_providers": list(Provider.objects.of_subscription(sub))
+            if self.has_perform_actions_permission(request)
+            else [],
             "events": [
                 (event, action_label(event.action))
-                for event in sub.events.select_related("performed_by")[:100]
+                for event in sub.events.select_related("performed_by")[: sub_page.EVENTS_SHOWN]
             ],
-            "products": list(Product.objects.order_by("code")) if can_act else [],
-            "distributors": list(distributors()) if can_act else [],
-            "in_use_distributors": list(in_use_distributors(sub)) if can_act else [],
+            "offered_distributors": offered,
+            "all_distributors": list(distributors()) if can_act else [],
+            "in_use_distributors": in_use,
             "item_kinds": InstalledItem.Kind.choices,
         }
+
+    def status_view(self, request, object_id):
+        """The live part of the page alone, polled while a request is pending."""
+        sub = self.get_object(request, unquote(object_id))
+        if sub is None:
+            raise Http404
+        if not self.has_view_permission(request, sub):
+            raise PermissionDenied
+        context = self._status_context(request, sub, self._can_act(request, sub))
+        # The last answer in: the services' action buttons follow their new states too.
+        context["refresh_actions"] = context["can_act"] and not context["pending"]
+        if context["refresh_actions"]:
+            sub_page.offer_swaps(context["services"])
+        return TemplateResponse(request, "admin/subscriptions/subscription/status.html", context)
 
     # --- Actions ---
 
@@ -367,7 +411,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             except ActionError as error:
                 messages.error(request, error.message)
             else:
-                messages.success(request, form.success_message(change))
+                messages.add_message(request, *form.outcome(change))
         return HttpResponseRedirect(
             reverse("admin:subscriptions_subscription_change", args=[sub.pk])
         )

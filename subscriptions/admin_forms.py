@@ -7,7 +7,7 @@ subscription (a posted service or device id of another subscription is refused h
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import Q
 
@@ -47,9 +47,15 @@ class SubscriptionActionForm(forms.Form):
     def perform(self, by) -> ActionChange:
         raise NotImplementedError
 
-    def success_message(self, change: ActionChange) -> str:
+    def outcome(self, change: ActionChange) -> tuple[int, str]:
+        """What the agent is told: (message level, text); a warning when no provider changed."""
         sub = change.subscription
-        return f"{self.label}: done. Subscription {sub.number} is {sub.get_state_display()}."
+        said = f"{change.provisioning} Subscription {sub.number} is {sub.get_state_display()}."
+        if change.request_ids:
+            return messages.SUCCESS, f"{self.label}: done, {said[0].lower()}{said[1:]}"
+        if change.deferred_to:
+            return messages.SUCCESS, f"{self.label}: saved; {said}"
+        return messages.WARNING, f"{self.label}: saved, but {said[0].lower()}{said[1:]}"
 
 
 class TransitionForm(SubscriptionActionForm):
@@ -121,14 +127,31 @@ def in_use_distributors(subscription: Subscription):
     )
 
 
+OFFERED_ONLY = "Choose one of this subscription's providers."
+
+
+def offered_distributors(subscription: Subscription):
+    """The viewing points a new service or device may go on: those of the enabled providers
+    the subscription is on now (a current service or a device in place); every enabled
+    provider's while it is on none. A service on another provider, where the subscription has
+    no device, would reach no platform: the trap this avoids."""
+    providers = set(in_use_distributors(subscription).values_list("provider_id", flat=True))
+    offered = distributors().filter(provider__enabled=True)
+    return offered.filter(provider_id__in=providers) if providers else offered
+
+
 class AddServiceForm(SubscriptionActionForm):
     label = "Add service"
     product = forms.ModelChoiceField(queryset=Product.objects.all())
-    distributor = forms.ModelChoiceField(queryset=Distributor.objects.none())
+    distributor = forms.ModelChoiceField(
+        queryset=Distributor.objects.none(),
+        label="Viewing point",
+        error_messages={"invalid_choice": OFFERED_ONLY},
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["distributor"].queryset = distributors()
+        self.fields["distributor"].queryset = offered_distributors(self.subscription)
 
     def perform(self, by) -> ActionChange:
         data = self.cleaned_data
@@ -147,11 +170,15 @@ class DeviceFields(forms.Form):
 class AddInstalledItemForm(SubscriptionActionForm, DeviceFields):
     label = "Add installed item"
     kind = forms.ChoiceField(choices=InstalledItem.Kind.choices)
-    distributor = forms.ModelChoiceField(queryset=Distributor.objects.none())
+    distributor = forms.ModelChoiceField(
+        queryset=Distributor.objects.none(),
+        label="Viewing point",
+        error_messages={"invalid_choice": OFFERED_ONLY},
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["distributor"].queryset = distributors()
+        self.fields["distributor"].queryset = offered_distributors(self.subscription)
 
     def perform(self, by) -> ActionChange:
         data = self.cleaned_data

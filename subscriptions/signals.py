@@ -26,6 +26,8 @@ class ActionChange:
     # Filled in by the receivers, inside the action's transaction: the provisioning requests
     # the change made (so the caller can show them without looking for them).
     request_ids: list = field(default_factory=list)
+    # The batch providers whose processing run, not this action, makes the requests (names).
+    deferred_to: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """The change as plain ids, for the audit trail."""
@@ -35,6 +37,20 @@ class ActionChange:
             "items_added": [i.pk for i in self.items_added],
             "items_removed": [i.pk for i in self.items_removed],
         }
+
+    @property
+    def provisioning(self) -> str:
+        """What the change did at the providers, in a sentence: a saved change that reaches no
+        platform must not read like a done one."""
+        made = len(self.request_ids)
+        if made:
+            return f"{made} provisioning {'request' if made == 1 else 'requests'} made."
+        if self.deferred_to:
+            return (
+                f"{', '.join(self.deferred_to)} gets it with its next processing run "
+                "(no provisioning request yet)."
+            )
+        return "No provider was changed: no provisioning request was made."
 
     @property
     def is_empty(self) -> bool:

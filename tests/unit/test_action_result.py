@@ -145,7 +145,7 @@ def test_the_answer_is_the_subscription_and_the_requests_as_their_resources_show
     }
     made = post(client, "subscriptions/", body)
     sub = made["subscription"]
-    assert list(made) == ["subscription", "requests"]
+    assert list(made) == ["subscription", "requests", "provisioning"]
     assert list(sub) == SUBSCRIPTION
     assert [list(s) for s in sub["services"]] == [SERVICE, SERVICE]
     assert [list(i) for i in sub["installed_items"]] == [ITEM, ITEM]

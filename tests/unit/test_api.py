@@ -167,9 +167,23 @@ def test_service_actions(as_agent, subscribe, catalog):
         ("ACTIVATE_SERVICE", "RFB1"),
         ("ACTIVATE_SERVICE", "BFB2"),
     ]
+    assert added.json()["provisioning"] == "2 provisioning requests made."
     removed = as_agent.post(f"{API}/services/{service.pk}/remove/")
     assert removed.status_code == 200
     assert {s.state for s in sub.services.filter(product__code="BUNDLE_A")} == {"removed"}
+
+
+def test_an_action_that_changes_no_provider_says_so(as_agent, subscribe, catalog):
+    sub = subscribe("AGRICULTURE")  # devices on MAIN only: a service on TWIN1 reaches nothing
+    added = as_agent.post(
+        f"{API}/subscriptions/{sub.pk}/add-service/",
+        {"product": "BUNDLE_B", "distributor": catalog.distributors["TWIN1"].pk},
+    )
+    assert added.status_code == 200, added.content
+    assert added.json()["requests"] == []
+    assert added.json()["provisioning"] == (
+        "No provider was changed: no provisioning request was made."
+    )
 
 
 def test_item_actions_and_change_distribution(as_agent, subscribe, catalog):

@@ -139,9 +139,10 @@ def test_agent_deactivates_by_button(agent, subscribe):
     sub.refresh_from_db()
     assert sub.state == SubState.NOT_EFFECTIVE
     assert list(sub.services.values_list("state", flat=True)) == [SvcState.NOT_EFFECTIVE]
-    assert ("success", f"Deactivate: done. Subscription {sub.number} is Not Effective.") in shown(
-        response
-    )
+    assert (
+        "success",
+        f"Deactivate: done, 1 provisioning request made. Subscription {sub.number} is Not Effective.",
+    ) in shown(response)
     event = sub.events.get(action="deactivate")
     assert event.performed_by == agent
     assert event.reason == "Unpaid"

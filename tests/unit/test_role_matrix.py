@@ -82,6 +82,8 @@ CUSTOM_ADMIN_METHODS = {
     "utilities-run": "GET",
     "index": "GET",
     "subscriptions_subscription_action": "POST",
+    "subscriptions_subscription_status": "GET",
+    "providers_provisioningrequest_retry": "POST",
     "runs_rundefinition_preview": "GET",
     "runs_rundefinition_operate": "POST",
     "runs_processrun_progress": "GET",
@@ -172,6 +174,7 @@ def world(catalog, subscribe):
         "subscription": sub.pk,
         "rundefinition": definition.pk,
         "processrun": run.pk,
+        "provisioningrequest": request.pk,
     }
     people = {}
     for role in (roles.AGENT, roles.OPERATOR, roles.ADMINISTRATOR):
@@ -191,7 +194,9 @@ def world(catalog, subscribe):
 def _url(key: str, world) -> str:
     path = key.split(" ", 1)[1]
     ids = world["ids"]
-    resource = next((part for part in path.split("/") if part in ids), None)
+    parts = path.split("/")
+    # The resource an {id} names is the part just before it (…/provisioningrequest/{id}/…).
+    resource = parts[parts.index("{id}") - 1] if "{id}" in parts else None
     values = {
         "id": ids.get(resource),
         "subscription_id": world["sub"].pk,
