@@ -129,6 +129,16 @@ class ProvisioningRequest(models.Model):
         help_text="File providers: the request file it was exported in.",
         db_index=False,
     )
+    # No index: nothing looks requests up by person, and a run writes none (it is NULL there).
+    created_by = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        help_text="The person whose action or utility made it; empty for runs and rollbacks.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

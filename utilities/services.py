@@ -46,6 +46,16 @@ def run(
     priority = (
         ProvisioningRequest.Priority.EXPRESS if express else ProvisioningRequest.Priority.NORMAL
     )
-    return utility.run(
+    outcome = utility.run(
         provider, subscription, form.cleaned_data, user, priority, process_immediately
     )
+    _record(utility, provider, subscription, outcome, user)
+    return outcome
+
+
+def _record(utility, provider: Provider, subscription, outcome: Outcome, user) -> None:
+    """Who used the utility, on its requests (``created_by``)."""
+    person = user if user is not None and user.is_authenticated else None
+    ids = [r.pk for r in outcome.requests]
+    if ids and person is not None:
+        ProvisioningRequest.objects.filter(pk__in=ids).update(created_by=person)
