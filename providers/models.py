@@ -292,7 +292,8 @@ class ArchivedRequest(models.Model):
     parameters = models.JSONField(default=dict)
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="archive")
     distributor_code = models.CharField(max_length=32, blank=True)
-    subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Indexed with original_id (Meta): a subscription's latest first.
+    subscription_id = models.BigIntegerField(null=True, blank=True)
     subscription_number = models.CharField(max_length=32, blank=True, db_index=True)
     service_id = models.BigIntegerField(null=True, blank=True)
     installed_item_id = models.BigIntegerField(null=True, blank=True)
@@ -311,7 +312,12 @@ class ArchivedRequest(models.Model):
 
     class Meta:
         ordering = ["-original_id"]
-        indexes = [models.Index(fields=["provider", "created_at"])]
+        indexes = [
+            models.Index(fields=["provider", "created_at"]),
+            models.Index(
+                fields=["subscription_id", "-original_id"], name="archived_by_subscription"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.command} #{self.original_id} (archived)"

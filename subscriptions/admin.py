@@ -22,7 +22,7 @@ from django.utils.html import format_html_join
 
 from catalogue.models import ExternalSystem, Product, ProductCAId, SubscriptionType
 
-from . import actions
+from . import actions, history
 from .actions import ActionError
 from .admin_forms import (
     ACTION_FORMS,
@@ -322,10 +322,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             "requests": requests,
             "requests_url": reverse("admin:providers_provisioningrequest_changelist")
             + f"?subscription__id__exact={sub.pk}",
-            "events": [
-                (event, action_label(event.action))
-                for event in sub.events.select_related("performed_by")[:100]
-            ],
+            "events": history.describe(history.events(sub)),
             "products": list(Product.objects.order_by("code")) if can_act else [],
             "distributors": list(distributors()) if can_act else [],
             "in_use_distributors": list(in_use_distributors(sub)) if can_act else [],

@@ -141,3 +141,15 @@ def test_a_failed_request_keeps_its_sealed_pin_for_a_retry(api, catalog, sub, ki
     request.refresh_from_db()
     assert request.state == "completed" and sealed.PIN not in request.parameters
     assert pin_at_simulator(simulator, kind, device(sub, kind).ca_id) == PIN
+
+
+def test_the_history_says_who_reset_the_pin(api, catalog, sub, kind):
+    reset_pin(api, catalog, sub, kind)
+    history = api.get(f"/api/v1/subscriptions/{sub.pk}/history/").json()
+    name = "Card" if kind == "conax_ws" else "Set-top box"
+    serial = device(sub, kind).serial_number
+    assert history[0]["changes"] == [
+        f"PIN reset on {name.lower()} {serial} ({catalog.provider.name})"
+    ]
+    assert (history[0]["by_kind"], history[0]["by"]) == ("person", "agent")
+    assert not shows_pin(str(history))
