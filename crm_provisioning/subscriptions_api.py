@@ -11,6 +11,7 @@ itself is wrong.
 """
 
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import cache
 
 import django_filters
@@ -35,9 +36,16 @@ from providers.api import ProvisioningRequestSerializer, with_relations
 from providers.fast_path import action_answer
 from providers.models import ProvisioningRequest
 from subscriptions import actions
+from subscriptions import history as subscription_history
 from subscriptions import search as subscription_search
 from subscriptions.actions import ActionError, ItemSpec
-from subscriptions.models import CustomerAccount, InstalledItem, Subscription, SubscriptionService
+from subscriptions.models import (
+    CustomerAccount,
+    InstalledItem,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionService,
+)
 from subscriptions.signals import ActionChange
 
 PERFORM = "subscriptions.perform_actions"
@@ -189,6 +197,25 @@ class ActionResultSerializer(serializers.Serializer):
 
 def _distributors():
     return Distributor.objects.select_related("provider")
+
+
+class HistoryEntryOut(serializers.Serializer):
+    """One event of a subscription's history, in words (``subscriptions.history``)."""
+
+    id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    action = serializers.CharField(help_text="The action's code, e.g. `stop_service`.")
+    action_label = serializers.CharField()
+    changes = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What changed, a sentence each: `Service SPORT on MAIN off → on`, "
+        "`Card 123 → 456`, `PIN reset on card 123 (Conax WS)`.",
+    )
+    by_kind = choice_field("HistorySource", SubscriptionEvent.Source.choices)
+    by = serializers.CharField(
+        help_text="Who did it: a person's user name, a run, a connector or the CA's answer."
+    )
+    reason = serializers.CharField()
 
 
 class ReasonIn(JsonTypes, serializers.Serializer):
@@ -404,6 +431,8 @@ class SubscriptionViewSet(
     write_permission = PERFORM
 
     def get_queryset(self):
+        if self.action == "history":
+            return Subscription.objects.only("pk")
         if self.action == "retrieve" or self.action not in ("list", None):
             return _detail_queryset()
         return super().get_queryset()
@@ -445,6 +474,23 @@ class SubscriptionViewSet(
         "end-short-term-deactivation",
         "End short term deactivation",
     )
+
+    def permission_for(self, request):
+        if self.action == "history":
+            return "subscriptions.view_subscriptionevent"
+        return super().permission_for(request)
+
+    @extend_schema(
+        summary="Subscription history",
+        description=f"The latest {subscription_history.PAGE} events, newest first: what each "
+        "changed, in words, and who did it.",
+        responses=HistoryEntryOut(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        sub = self.get_object()
+        entries = subscription_history.describe(subscription_history.events(sub))
+        return Response(HistoryEntryOut([asdict(e) for e in entries], many=True).data)
 
     @action_schema(ChangeDistributionIn, "Change subscription distribution")
     @action(detail=True, methods=["post"], url_path="change-distribution")

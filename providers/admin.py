@@ -24,7 +24,7 @@ from subscriptions import search
 from subscriptions.admin import ViewOnlyAdmin, searched
 from subscriptions.models import InstalledItem
 
-from . import delivery, history, provider_settings, registry
+from . import delivery, history, provider_settings, registry, sealed
 from .models import ArchivedRequest, ConnectorToken, ProvisioningRequest
 
 
@@ -183,13 +183,14 @@ class RequestFieldsMixin:
         fields = [*self.model._meta.fields, *self.model._meta.many_to_many]
         return [self.pretty_json.get(f.name, f.name) for f in fields if not f.primary_key]
 
+    # PINs masked: a sealed one says nothing, but a page shows no PIN at all (providers.sealed).
     @admin.display(description="Parameters")
     def parameters_json(self, obj):
-        return _pretty_json(obj.parameters)
+        return _pretty_json(sealed.masked(obj.parameters))
 
     @admin.display(description="Response")
     def response_json(self, obj):
-        return _pretty_json(obj.response)
+        return _pretty_json(sealed.masked(obj.response))
 
 
 @admin.register(ProvisioningRequest)

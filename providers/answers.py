@@ -22,7 +22,7 @@ from core import rawsql
 from subscriptions import actions
 from subscriptions.models import InstalledItem, SubscriptionService
 
-from . import engine, fast_path, reconciler, registry, wakeups
+from . import engine, fast_path, reconciler, registry, sealed, wakeups
 from .fast_path import accept
 from .models import ProvisioningRequest
 from .platform_record import AnsweredRequests, still_holding
@@ -235,12 +235,20 @@ def _save(applied: dict[int, Answer], now) -> None:
     if plain:
         _execute(
             f"UPDATE {rawsql.table(ProvisioningRequest)} SET state = %s, answered_at = %s, "  # noqa: S608 (names from the model)
-            f"updated_at = %s WHERE id IN ({rawsql.marks(plain)})",
+            f"updated_at = %s, parameters = {_without_secret()} "
+            f"WHERE id IN ({rawsql.marks(plain)})",
             [State.COMPLETED.value, _moment(now), _moment(now), *plain],
         )
     rest = [(pk, a) for pk, a in applied.items() if not _plain(a)]
     if rest:
         _save_each(rest, now)
+
+
+def _without_secret() -> str:
+    """The answered request's parameters without its sealed PIN: the platform has it now, and a
+    request answered (Completed or Rejected) is never sent again. A Failed one keeps it, since
+    it may be retried."""
+    return sealed.without_pin_sql("parameters", connection.vendor)
 
 
 def _plain(answer: Answer) -> bool:
@@ -269,7 +277,7 @@ def _save_each(answers: list[tuple[int, Answer]], now) -> None:
         cursor.executemany(
             f"UPDATE {rawsql.table(ProvisioningRequest)} SET state = %s, answered_at = %s, "  # noqa: S608 (the name from the model)
             "updated_at = %s, error_code = %s, last_error = COALESCE(%s, last_error), "
-            "response = COALESCE(%s, response) WHERE id = %s",
+            f"response = COALESCE(%s, response), parameters = {_without_secret()} WHERE id = %s",
             rows,
         )
 

@@ -29,7 +29,7 @@ from core.api_permissions import (
 )
 from core.api_serializers import JsonTypes
 
-from . import delivery, history, idempotency, provider_settings, registry
+from . import delivery, history, idempotency, provider_settings, registry, sealed
 from .models import ProvisioningRequest
 
 Req = ProvisioningRequest
@@ -97,7 +97,19 @@ class DistributorSerializer(FullCleanSerializer):
         fields = ["id", "provider", "code", "name", "allowed_products", "required_distributor"]
 
 
+class MaskedJSONField(serializers.JSONField):
+    """A request's parameters or response as shown: every PIN masked (``sealed.masked``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return super().to_representation(sealed.masked(value))
+
+
 class ProvisioningRequestSerializer(serializers.ModelSerializer):
+    parameters = MaskedJSONField()
+    response = MaskedJSONField(allow_null=True)
     subscription_number = serializers.CharField(
         source="subscription.number", default=None, read_only=True
     )
@@ -141,6 +153,7 @@ class ProvisioningRequestSerializer(serializers.ModelSerializer):
             "error_code",
             "response",
             "process_run",
+            "created_by",
             "created_at",
             "updated_at",
             "sent_at",

@@ -14,6 +14,8 @@ from .models import ArchivedRequest, ProvisioningRequest
 
 Req = ProvisioningRequest
 FINISHED = (Req.State.COMPLETED, Req.State.REJECTED)
+# The archived requests a subscription's page shows, newest first.
+LATEST = 50
 
 
 def archivable(older_than_days: int, provider=None):
@@ -78,3 +80,13 @@ def archive(
             moved += len(ids)
             if progress:
                 progress(moved)
+
+
+def of_subscription(subscription_id: int, limit: int = LATEST) -> list[ArchivedRequest]:
+    """The subscription's archived requests, newest first, at most ``limit``: read from the
+    archive by its ``archived_by_subscription`` index, whatever the archive holds."""
+    return list(
+        ArchivedRequest.objects.filter(subscription_id=subscription_id)
+        .select_related("provider")
+        .order_by("-original_id")[:limit]
+    )

@@ -351,6 +351,7 @@ def compare_span(
                         ca_ids,
                         on_problem=lambda sub_id, message: problems.append((sub_id, message)),
                         today=today,
+                        run_id=process_run_id,
                     )
                     commands += planned
         created = create_requests(

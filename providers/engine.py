@@ -86,6 +86,7 @@ def create_requests(
     process_run_id: int | None = None,
     chunk_size: int = 2000,
     context: Context | None = None,
+    created_by_id: int | None = None,
 ) -> list[int]:
     """Write one Pending request per command, in order; returns their ids. ``context``:
     the names of every command's rows, read already (a real-time action's come with its
@@ -118,6 +119,7 @@ def create_requests(
                 "trigger": trigger,
                 "trigger_name": trigger_name,
                 "process_run_id": process_run_id,
+                "created_by_id": created_by_id,
             },
         )
         # Item rows only for the requests that concern several devices (a pairing's
@@ -151,6 +153,7 @@ def create_request(
     rollback: dict | None = None,
     process_run_id: int | None = None,
     deliver_now: bool = True,
+    created_by=None,
 ) -> ProvisioningRequest:
     """One request that no reconciler planned: a utility's or a message / fingerprint run's
     command to one card (``installed_item``), or to several devices (``items``, e.g. the
@@ -170,6 +173,7 @@ def create_request(
         trigger_name=trigger_name,
         rollback=rollback or {},
         process_run_id=process_run_id,
+        created_by=created_by,
     )
     if items:
         request.items.set(items)
@@ -238,6 +242,7 @@ def provision_action(sender, change: ActionChange, **kwargs) -> None:
             trigger=ProvisioningRequest.Trigger.ACTION,
             trigger_name=change.action,
             context=Context.of(**names),
+            created_by_id=change.performed_by.pk if change.performed_by else None,
         )
         change.request_ids.extend(created)
         if created and adapter.delivery == registry.PUSH:

@@ -129,6 +129,16 @@ class ProvisioningRequest(models.Model):
         help_text="File providers: the request file it was exported in.",
         db_index=False,
     )
+    # No index: nothing looks requests up by person, and a run writes none (it is NULL there).
+    created_by = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        help_text="The person whose action or utility made it; empty for runs and rollbacks.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -282,7 +292,8 @@ class ArchivedRequest(models.Model):
     parameters = models.JSONField(default=dict)
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="archive")
     distributor_code = models.CharField(max_length=32, blank=True)
-    subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Indexed with original_id (Meta): a subscription's latest first.
+    subscription_id = models.BigIntegerField(null=True, blank=True)
     subscription_number = models.CharField(max_length=32, blank=True, db_index=True)
     service_id = models.BigIntegerField(null=True, blank=True)
     installed_item_id = models.BigIntegerField(null=True, blank=True)
@@ -301,7 +312,12 @@ class ArchivedRequest(models.Model):
 
     class Meta:
         ordering = ["-original_id"]
-        indexes = [models.Index(fields=["provider", "created_at"])]
+        indexes = [
+            models.Index(fields=["provider", "created_at"]),
+            models.Index(
+                fields=["subscription_id", "-original_id"], name="archived_by_subscription"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.command} #{self.original_id} (archived)"

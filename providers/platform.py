@@ -31,6 +31,7 @@ from .models import ProvisioningRequest
 
 Op = ProvisioningRequest.Operation
 Held = registry.Held
+Source = SubscriptionEvent.Source
 CORRECTED = "provider_state_corrected"
 
 
@@ -111,7 +112,9 @@ class _View:
         return (found[0] if on else found[-1]) if found else None
 
 
-def correct(provider, subscription, held: dict[int, Held], ca_ids, *, by=None) -> list[str]:
+def correct(
+    provider, subscription, held: dict[int, Held], ca_ids, *, by=None, run_id=None
+) -> list[str]:
     """Our flags set to what the platform holds, under the subscription's lock; what changed,
     as sentences, recorded in the subscription's history. A service on is authorized when
     every card of its viewing point holds all its CA IDs (``judge`` then sends each card only
@@ -154,6 +157,8 @@ def correct(provider, subscription, held: dict[int, Held], ca_ids, *, by=None) -
             subscription=subscription,
             action=CORRECTED,
             performed_by=by,
+            source=Source.PERSON if by else Source.RUN if run_id else Source.SYSTEM,
+            source_name=f"Run #{run_id}" if run_id and not by else "",
             reason=("Reset: " + "; ".join(notes) + ".")[:300],
             changes=changes,
         )
@@ -213,11 +218,19 @@ def judge(
 
 
 def plan(
-    provider, subscription, held: dict[int, Held], ca_ids, *, on_problem=None, today=None, by=None
+    provider,
+    subscription,
+    held: dict[int, Held],
+    ca_ids,
+    *,
+    on_problem=None,
+    today=None,
+    by=None,
+    run_id=None,
 ):
     """Under the subscription's lock: our flags corrected to ``held``, then the commands that
     bring the platform in step with the subscription; (commands, corrections)."""
-    notes = correct(provider, subscription, held, ca_ids, by=by)
+    notes = correct(provider, subscription, held, ca_ids, by=by, run_id=run_id)
     commands = list(
         reconciler.plan(provider, [subscription.pk], on_problem=on_problem, today=today)
     )

@@ -189,9 +189,19 @@ def _event(change: ActionChange) -> SubscriptionEvent:
         subscription=change.subscription,
         action=change.action,
         performed_by=change.performed_by,
+        source=_source(change),
         reason=change.reason[:300],
         changes=change.summary(),
     )
+
+
+def _source(change: ActionChange) -> str:
+    """Who did it: a person, or the CA whose rejection is rolled back, or the system."""
+    if change.performed_by is not None:
+        return SubscriptionEvent.Source.PERSON
+    if change.action == "provisioning_rollback":
+        return SubscriptionEvent.Source.ANSWER
+    return SubscriptionEvent.Source.SYSTEM
 
 
 def _provision(change: ActionChange) -> ActionChange:

@@ -22,7 +22,7 @@ from django.utils.http import urlencode
 
 from catalogue.models import ExternalSystem, Product, ProductCAId, Provider, SubscriptionType
 
-from . import actions, search
+from . import actions, history, search
 from . import page as sub_page
 from .actions import ActionError
 from .admin_forms import (
@@ -364,10 +364,7 @@ class SubscriptionAdmin(SubscriptionSearch, admin.ModelAdmin):
             "reset_providers": list(Provider.objects.of_subscription(sub))
             if self.has_perform_actions_permission(request)
             else [],
-            "events": [
-                (event, action_label(event.action))
-                for event in sub.events.select_related("performed_by")[: sub_page.EVENTS_SHOWN]
-            ],
+            "events": history.describe(history.events(sub)),
             "offered_distributors": offered,
             "all_distributors": list(distributors()) if can_act else [],
             "in_use_distributors": in_use,

@@ -287,12 +287,26 @@ class Segment(models.Model):
 
 
 class SubscriptionEvent(models.Model):
-    """The audit trail: every action performed on a subscription, with what it changed."""
+    """The audit trail: every action performed on a subscription (and every utility used on
+    it), with what it changed and who did it. ``subscriptions.history`` says it in words."""
+
+    class Source(models.TextChoices):
+        PERSON = "person", "Person"
+        RUN = "run", "Run"
+        CONNECTOR = "connector", "Connector"
+        ANSWER = "answer", "CA's answer"
+        SYSTEM = "system", "System"
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=50)
     performed_by = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who did it when no person did (or beside the person: the run that one started); empty
+    # on events written before it was kept, which the history tells from the action.
+    source = models.CharField(max_length=10, choices=Source.choices, blank=True)
+    source_name = models.CharField(
+        max_length=120, blank=True, help_text="The run, connector or request that did it."
     )
     performed_at = models.DateTimeField(auto_now_add=True)
     reason = models.CharField(max_length=300, blank=True)

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from catalogue.models import Provider
 from core.api_errors import Conflict
 from core.api_permissions import ErrorAwareSchema, RolePermission
+from providers.api import MaskedJSONField
 from providers.extensions import UtilityError
 from providers.models import ProvisioningRequest
 from subscriptions.models import Subscription
@@ -39,6 +40,7 @@ class UtilityOut(serializers.Serializer):
 
 
 class UtilityRequestOut(serializers.ModelSerializer):
+    parameters = MaskedJSONField()
     state = serializers.CharField(source="get_state_display")
     priority = serializers.CharField(source="get_priority_display")
 

@@ -1,10 +1,13 @@
-"""Running a utility: the one way in for the agent screens and the Web API alike."""
+"""Running a utility: the one way in for the agent screens and the Web API alike; each use is
+recorded in the subscription's history with the person who made it."""
 
 from django.core.exceptions import ValidationError
 
 from catalogue.models import Provider
 from providers.extensions import Outcome, UtilityError
 from providers.models import ProvisioningRequest
+from subscriptions import history
+from subscriptions.models import InstalledItem
 
 from .registry import for_provider, for_subscription
 
@@ -46,6 +49,35 @@ def run(
     priority = (
         ProvisioningRequest.Priority.EXPRESS if express else ProvisioningRequest.Priority.NORMAL
     )
-    return utility.run(
+    outcome = utility.run(
         provider, subscription, form.cleaned_data, user, priority, process_immediately
+    )
+    _record(utility, provider, subscription, outcome, user)
+    return outcome
+
+
+def _record(utility, provider: Provider, subscription, outcome: Outcome, user) -> None:
+    """Who used the utility: on its requests (``created_by``) and in the subscription's
+    history, with the devices it addressed."""
+    person = user if user is not None and user.is_authenticated else None
+    ids = [r.pk for r in outcome.requests]
+    if ids and person is not None:
+        ProvisioningRequest.objects.filter(pk__in=ids).update(created_by=person)
+    item_ids = {r.installed_item_id for r in outcome.requests if r.installed_item_id}
+    devices = (
+        InstalledItem.objects.filter(pk__in=item_ids)
+        .order_by("kind", "serial_number")
+        .values_list("kind", "serial_number")
+        if item_ids
+        else []
+    )
+    history.record_utility(
+        subscription,
+        code=utility.code,
+        name=utility.name,
+        provider=provider.name,
+        devices=list(devices),
+        request_ids=ids,
+        by=person,
+        message=outcome.message,
     )

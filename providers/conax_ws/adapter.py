@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from providers import registry
+from providers import registry, sealed
 from providers.extensions import Health
 from providers.models import ProvisioningRequest
 
@@ -230,8 +230,10 @@ class ConaxWSAdapter(registry.Adapter):
             raise registry.TransportError(
                 f"{request.command} is not a Conax Contego web services command.", permanent=True
             ) from None
+        # A sealed PIN is opened here, in memory only (TransportError if it cannot be).
+        parameters = sealed.opened(request.parameters)
         try:
-            values = values_of(request, request.parameters)
+            values = values_of(request, parameters)
         except KeyError as exc:
             raise registry.TransportError(
                 f"The request's parameters lack {exc.args[0]}.", permanent=True

@@ -14,7 +14,7 @@ from django import forms
 from django.db import transaction
 
 from catalogue.models import ProductCAId
-from providers import at_once, engine, registry
+from providers import at_once, engine, registry, sealed
 from providers.extensions import Outcome, Utility, UtilityError, UtilityForm
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem
@@ -502,7 +502,14 @@ class PinForm(DeviceForm):
         initial=DEFAULT,
         required=False,
     )
-    pin = forms.CharField(label="New PIN", required=False, strip=True, max_length=20)
+    pin = forms.CharField(
+        label="New PIN",
+        required=False,
+        strip=True,
+        max_length=20,
+        # Never written back into the page (an error re-shows the form).
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
 
     def clean(self):
         data = super().clean()
@@ -512,9 +519,10 @@ class PinForm(DeviceForm):
         if data["reset_to"] == self.NEW and not re.fullmatch(r"[0-9]{4}", pin):
             self.add_error(
                 "pin",
+                # The error does not repeat what was typed: it may be most of a PIN.
                 "Give the new PIN: exactly 4 digits (0 to 9)."
                 if not pin
-                else f"A PIN is exactly 4 digits (0 to 9); '{pin}' is not.",
+                else "A PIN is exactly 4 digits (0 to 9).",
             )
         elif data["reset_to"] == self.DEFAULT and pin:
             self.add_error(
@@ -529,7 +537,9 @@ def _reset_pin(provider, subscription, data, user, priority, process_immediately
     card = data["card"]
     parameters = _base_parameters(subscription, card)
     if data["reset_to"] == PinForm.NEW:
-        command, parameters["pin"] = "UPDATE_CA_PIN_TO_GIVEN_VALUE", data["pin"]
+        # Sealed: the request's parameters never hold the PIN in clear (providers.sealed).
+        command = "UPDATE_CA_PIN_TO_GIVEN_VALUE"
+        parameters.update(sealed.sealed_pin(data["pin"]))
         message = f"The PIN of card {card.ca_id} will be set to the new value."
     else:
         command = "UPDATE_CA_PIN_TO_DEFAULT_VALUE"

@@ -8,7 +8,7 @@ statement does the same in one:
 - only when every one exists and none is finished otherwise (Rejected, Archived: a conflict)
   is anything written, so that the caller can still raise before anything changed;
 - the open ones become Completed, with their response and error code (a plain answer's NULL
-  leaves the error code as it was, as ``answers._save`` does);
+  leaves the error code as it was, as ``answers._save`` does), without their sealed PIN;
 - the provider state follows as ``answers._apply_acceptances`` sets it: activated services
   authorized, deactivated ones (unless on again since) not, deactivated cards that were taken
   away forgotten, pairings' members in use initialized (and removed boxes left out forgotten).
@@ -26,6 +26,7 @@ from functools import cache
 from core import rawsql
 from subscriptions.models import InstalledItem, SubscriptionService
 
+from .. import sealed
 from ..models import ProvisioningRequest as Req
 from ..platform_record import still_holding
 
@@ -66,7 +67,9 @@ def statement(count: int) -> str:
         f"({conflicting})), false) AS ok FROM locked), "
         f"done AS (UPDATE {requests} r SET state = '{State.COMPLETED}', answered_at = %s, "
         "updated_at = %s, error_code = COALESCE(v.error_code, r.error_code), "
-        "response = COALESCE(v.response, r.response) FROM v, locked l, clear "
+        "response = COALESCE(v.response, r.response), "
+        f"parameters = {sealed.without_pin_sql('r.parameters', 'postgresql')} "
+        "FROM v, locked l, clear "
         f"WHERE clear.ok AND r.id = v.id AND l.id = v.id AND l.state NOT IN ({finished}) "
         "RETURNING r.id, l.operation, l.service_id, l.installed_item_id), "
         f"authorized AS (UPDATE {services} s SET authorized = true, authorization_date = %s "

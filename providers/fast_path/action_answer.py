@@ -80,7 +80,8 @@ _REQUEST = {
     "items": None,  # filled in from the item rows
     **{name: f"r.{name}" for name in ["priority", "trigger", "trigger_name", "state"]},
     **{name: f"r.{name}" for name in ["attempts", "next_attempt_at", "last_error"]},
-    **{name: f"r.{name}" for name in ["error_code", "response", "process_run", "created_at"]},
+    **{name: f"r.{name}" for name in ["error_code", "response", "process_run", "created_by"]},
+    "created_at": "r.created_at",
     **{name: f"r.{name}" for name in ["updated_at", "sent_at", "answered_at"]},
 }
 _HAS_MEMBERS = "has_members"

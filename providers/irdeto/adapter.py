@@ -21,9 +21,7 @@ CHECK_DEVICE = "CONNECTION-CHECK"
 
 def call_of(request) -> protocol.Call:
     """The KMS call that carries ``request``; a sealed PIN is opened here, in memory only."""
-    parameters = dict(request.parameters or {})
-    if "pin_sealed" in parameters:
-        parameters["pin"] = sealed.unseal(parameters.pop("pin_sealed"))
+    parameters = sealed.opened(request.parameters)
     if request.command not in protocol.PATHS:
         raise registry.TransportError(
             f"{request.command} is not an Irdeto KMS command.", permanent=True

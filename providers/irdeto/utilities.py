@@ -281,7 +281,7 @@ def _set_pin(provider, subscription, data, user, priority, process_immediately) 
         subscription,
         device,
         protocol.SET_PARENTAL_PIN,
-        {**device_parameters(subscription, device), "pin_sealed": sealed.seal(pin)},
+        {**device_parameters(subscription, device), **sealed.sealed_pin(pin)},
         priority=priority,
         name=SET_PARENTAL_PIN.code,
     )

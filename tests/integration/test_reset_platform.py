@@ -84,11 +84,13 @@ def test_entitlements_the_cas_lost_are_sent_again(conax, sub, conax_ws_simulator
         f"says). Corrected to what Conax WS holds: Conax WS does not hold BUNDLE_A on MAIN."
     )
     assert flags(sub) == ([False], [True, True])
-    event = SubscriptionEvent.objects.filter(subscription=sub).first()
-    assert (event.action, event.reason) == (
+    # The utility's own event (the latest), after the correction it made.
+    used, correction = SubscriptionEvent.objects.filter(subscription=sub)[:2]
+    assert (correction.action, correction.reason) == (
         "provider_state_corrected",
         "Reset: Conax WS does not hold BUNDLE_A on MAIN.",
     )
+    assert (used.action, used.reason) == ("utility", outcome.message)
     # The CAS was asked, and what it said is on record with the subscription's requests.
     asked = Req.objects.filter(
         subscription=sub, command__in=QUERIES, trigger_name="reset_subscription"
@@ -124,7 +126,10 @@ def test_a_card_the_cas_forgot_is_paired_and_entitled_again(conax, sub, conax_ws
         ("ADD_SUBSCRIPTIONS", "EFA2"),
     ]
     assert flags(sub) == ([False], [False, False])
-    assert SubscriptionEvent.objects.filter(subscription=sub).first().reason == (
+    corrected = SubscriptionEvent.objects.filter(
+        subscription=sub, action="provider_state_corrected"
+    )
+    assert corrected.first().reason == (
         f"Reset: Conax WS does not register smartcard {card.ca_id}; Conax WS does not register "
         f"set-top box {box.ca_id}; Conax WS does not hold BUNDLE_A on MAIN."
     )

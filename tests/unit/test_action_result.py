@@ -91,6 +91,7 @@ REQUEST = [
     "error_code",
     "response",
     "process_run",
+    "created_by",
     "created_at",
     "updated_at",
     "sent_at",

@@ -274,7 +274,8 @@ def test_the_pin_is_never_in_clear_in_parameters_answers_or_logs(api, catalog, s
         == f"The parental PIN of set-top box {stb.ca_id} will be set to the given PIN."
     )
     shown = body["requests"][0]["parameters"]
-    assert shown["pin_sealed"] == request.parameters["pin_sealed"] != "5862"
+    # Sealed where stored, and masked where shown: not even the sealed token is given out.
+    assert shown["pin_sealed"] == "****" and request.parameters["pin_sealed"] != "5862"
     assert "5862" not in json.dumps(request.parameters)
     assert "5862" not in json.dumps(body)
     detail = api.get(f"/api/v1/requests/{request.pk}/")
