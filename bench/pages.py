@@ -10,7 +10,9 @@ gunicorn over HTTP, signed in with a session cookie as a person of the agent rol
   number, and its smartcard's serial;
 - the request list filtered by state (Completed: the bulk of the table once the platform has
   answered);
-- the home page.
+- the home page;
+- the operators' home page, the operations dashboard (signed in as an operator), its hourly
+  counts kept first as the watch keeps them.
 
 What runs: ``collectstatic`` into a folder of the bench's own (the server runs with DEBUG off,
 as deployed, and serves the stylesheets from its manifest), then gunicorn
@@ -40,6 +42,7 @@ from django.db.models import Count
 from django.urls import reverse
 
 from core import roles
+from monitoring import activity
 from providers.models import ProvisioningRequest
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
@@ -62,6 +65,7 @@ class Page:
     # A text the answer shows when it is the page asked for; for a search, the subscription found.
     shows: str
     search: bool = False
+    role: str = roles.AGENT
 
 
 @dataclass
@@ -127,17 +131,18 @@ def pages_of(sub: Subscription) -> list[Page]:
             f'<td class="field-state">{ProvisioningRequest.State(STATE).label}</td>',
         ),
         Page("home page", reverse("admin:index"), 'id="utilities-entry"'),
+        Page("dashboard", reverse("admin:index"), 'id="dashboard-providers"', role=roles.OPERATOR),
     ]
 
 
-def agent() -> tuple[str, str]:
-    """A person of the agent role, staff (the back office's door), with a fresh password."""
-    user, _ = User.objects.get_or_create(username=BENCH_USER)
+def person(role: str) -> tuple[str, str]:
+    """A person of ``role``, staff (the back office's door), with a fresh password."""
+    user, _ = User.objects.get_or_create(username=f"{BENCH_USER}-{role}")
     password = secrets.token_urlsafe(16)
     user.set_password(password)
     user.is_staff = user.is_active = True
     user.save()
-    user.groups.set([Group.objects.get(name=roles.AGENT)])
+    user.groups.set([Group.objects.get(name=role)])
     return user.username, password
 
 
@@ -167,7 +172,7 @@ def log_in(url: str, username: str, password: str) -> dict[str, str]:
         timeout=60,
     )
     if answer.status_code != 302 or "sessionid" not in answer.cookies:
-        raise RuntimeError(f"The bench's agent could not sign in ({answer.status_code})")
+        raise RuntimeError(f"The bench's {username} could not sign in ({answer.status_code})")
     return {**proxy, "Cookie": f"sessionid={answer.cookies['sessionid']}; csrftoken={csrf}"}
 
 
@@ -181,15 +186,18 @@ def _load(url: str, page: Page, headers: dict[str, str]) -> tuple[float, str]:
     return took, content
 
 
-def measure(url: str, pages: list[Page], headers: dict[str, str], samples: int) -> list[Measured]:
-    """Each page ``WARM_UP`` times, then ``samples`` times, the pages in turn."""
+def measure(
+    url: str, pages: list[Page], headers: dict[str, dict[str, str]], samples: int
+) -> list[Measured]:
+    """Each page ``WARM_UP`` times, then ``samples`` times, the pages in turn; ``headers`` of
+    a signed-in browser per role."""
     for _ in range(WARM_UP):
         for page in pages:
-            _load(url, page, headers)
+            _load(url, page, headers[page.role])
     results = [Measured(page, [], False, 0) for page in pages]
     for _ in range(samples):
         for result in results:
-            took, content = _load(url, result.page, headers)
+            took, content = _load(url, result.page, headers[result.page.role])
             result.times_ms.append(took)
             result.found = result.page.shows in content
             result.size = len(content.encode())
@@ -207,7 +215,8 @@ def pages(report: Report, workdir: Path, *, samples: int = SAMPLES) -> list[Meas
     conax_sms.vacuum()
     sub = subscription()
     chosen = pages_of(sub)
-    username, password = agent()
+    people = {role: person(role) for role in {page.role for page in chosen}}
+    activity.keep_counts()
     static_root = workdir / "bench-static"
     processes.collect_static(static_root, workdir / "bench-collectstatic.log")
     services = sub.services.count()
@@ -215,7 +224,7 @@ def pages(report: Report, workdir: Path, *, samples: int = SAMPLES) -> list[Meas
     with processes.web_server(
         workdir / "bench-web-pages.log", env={"STATIC_ROOT": str(static_root)}
     ) as url:
-        headers = log_in(url, username, password)
+        headers = {role: log_in(url, *person) for role, person in people.items()}
         measured = measure(url, chosen, headers, samples)
     for result in measured:
         page = result.page
@@ -225,8 +234,8 @@ def pages(report: Report, workdir: Path, *, samples: int = SAMPLES) -> list[Meas
         if page.search:
             about += "; shows the subscription" if result.found else "; finds nothing"
         detail = (
-            f"{len(result.times_ms)} loads through gunicorn over HTTP, signed in as an agent, "
-            f"each from sending to the last byte; {about}"
+            f"{len(result.times_ms)} loads through gunicorn over HTTP, signed in as an "
+            f"{page.role}, each from sending to the last byte; {about}"
         )
         counts = {
             "samples": len(result.times_ms),

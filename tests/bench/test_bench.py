@@ -62,6 +62,8 @@ def test_the_bench_measures_every_figure_and_writes_them(tmp_path, settings):
         "Back-office page p95, requests by state",
         "Back-office page median, home page",
         "Back-office page p95, home page",
+        "Back-office page median, dashboard",
+        "Back-office page p95, dashboard",
         "Real-time actions",
         "Real-time latency p50",
         "Real-time latency p99",
@@ -93,8 +95,17 @@ def test_the_bench_measures_every_figure_and_writes_them(tmp_path, settings):
     assert round_trip["answered"] > 0 and round_trip["left_pending"] == 0
     assert not ProvisioningRequest.objects.filter(state=ProvisioningRequest.State.PENDING).exists()
     assert 0 < figures["Worker peak memory, reset run, 1 worker process"]["value"] < 2000
-    # The pages showed what they are for: the subscription, the answered requests, home.
-    for page in ("subscription page", "search by card serial", "requests by state", "home page"):
+    # The pages showed what they are for: the subscription, found by each search, the answered
+    # requests, home, the dashboard.
+    for page in (
+        "subscription page",
+        "search by name part",
+        "search by number part",
+        "search by card serial",
+        "requests by state",
+        "home page",
+        "dashboard",
+    ):
         assert figures[f"Back-office page median, {page}"]["counts"]["found"] is True, page
     for cas in ("", " (Irdeto)"):
         for suffix in ("", " under a reset run"):

@@ -20,6 +20,7 @@ PAGES = [
     "search by card serial",
     "requests by state",
     "home page",
+    "dashboard",
 ]
 
 
@@ -50,8 +51,9 @@ def test_pages_measures_each_page_through_the_web_server(subscribe, catalog, tmp
         assert 0 < median["value"] <= p95["value"] <= median["counts"]["max_ms"]
         assert median["counts"]["samples"] == 4 and median["counts"]["bytes"] > 0
         assert median["verdict"] in ("pass", "miss (target)")
-    # What the pages showed: the subscription, its page, the answered requests, the home page.
-    for page in ("subscription page", "search by card serial", "requests by state", "home page"):
+    # What the pages showed: the subscription (found by each search), its page, the answered
+    # requests, the home page, the dashboard.
+    for page in PAGES:
         assert figures[f"Back-office page median, {page}"]["counts"]["found"] is True, page
     serial = figures["Back-office page median, search by card serial"]
     assert serial["counts"]["path"].endswith(
