@@ -7,6 +7,7 @@ whoever asks (superusers included).
 """
 
 import json
+from datetime import timedelta
 
 from django import forms
 from django.conf import settings
@@ -18,6 +19,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
 
 from catalogue.models import Distributor, ProductCAId, Provider
 from subscriptions import search
@@ -193,26 +196,42 @@ class RequestFieldsMixin:
         return _pretty_json(sealed.masked(obj.response))
 
 
+class AgeFilter(admin.SimpleListFilter):
+    """How long ago a request was made: with the state filter, "Pending over 1 hour"."""
+
+    title = "age"
+    parameter_name = "older_than"
+    AGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+
+    def lookups(self, request, model_admin):
+        return [("15m", "Over 15 minutes"), ("1h", "Over 1 hour"), ("1d", "Over 1 day")]
+
+    def queryset(self, request, queryset):
+        age = self.AGES.get(self.value())
+        return queryset.filter(created_at__lt=timezone.now() - age) if age else queryset
+
+
 @admin.register(ProvisioningRequest)
 class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
     list_display = [
         "id",
         "command",
         "state",
-        "priority",
         "provider",
         "distributor",
         "subscription",
+        "age",
         "attempts",
-        "created_at",
-        "answered_at",
+        "next_attempt_at",
+        "last_error_short",
     ]
-    list_filter = ["state", "priority", "trigger", "provider"]
+    list_filter = ["state", AgeFilter, "priority", "trigger", "provider"]
     list_select_related = ["provider", "distributor__provider", "subscription"]
     search_fields = ["subscription__number"]
     search_help_text = search.HELP
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    change_form_template = "admin/providers/provisioningrequest/change_form.html"
     # The JSON columns are shown indented; every other field as Django displays it.
     pretty_json = {
         "parameters": "parameters_json",
@@ -222,13 +241,33 @@ class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
     readonly_fields = list(pretty_json.values())
     actions = ["retry_failed"]
 
+    @admin.display(description="Age", ordering="created_at")
+    def age(self, obj):
+        return timesince(obj.created_at).split(",")[0]
+
+    @admin.display(description="Last error")
+    def last_error_short(self, obj):
+        text = f"{obj.error_code} {obj.last_error}".strip()
+        return Truncator(text).chars(80) if text else "-"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        req = self.get_object(request, object_id)
+        can_retry = (
+            req is not None
+            and req.state == ProvisioningRequest.State.FAILED
+            and self.has_retry_permission(request)
+        )
+        extra_context = {"can_retry": can_retry, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("providers.retry_provisioningrequest")
 
     @admin.action(description="Retry the selected Failed requests", permissions=["retry"])
     def retry_failed(self, request, queryset):
+        chosen = queryset.count()  # before: once retried, a "Failed" filter would match none
         retried = delivery.retry(queryset)
-        skipped = queryset.count() - retried
+        skipped = chosen - retried
         self.message_user(
             request,
             f"{retried} Failed request(s) are Pending again."
@@ -247,12 +286,14 @@ class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
         ]
 
     def retry_view(self, request, object_id):
-        """The subscription page's Retry button: one Failed request Pending again, then back."""
+        """A Retry button (the subscription page's, or the request's own page's when it posts
+        ``back=request``): one Failed request Pending again, then back where it was."""
         req = get_object_or_404(ProvisioningRequest, pk=object_id)
+        own_page = reverse("admin:providers_provisioningrequest_change", args=[req.pk])
         back = (
             reverse("admin:subscriptions_subscription_change", args=[req.subscription_id])
-            if req.subscription_id
-            else reverse("admin:providers_provisioningrequest_change", args=[req.pk])
+            if req.subscription_id and request.POST.get("back") != "request"
+            else own_page
         )
         if request.method != "POST":
             return HttpResponseRedirect(back)
