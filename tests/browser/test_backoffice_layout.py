@@ -2,29 +2,12 @@
 still too wide scrolls inside the results box, never the page), and a refusal is the back
 office's page with a way back. Screenshots in the test's tmp_path."""
 
-import os
-import shutil
-
-import pytest
-from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
 from providers.models import ProvisioningRequest
 from runs.models import ProcessRun, RunDefinition
-
-CHROMIUM = "/usr/bin/chromium"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
-pytestmark = [
-    pytest.mark.skipif(
-        not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-        reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-    ),
-]
+from tests.browser.signing_in import log_in
 
 WIDE_LISTS = {
     "requests": "admin:providers_provisioningrequest_changelist",
@@ -32,28 +15,6 @@ WIDE_LISTS = {
     "installed items": "admin:subscriptions_installeditem_changelist",
     "runs": "admin:runs_processrun_changelist",
 }
-
-
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-        connections.close_all()
-
-
-def log_in(page, live_server, user) -> None:
-    index = reverse("admin:index")
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={index}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "pw-" + user.username)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}{index}")
 
 
 def widths(page) -> dict:
@@ -67,7 +28,9 @@ def widths(page) -> dict:
     )
 
 
-def test_the_wide_lists_fit_1280_pixels(browser, live_server, agent, subscribe, catalog, tmp_path):
+def test_the_wide_lists_fit_1280_pixels(
+    browser, expect, live_server, agent, subscribe, catalog, tmp_path
+):
     subscribe("BUNDLE_A", ("AGRICULTURE", "TWIN1"))
     # Long words and a long error, as a Conax WS message request carries.
     ProvisioningRequest.objects.filter(pk=ProvisioningRequest.objects.first().pk).update(
@@ -92,10 +55,10 @@ def test_the_wide_lists_fit_1280_pixels(browser, live_server, agent, subscribe, 
         assert seen["page"] <= 1280, (name, seen)
         # The table fits its box: no column is hidden behind a scroll bar.
         assert seen["table"] <= seen["box"], (name, seen)
-        sync_api.expect(page.locator("#changelist-filter")).to_be_in_viewport()
+        expect(page.locator("#changelist-filter")).to_be_in_viewport()
 
 
-def test_a_refusal_leads_back(browser, live_server, agent, tmp_path):
+def test_a_refusal_leads_back(browser, expect, live_server, agent, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     log_in(page, live_server, agent)
     requests = live_server.url + reverse("admin:providers_provisioningrequest_changelist")
@@ -104,7 +67,7 @@ def test_a_refusal_leads_back(browser, live_server, agent, tmp_path):
     beat = reverse("admin:django_celery_beat_periodictask_changelist")
     page.evaluate(f"location.href = '{beat}'")
     page.wait_for_url(live_server.url + beat)
-    sync_api.expect(page.locator("h1")).to_have_text("You may not open this page")
+    expect(page.locator("h1")).to_have_text("You may not open this page")
     page.screenshot(path=tmp_path / "403.png")
     page.click("#previous-page")
     page.wait_for_url(requests)

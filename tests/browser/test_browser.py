@@ -1,17 +1,12 @@
 """In a real browser: a process run's page follows the run live, without reloading; the
 definition form offers only what the chosen provider offers, then submit and preview.
 
-Headless Chromium from Debian (``apt-get install chromium``; ``./dev test`` installs it when it
-can) driven by Playwright's Python package, against pytest-django's live server. Playwright's own
-browser downloads are never used. Without either, these tests are skipped and say why.
+Headless Chromium from Debian driven by Playwright against pytest-django's live server (set up
+in ``conftest.py``); without either, skipped with the reason.
 """
 
-import os
-import shutil
 from datetime import timedelta
 
-import pytest
-from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,48 +14,12 @@ from catalogue.models import Provider
 from providers.models import ProvisioningRequest
 from runs.models import ProcessRun, ProcessRunPart, RunDefinition
 from subscriptions.models import SubscriptionService
-
-CHROMIUM = "/usr/bin/chromium"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
-pytestmark = [
-    pytest.mark.skipif(
-        not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-        reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-    ),
-]
+from tests.browser.signing_in import log_in
 
 
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-        # While Playwright's loop runs, the ORM keeps its connection in that loop's context;
-        # close it here, or it would outlive the test and hold the test database open.
-        connections.close_all()
-
-
-def log_in(page, live_server, user, next_url: str) -> None:
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "pw-" + user.username)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}{next_url}")
-
-
-def test_the_run_page_follows_the_run_live(browser, live_server, operator, catalog, tmp_path):
-    expect = sync_api.expect
+def test_the_run_page_follows_the_run_live(
+    browser, expect, live_server, operator, catalog, tmp_path
+):
     definition = RunDefinition.objects.create(
         name="Reset after the outage",
         run_type="reset_subscriptions",
@@ -137,14 +96,12 @@ def test_the_run_page_follows_the_run_live(browser, live_server, operator, catal
 
 
 def test_the_definition_form_offers_what_the_provider_offers(
-    browser, live_server, operator, catalog, subscribe, tmp_path
+    page, expect, live_server, operator, catalog, subscribe, tmp_path
 ):
-    expect = sync_api.expect
     sms = Provider.objects.create(name="SMS", type="conax_sms")
     subscribe("AGRICULTURE")
     SubscriptionService.objects.update(authorized=False)  # the provider lost it: a reset fixes it
     ProvisioningRequest.objects.update(state=ProvisioningRequest.State.COMPLETED)
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
     log_in(page, live_server, operator, reverse("admin:runs_rundefinition_add"))
 
     def offered():
@@ -209,11 +166,10 @@ def test_the_definition_form_offers_what_the_provider_offers(
 
 
 def test_an_agent_finds_a_subscription_resets_it_and_sees_the_request_complete(
-    browser, live_server, agent, catalog, subscribe, tmp_path
+    browser, expect, live_server, agent, catalog, subscribe, tmp_path
 ):
     from providers.answers import record_answer
 
-    expect = sync_api.expect
     sub = subscribe("AGRICULTURE")
     for request in ProvisioningRequest.objects.order_by("pk"):
         record_answer(request, accepted=True)
@@ -221,7 +177,7 @@ def test_an_agent_finds_a_subscription_resets_it_and_sees_the_request_complete(
     card = sub.installed_items.get(kind="smartcard")
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    log_in(page, live_server, agent, reverse("admin:index"))
+    log_in(page, live_server, agent)
     page.click("#utilities-entry a")
     page.fill("input[name=q]", card.serial_number)
     page.click("#utility-search input[type=submit]")

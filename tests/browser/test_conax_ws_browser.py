@@ -3,29 +3,14 @@ holds (Get Conax information, answered as a table), then sends a bark message, f
 (the form says so and nothing is sent), then one that fits, and watches it reach the CAS.
 
 Headless Chromium from Debian driven by Playwright against pytest-django's live server, as in
-``test_browser.py``; without either, skipped with the reason.
+``conftest.py``; without either, skipped with the reason.
 """
 
-import os
-import shutil
-
 import pytest
-from django.db import connections
-from django.urls import reverse
 
 from providers.models import ProvisioningRequest
+from tests.browser.signing_in import log_in
 from tests.fixtures import card_of, deliver
-
-CHROMIUM = "/usr/bin/chromium"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-)
 
 
 @pytest.fixture
@@ -33,35 +18,15 @@ def catalog(conax):  # this module's catalogue, where ``subscribe`` subscribes, 
     return conax
 
 
-@pytest.fixture
-def page(live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 1000})
-        browser.close()
-        # The ORM's connection made inside Playwright's loop context would outlive the test.
-        connections.close_all()
-
-
 def test_an_agent_asks_the_cas_and_sends_a_bark_message(
-    page, live_server, agent, conax, subscribe, conax_ws_simulator, tmp_path
+    page, expect, live_server, agent, conax, subscribe, conax_ws_simulator, tmp_path
 ):
-    expect = sync_api.expect
     sub = subscribe("BUNDLE_A")
     assert deliver(conax) == 3  # the CAS holds the card's pairing and Bundle A's services
     card = sub.installed_items.get(kind="smartcard")
 
     # The agent finds the subscriber by the card's serial number and opens the subscription.
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={reverse('admin:index')}")
-    page.fill("#id_username", agent.username)
-    page.fill("#id_password", "pw-" + agent.username)
-    page.click("input[type=submit]")
+    log_in(page, live_server, agent)
     page.click("#utilities-entry a")
     page.fill("input[name=q]", card.serial_number)
     page.click("#utility-search input[type=submit]")

@@ -10,15 +10,12 @@ The answers are read by the *Read TQUEUE answers* run, executed here by the test
 polls: the agent sees what an agent sees when the scheduled reading comes by.
 
 Headless Chromium from Debian driven by Playwright against pytest-django's live server, as in
-``test_browser.py``; without either, skipped with the reason.
+``conftest.py``; without either, skipped with the reason.
 """
 
-import os
-import shutil
 import time
 
 import pytest
-from django.db import connections
 from django.urls import reverse
 
 from providers import batch
@@ -28,20 +25,12 @@ from runs import services
 from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import CommunicationQueueEntry
 from tests import workers
+from tests.browser.signing_in import log_in
 from tests.fixtures import card_of
 
-CHROMIUM = "/usr/bin/chromium"
 Req = ProvisioningRequest
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
 pytestmark = [
-    pytest.mark.skipif(
-        not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-        reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-    ),
     pytest.mark.worker,
     # The SMS database is an SQLite file, shared by the simulator, the worker and the server.
     pytest.mark.parametrize("tqueue_url", ["sqlite"], indirect=True),
@@ -54,37 +43,11 @@ def catalog(exset):  # this module's catalogue, where ``subscribe`` subscribes, 
 
 
 @pytest.fixture
-def browser(live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-        # The ORM's connection made inside Playwright's loop context would outlive the test.
-        connections.close_all()
-
-
-@pytest.fixture
 def worker(tmp_path):
     """A real Celery worker on the test database, started now (it takes a few seconds)."""
     process = workers.start(tmp_path)
     yield tmp_path / "worker.log"
     workers.stop(process)
-
-
-def log_in(browser, live_server, user):
-    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={reverse('admin:index')}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "pw-" + user.username)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}{reverse('admin:index')}")
-    return page
 
 
 def statuses(sms) -> list[str]:
@@ -119,6 +82,8 @@ def read_answers(provider) -> ProcessRun:
 
 def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     browser,
+    page,
+    expect,
     live_server,
     agent,
     operator,
@@ -129,7 +94,6 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     worker,
     tmp_path,
 ):
-    expect = sync_api.expect
     provider = exset.provider
     # A subscriber the SMS knows: its requests processed, written, applied and read back.
     sub = subscribe("BUNDLE_A", number="ZX-EXS-A")
@@ -147,7 +111,7 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     written = 3
 
     # The agent finds the subscriber by the card's serial number.
-    page = log_in(browser, live_server, agent)
+    log_in(page, live_server, agent)
     page.click("#utilities-entry a")
     page.fill("input[name=q]", card.serial_number)
     page.click("#utility-search input[type=submit]")
@@ -260,7 +224,9 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     workers.wait_until(
         lambda: " ready." in worker.read_text(), seconds=60, what="the worker", logs=[worker]
     )
-    page = log_in(browser, live_server, operator)
+    # Another user: a page of its own, which does not share the agent's session.
+    page = browser.new_page(viewport=page.viewport_size)
+    log_in(page, live_server, operator)
 
     def run_now(definition: RunDefinition):
         """Run now from the definition's page; once the worker has run it, its page."""

@@ -5,29 +5,15 @@ client, answered in nine headed tables; the card's sector re-authorized; and Res
 subscription. Each request is watched until the KMS simulator has it.
 
 Headless Chromium from Debian driven by Playwright against pytest-django's live server, as in
-``test_conax_ws_browser.py``; without either, skipped with the reason.
+``conftest.py``; without either, skipped with the reason.
 """
 
-import os
-import shutil
-
 import pytest
-from django.db import connections
 from django.urls import reverse
 
 from providers.models import ProvisioningRequest
+from tests.browser.signing_in import log_in
 from tests.fixtures import deliver
-
-CHROMIUM = "/usr/bin/chromium"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-)
 
 
 @pytest.fixture
@@ -35,36 +21,16 @@ def catalog(irdeto):  # this module's catalogue, where ``subscribe`` subscribes,
     return irdeto
 
 
-@pytest.fixture
-def page(live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 1000})
-        browser.close()
-        # The ORM's connection made inside Playwright's loop context would outlive the test.
-        connections.close_all()
-
-
 def test_an_agent_uses_each_irdeto_utility(
-    page, live_server, agent, irdeto, subscribe, irdeto_simulator, tmp_path
+    page, expect, live_server, agent, irdeto, subscribe, irdeto_simulator, tmp_path
 ):
-    expect = sync_api.expect
     kms = irdeto_simulator.state
     sub = subscribe("BUNDLE_A")
     assert deliver(irdeto) == 3  # the KMS holds the pairing and Bundle A's entitlements
     card = sub.installed_items.get(kind="smartcard")
     stb = sub.installed_items.get(kind="stb")
 
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={reverse('admin:index')}")
-    page.fill("#id_username", agent.username)
-    page.fill("#id_password", "pw-" + agent.username)
-    page.click("input[type=submit]")
+    log_in(page, live_server, agent)
     page.click("#utilities-entry a")
     page.fill("input[name=q]", stb.serial_number)
     page.click("#utility-search input[type=submit]")

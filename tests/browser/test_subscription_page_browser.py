@@ -4,45 +4,15 @@ is not offered), sees it authorized without reloading once the platform answers,
 rejection with the platform's reason appear the same way, and retries it.
 
 Headless Chromium from Debian driven by Playwright against pytest-django's live server, as in
-``test_browser.py``; without either, skipped with the reason. The platform's answers go through
+``conftest.py``; without either, skipped with the reason. The platform's answers go through
 ``providers.answers.record_answers``, the path every connector's answer takes.
 """
 
-import os
-import shutil
-
-import pytest
-from django.db import connections
 from django.urls import reverse
 
 from providers.answers import Answer, record_answers
 from subscriptions.demo import ensure_catalog
-
-CHROMIUM = "/usr/bin/chromium"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-)
-
-
-@pytest.fixture
-def page(live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 1000})
-        browser.close()
-        connections.close_all()
+from tests.browser.signing_in import log_in
 
 
 def answer(sub, accepted: bool, **reason) -> None:
@@ -51,8 +21,9 @@ def answer(sub, accepted: bool, **reason) -> None:
     record_answers([Answer(pk, accepted, **reason) for pk in pending])
 
 
-def test_an_agent_adds_a_service_and_watches_it_live(page, live_server, agent, subscribe, tmp_path):
-    expect = sync_api.expect
+def test_an_agent_adds_a_service_and_watches_it_live(
+    page, expect, live_server, agent, subscribe, tmp_path
+):
     ensure_catalog("Conax WS", "conax_ws")  # another provider, with a MAIN of its own
     sub = subscribe("BUNDLE_A")
     answer(sub, True)
@@ -61,11 +32,7 @@ def test_an_agent_adds_a_service_and_watches_it_live(page, live_server, agent, s
     polls = []
     page.on("request", lambda r: polls.append(r.url) if status_url in r.url else None)
 
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={url}")
-    page.fill("#id_username", agent.username)
-    page.fill("#id_password", "pw-" + agent.username)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}{url}")
+    log_in(page, live_server, agent, url)
 
     # At a glance: the customer, the viewing point with its provider, the service authorized.
     expect(page.locator("#customer-name")).to_have_text("Maria Georgiou")
