@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.db.models import Prefetch
+from django.utils.html import format_html, format_html_join
 
 from core import roles
 
@@ -61,8 +62,23 @@ class RoleGroupAdmin(GroupAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if self._is_role(obj):
-            return [(None, {"fields": ("name", "permissions"), "description": ROLE_SOURCE_NOTE})]
+            fields = ("name", "permission_list")
+            return [(None, {"fields": fields, "description": ROLE_SOURCE_NOTE})]
         return super().get_fieldsets(request, obj)
+
+    @admin.display(description="permissions")
+    def permission_list(self, group: Group) -> str:
+        perms = group.permissions.select_related("content_type").order_by(
+            "content_type__app_label", "content_type__model", "codename"
+        )
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{}.{}: {}</li>",
+                ((p.content_type.app_label, p.codename, p.name) for p in perms),
+            ),
+        )
 
 
 admin.site.unregister(User)

@@ -97,6 +97,7 @@ def test_a_roles_page_is_read_only_and_says_where_its_permissions_come_from(admi
     page = client.get(url).content.decode()
     assert "defined in core/roles.py and set by every migrate" in page
     assert 'name="permissions"' not in page  # no widget to change them
+    assert "<li>providers.retry_provisioningrequest: Can retry Failed provisioning requests" in page
     refused = client.post(url, {"name": "operator", "permissions": []})
     assert refused.status_code == 403
     assert client.post(reverse("admin:auth_group_delete", args=[role.pk])).status_code == 403
