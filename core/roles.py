@@ -8,17 +8,27 @@
 - **administrator**: everything, including products, users and roles.
 
 Nobody, not even an administrator, may add, change or delete a provisioning request: requests
-are created by the system only. The groups are brought up to date after every ``migrate``.
+are created by the system only. The groups are brought up to date after every ``migrate``: this
+module is the one place roles are defined (the back office shows them read-only), and a group
+found otherwise than this module says (changed in a shell or the database) is put right with a
+warning naming each permission granted or withdrawn.
 """
+
+import sys
 
 from django.apps import apps
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 
 AGENT = "agent"
 OPERATOR = "operator"
 ADMINISTRATOR = "administrator"
 ROLES = (AGENT, OPERATOR, ADMINISTRATOR)
+# Seeing and changing the scheduler's own periodic tasks (the heartbeat, sweepers, the watch):
+# django-celery-beat's models have no such permission, so ensure_roles creates it.
+SYSTEM_TASKS = ("django_celery_beat", "periodictask", "manage_system_periodictask")
+SYSTEM_TASKS_PERMISSION = f"{SYSTEM_TASKS[0]}.{SYSTEM_TASKS[2]}"
 
 DOMAIN_APPS = ("catalogue", "subscriptions", "providers", "runs", "django_celery_beat")
 # What an agent works with; the scheduler's rows (django_celery_beat) are the operators'.
@@ -110,12 +120,42 @@ def _resolve(patterns: list[str]) -> list[Permission]:
     return chosen
 
 
-def ensure_roles(**_kwargs) -> None:
-    """Create the role groups and set their permissions exactly (idempotent)."""
+def _ensure_system_tasks_permission() -> None:
+    app_label, model, codename = SYSTEM_TASKS
+    content_type = ContentType.objects.get_for_model(apps.get_model(app_label, model))
+    Permission.objects.get_or_create(
+        content_type=content_type,
+        codename=codename,
+        defaults={"name": "Can see and change the scheduler's own periodic tasks"},
+    )
+
+
+def ensure_roles(verbosity: int = 1, stdout=None, **_kwargs) -> None:
+    """Create the role groups and set their permissions exactly (idempotent), saying what it
+    changed in a group that already existed."""
     # Permissions of apps listed after this one are only created later in migrate's
     # post_migrate pass; create them all now so every role is complete on the first migrate.
     for app_config in apps.get_app_configs():
         create_permissions(app_config, verbosity=0)
+    _ensure_system_tasks_permission()
     for role in ROLES:
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(_resolve(ROLE_PERMISSIONS[role]))
+        group, created = Group.objects.get_or_create(name=role)
+        wanted = set(_resolve(ROLE_PERMISSIONS[role]))
+        found = set(group.permissions.select_related("content_type"))
+        if wanted == found:
+            continue
+        group.permissions.set(wanted)
+        if not created and verbosity:
+            (stdout or sys.stdout).write(_differences(role, wanted - found, found - wanted))
+
+
+def _differences(role: str, granted: set[Permission], withdrawn: set[Permission]) -> str:
+    def names(perms):
+        return ", ".join(sorted(f"{p.content_type.app_label}.{p.codename}" for p in perms))
+
+    lines = [f"Warning: role {role!r} differed from core/roles.py and was put right:"]
+    if granted:
+        lines.append(f"  granted {names(granted)}")
+    if withdrawn:
+        lines.append(f"  withdrawn {names(withdrawn)}")
+    return "\n".join(lines) + "\n"
