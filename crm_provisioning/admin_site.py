@@ -13,6 +13,7 @@ class BackOffice(admin.AdminSite):
     def get_urls(self):
         from django.urls import path
 
+        from monitoring import admin as monitoring_admin
         from utilities import views as utility_views
 
         wrap = self.admin_view
@@ -32,6 +33,11 @@ class BackOffice(admin.AdminSite):
                 "utilities/<int:subscription_id>/<int:provider_id>/<str:code>/",
                 wrap(utility_views.run_utility),
                 name="utilities-run",
+            ),
+            path(
+                "catalogue/provider/<int:object_id>/test-connection/",
+                wrap(monitoring_admin.test_connection),
+                name="catalogue_provider_test_connection",
             ),
             *super().get_urls(),
         ]

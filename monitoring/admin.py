@@ -1,8 +1,34 @@
-"""Back office for alerts: the channels operators set up, and the incidents the watch opened."""
+"""Back office for alerts: the channels operators set up, the incidents the watch opened, and a
+provider page's Test connection."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 
+from catalogue.models import Provider
+
+from . import alerts
 from .models import AlertChannel, Incident
+
+HEALTH_LEVEL = {True: messages.SUCCESS, False: messages.ERROR, None: messages.WARNING}
+
+
+def test_connection(request, object_id):
+    """The provider's health check now (kept as the watch keeps it), said as a message on the
+    provider's page; for those who may edit the provider."""
+    provider = get_object_or_404(Provider, pk=object_id)
+    back = reverse("admin:catalogue_provider_change", args=[provider.pk])
+    if request.method != "POST":
+        return redirect(back)
+    if not request.user.has_perm("catalogue.change_provider"):
+        raise PermissionDenied
+    health = alerts.check_provider(provider)
+    verdict = {True: "OK", False: "failed", None: "not available"}[health.ok]
+    messages.add_message(
+        request, HEALTH_LEVEL[health.ok], f"Test connection {verdict}: {health.message}"
+    )
+    return redirect(back)
 
 
 @admin.register(AlertChannel)

@@ -38,19 +38,25 @@ WEBHOOK_TIMEOUT_S = 5
 def check_providers() -> None:
     """Each enabled provider's adapter health check, kept for the pages and the watch."""
     for provider in Provider.objects.filter(enabled=True).order_by("name"):
-        try:
-            health = registry.adapter_for(provider).check()
-        except Exception as error:
-            log.exception("Health check of %s failed", provider.name)
-            health = registry.Health(False, f"The health check itself failed: {error}")
-        ProviderHealth.objects.update_or_create(
-            provider=provider,
-            defaults={
-                "checked_at": timezone.now(),
-                "reachable": health.ok,
-                "message": health.message,
-            },
-        )
+        check_provider(provider)
+
+
+def check_provider(provider) -> registry.Health:
+    """The provider's adapter health check, kept as its newest ``ProviderHealth``."""
+    try:
+        health = registry.adapter_for(provider).check()
+    except Exception as error:
+        log.exception("Health check of %s failed", provider.name)
+        health = registry.Health(False, f"The health check itself failed: {error}")
+    ProviderHealth.objects.update_or_create(
+        provider=provider,
+        defaults={
+            "checked_at": timezone.now(),
+            "reachable": health.ok,
+            "message": health.message,
+        },
+    )
+    return health
 
 
 def _conditions() -> dict[tuple[str, str], tuple[str, str]]:

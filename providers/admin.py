@@ -1,24 +1,26 @@
 """Back office for providers, distributors, CA IDs and provisioning requests.
 
-A provider's ``connection`` and ``parameters`` are validated by ``provider_settings.clean`` through
-the provider type's forms; the provider's form runs it, so its errors land on those two fields.
+A provider's ``connection`` and ``parameters`` are shown as the fields of its type's forms and
+judged by ``provider_settings``, as the API's are; each error lands on its field.
 Provisioning requests are created by the system only: the admin shows them and nothing else,
 whoever asks (superusers included).
 """
 
+import copy
 import json
 from datetime import timedelta
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.forms.utils import pretty_name
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
@@ -31,90 +33,148 @@ from . import delivery, history, provider_settings, registry, sealed
 from .models import ArchivedRequest, ConnectorToken, ProvisioningRequest
 
 
-def _settings_table(form_class) -> str:
-    """What a settings form accepts: key, label, whether required, range and default."""
-    rows = []
-    for name, field in form_class.base_fields.items():
-        bounds = []
-        if getattr(field, "min_value", None) is not None:
-            bounds.append(f"min {field.min_value}")
-        if getattr(field, "max_value", None) is not None:
-            bounds.append(f"max {field.max_value}")
-        if getattr(field, "choices", None):
-            bounds.append(" / ".join(str(value) for value, _ in field.choices))
-        rows.append(
-            (
-                name,
-                field.label or name.replace("_", " ").capitalize(),
-                "required" if field.required else "optional",
-                ", ".join(bounds) or "-",
-                "-" if field.initial is None else field.initial,
-            )
-        )
-    if not rows:
-        return format_html("<p>{}</p>", "No settings.")
-    return format_html(
-        "<table><thead><tr><th>Key</th><th>Meaning</th><th></th><th>Allowed</th>"
-        "<th>Default</th></tr></thead><tbody>{}</tbody></table>",
-        format_html_join(
-            "",
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            rows,
-        ),
-    )
+def _setting_field(name: str, field: forms.Field) -> forms.Field:
+    """A copy of a type's setting field to show on the provider's form: its help says the range
+    and the default; it keeps what was typed, for ``provider_settings`` to judge (one check)."""
+    shown = copy.deepcopy(field)
+    shown.label = shown.label or pretty_name(name)
+    if type(shown.widget) in (forms.TextInput, forms.URLInput):
+        shown.widget.attrs.setdefault("class", "vTextField")  # the admin's width
+    said = [str(shown.help_text)] if shown.help_text else []
+    low, high = getattr(shown, "min_value", None), getattr(shown, "max_value", None)
+    if low is not None and high is not None:
+        said.append(f"From {low} to {high}.")
+    if shown.initial not in (None, ""):
+        said.append(f"Default: {shown.initial}.")
+    shown.help_text = escape(" ".join(said))  # the admin shows help as HTML
+    shown.clean = lambda value: value
+    return shown
+
+
+def _setting_forms(type_code: str | None) -> dict[str, type[forms.Form]]:
+    """The connection and parameters forms the type declares (none for an unknown type)."""
+    adapter = registry.adapter_classes().get(type_code or "")
+    if adapter is None:
+        return {}
+    return {"connection": adapter.connection_form, "parameters": adapter.parameters_form}
+
+
+def setting_field_names(type_code: str | None) -> dict[str, list[str]]:
+    """The provider form's field names of each settings group, e.g. ``connection__host``."""
+    return {
+        group: [f"{group}__{name}" for name in form_class.base_fields]
+        for group, form_class in _setting_forms(type_code).items()
+    }
 
 
 class ProviderForm(forms.ModelForm):
-    """The settings checked against the chosen type's forms and stored cleaned (defaults filled
-    in): the model's own ``full_clean`` cannot, the catalogue sits below the adapters."""
+    """The provider with its type's settings as fields (``for_type``). What is typed is judged
+    by ``provider_settings`` (as the API's is) and stored as the same JSON, cleaned, defaults
+    filled in; each error lands on its field."""
+
+    type_code: str | None = None
+
+    @classmethod
+    def for_type(cls, type_code: str | None) -> type["ProviderForm"]:
+        fields = {
+            f"{group}__{name}": _setting_field(name, field)
+            for group, form_class in _setting_forms(type_code).items()
+            for name, field in form_class.base_fields.items()
+        }
+        return type("ProviderForm", (cls,), {"type_code": type_code, **fields})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance
+        # What the history compares with (providers.history.initial).
+        self.initial["connection"] = copy.deepcopy(stored.connection)
+        self.initial["parameters"] = copy.deepcopy(stored.parameters)
+        if stored.pk and stored.type == self.type_code:
+            for group in provider_settings.GROUPS:
+                for name, value in (getattr(stored, group) or {}).items():
+                    self.initial[f"{group}__{name}"] = value
+
+    def _typed(self, group: str) -> dict:
+        # A setting not posted at all (None) takes the type's default, as a key left out does.
+        prefix = f"{group}__"
+        return {
+            name.removeprefix(prefix): value
+            for name, value in self.cleaned_data.items()
+            if name.startswith(prefix) and value is not None
+        }
 
     def clean(self):
         data = super().clean()
-        if self.has_error("connection") or self.has_error("parameters"):
+        if self.has_error("type") or data.get("type") != self.type_code:
             return data
         provider = Provider(
-            type=data.get("type"),
-            connection=data.get("connection"),
-            parameters=data.get("parameters"),
+            type=self.type_code,
+            connection=self._typed("connection"),
+            parameters=self._typed("parameters"),
         )
-        try:
-            provider_settings.clean(provider)
-        except ValidationError as error:
-            for field, messages in error.message_dict.items():
-                self.add_error(field, messages)
-        else:
-            data["connection"], data["parameters"] = provider.connection, provider.parameters
+        found = provider_settings.problems(provider)
+        for group, errors in found.items():
+            for name, said in errors.items():
+                field = f"{group}__{name}"
+                if field in self.fields:
+                    self.add_error(field, said)
+                else:  # the settings together (e.g. "give the WSDL or the endpoint")
+                    self.add_error(None, [f"{group.capitalize()}: {m}" for m in said])
+        if not found:
+            self.instance.connection = provider.connection
+            self.instance.parameters = provider.parameters
         return data
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
+    change_form_template = "admin/providers/provider/change_form.html"
     list_display = ["name", "type", "provisioning_model_display", "enabled", "external_system"]
     list_filter = ["type", "enabled"]
     list_select_related = ["external_system"]
     search_fields = ["name"]
-    readonly_fields = [
-        "provisioning_model_display",
-        "settings_reference",
-        "created_at",
-        "updated_at",
-    ]
-    fieldsets = [
-        (None, {"fields": ["name", "type", "provisioning_model_display", "enabled"]}),
-        (
-            "Settings",
-            {
-                "fields": ["connection", "parameters"],
-                "description": "JSON objects, checked against the provider type. Secrets are "
-                "never stored: a <code>*_env</code> setting names the environment variable "
-                "that holds the secret, which must start with "
-                f"<code>{settings.PROVIDER_SECRET_ENV_PREFIX}</code>.",
-            },
-        ),
-        ("Settings of the type", {"fields": ["settings_reference"], "classes": ["collapse"]}),
-        (None, {"fields": ["external_system", "created_at", "updated_at"]}),
-    ]
+    readonly_fields = ["provisioning_model_display", "created_at", "updated_at"]
+
+    @staticmethod
+    def chosen_type(request, obj=None) -> str | None:
+        """The type whose settings the form shows: as posted, as asked (``?type=``, the add
+        page once a type is picked), else the provider's own."""
+        if request.method == "POST" and "type" in request.POST:
+            return request.POST["type"]
+        return request.GET.get("type") or (obj.type if obj is not None else None)
+
+    def get_fieldsets(self, request, obj=None):
+        chosen = self.chosen_type(request, obj)
+        names = setting_field_names(chosen)
+        head = ["name", "type", "provisioning_model_display", "enabled"]
+        tail = (None, {"fields": ["external_system", "created_at", "updated_at"]})
+        if not names:
+            picked = "Pick the provider type: its settings then appear here."
+            return [(None, {"fields": head, "description": picked}), tail]
+        name = registry.adapter_class(chosen).name
+        secrets = (
+            "Secrets are never stored: a <em>variable</em> setting names the environment "
+            "variable that holds the secret, which must start with "
+            f"<code>{settings.PROVIDER_SECRET_ENV_PREFIX}</code>."
+        )
+        return [
+            (None, {"fields": head}),
+            (f"{name} connection", {"fields": names["connection"], "description": secrets}),
+            (f"{name} parameters", {"fields": names["parameters"]}),
+            tail,
+        ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = ProviderForm.for_type(self.chosen_type(request, obj))
+        return super().get_form(request, obj, change, **kwargs)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            "can_test_connection": self.has_change_permission(request),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def construct_change_message(self, request, form, formsets, add=False):
         # Each changed setting with its old and new value, as the API records it (history).
@@ -126,26 +186,6 @@ class ProviderAdmin(admin.ModelAdmin):
         if obj is None or obj.type not in registry.adapter_classes():
             return "-"
         return registry.model_label(registry.adapter_class(obj.type).model)
-
-    @admin.display(description="Accepted keys")
-    def settings_reference(self, obj):
-        if obj is not None and obj.type in registry.adapter_classes():
-            chosen = [registry.adapter_class(obj.type)]
-        else:
-            chosen = list(registry.adapter_classes().values())
-        return format_html_join(
-            "",
-            "<h3>{} — connection</h3>{}<h3>{} — parameters</h3>{}",
-            (
-                (
-                    t.name,
-                    _settings_table(t.connection_form),
-                    t.name,
-                    _settings_table(t.parameters_form),
-                )
-                for t in chosen
-            ),
-        )
 
 
 @admin.register(Distributor)

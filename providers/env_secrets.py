@@ -29,14 +29,17 @@ def read(name: str, what: str) -> str:
     """The secret in variable ``name``; ``TransportError`` (permanent: a retry would read the
     same) naming the variable, never its value, when it may not be read or is not set."""
     if not name:
-        raise TransportError(f"No variable is named for the {what}.", permanent=True)
+        raise TransportError(f"No variable is named for the {what}.", permanent=True, kind="secret")
     refused = refusal(name)
     if refused:
-        raise TransportError(f"Refusing to read the {what}: {refused}", permanent=True)
+        raise TransportError(
+            f"Refusing to read the {what}: {refused}", permanent=True, kind="secret"
+        )
     value = os.environ.get(name)
     if not value:
         raise TransportError(
             f"The {what} variable {name} is not set in this worker's environment.",
             permanent=True,
+            kind="secret",
         )
     return value

@@ -10,30 +10,43 @@ from django.core.exceptions import ValidationError
 
 from . import registry, types
 
+GROUPS = ("connection", "parameters")
+
+
+def problems(provider) -> dict[str, dict[str, list[str]]]:
+    """What is wrong with ``connection`` and ``parameters``: per group, per setting name
+    (``__all__``: the settings together), the messages. A group that is right is stored cleaned
+    (defaults filled in). An unknown type is the model's own choice error: nothing here."""
+    if provider.type not in registry.adapter_classes():
+        return {}
+    adapter = registry.adapter_class(provider.type)
+    found = {}
+    for group, form_class in zip(
+        GROUPS, (adapter.connection_form, adapter.parameters_form), strict=True
+    ):
+        cleaned, errors = types.validate(form_class, getattr(provider, group))
+        if errors:
+            found[group] = errors
+        else:
+            setattr(provider, group, cleaned)
+    return found
+
 
 def clean(provider) -> None:
     """Check ``connection`` and ``parameters`` against the provider's type and store them
-    cleaned (defaults filled in); raises ``ValidationError`` per field. An unknown type is the
-    model's own choice error."""
-    if provider.type not in registry.adapter_classes():
-        return
-    adapter = registry.adapter_class(provider.type)
-    errors = {}
-    for field, form_class in (
-        ("connection", adapter.connection_form),
-        ("parameters", adapter.parameters_form),
-    ):
-        cleaned, field_errors = types.validate(form_class, getattr(provider, field))
-        if field_errors:
-            errors[field] = [
-                f"{name}: {message}"
-                for name, messages in field_errors.items()
-                for message in messages
-            ]
-        else:
-            setattr(provider, field, cleaned)
-    if errors:
-        raise ValidationError(errors)
+    cleaned (defaults filled in); raises ``ValidationError`` per field."""
+    found = problems(provider)
+    if found:
+        raise ValidationError(
+            {
+                group: [
+                    f"{name}: {message}"
+                    for name, messages in errors.items()
+                    for message in messages
+                ]
+                for group, errors in found.items()
+            }
+        )
 
 
 def full_clean(provider) -> None:

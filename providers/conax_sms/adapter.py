@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from dateutil.relativedelta import relativedelta
 
-from providers import provider_settings, registry, renewals
+from providers import failure_kinds, provider_settings, registry, renewals
 from providers.extensions import Health
 from providers.models import ProvisioningRequest
 from providers.parameters import standard_parameters
@@ -96,7 +96,7 @@ class ConaxSMSAdapter(registry.Adapter):
                 directory = channel.upload_dir
                 names = channel.server.listdir(directory)
         except registry.TransportError as error:
-            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+            return failure_kinds.failed(self.provider.name, error)
         protocol = self.provider.connection.get("protocol", "sftp").upper()
         host = self.provider.connection.get("host")
         return Health(

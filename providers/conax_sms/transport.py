@@ -121,7 +121,9 @@ class SFTPTransport(FileServer):
                 )
         except paramiko.AuthenticationException:
             raise TransportError(
-                f"The SFTP server refused the credentials of user {user}.", permanent=True
+                f"The SFTP server refused the credentials of user {user}.",
+                permanent=True,
+                kind="auth",
             ) from None
 
     def _call(self, what: str, fn: Callable, *args):
@@ -239,7 +241,7 @@ class FTPTransport(FileServer):
         except ftplib.error_perm as exc:
             self._ftp.close()
             raise TransportError(
-                f"The FTP server refused the login: {exc}", permanent=True
+                f"The FTP server refused the login: {exc}", permanent=True, kind="auth"
             ) from None
         except TransportError:
             self._ftp.close()

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from providers import registry, sealed
+from providers import failure_kinds, registry, sealed
 from providers.extensions import Health
 from providers.models import ProvisioningRequest
 
@@ -213,7 +213,7 @@ class ConaxWSAdapter(registry.Adapter):
                 CaClientId="CONNECTION-CHECK",
             )
         except registry.TransportError as error:
-            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+            return failure_kinds.failed(self.provider.name, error, otherwise=failure_kinds.PROTOCOL)
         except client.CasRefusal:
             pass  # the expected answer about an unknown card
         where = urlsplit(conax.addresses[client.BINDINGS["GetPairingStatusForCard"]]).netloc

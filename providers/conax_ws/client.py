@@ -92,13 +92,16 @@ def _http_failure(status: int, where: str) -> TransportError:
             f"The CAS refused our credentials (HTTP {status}) {where}; check the username and "
             "password variable.",
             permanent=True,
+            kind="auth",
         )
     if status == 404:
         return TransportError(
             f"Nothing at the CAS's address (HTTP 404) {where}; check the endpoint URL.",
             permanent=True,
         )
-    return TransportError(f"HTTP {status} from the CAS {where}")
+    return TransportError(
+        f"HTTP {status} from the CAS {where}", kind="unavailable" if status >= 500 else ""
+    )
 
 
 def _refused_xml(exc: Exception, where: str) -> TransportError:

@@ -12,7 +12,7 @@ How a request travels:
    back); what the SMS never finishes fails at the answer deadline.
 """
 
-from providers import registry
+from providers import failure_kinds, registry
 from providers.extensions import Health
 from providers.models import ProvisioningRequest
 
@@ -109,7 +109,7 @@ class ExsetAdapter(registry.Adapter):
         try:
             database = tqueue.open_for(self.provider)
         except registry.TransportError as error:
-            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+            return failure_kinds.failed(self.provider.name, error)
         try:
             missing = database.missing_columns()
             if missing:

@@ -8,7 +8,7 @@ token per provider and process) is ``client.py``.
 
 import uuid
 
-from providers import registry, sealed
+from providers import failure_kinds, registry, sealed
 from providers.extensions import Health
 from providers.models import ProvisioningRequest
 
@@ -95,7 +95,7 @@ class IrdetoAdapter(registry.Adapter):
             kms = client.client_for(self.provider)
             kms.call(call)
         except registry.TransportError as error:
-            return Health(False, f"{self.provider.name} cannot be reached: {error}")
+            return failure_kinds.failed(self.provider.name, error, otherwise=failure_kinds.PROTOCOL)
         except client.KmsRefusal:
             pass  # the expected answer about an unknown device
         return Health(True, f"The KMS at {kms.address} answered a query.")

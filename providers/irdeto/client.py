@@ -125,6 +125,7 @@ class IrdetoClient:
                 f"The KMS refused our client credentials (HTTP {reply.status_code}{said}) "
                 f"{where}; check the client id and the client secret variable.",
                 permanent=True,
+                kind="auth",
             )
         self._check_status(reply, where)
         token = body.get("access_token") if isinstance(body, dict) else None
@@ -154,6 +155,7 @@ class IrdetoClient:
                     f"The KMS refused a new access token (HTTP 401) {where}; check the client "
                     "id, and that the token URL belongs to this KMS.",
                     permanent=True,
+                    kind="auth",
                 )
         body = _json(reply)
         if reply.status_code in protocol.REFUSED:
@@ -217,13 +219,16 @@ class IrdetoClient:
                 f"The KMS refused our credentials (HTTP 403) {where}; check the client id and "
                 "the client secret variable.",
                 permanent=True,
+                kind="auth",
             )
         if status == 404:
             raise TransportError(
                 f"Nothing at the KMS's address (HTTP 404) {where}; check the connection URLs.",
                 permanent=True,
             )
-        raise TransportError(f"HTTP {status} from the KMS {where}")
+        raise TransportError(
+            f"HTTP {status} from the KMS {where}", kind="unavailable" if status >= 500 else ""
+        )
 
 
 _clients: dict[int, tuple[str, IrdetoClient]] = {}

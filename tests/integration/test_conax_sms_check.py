@@ -22,4 +22,4 @@ def test_conax_sms_refusing_our_password(sms, monkeypatch):
     monkeypatch.setenv(CONAX_SMS_PASSWORD_ENV, "not-the-password")
     health = registry.adapter_for(sms).check()
     assert not health.ok
-    assert health.message.startswith("Conax SMS cannot be reached: ")
+    assert health.message.startswith("Conax SMS cannot be reached (authentication refused): ")

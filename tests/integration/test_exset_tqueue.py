@@ -419,7 +419,7 @@ def test_check_says_what_waits_and_what_is_wrong(provider, tqueue_sms, tqueue_ur
     health = registry.adapter_for(provider).check()
     assert (health.ok, health.message) == (
         False,
-        "EXSET SMS cannot be reached: The SMS database password variable CRM_SECRET_EXSET_UNSET "
+        "EXSET SMS cannot be reached (secret variable): The SMS database password variable CRM_SECRET_EXSET_UNSET "
         "is not set in this worker's environment.",
     )
 

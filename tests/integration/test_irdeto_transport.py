@@ -409,7 +409,9 @@ def test_check_says_whether_the_kms_answers(irdeto, irdeto_simulator):
     irdeto_simulator.stop()
     health = IrdetoAdapter(irdeto.provider).check()
     assert not health.ok
-    assert health.message.startswith("Irdeto cannot be reached: Could not connect to the KMS")
+    assert health.message.startswith(
+        "Irdeto cannot be reached (connection refused): Could not connect to the KMS"
+    )
 
 
 def test_a_sealed_pin_reaches_the_kms_and_nowhere_else(irdeto, subscribe, irdeto_simulator):

@@ -31,7 +31,9 @@ def test_conax_ws_down_or_refusing_our_password(conax, conax_ws_simulator, monke
     requests.post(f"{conax_ws_simulator.url}/control/down", timeout=5)
     health = check(conax.provider)
     assert not health.ok
-    assert health.message.startswith("Conax WS cannot be reached: HTTP 503")
+    assert health.message.startswith(
+        "Conax WS cannot be reached (the platform answered with an error): HTTP 503"
+    )
     requests.post(f"{conax_ws_simulator.url}/control/up", timeout=5)
     monkeypatch.setenv("CRM_SECRET_WRONG", "not-the-password")
     provider = conax.provider
@@ -39,7 +41,7 @@ def test_conax_ws_down_or_refusing_our_password(conax, conax_ws_simulator, monke
     provider.save()
     health = check(provider)
     assert not health.ok
-    assert "401" in health.message
+    assert "(authentication refused)" in health.message and "401" in health.message
 
 
 def test_generic_tells_when_its_connector_last_called(catalog):

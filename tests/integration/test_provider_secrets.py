@@ -65,12 +65,15 @@ def api_as(user) -> APIClient:
 
 def admin_form(provider: Provider, **connection) -> dict:
     """The provider's change form as the back office posts it."""
+    settings = {
+        **{f"connection__{k}": v for k, v in {**provider.connection, **connection}.items()},
+        **{f"parameters__{k}": v for k, v in provider.parameters.items()},
+    }
     return {
         "name": provider.name,
         "type": provider.type,
         "enabled": "on",
-        "connection": json.dumps({**provider.connection, **connection}),
-        "parameters": json.dumps(provider.parameters),
+        **{k: "" if v is None else v for k, v in settings.items()},
         "external_system": provider.external_system_id or "",
     }
 

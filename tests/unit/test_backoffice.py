@@ -1,7 +1,6 @@
 """The back office (Django admin) as its users see it: pages, buttons, messages, and what the
 database holds afterwards."""
 
-import json
 import re
 from datetime import timedelta
 
@@ -48,12 +47,13 @@ def shown(response) -> list[tuple[str, str]]:
 
 
 def provider_form(name: str, **overrides) -> dict:
+    """A Conax SMS provider's add page as posted: each setting a field of its own."""
     data = {
         "name": name,
         "type": "conax_sms",
         "enabled": "on",
-        "connection": json.dumps(CONAX_SMS_CONNECTION),
-        "parameters": '{"add_end_period_months": 12}',
+        **{f"connection__{key}": value for key, value in CONAX_SMS_CONNECTION.items()},
+        "parameters__add_end_period_months": "12",
         "external_system": "",
     }
     data.update(overrides)
@@ -474,15 +474,14 @@ def test_operators_and_administrators_set_up_providers(request, role, catalog):
 def test_out_of_range_parameters_are_shown_on_the_field(operator, catalog):
     response = login(operator).post(
         reverse("admin:catalogue_provider_add"),
-        provider_form("Conax SMS", parameters='{"add_end_period_months": 37}'),
+        provider_form("Conax SMS", parameters__add_end_period_months="37"),
     )
 
     assert response.status_code == 200
     form = response.context["adminform"].form
-    assert form.errors["parameters"] == [
-        "add_end_period_months: Ensure this value is less than or equal to 36."
-    ]
-    assert "connection" not in form.errors
+    assert form.errors == {
+        "parameters__add_end_period_months": ["Ensure this value is less than or equal to 36."]
+    }
     assert not Provider.objects.filter(name="Conax SMS").exists()
 
 
