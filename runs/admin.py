@@ -29,7 +29,7 @@ from catalogue.models import Provider
 from providers.models import ProvisioningRequest
 from subscriptions.admin import ViewOnlyAdmin
 
-from . import admin_forms, services, types
+from . import admin_forms, schedules, services, types
 from .models import ProcessRun, ProcessRunError, RunDefinition, WorkerHeartbeat
 
 # How many subscriptions one preview page shows.
@@ -96,6 +96,11 @@ def schedule_text(definition: RunDefinition, *, words: bool = True) -> str:
         if not definition.run_at:
             return "Once (no time set)"
         return f"Once at {timezone.localtime(definition.run_at):%Y-%m-%d %H:%M}"
+    if definition.schedule in (Schedule.DAILY, Schedule.WEEKLY):
+        at = f"{definition.at:%H:%M}" if definition.at else "(no time set)"
+        if definition.schedule == Schedule.DAILY:
+            return f"Daily at {at}"
+        return f"Weekly on {schedules.weekday_names(definition.weekdays) or '(no day)'} at {at}"
     if definition.schedule == Schedule.INTERVAL:
         unit = definition.unit or "?"
         if definition.every == 1:
@@ -129,7 +134,8 @@ def _setting_text(value) -> str:
 
 
 def _local(when: datetime | None) -> str:
-    return f"{timezone.localtime(when):%Y-%m-%d %H:%M:%S}" if when else "-"
+    """A moment on the operator's clock (TIME_ZONE), its zone named: "2026-03-08 03:00:00 EDT"."""
+    return f"{timezone.localtime(when):%Y-%m-%d %H:%M:%S %Z}" if when else "-"
 
 
 def _run_type_name(code: str) -> str:
@@ -202,7 +208,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
             (
                 "Scheduling",
                 {
-                    "fields": ["schedule", "run_at", ("every", "unit"), "cron"]
+                    "fields": ["schedule", "run_at", "at", "weekdays", ("every", "unit"), "cron"]
                     if editable
                     else ["schedule_text_display"]
                 },
@@ -363,7 +369,8 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                     "can_cancel": can_operate and obj.state == RunDefinition.State.SUBMITTED,
                     "can_preview": bool(can_operate and run_type and run_type.preview),
                     "schedule_text": schedule_text(obj),
-                    "next_run": services.next_run_time(obj),
+                    "next_runs": [_local(when) for when in services.next_run_times(obj)],
+                    "time_zone": timezone.get_current_timezone_name(),
                     "runs_url": reverse("admin:runs_processrun_changelist")
                     + f"?definition__id__exact={obj.pk}",
                     "recent_runs": [

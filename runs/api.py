@@ -55,6 +55,8 @@ class RunDefinitionSerializer(JsonTypes, serializers.ModelSerializer):
             "input_settings",
             "schedule",
             "run_at",
+            "at",
+            "weekdays",
             "every",
             "unit",
             "cron",

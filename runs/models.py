@@ -39,8 +39,21 @@ class RunDefinition(models.Model):
 
     class Schedule(models.TextChoices):
         ONCE = "once", "Once, at a date and time"
+        DAILY = "daily", "Daily at a time"
+        WEEKLY = "weekly", "Weekly on chosen days at a time"
         INTERVAL = "interval", "Every N minutes, hours or days"
         CRON = "cron", "Cron expression"
+
+    # Cron's day-of-week numbers (Sunday is 0), in the order a week is read.
+    WEEKDAYS = [
+        ("1", "Monday"),
+        ("2", "Tuesday"),
+        ("3", "Wednesday"),
+        ("4", "Thursday"),
+        ("5", "Friday"),
+        ("6", "Saturday"),
+        ("0", "Sunday"),
+    ]
 
     class Unit(models.TextChoices):
         SECONDS = "seconds", "seconds"
@@ -58,6 +71,12 @@ class RunDefinition(models.Model):
     input_settings = models.JSONField(default=dict, blank=True)
     schedule = models.CharField(max_length=10, choices=Schedule.choices, default=Schedule.ONCE)
     run_at = models.DateTimeField("run at", null=True, blank=True)
+    at = models.TimeField(
+        "at", null=True, blank=True, help_text="Time of day (daily and weekly), in TIME_ZONE."
+    )
+    weekdays = models.CharField(
+        max_length=20, blank=True, help_text="Days of a weekly run: cron day numbers, e.g. '1,3'."
+    )
     every = models.PositiveIntegerField(null=True, blank=True)
     unit = models.CharField(max_length=10, choices=Unit.choices, blank=True)
     cron = models.CharField(

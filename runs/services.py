@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from celery import current_app
-from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -40,7 +39,7 @@ from providers import types as settings_forms
 from providers.extensions import Progress, RunType
 from providers.models import ProvisioningRequest
 
-from . import types
+from . import schedules, types
 from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
 
 log = logging.getLogger(__name__)
@@ -110,27 +109,22 @@ def _schedule_errors(definition: RunDefinition) -> dict[str, list[str]]:
         elif definition.unit == RunDefinition.Unit.SECONDS and (definition.every or 0) < 10:
             errors["every"] = ["Runs every few seconds would overlap; use at least 10 seconds."]
         return errors
+    if definition.schedule in (Schedule.DAILY, Schedule.WEEKLY):
+        errors = {}
+        if definition.at is None:
+            errors["at"] = ["Give the time of day (HH:MM)."]
+        days = set((definition.weekdays or "").split(",")) - {""}
+        if definition.schedule == Schedule.WEEKLY and not days:
+            errors["weekdays"] = ["Choose at least one day of the week."]
+        elif days - set(dict(RunDefinition.WEEKDAYS)):
+            errors["weekdays"] = ["Days are cron's numbers 0 (Sunday) to 6, e.g. '1,3,5'."]
+        return errors
     if definition.schedule == Schedule.CRON:
         try:
-            _crontab_fields(definition.cron)
+            schedules.crontab_fields(definition)
         except ValueError as exc:
             return {"cron": [str(exc)]}
     return {}
-
-
-def _crontab_fields(expression: str) -> dict[str, str]:
-    parts = (expression or "").split()
-    if len(parts) != 5:
-        raise ValueError(
-            "A cron expression has five fields: minute hour day-of-month month day-of-week."
-        )
-    names = ["minute", "hour", "day_of_month", "month_of_year", "day_of_week"]
-    fields = dict(zip(names, parts, strict=True))
-    try:
-        crontab(**fields)  # celery parses every field; a bad one raises ValueError
-    except ValueError as exc:
-        raise ValueError(f"Not a valid cron expression: {exc}") from None
-    return fields
 
 
 # --- Scheduling -------------------------------------------------------------------------------
@@ -171,7 +165,7 @@ def _schedule(definition: RunDefinition) -> None:
         )
     else:
         task.crontab, _ = CrontabSchedule.objects.get_or_create(
-            **_crontab_fields(definition.cron), timezone=settings.TIME_ZONE
+            **schedules.crontab_fields(definition), timezone=settings.TIME_ZONE
         )
     task.save()
     definition.periodic_task = task
@@ -264,15 +258,14 @@ def _queue_run_now(definition: RunDefinition) -> None:
         )
 
 
+def next_run_times(definition: RunDefinition, count: int = 5) -> list:
+    """The next moments beat will run the definition (none unless it is submitted)."""
+    return schedules.next_times(definition, count)
+
+
 def next_run_time(definition: RunDefinition):
-    task = definition.periodic_task
-    if definition.state != State.SUBMITTED or task is None or not task.enabled:
-        return None
-    if task.clocked_id:
-        return task.clocked.clocked_time
-    now = timezone.now()
-    last = task.last_run_at or task.start_time or task.date_changed
-    return now + task.schedule.remaining_estimate(last)
+    times = schedules.next_times(definition, 1)
+    return times[0] if times else None
 
 
 # --- Executing --------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def test_operator_submits_previews_cancels_and_runs_now(
     assert d.state == "submitted"
     task = PeriodicTask.objects.get()
     assert d.periodic_task == task and task.clocked.clocked_time == d.run_at
-    next_run = f"{timezone.localtime(d.run_at):%Y-%m-%d %H:%M:%S}"
+    next_run = f"{timezone.localtime(d.run_at):%Y-%m-%d %H:%M:%S %Z}"
     assert shown(response) == [
         (
             "success",
