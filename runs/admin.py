@@ -403,11 +403,11 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                 definition = services.cancel(definition)
                 messages.success(request, f"{definition.name} is cancelled: it will not run again.")
             elif operation == "run_now":
-                services.run_now(definition)
+                run = services.run_now(definition)
                 messages.success(
                     request,
                     f"{definition.name} will run as soon as a worker is free; its process run "
-                    "appears below.",
+                    f"#{run.pk} appears below, Queued until a worker takes it.",
                 )
             else:
                 raise Http404
@@ -489,7 +489,8 @@ def progress(run: ProcessRun, now=None) -> dict:
         "id": run.pk,
         "status": run.status,
         "status_label": ProcessRun.Status(run.status).label,
-        "running": run.status == ProcessRun.Status.RUNNING,
+        # Queued or running: the page keeps following it.
+        "running": run.status in (ProcessRun.Status.QUEUED, ProcessRun.Status.RUNNING),
         "total": run.total,
         "total_label": _total_label(run),
         "examined": run.examined,

@@ -118,6 +118,8 @@ class ProcessRun(models.Model):
     """One execution of a definition: when, how it went, what it did, and every error."""
 
     class Status(models.TextChoices):
+        # Run now's row, shown at once, until a worker takes it (see services.run_now).
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
         COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"

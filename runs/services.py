@@ -230,25 +230,34 @@ def delete(definition: RunDefinition) -> None:
     definition.delete()
 
 
-def run_now(definition: RunDefinition) -> None:
-    """Execute on a worker as soon as one is free (outside any schedule)."""
+def run_now(definition: RunDefinition) -> ProcessRun:
+    """Execute on a worker as soon as one is free (outside any schedule). Its process run is
+    written at once, Queued, and sent with the task: the worker takes that row (a redelivered
+    task finds it taken and does nothing), so the run shows before any worker is free."""
     validate(definition, schedule=False)
-    transaction.on_commit(lambda: _queue_run_now(definition))
+    run = ProcessRun.objects.create(
+        definition=definition, trigger=ProcessRun.Trigger.RUN_NOW, status=Status.QUEUED
+    )
+    transaction.on_commit(lambda: _queue_run_now(run))
+    return run
 
 
-def _queue_run_now(definition: RunDefinition) -> None:
-    """Send the run to the workers; a broker that cannot take it (down, frozen) leaves a Failed
-    process run saying so, at once, rather than an answer that hangs or a run that never
+def _queue_run_now(run: ProcessRun) -> None:
+    """Send the run to the workers; a broker that cannot take it (down, frozen) leaves the
+    queued run Failed, saying so, at once, rather than an answer that hangs or a run that never
     comes."""
     from providers.wakeups import broker_errors
 
     try:
-        current_app.send_task(TASK, (definition.pk, ProcessRun.Trigger.RUN_NOW), retry=False)
+        current_app.send_task(
+            TASK,
+            (run.definition_id, ProcessRun.Trigger.RUN_NOW),
+            {"run_id": run.pk},
+            retry=False,
+        )
     except broker_errors() as error:
-        log.warning("Could not queue %s: %s", definition.name, error)
-        ProcessRun.objects.create(
-            definition=definition,
-            trigger=ProcessRun.Trigger.RUN_NOW,
+        log.warning("Could not queue %s: %s", run.definition.name, error)
+        ProcessRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
             status=Status.FAILED,
             finished_at=timezone.now(),
             message=(
@@ -314,30 +323,39 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def _start(definition_id: int, trigger: str) -> ProcessRun | None:
-    """Take the definition's lock by creating its running process run, or log why not."""
+def _start(definition_id: int, trigger: str, run_id: int | None = None) -> ProcessRun | None:
+    """Take the definition's lock by making its running process run (Run now's queued row, or
+    a new one), or log why not."""
     with transaction.atomic():
         definition = RunDefinition.objects.select_for_update().get(pk=definition_id)
+        queued = None
+        if run_id is not None:
+            queued = definition.process_runs.filter(pk=run_id, status=Status.QUEUED).first()
+            if queued is None:
+                return None  # taken already by an earlier delivery of this task
         running = definition.process_runs.filter(status=Status.RUNNING).first()
         if running is not None:
             if (running.heartbeat_at or running.started_at) >= _stale_before():
-                ProcessRun.objects.create(
-                    definition=definition,
-                    trigger=trigger,
-                    status=Status.SKIPPED,
-                    finished_at=timezone.now(),
-                    message=f"{definition.name} is already running (process run "
+                skipped = queued or ProcessRun(definition=definition, trigger=trigger)
+                skipped.status = Status.SKIPPED
+                skipped.finished_at = timezone.now()
+                skipped.message = (
+                    f"{definition.name} is already running (process run "
                     f"#{running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z}); "
-                    "this execution was skipped.",
+                    "this execution was skipped."
                 )
+                skipped.save()
                 return None
             _fail_stale(running)
-        return ProcessRun.objects.create(
-            definition=definition,
-            trigger=trigger,
-            heartbeat_at=timezone.now(),
-            worker=f"{socket.gethostname()}:{os.getpid()}",
-        )
+        run = queued or ProcessRun(definition=definition, trigger=trigger)
+        now = timezone.now()
+        if queued is not None:
+            run.started_at = now  # the run starts now; it was queued since then
+        run.status = Status.RUNNING
+        run.heartbeat_at = now
+        run.worker = f"{socket.gethostname()}:{os.getpid()}"
+        run.save()
+        return run
 
 
 def execute(
@@ -346,6 +364,7 @@ def execute(
     *,
     on_progress: Callable[[ProcessRun], None] | None = None,
     fan_out: bool = False,
+    run_id: int | None = None,
 ) -> ProcessRun | None:
     """Start a run of a definition; returns its process run (None if skipped).
 
@@ -353,8 +372,8 @@ def execute(
     ``RUN_PART_SIZE``; any other: one part). With ``fan_out`` each part becomes a Celery task
     on the batch queue, for whichever workers are free, and the run is returned while they
     work; the part that finishes last completes the run. Without, the parts run here, one
-    after the other, and the run is returned finished."""
-    run = _start(definition_id, trigger)
+    after the other, and the run is returned finished. ``run_id`` is Run now's queued row."""
+    run = _start(definition_id, trigger, run_id)
     if run is None:
         return None
     definition = run.definition

@@ -220,6 +220,24 @@ def test_the_same_definition_never_runs_twice_at_once(catalog, drifted):
     assert not Req.objects.filter(state="pending").exists()
 
 
+def test_run_now_while_running_skips_its_queued_row(
+    catalog, drifted, django_capture_on_commit_callbacks
+):
+    d = definition(catalog)
+    running = ProcessRun.objects.create(
+        definition=d, trigger="schedule", heartbeat_at=timezone.now()
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = services.run_now(d)
+    assert queued.status == "queued"
+
+    assert services.execute(d.pk, "run_now", run_id=queued.pk) is None
+    queued.refresh_from_db()
+    assert queued.status == "skipped"
+    assert queued.message.startswith(f"Nightly reset is already running (process run #{running.pk}")
+    assert d.process_runs.count() == 2  # the queued row is the skipped one, not a third
+
+
 def test_a_run_whose_worker_died_is_failed_and_the_next_one_goes_ahead(catalog, drifted, settings):
     d = definition(catalog)
     dead = ProcessRun.objects.create(

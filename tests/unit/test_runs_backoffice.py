@@ -269,14 +269,24 @@ def test_operator_submits_previews_cancels_and_runs_now(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(operate(d, "run_now"), follow=True)
     assert len(callbacks) == 1
+    queued = ProcessRun.objects.get()
     assert shown(response) == [
         (
             "success",
-            "Nightly reset will run as soon as a worker is free; its process run appears below.",
+            f"Nightly reset will run as soon as a worker is free; its process run #{queued.pk} "
+            "appears below, Queued until a worker takes it.",
         )
     ]
-    # What the worker does with it: the same service, here in this process.
-    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+    # The run is on the page at once, before any worker took it.
+    body = response.content.decode()
+    assert f'href="{run_page(queued)}">#{queued.pk}</a></td>\n        <td>Run now</td>' in body
+    assert "<td>Queued</td>" in body
+    # What the worker does with it: the same service, here in this process, on that row.
+    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW, run_id=queued.pk)
+    assert (run.pk, run.status) == (queued.pk, "completed")
+    # A task delivered twice runs once.
+    assert services.execute(d.pk, ProcessRun.Trigger.RUN_NOW, run_id=queued.pk) is None
+    assert ProcessRun.objects.count() == 1
     response = client.get(page(d))
     assert f'href="{run_page(run)}">#{run.pk}</a>' in response.content.decode()
 
