@@ -3,7 +3,9 @@ the Submit / Cancel / Run now buttons and the Preview page, the process-run hist
 with its progress JSON and its error log as CSV, and who may do what."""
 
 import csv
+import html
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -576,3 +578,17 @@ def test_progress_needs_the_view_permission(finished_run):
     client = login(User.objects.get(username="staff"))
     assert client.get(progress_url(finished_run)).status_code == 403
     assert client.get(csv_url(finished_run)).status_code == 403
+
+
+def test_each_run_type_is_listed_once_by_a_name_that_tells_it_apart(operator, catalog):
+    client = login(operator)
+    body = client.get(reverse("admin:runs_rundefinition_add")).content.decode()
+    select = re.search(r'<select name="run_type".*?</select>', body, re.S).group(0)
+    names = [html.unescape(n) for n in re.findall(r'<option value="\w+".*?>(.*?)</option>', select)]
+    assert len(names) == len(set(names))
+    assert "Mail & Bark Messages (Conax Contego SMS Services)" in names
+    assert "Mail & Bark Messages (Conax Contego Web Services)" in names
+    assert "Reset Subscriptions" in names  # a name no other type has stays as it is
+
+    body = client.get(reverse("admin:runs_rundefinition_changelist")).content.decode()
+    assert html.unescape(body).count("Mail & Bark Messages (Conax Contego SMS Services)") == 1
