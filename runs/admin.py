@@ -185,6 +185,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
         "input_display",
         "state",
         "next_run_display",
+        "empty_runs_display",
         "created_by",
         "created_at",
         "updated_at",
@@ -224,6 +225,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                         "fields": [
                             "state",
                             "next_run_display",
+                            "empty_runs_display",
                             "created_by",
                             "created_at",
                             "updated_at",
@@ -286,6 +288,13 @@ class RunDefinitionAdmin(admin.ModelAdmin):
     @admin.display(description="Next run")
     def next_run_display(self, obj):
         return _local(services.next_run_time(obj) if obj.pk else None)
+
+    @admin.display(description="Runs with nothing to do")
+    def empty_runs_display(self, obj):
+        # Scheduled runs that found nothing leave no process run: counted here instead.
+        if not obj.empty_runs:
+            return "None"
+        return f"{obj.empty_runs}, the last at {_local(obj.last_empty_at)} (not listed)"
 
     @admin.display(description="Last process run")
     def last_run_display(self, obj):
@@ -370,6 +379,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                     "can_preview": bool(can_operate and run_type and run_type.preview),
                     "schedule_text": schedule_text(obj),
                     "next_runs": [_local(when) for when in services.next_run_times(obj)],
+                    "last_empty": _local(obj.last_empty_at),
                     "time_zone": timezone.get_current_timezone_name(),
                     "runs_url": reverse("admin:runs_processrun_changelist")
                     + f"?definition__id__exact={obj.pk}",

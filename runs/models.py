@@ -86,6 +86,14 @@ class RunDefinition(models.Model):
         help_text="Five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'.",
     )
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    # Scheduled runs that found nothing to do leave no process run, only these (see
+    # services._finish_part): the history keeps the runs that did something.
+    empty_runs = models.PositiveIntegerField(
+        "runs with nothing to do",
+        default=0,
+        help_text="Scheduled runs that found nothing to do; they are counted, not listed.",
+    )
+    last_empty_at = models.DateTimeField("last run with nothing to do", null=True, blank=True)
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask",
         null=True,

@@ -366,7 +366,8 @@ def execute(
     fan_out: bool = False,
     run_id: int | None = None,
 ) -> ProcessRun | None:
-    """Start a run of a definition; returns its process run (None if skipped).
+    """Start a run of a definition; returns its process run (None if skipped, or if a
+    scheduled run found nothing to do).
 
     The run is split into parts (a run type over subscriptions: id ranges of
     ``RUN_PART_SIZE``; any other: one part). With ``fan_out`` each part becomes a Celery task
@@ -406,8 +407,8 @@ def execute(
     if not fan_out:
         for part in parts:
             execute_part(run.pk, part.number, on_progress=on_progress)
-    run.refresh_from_db()
-    return run
+    # None when a scheduled run found nothing to do: it is counted, not kept (_count_empty).
+    return ProcessRun.objects.filter(pk=run.pk).first()
 
 
 def execute_part(
@@ -499,14 +500,32 @@ def _finish_part(part: ProcessRunPart) -> None:
         ProcessRunPart.objects.filter(pk=part.pk).update(finished_at=timezone.now())
         if run.status != Status.RUNNING or run.parts.filter(finished_at__isnull=True).exists():
             return
-        run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
-        run.message = summary(run) + (
-            f"; {run.errors} errors (see the log)." if run.errors else "."
-        )
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "message", "finished_at"])
+        if run.trigger == ProcessRun.Trigger.SCHEDULE and _did_nothing(run):
+            _count_empty(run)
+        else:
+            _complete(run)
     if run.trigger == ProcessRun.Trigger.SCHEDULE:
         _complete_if_once(run.definition)
+
+
+def _did_nothing(run: ProcessRun) -> bool:
+    return not (run.examined or run.created or run.errors or any(run.counts.values()))
+
+
+def _count_empty(run: ProcessRun) -> None:
+    """A scheduled run that found nothing to do (a queue read every two minutes, empty) is
+    counted on its definition instead of filling the history."""
+    RunDefinition.objects.filter(pk=run.definition_id).update(
+        empty_runs=F("empty_runs") + 1, last_empty_at=timezone.now()
+    )
+    run.delete()
+
+
+def _complete(run: ProcessRun) -> None:
+    run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
+    run.message = summary(run) + (f"; {run.errors} errors (see the log)." if run.errors else ".")
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "message", "finished_at"])
 
 
 def _fail(run: ProcessRun, exc: Exception) -> None:
