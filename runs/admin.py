@@ -10,6 +10,7 @@ second while the run is running, and offers every error as CSV at ``<id>/errors.
 
 import csv
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -356,6 +357,11 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                 name="runs_rundefinition_preview",
             ),
             path(
+                "<path:object_id>/preview.csv",
+                view(self.preview_csv_view),
+                name="runs_rundefinition_preview_csv",
+            ),
+            path(
                 "<path:object_id>/operate/<str:operation>/",
                 view(self.operate_view),
                 name="runs_rundefinition_operate",
@@ -462,8 +468,50 @@ class RunDefinitionAdmin(admin.ModelAdmin):
             "previous_page": page - 1 if page > 1 else None,
             "next_page": page + 1 if more else None,
             "request_count": sum(len(row.what) for row in rows),
+            "commands": Counter(r["command"] for row in rows for r in row.what).most_common(),
         }
         return TemplateResponse(request, "admin/runs/rundefinition/preview.html", context)
+
+    def preview_csv_view(self, request, object_id):
+        """The whole preview, a line per request: subscription, command, parameters."""
+        definition = self.get_object(request, unquote(object_id))
+        if definition is None:
+            raise Http404
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        try:
+            found = services.preview_rows(definition)
+        except (services.RunError, ValidationError) as error:
+            text = str(error) if isinstance(error, services.RunError) else _errors_text(error)
+            messages.error(request, f"{definition.name} cannot be previewed: {text}")
+            return HttpResponseRedirect(
+                reverse("admin:runs_rundefinition_change", args=[definition.pk])
+            )
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        lines = (
+            writer.writerow(
+                [
+                    row.subscription,
+                    r["command"],
+                    "; ".join(f"{key}={value}" for key, value in r["parameters"].items()),
+                ]
+            )
+            for row in found
+            for r in row.what
+        )
+        response = StreamingHttpResponse(
+            itertools.chain([writer.writerow(["subscription", "command", "parameters"])], lines),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="run-definition-{definition.pk}-preview.csv"'
+        )
+        return response
 
 
 # --- Process runs ------------------------------------------------------------------------------

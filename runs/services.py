@@ -595,14 +595,19 @@ def _done_so_far(run: ProcessRun) -> str:
     return f"so far: {done[:1].lower()}{done[1:]}"
 
 
-def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):
-    """A page of what the definition would do, and whether there is more. Writes nothing."""
+def preview_rows(definition: RunDefinition):
+    """Every subscription the definition would change, with its requests. Writes nothing."""
     validate(definition, schedule=False)
     run_type = run_type_of(definition)
     if run_type.preview is None:
         raise RunError(f"{run_type.name} has no preview: it changes no subscription.")
+    return run_type.preview(definition)
+
+
+def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):
+    """A page of what the definition would do, and whether there is more. Writes nothing."""
     rows, more = [], False
-    for index, row in enumerate(run_type.preview(definition)):
+    for index, row in enumerate(preview_rows(definition)):
         if index < offset:
             continue
         if len(rows) == limit:

@@ -592,3 +592,38 @@ def test_each_run_type_is_listed_once_by_a_name_that_tells_it_apart(operator, ca
 
     body = client.get(reverse("admin:runs_rundefinition_changelist")).content.decode()
     assert html.unescape(body).count("Mail & Bark Messages (Conax Contego SMS Services)") == 1
+
+
+def test_the_preview_puts_totals_first_and_downloads_as_csv(operator, catalog, drifted):
+    client = login(operator)
+    d = make_definition(catalog)
+    rows = services.preview(d, limit=100)[0]
+    wanted = [(row.subscription, r["command"]) for row in rows for r in row.what]
+
+    body = client.get(preview_url(d)).content.decode()
+    assert body.index('id="preview-totals"') < body.index('id="preview"')
+    assert f"This page: 3 subscriptions, {len(wanted)} requests (" in body
+
+    response = client.get(reverse("admin:runs_rundefinition_preview_csv", args=[d.pk]))
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="run-definition-{d.pk}-preview.csv"'
+    )
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines[0] == ["subscription", "command", "parameters"]
+    assert [(line[0], line[1]) for line in lines[1:]] == wanted
+    assert all("=" in line[2] for line in lines[1:])
+    assert not ProcessRun.objects.exists()  # a preview writes nothing
+
+    archive = make_definition(
+        catalog, name="Archive", run_type="archive_requests", input_settings={"older_than_days": 30}
+    )
+    response = client.get(
+        reverse("admin:runs_rundefinition_preview_csv", args=[archive.pk]), follow=True
+    )
+    assert shown(response) == [
+        (
+            "error",
+            "Archive cannot be previewed: Archive requests has no preview: it changes no "
+            "subscription.",
+        )
+    ]
