@@ -603,15 +603,19 @@ def test_the_preview_puts_totals_first_and_downloads_as_csv(operator, catalog, d
     body = client.get(preview_url(d)).content.decode()
     assert body.index('id="preview-totals"') < body.index('id="preview"')
     assert f"This page: 3 subscriptions, {len(wanted)} requests (" in body
+    customer = drifted[0].account
+    assert f'<td class="preview-customer">{customer.number} {customer.name}</td>' in body
 
     response = client.get(reverse("admin:runs_rundefinition_preview_csv", args=[d.pk]))
     assert response["Content-Disposition"] == (
         f'attachment; filename="run-definition-{d.pk}-preview.csv"'
     )
     lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert lines[0] == ["subscription", "command", "parameters"]
-    assert [(line[0], line[1]) for line in lines[1:]] == wanted
-    assert all("=" in line[2] for line in lines[1:])
+    assert lines[0] == ["subscription", "customer", "command", "parameters"]
+    assert [(line[0], line[2]) for line in lines[1:]] == wanted
+    customer = drifted[0].account
+    assert {line[1] for line in lines[1:]} == {f"{customer.number} {customer.name}"}
+    assert all("=" in line[3] for line in lines[1:])
     assert not ProcessRun.objects.exists()  # a preview writes nothing
 
     archive = make_definition(
