@@ -10,6 +10,7 @@ second while the run is running, and offers every error as CSV at ``<id>/errors.
 
 import csv
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,12 +29,15 @@ from django.utils.safestring import mark_safe
 from catalogue.models import Provider
 from providers.models import ProvisioningRequest
 from subscriptions.admin import ViewOnlyAdmin
+from subscriptions.models import Subscription
 
-from . import admin_forms, services, types
+from . import admin_forms, schedules, services, types
 from .models import ProcessRun, ProcessRunError, RunDefinition, WorkerHeartbeat
 
 # How many subscriptions one preview page shows.
 PREVIEW_PAGE_SIZE = 50
+# How many previewed subscriptions the CSV looks their customers up for at once.
+PREVIEW_CSV_CHUNK = 500
 # How many errors the run's page lists; the CSV holds every one.
 ERRORS_SHOWN = 200
 
@@ -96,6 +100,11 @@ def schedule_text(definition: RunDefinition, *, words: bool = True) -> str:
         if not definition.run_at:
             return "Once (no time set)"
         return f"Once at {timezone.localtime(definition.run_at):%Y-%m-%d %H:%M}"
+    if definition.schedule in (Schedule.DAILY, Schedule.WEEKLY):
+        at = f"{definition.at:%H:%M}" if definition.at else "(no time set)"
+        if definition.schedule == Schedule.DAILY:
+            return f"Daily at {at}"
+        return f"Weekly on {schedules.weekday_names(definition.weekdays) or '(no day)'} at {at}"
     if definition.schedule == Schedule.INTERVAL:
         unit = definition.unit or "?"
         if definition.every == 1:
@@ -129,7 +138,8 @@ def _setting_text(value) -> str:
 
 
 def _local(when: datetime | None) -> str:
-    return f"{timezone.localtime(when):%Y-%m-%d %H:%M:%S}" if when else "-"
+    """A moment on the operator's clock (TIME_ZONE), its zone named: "2026-03-08 03:00:00 EDT"."""
+    return f"{timezone.localtime(when):%Y-%m-%d %H:%M:%S %Z}" if when else "-"
 
 
 def _run_type_name(code: str) -> str:
@@ -179,6 +189,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
         "input_display",
         "state",
         "next_run_display",
+        "empty_runs_display",
         "created_by",
         "created_at",
         "updated_at",
@@ -202,7 +213,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
             (
                 "Scheduling",
                 {
-                    "fields": ["schedule", "run_at", ("every", "unit"), "cron"]
+                    "fields": ["schedule", "run_at", "at", "weekdays", ("every", "unit"), "cron"]
                     if editable
                     else ["schedule_text_display"]
                 },
@@ -218,6 +229,7 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                         "fields": [
                             "state",
                             "next_run_display",
+                            "empty_runs_display",
                             "created_by",
                             "created_at",
                             "updated_at",
@@ -281,6 +293,13 @@ class RunDefinitionAdmin(admin.ModelAdmin):
     def next_run_display(self, obj):
         return _local(services.next_run_time(obj) if obj.pk else None)
 
+    @admin.display(description="Runs with nothing to do")
+    def empty_runs_display(self, obj):
+        # Scheduled runs that found nothing leave no process run: counted here instead.
+        if not obj.empty_runs:
+            return "None"
+        return f"{obj.empty_runs}, the last at {_local(obj.last_empty_at)} (not listed)"
+
     @admin.display(description="Last process run")
     def last_run_display(self, obj):
         if not getattr(obj, "last_run_id", None):
@@ -341,6 +360,11 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                 name="runs_rundefinition_preview",
             ),
             path(
+                "<path:object_id>/preview.csv",
+                view(self.preview_csv_view),
+                name="runs_rundefinition_preview_csv",
+            ),
+            path(
                 "<path:object_id>/operate/<str:operation>/",
                 view(self.operate_view),
                 name="runs_rundefinition_operate",
@@ -363,7 +387,9 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                     "can_cancel": can_operate and obj.state == RunDefinition.State.SUBMITTED,
                     "can_preview": bool(can_operate and run_type and run_type.preview),
                     "schedule_text": schedule_text(obj),
-                    "next_run": services.next_run_time(obj),
+                    "next_runs": [_local(when) for when in services.next_run_times(obj)],
+                    "last_empty": _local(obj.last_empty_at),
+                    "time_zone": timezone.get_current_timezone_name(),
                     "runs_url": reverse("admin:runs_processrun_changelist")
                     + f"?definition__id__exact={obj.pk}",
                     "recent_runs": [
@@ -396,11 +422,11 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                 definition = services.cancel(definition)
                 messages.success(request, f"{definition.name} is cancelled: it will not run again.")
             elif operation == "run_now":
-                services.run_now(definition)
+                run = services.run_now(definition)
                 messages.success(
                     request,
                     f"{definition.name} will run as soon as a worker is free; its process run "
-                    "appears below.",
+                    f"#{run.pk} appears below, Queued until a worker takes it.",
                 )
             else:
                 raise Http404
@@ -445,8 +471,73 @@ class RunDefinitionAdmin(admin.ModelAdmin):
             "previous_page": page - 1 if page > 1 else None,
             "next_page": page + 1 if more else None,
             "request_count": sum(len(row.what) for row in rows),
+            "commands": Counter(r["command"] for row in rows for r in row.what).most_common(),
+            "table": _with_customers(rows),
         }
         return TemplateResponse(request, "admin/runs/rundefinition/preview.html", context)
+
+    def preview_csv_view(self, request, object_id):
+        """The whole preview, a line per request: subscription, command, parameters."""
+        definition = self.get_object(request, unquote(object_id))
+        if definition is None:
+            raise Http404
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        try:
+            found = services.preview_rows(definition)
+        except (services.RunError, ValidationError) as error:
+            text = str(error) if isinstance(error, services.RunError) else _errors_text(error)
+            messages.error(request, f"{definition.name} cannot be previewed: {text}")
+            return HttpResponseRedirect(
+                reverse("admin:runs_rundefinition_change", args=[definition.pk])
+            )
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+
+        def lines():
+            # One query for the customers of each slice of rows, not one per subscription.
+            found_rows = iter(found)
+            while chunk := list(itertools.islice(found_rows, PREVIEW_CSV_CHUNK)):
+                customers = _customers(chunk)
+                for row in chunk:
+                    for r in row.what:
+                        parameters = "; ".join(f"{k}={v}" for k, v in r["parameters"].items())
+                        yield writer.writerow(
+                            [
+                                row.subscription,
+                                customers.get(row.subscription_id, ""),
+                                r["command"],
+                                parameters,
+                            ]
+                        )
+
+        header = writer.writerow(["subscription", "customer", "command", "parameters"])
+        response = StreamingHttpResponse(
+            itertools.chain([header], lines()),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="run-definition-{definition.pk}-preview.csv"'
+        )
+        return response
+
+
+def _with_customers(rows) -> list[tuple]:
+    customers = _customers(rows)
+    return [(row, customers.get(row.subscription_id, "")) for row in rows]
+
+
+def _customers(rows) -> dict[int, str]:
+    """The customer account ("number name") of each previewed subscription, in one query."""
+    ids = [row.subscription_id for row in rows if row.subscription_id]
+    found = Subscription.objects.filter(pk__in=ids).values_list(
+        "pk", "account__number", "account__name"
+    )
+    return {pk: f"{number} {name}" for pk, number, name in found}
 
 
 # --- Process runs ------------------------------------------------------------------------------
@@ -482,7 +573,8 @@ def progress(run: ProcessRun, now=None) -> dict:
         "id": run.pk,
         "status": run.status,
         "status_label": ProcessRun.Status(run.status).label,
-        "running": run.status == ProcessRun.Status.RUNNING,
+        # Queued or running: the page keeps following it.
+        "running": run.status in (ProcessRun.Status.QUEUED, ProcessRun.Status.RUNNING),
         "total": run.total,
         "total_label": _total_label(run),
         "examined": run.examined,

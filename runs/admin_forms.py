@@ -13,6 +13,7 @@ import copy
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin import widgets
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -92,6 +93,18 @@ class RunDefinitionFormBase(forms.ModelForm):
     run_at = forms.SplitDateTimeField(
         label="Run at", required=False, widget=widgets.AdminSplitDateTime()
     )
+    at = forms.TimeField(
+        label="At",
+        required=False,
+        widget=widgets.AdminTimeWidget(),
+        help_text=f"Time of day (HH:MM) on the clock of {settings.TIME_ZONE}.",
+    )
+    weekdays = forms.MultipleChoiceField(
+        label="On",
+        required=False,
+        choices=RunDefinition.WEEKDAYS,
+        widget=forms.CheckboxSelectMultiple(),
+    )
 
     class Meta:
         model = RunDefinition
@@ -102,6 +115,8 @@ class RunDefinitionFormBase(forms.ModelForm):
             "run_type",
             "schedule",
             "run_at",
+            "at",
+            "weekdays",
             "every",
             "unit",
             "cron",
@@ -110,6 +125,8 @@ class RunDefinitionFormBase(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         instance = self.instance
+        if instance.weekdays:
+            self.initial["weekdays"] = instance.weekdays.split(",")
         if instance.pk and instance.run_type in types.all_types():
             run_type = types.all_types()[instance.run_type]
             for prefix, attr, form_attr, _title in SETTINGS:
@@ -120,6 +137,9 @@ class RunDefinitionFormBase(forms.ModelForm):
                         self.initial[key] = stored[name]
         if "provider" in self.fields:
             self.fields["provider"].queryset = self.fields["provider"].queryset.order_by("name")
+
+    def clean_weekdays(self) -> str:
+        return ",".join(self.cleaned_data.get("weekdays") or [])
 
     def _settings_forms(self, run_type: RunType) -> list[tuple[str, str, forms.Form]]:
         return [

@@ -55,16 +55,27 @@ class RunDefinitionSerializer(JsonTypes, serializers.ModelSerializer):
             "input_settings",
             "schedule",
             "run_at",
+            "at",
+            "weekdays",
             "every",
             "unit",
             "cron",
             "state",
             "next_run_at",
+            "empty_runs",
+            "last_empty_at",
             "created_by",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["state", "created_by", "created_at", "updated_at"]
+        read_only_fields = [
+            "state",
+            "empty_runs",
+            "last_empty_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_next_run_at(self, obj) -> str | None:
         when = services.next_run_time(obj)

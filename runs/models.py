@@ -39,8 +39,21 @@ class RunDefinition(models.Model):
 
     class Schedule(models.TextChoices):
         ONCE = "once", "Once, at a date and time"
+        DAILY = "daily", "Daily at a time"
+        WEEKLY = "weekly", "Weekly on chosen days at a time"
         INTERVAL = "interval", "Every N minutes, hours or days"
         CRON = "cron", "Cron expression"
+
+    # Cron's day-of-week numbers (Sunday is 0), in the order a week is read.
+    WEEKDAYS = [
+        ("1", "Monday"),
+        ("2", "Tuesday"),
+        ("3", "Wednesday"),
+        ("4", "Thursday"),
+        ("5", "Friday"),
+        ("6", "Saturday"),
+        ("0", "Sunday"),
+    ]
 
     class Unit(models.TextChoices):
         SECONDS = "seconds", "seconds"
@@ -58,6 +71,12 @@ class RunDefinition(models.Model):
     input_settings = models.JSONField(default=dict, blank=True)
     schedule = models.CharField(max_length=10, choices=Schedule.choices, default=Schedule.ONCE)
     run_at = models.DateTimeField("run at", null=True, blank=True)
+    at = models.TimeField(
+        "at", null=True, blank=True, help_text="Time of day (daily and weekly), in TIME_ZONE."
+    )
+    weekdays = models.CharField(
+        max_length=20, blank=True, help_text="Days of a weekly run: cron day numbers, e.g. '1,3'."
+    )
     every = models.PositiveIntegerField(null=True, blank=True)
     unit = models.CharField(max_length=10, choices=Unit.choices, blank=True)
     cron = models.CharField(
@@ -67,6 +86,14 @@ class RunDefinition(models.Model):
         help_text="Five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'.",
     )
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    # Scheduled runs that found nothing to do leave no process run, only these (see
+    # services._finish_part): the history keeps the runs that did something.
+    empty_runs = models.PositiveIntegerField(
+        "runs with nothing to do",
+        default=0,
+        help_text="Scheduled runs that found nothing to do; they are counted, not listed.",
+    )
+    last_empty_at = models.DateTimeField("last run with nothing to do", null=True, blank=True)
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask",
         null=True,
@@ -99,6 +126,8 @@ class ProcessRun(models.Model):
     """One execution of a definition: when, how it went, what it did, and every error."""
 
     class Status(models.TextChoices):
+        # Run now's row, shown at once, until a worker takes it (see services.run_now).
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
         COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from celery import current_app
-from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -40,7 +39,7 @@ from providers import types as settings_forms
 from providers.extensions import Progress, RunType
 from providers.models import ProvisioningRequest
 
-from . import types
+from . import schedules, types
 from .models import ProcessRun, ProcessRunError, ProcessRunPart, RunDefinition
 
 log = logging.getLogger(__name__)
@@ -110,27 +109,22 @@ def _schedule_errors(definition: RunDefinition) -> dict[str, list[str]]:
         elif definition.unit == RunDefinition.Unit.SECONDS and (definition.every or 0) < 10:
             errors["every"] = ["Runs every few seconds would overlap; use at least 10 seconds."]
         return errors
+    if definition.schedule in (Schedule.DAILY, Schedule.WEEKLY):
+        errors = {}
+        if definition.at is None:
+            errors["at"] = ["Give the time of day (HH:MM)."]
+        days = set((definition.weekdays or "").split(",")) - {""}
+        if definition.schedule == Schedule.WEEKLY and not days:
+            errors["weekdays"] = ["Choose at least one day of the week."]
+        elif days - set(dict(RunDefinition.WEEKDAYS)):
+            errors["weekdays"] = ["Days are cron's numbers 0 (Sunday) to 6, e.g. '1,3,5'."]
+        return errors
     if definition.schedule == Schedule.CRON:
         try:
-            _crontab_fields(definition.cron)
+            schedules.crontab_fields(definition)
         except ValueError as exc:
             return {"cron": [str(exc)]}
     return {}
-
-
-def _crontab_fields(expression: str) -> dict[str, str]:
-    parts = (expression or "").split()
-    if len(parts) != 5:
-        raise ValueError(
-            "A cron expression has five fields: minute hour day-of-month month day-of-week."
-        )
-    names = ["minute", "hour", "day_of_month", "month_of_year", "day_of_week"]
-    fields = dict(zip(names, parts, strict=True))
-    try:
-        crontab(**fields)  # celery parses every field; a bad one raises ValueError
-    except ValueError as exc:
-        raise ValueError(f"Not a valid cron expression: {exc}") from None
-    return fields
 
 
 # --- Scheduling -------------------------------------------------------------------------------
@@ -171,7 +165,7 @@ def _schedule(definition: RunDefinition) -> None:
         )
     else:
         task.crontab, _ = CrontabSchedule.objects.get_or_create(
-            **_crontab_fields(definition.cron), timezone=settings.TIME_ZONE
+            **schedules.crontab_fields(definition), timezone=settings.TIME_ZONE
         )
     task.save()
     definition.periodic_task = task
@@ -236,25 +230,34 @@ def delete(definition: RunDefinition) -> None:
     definition.delete()
 
 
-def run_now(definition: RunDefinition) -> None:
-    """Execute on a worker as soon as one is free (outside any schedule)."""
+def run_now(definition: RunDefinition) -> ProcessRun:
+    """Execute on a worker as soon as one is free (outside any schedule). Its process run is
+    written at once, Queued, and sent with the task: the worker takes that row (a redelivered
+    task finds it taken and does nothing), so the run shows before any worker is free."""
     validate(definition, schedule=False)
-    transaction.on_commit(lambda: _queue_run_now(definition))
+    run = ProcessRun.objects.create(
+        definition=definition, trigger=ProcessRun.Trigger.RUN_NOW, status=Status.QUEUED
+    )
+    transaction.on_commit(lambda: _queue_run_now(run))
+    return run
 
 
-def _queue_run_now(definition: RunDefinition) -> None:
-    """Send the run to the workers; a broker that cannot take it (down, frozen) leaves a Failed
-    process run saying so, at once, rather than an answer that hangs or a run that never
+def _queue_run_now(run: ProcessRun) -> None:
+    """Send the run to the workers; a broker that cannot take it (down, frozen) leaves the
+    queued run Failed, saying so, at once, rather than an answer that hangs or a run that never
     comes."""
     from providers.wakeups import broker_errors
 
     try:
-        current_app.send_task(TASK, (definition.pk, ProcessRun.Trigger.RUN_NOW), retry=False)
+        current_app.send_task(
+            TASK,
+            (run.definition_id, ProcessRun.Trigger.RUN_NOW),
+            {"run_id": run.pk},
+            retry=False,
+        )
     except broker_errors() as error:
-        log.warning("Could not queue %s: %s", definition.name, error)
-        ProcessRun.objects.create(
-            definition=definition,
-            trigger=ProcessRun.Trigger.RUN_NOW,
+        log.warning("Could not queue %s: %s", run.definition.name, error)
+        ProcessRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
             status=Status.FAILED,
             finished_at=timezone.now(),
             message=(
@@ -264,15 +267,14 @@ def _queue_run_now(definition: RunDefinition) -> None:
         )
 
 
+def next_run_times(definition: RunDefinition, count: int = 5) -> list:
+    """The next moments beat will run the definition (none unless it is submitted)."""
+    return schedules.next_times(definition, count)
+
+
 def next_run_time(definition: RunDefinition):
-    task = definition.periodic_task
-    if definition.state != State.SUBMITTED or task is None or not task.enabled:
-        return None
-    if task.clocked_id:
-        return task.clocked.clocked_time
-    now = timezone.now()
-    last = task.last_run_at or task.start_time or task.date_changed
-    return now + task.schedule.remaining_estimate(last)
+    times = schedules.next_times(definition, 1)
+    return times[0] if times else None
 
 
 # --- Executing --------------------------------------------------------------------------------
@@ -321,30 +323,39 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def _start(definition_id: int, trigger: str) -> ProcessRun | None:
-    """Take the definition's lock by creating its running process run, or log why not."""
+def _start(definition_id: int, trigger: str, run_id: int | None = None) -> ProcessRun | None:
+    """Take the definition's lock by making its running process run (Run now's queued row, or
+    a new one), or log why not."""
     with transaction.atomic():
         definition = RunDefinition.objects.select_for_update().get(pk=definition_id)
+        queued = None
+        if run_id is not None:
+            queued = definition.process_runs.filter(pk=run_id, status=Status.QUEUED).first()
+            if queued is None:
+                return None  # taken already by an earlier delivery of this task
         running = definition.process_runs.filter(status=Status.RUNNING).first()
         if running is not None:
             if (running.heartbeat_at or running.started_at) >= _stale_before():
-                ProcessRun.objects.create(
-                    definition=definition,
-                    trigger=trigger,
-                    status=Status.SKIPPED,
-                    finished_at=timezone.now(),
-                    message=f"{definition.name} is already running (process run "
+                skipped = queued or ProcessRun(definition=definition, trigger=trigger)
+                skipped.status = Status.SKIPPED
+                skipped.finished_at = timezone.now()
+                skipped.message = (
+                    f"{definition.name} is already running (process run "
                     f"#{running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z}); "
-                    "this execution was skipped.",
+                    "this execution was skipped."
                 )
+                skipped.save()
                 return None
             _fail_stale(running)
-        return ProcessRun.objects.create(
-            definition=definition,
-            trigger=trigger,
-            heartbeat_at=timezone.now(),
-            worker=f"{socket.gethostname()}:{os.getpid()}",
-        )
+        run = queued or ProcessRun(definition=definition, trigger=trigger)
+        now = timezone.now()
+        if queued is not None:
+            run.started_at = now  # the run starts now; it was queued since then
+        run.status = Status.RUNNING
+        run.heartbeat_at = now
+        run.worker = f"{socket.gethostname()}:{os.getpid()}"
+        run.save()
+        return run
 
 
 def execute(
@@ -353,15 +364,17 @@ def execute(
     *,
     on_progress: Callable[[ProcessRun], None] | None = None,
     fan_out: bool = False,
+    run_id: int | None = None,
 ) -> ProcessRun | None:
-    """Start a run of a definition; returns its process run (None if skipped).
+    """Start a run of a definition; returns its process run (None if skipped, or if a
+    scheduled run found nothing to do).
 
     The run is split into parts (a run type over subscriptions: id ranges of
     ``RUN_PART_SIZE``; any other: one part). With ``fan_out`` each part becomes a Celery task
     on the batch queue, for whichever workers are free, and the run is returned while they
     work; the part that finishes last completes the run. Without, the parts run here, one
-    after the other, and the run is returned finished."""
-    run = _start(definition_id, trigger)
+    after the other, and the run is returned finished. ``run_id`` is Run now's queued row."""
+    run = _start(definition_id, trigger, run_id)
     if run is None:
         return None
     definition = run.definition
@@ -394,8 +407,8 @@ def execute(
     if not fan_out:
         for part in parts:
             execute_part(run.pk, part.number, on_progress=on_progress)
-    run.refresh_from_db()
-    return run
+    # None when a scheduled run found nothing to do: it is counted, not kept (_count_empty).
+    return ProcessRun.objects.filter(pk=run.pk).first()
 
 
 def execute_part(
@@ -487,14 +500,32 @@ def _finish_part(part: ProcessRunPart) -> None:
         ProcessRunPart.objects.filter(pk=part.pk).update(finished_at=timezone.now())
         if run.status != Status.RUNNING or run.parts.filter(finished_at__isnull=True).exists():
             return
-        run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
-        run.message = summary(run) + (
-            f"; {run.errors} errors (see the log)." if run.errors else "."
-        )
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "message", "finished_at"])
+        if run.trigger == ProcessRun.Trigger.SCHEDULE and _did_nothing(run):
+            _count_empty(run)
+        else:
+            _complete(run)
     if run.trigger == ProcessRun.Trigger.SCHEDULE:
         _complete_if_once(run.definition)
+
+
+def _did_nothing(run: ProcessRun) -> bool:
+    return not (run.examined or run.created or run.errors or any(run.counts.values()))
+
+
+def _count_empty(run: ProcessRun) -> None:
+    """A scheduled run that found nothing to do (a queue read every two minutes, empty) is
+    counted on its definition instead of filling the history."""
+    RunDefinition.objects.filter(pk=run.definition_id).update(
+        empty_runs=F("empty_runs") + 1, last_empty_at=timezone.now()
+    )
+    run.delete()
+
+
+def _complete(run: ProcessRun) -> None:
+    run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
+    run.message = summary(run) + (f"; {run.errors} errors (see the log)." if run.errors else ".")
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "message", "finished_at"])
 
 
 def _fail(run: ProcessRun, exc: Exception) -> None:
@@ -564,14 +595,19 @@ def _done_so_far(run: ProcessRun) -> str:
     return f"so far: {done[:1].lower()}{done[1:]}"
 
 
-def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):
-    """A page of what the definition would do, and whether there is more. Writes nothing."""
+def preview_rows(definition: RunDefinition):
+    """Every subscription the definition would change, with its requests. Writes nothing."""
     validate(definition, schedule=False)
     run_type = run_type_of(definition)
     if run_type.preview is None:
         raise RunError(f"{run_type.name} has no preview: it changes no subscription.")
+    return run_type.preview(definition)
+
+
+def preview(definition: RunDefinition, *, offset: int = 0, limit: int = 50):
+    """A page of what the definition would do, and whether there is more. Writes nothing."""
     rows, more = [], False
-    for index, row in enumerate(run_type.preview(definition)):
+    for index, row in enumerate(preview_rows(definition)):
         if index < offset:
             continue
         if len(rows) == limit:

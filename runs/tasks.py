@@ -23,8 +23,10 @@ def heartbeat(queue: str = "") -> None:
 
 
 @shared_task(name=services.TASK)
-def execute_definition(definition_id: int, trigger: str = "schedule") -> int | None:
-    run = services.execute(definition_id, trigger, fan_out=True)
+def execute_definition(
+    definition_id: int, trigger: str = "schedule", run_id: int | None = None
+) -> int | None:
+    run = services.execute(definition_id, trigger, fan_out=True, run_id=run_id)
     return run.pk if run else None
 
 

@@ -205,5 +205,23 @@ def for_provider(provider: Provider) -> list[RunType]:
     ]
 
 
+def label(code: str) -> str:
+    """A run type's name, with the adapters offering it when another type has that name too
+    (Conax SMS and Conax WS each bring their own "Mail & Bark Messages")."""
+    known = all_types()
+    run_type = known[code]
+    if sum(1 for t in known.values() if t.name == run_type.name) == 1:
+        return run_type.name
+    offered = [
+        adapter.name
+        for adapter in registry.adapter_classes().values()
+        if any(
+            (item if isinstance(item, str) else item.code) == code for item in adapter.run_types()
+        )
+    ]
+    return f"{run_type.name} ({', '.join(offered)})" if offered else run_type.name
+
+
 def choices() -> list[tuple[str, str]]:
-    return [(t.code, t.name) for t in all_types().values()]
+    """Each run type once, by a name that tells it apart."""
+    return [(code, label(code)) for code in all_types()]

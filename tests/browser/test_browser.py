@@ -141,6 +141,12 @@ def test_the_definition_form_offers_what_the_provider_offers(
     page.select_option("#id_schedule", "interval")
     expect(page.locator(".form-row.field-run_at")).to_be_hidden()
     expect(page.locator(".form-row.field-every")).to_be_visible()
+    page.select_option("#id_schedule", "weekly")
+    expect(page.locator(".form-row.field-at")).to_be_visible()
+    expect(page.locator(".form-row.field-weekdays")).to_be_visible()
+    page.select_option("#id_schedule", "daily")
+    expect(page.locator(".form-row.field-weekdays")).to_be_hidden()
+    expect(page.locator(".form-row.field-every")).to_be_hidden()
     page.select_option("#id_schedule", "once")
     expect(page.locator(".form-row.field-every")).to_be_hidden()
 

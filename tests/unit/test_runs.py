@@ -220,6 +220,24 @@ def test_the_same_definition_never_runs_twice_at_once(catalog, drifted):
     assert not Req.objects.filter(state="pending").exists()
 
 
+def test_run_now_while_running_skips_its_queued_row(
+    catalog, drifted, django_capture_on_commit_callbacks
+):
+    d = definition(catalog)
+    running = ProcessRun.objects.create(
+        definition=d, trigger="schedule", heartbeat_at=timezone.now()
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = services.run_now(d)
+    assert queued.status == "queued"
+
+    assert services.execute(d.pk, "run_now", run_id=queued.pk) is None
+    queued.refresh_from_db()
+    assert queued.status == "skipped"
+    assert queued.message.startswith(f"Nightly reset is already running (process run #{running.pk}")
+    assert d.process_runs.count() == 2  # the queued row is the skipped one, not a third
+
+
 def test_a_run_whose_worker_died_is_failed_and_the_next_one_goes_ahead(catalog, drifted, settings):
     d = definition(catalog)
     dead = ProcessRun.objects.create(
@@ -348,3 +366,24 @@ def test_a_run_with_counts_of_its_own_that_died_says_what_it_had_done(catalog):
     assert services.fail_stale_runs() == 1
     dead.refresh_from_db()
     assert "); so far: archived 5000 requests. Run it again to finish" in dead.message
+
+
+def test_scheduled_runs_with_nothing_to_do_are_counted_not_listed(catalog, operator):
+    d = definition(catalog, run_type="archive_requests", input_settings={"older_than_days": 30})
+
+    assert services.execute(d.pk, ProcessRun.Trigger.SCHEDULE) is None
+    assert services.execute(d.pk, ProcessRun.Trigger.SCHEDULE) is None
+    d.refresh_from_db()
+    assert d.empty_runs == 2 and d.last_empty_at is not None
+    assert not ProcessRun.objects.exists()
+    # Asked for by hand, even an empty run is shown: the operator is waiting for it.
+    by_hand = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+    assert (by_hand.status, by_hand.message) == ("completed", "Archived 0 requests.")
+
+    client = Client()
+    client.force_login(operator)
+    body = client.get(reverse("admin:runs_rundefinition_change", args=[d.pk])).content.decode()
+    assert "Besides these, 2 scheduled runs found nothing to do (the last at " in body
+    assert f"2, the last at {timezone.localtime(d.last_empty_at):%Y-%m-%d %H:%M:%S %Z}" in body
+    runs = client.get(reverse("admin:runs_processrun_changelist")).content.decode()
+    assert runs.count("Archived 0 requests") == 1

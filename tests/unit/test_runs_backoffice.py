@@ -3,7 +3,9 @@ the Submit / Cancel / Run now buttons and the Preview page, the process-run hist
 with its progress JSON and its error log as CSV, and who may do what."""
 
 import csv
+import html
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -230,7 +232,7 @@ def test_operator_submits_previews_cancels_and_runs_now(
     assert d.state == "submitted"
     task = PeriodicTask.objects.get()
     assert d.periodic_task == task and task.clocked.clocked_time == d.run_at
-    next_run = f"{timezone.localtime(d.run_at):%Y-%m-%d %H:%M:%S}"
+    next_run = f"{timezone.localtime(d.run_at):%Y-%m-%d %H:%M:%S %Z}"
     assert shown(response) == [
         (
             "success",
@@ -269,14 +271,24 @@ def test_operator_submits_previews_cancels_and_runs_now(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(operate(d, "run_now"), follow=True)
     assert len(callbacks) == 1
+    queued = ProcessRun.objects.get()
     assert shown(response) == [
         (
             "success",
-            "Nightly reset will run as soon as a worker is free; its process run appears below.",
+            f"Nightly reset will run as soon as a worker is free; its process run #{queued.pk} "
+            "appears below, Queued until a worker takes it.",
         )
     ]
-    # What the worker does with it: the same service, here in this process.
-    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW)
+    # The run is on the page at once, before any worker took it.
+    body = response.content.decode()
+    assert f'href="{run_page(queued)}">#{queued.pk}</a></td>\n        <td>Run now</td>' in body
+    assert "<td>Queued</td>" in body
+    # What the worker does with it: the same service, here in this process, on that row.
+    run = services.execute(d.pk, ProcessRun.Trigger.RUN_NOW, run_id=queued.pk)
+    assert (run.pk, run.status) == (queued.pk, "completed")
+    # A task delivered twice runs once.
+    assert services.execute(d.pk, ProcessRun.Trigger.RUN_NOW, run_id=queued.pk) is None
+    assert ProcessRun.objects.count() == 1
     response = client.get(page(d))
     assert f'href="{run_page(run)}">#{run.pk}</a>' in response.content.decode()
 
@@ -566,3 +578,56 @@ def test_progress_needs_the_view_permission(finished_run):
     client = login(User.objects.get(username="staff"))
     assert client.get(progress_url(finished_run)).status_code == 403
     assert client.get(csv_url(finished_run)).status_code == 403
+
+
+def test_each_run_type_is_listed_once_by_a_name_that_tells_it_apart(operator, catalog):
+    client = login(operator)
+    body = client.get(reverse("admin:runs_rundefinition_add")).content.decode()
+    select = re.search(r'<select name="run_type".*?</select>', body, re.S).group(0)
+    names = [html.unescape(n) for n in re.findall(r'<option value="\w+".*?>(.*?)</option>', select)]
+    assert len(names) == len(set(names))
+    assert "Mail & Bark Messages (Conax Contego SMS Services)" in names
+    assert "Mail & Bark Messages (Conax Contego Web Services)" in names
+    assert "Reset Subscriptions" in names  # a name no other type has stays as it is
+
+    body = client.get(reverse("admin:runs_rundefinition_changelist")).content.decode()
+    assert html.unescape(body).count("Mail & Bark Messages (Conax Contego SMS Services)") == 1
+
+
+def test_the_preview_puts_totals_first_and_downloads_as_csv(operator, catalog, drifted):
+    client = login(operator)
+    d = make_definition(catalog)
+    rows = services.preview(d, limit=100)[0]
+    wanted = [(row.subscription, r["command"]) for row in rows for r in row.what]
+
+    body = client.get(preview_url(d)).content.decode()
+    assert body.index('id="preview-totals"') < body.index('id="preview"')
+    assert f"This page: 3 subscriptions, {len(wanted)} requests (" in body
+    customer = drifted[0].account
+    assert f'<td class="preview-customer">{customer.number} {customer.name}</td>' in body
+
+    response = client.get(reverse("admin:runs_rundefinition_preview_csv", args=[d.pk]))
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="run-definition-{d.pk}-preview.csv"'
+    )
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines[0] == ["subscription", "customer", "command", "parameters"]
+    assert [(line[0], line[2]) for line in lines[1:]] == wanted
+    customer = drifted[0].account
+    assert {line[1] for line in lines[1:]} == {f"{customer.number} {customer.name}"}
+    assert all("=" in line[3] for line in lines[1:])
+    assert not ProcessRun.objects.exists()  # a preview writes nothing
+
+    archive = make_definition(
+        catalog, name="Archive", run_type="archive_requests", input_settings={"older_than_days": 30}
+    )
+    response = client.get(
+        reverse("admin:runs_rundefinition_preview_csv", args=[archive.pk]), follow=True
+    )
+    assert shown(response) == [
+        (
+            "error",
+            "Archive cannot be previewed: Archive requests has no preview: it changes no "
+            "subscription.",
+        )
+    ]
