@@ -328,6 +328,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Tags and operation ids from the path after /api/ ("v1", "v1_subscriptions_create"), fixed
+    # rather than guessed from the common prefix of every DRF route (/metrics is one too).
+    "SCHEMA_PATH_PREFIX": "/api",
 }
 
 # --- Logging --------------------------------------------------------------------------------

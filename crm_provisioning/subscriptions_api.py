@@ -486,7 +486,8 @@ class SubscriptionViewSet(
         "changed, in words, and who did it.",
         responses=HistoryEntryOut(many=True),
     )
-    @action(detail=True, methods=["get"])
+    # One bounded list, not a page of the subscriptions' list: no paging, no list filters.
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request, pk=None):
         sub = self.get_object()
         entries = subscription_history.describe(subscription_history.events(sub))
