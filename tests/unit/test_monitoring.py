@@ -1,16 +1,18 @@
 """/health/live, /health/ready and /metrics as a load balancer and Prometheus see them: the
 metrics read back by the Prometheus client's own parser."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from providers.models import ProvisioningRequest
-from runs.models import WorkerHeartbeat
+from runs.models import ProcessRun, RunDefinition, WorkerHeartbeat
 
 State = ProvisioningRequest.State
 
@@ -142,3 +144,22 @@ def test_the_scrape_costs_the_same_however_many_requests(client, operator, make_
     with CaptureQueriesContext(connection) as many:
         scrape(client)
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_the_grafana_example_asks_only_for_metrics_that_exist(
+    client, operator, catalog, make_requests
+):
+    make_requests(State.PENDING, 1)
+    definition = RunDefinition.objects.create(
+        name="Reset", run_type="reset_subscriptions", provider=catalog.provider
+    )
+    ProcessRun.objects.create(
+        definition=definition, trigger="schedule", status="completed", finished_at=timezone.now()
+    )
+    make_requests(State.COMPLETED, 1, took=timedelta(seconds=1))
+    WorkerHeartbeat.objects.create(hostname="w", last_seen=timezone.now(), beats=1)
+    client.force_login(operator)
+    served = {name for name, _ in scrape(client)}
+    dashboard = (settings.BASE_DIR / "docs" / "grafana" / "crm-provisioning.json").read_text()
+    asked = set(re.findall(r"crm_[a-z_]+", dashboard)) - {"crm_provisioning", "crm-provisioning"}
+    assert asked and asked <= served, asked - served
