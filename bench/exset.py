@@ -413,7 +413,7 @@ def processing_run(
         defaults={"run_type": "process_provisioning_requests", "provider": provider},
     )
     # A run left Running by an interrupted benchmark would make this one skip.
-    ProcessRun.objects.filter(definition=definition, status=ProcessRun.Status.RUNNING).update(
+    ProcessRun.objects.filter(definition=definition, status__in=ProcessRun.UNFINISHED).update(
         status=ProcessRun.Status.FAILED,
         finished_at=timezone.now(),
         message="Left running by an interrupted benchmark.",

@@ -222,7 +222,7 @@ def wait_for_run(definition, after: int, worker: subprocess.Popen, log: Path, se
     while time.monotonic() < deadline:
         run = (
             ProcessRun.objects.filter(definition=definition, pk__gt=after)
-            .exclude(status=ProcessRun.Status.RUNNING)
+            .exclude(status__in=ProcessRun.UNFINISHED)
             .first()
         )
         if run is not None:

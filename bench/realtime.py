@@ -663,7 +663,7 @@ def _finished(run: ProcessRun, worker, log: Path, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
         run.refresh_from_db()
-        if run.status != ProcessRun.Status.RUNNING:
+        if run.status not in ProcessRun.UNFINISHED:
             if run.status not in (ProcessRun.Status.COMPLETED, ProcessRun.Status.SKIPPED):
                 raise RuntimeError(f"The reset run ended {run.status}: {run.message}")
             return

@@ -50,15 +50,16 @@ def context() -> dict:
     providers = status.providers()
     queue_workers = workers()
     runs = ProcessRun.objects.select_related("definition__provider")
-    busy = (ProcessRun.Status.QUEUED, ProcessRun.Status.RUNNING)
     return {
         "providers": providers,
         "alarms": [p for p in providers if p.level in (status.FAILING, status.UNREACHABLE)],
         "workers": queue_workers,
         # Beat sends every heartbeat: none fresh on any queue means beat (or all) is down.
         "beat_alive": any(w.alive for w in queue_workers),
-        "running": list(runs.filter(status__in=busy).order_by("-id")[:20]),
-        "recent_runs": list(runs.exclude(status__in=busy).order_by("-id")[:RECENT_RUNS]),
+        "running": list(runs.filter(status__in=ProcessRun.UNFINISHED).order_by("-id")[:20]),
+        "recent_runs": list(
+            runs.exclude(status__in=ProcessRun.UNFINISHED).order_by("-id")[:RECENT_RUNS]
+        ),
         "incidents": list(
             Incident.objects.filter(resolved_at__isnull=True).order_by("-id")[:OPEN_INCIDENTS]
         ),

@@ -134,6 +134,9 @@ class ProcessRun(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
 
+    # Not ended yet: waiting for a worker, or executing.
+    UNFINISHED = (Status.QUEUED, Status.RUNNING)
+
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
         RUN_NOW = "run_now", "Run now"

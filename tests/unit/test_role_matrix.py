@@ -86,6 +86,7 @@ CUSTOM_ADMIN_METHODS = {
     "providers_provisioningrequest_retry": "POST",
     "catalogue_provider_test_connection": "POST",
     "runs_rundefinition_preview": "GET",
+    "runs_rundefinition_preview_csv": "GET",
     "runs_rundefinition_operate": "POST",
     "runs_processrun_progress": "GET",
     "runs_processrun_errors_csv": "GET",
