@@ -19,7 +19,6 @@ SERVICES_SHOWN = 60
 ITEMS_SHOWN = 30
 PAIRINGS_SHOWN = 10
 REQUESTS_SHOWN = 10
-EVENTS_SHOWN = 50
 
 # ProvisioningRequest.State values (the model lives in the providers layer, above this one).
 PENDING, FAILED, REJECTED = "pending", "failed", "rejected"
