@@ -2,52 +2,20 @@
 fields, saves, then tests the connection against the CAS simulator, up and down.
 
 Headless Chromium from Debian driven by Playwright against pytest-django's live server, as in
-``test_browser.py``; without either, skipped with the reason.
+``conftest.py``; without either, skipped with the reason.
 """
 
-import os
-import shutil
-
-import pytest
-from django.db import connections
 from django.urls import reverse
 
 from catalogue.models import Provider
+from tests.browser.signing_in import log_in
 from tests.fixtures import CONAX_WS_PASSWORD_ENV
-
-CHROMIUM = "/usr/bin/chromium"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="Playwright is not installed (pip install -c constraints.txt -e '.[test]').",
-)
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)),
-    reason=f"{CHROMIUM} is missing (as root: apt-get install -y chromium; ./dev test does it).",
-)
-
-
-@pytest.fixture
-def page(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 1000})
-        browser.close()
-        connections.close_all()
 
 
 def test_an_operator_adds_a_provider_and_tests_its_connection(
-    page, live_server, operator, conax_ws_simulator
+    page, expect, live_server, operator, conax_ws_simulator
 ):
-    expect = sync_api.expect
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={reverse('admin:index')}")
-    page.fill("#id_username", operator.username)
-    page.fill("#id_password", "pw-" + operator.username)
-    page.click("input[type=submit]")
+    log_in(page, live_server, operator)
 
     page.goto(f"{live_server.url}{reverse('admin:catalogue_provider_add')}")
     expect(page.get_by_text("Pick the provider type")).to_be_visible()
