@@ -19,9 +19,10 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from catalogue.models import Provider
 from providers.models import ProvisioningRequest
 from runs.models import ProcessRun, WorkerHeartbeat
+
+from . import status
 
 State = ProvisioningRequest.State
 
@@ -45,13 +46,14 @@ def _buckets(values: Sequence[float], bounds: Sequence[float]) -> list[tuple[str
 class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        providers = list(Provider.objects.order_by("name").values_list("pk", "name"))
-        yield from self._requests(providers, now)
+        yield from self._requests(status.providers())
         yield from self._workers(now)
         yield from self._runs()
         yield from self._queues()
 
-    def _requests(self, providers, now) -> Iterator[Metric]:
+    def _requests(self, providers: list[status.ProviderStatus]) -> Iterator[Metric]:
+        """The counts, oldest Pending and last success as the dashboard reads them
+        (``monitoring.status``), and the latency and attempts of a larger sample."""
         requests = GaugeMetricFamily(
             "crm_requests",
             "Provisioning requests in a watched state (pending, failed, rejected), by provider.",
@@ -77,24 +79,23 @@ class DatabaseCollector(Collector):
             f"Attempts it took, over the provider's newest {SAMPLE} Completed requests.",
             labels=["provider"],
         )
-        for provider_id, name in providers:
-            of_provider = ProvisioningRequest.objects.filter(provider_id=provider_id)
-            for state in WATCHED_STATES:
-                requests.add_metric([name, state], of_provider.filter(state=state).count())
-            first = (
-                of_provider.filter(state=State.PENDING)
-                .order_by("created_at")
-                .values_list("created_at", flat=True)
-                .first()
-            )
-            oldest.add_metric([name], (now - first).total_seconds() if first else 0.0)
+        for st in providers:
+            name = st.provider.name
+            for state, count in zip(
+                WATCHED_STATES, (st.pending, st.failed, st.rejected), strict=True
+            ):
+                requests.add_metric([name, state], count)
+            age = st.oldest_pending_age
+            oldest.add_metric([name], age.total_seconds() if age else 0.0)
+            if st.last_completed_at:
+                last_answer.add_metric([name], st.last_completed_at.timestamp())
             sample = list(
-                of_provider.filter(state=State.COMPLETED, answered_at__isnull=False)
+                ProvisioningRequest.objects.filter(
+                    provider=st.provider, state=State.COMPLETED, answered_at__isnull=False
+                )
                 .order_by("-created_at")
                 .values_list(F("answered_at"), F("created_at"), F("attempts"))[:SAMPLE]
             )
-            if sample:
-                last_answer.add_metric([name], max(row[0] for row in sample).timestamp())
             waits = [(answered - created).total_seconds() for answered, created, _ in sample]
             latency.add_metric(
                 [name], _buckets(waits, LATENCY_BUCKETS), gsum_value=float(sum(waits))
