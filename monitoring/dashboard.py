@@ -3,7 +3,7 @@ each queue and beat, runs in progress and lately, open incidents, and requests p
 day. Every part is bounded (indexed look-ups, the newest rows, the kept hourly counts)."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -12,8 +12,6 @@ from runs.models import ProcessRun, WorkerHeartbeat
 from . import activity, status
 from .models import Incident
 
-# A worker that has not beaten for this long is taken for down (heartbeats come every 15 s).
-ALIVE_WITHIN = timedelta(seconds=60)
 # The queues a deployment has workers for, and what a person calls them.
 QUEUES = {"celery": "Real-time worker", "batch": "Batch worker"}
 RECENT_RUNS = 8
@@ -29,7 +27,10 @@ class QueueWorkers:
 
     @property
     def alive(self) -> bool:
-        return self.last_seen is not None and timezone.now() - self.last_seen <= ALIVE_WITHIN
+        return (
+            self.last_seen is not None
+            and timezone.now() - self.last_seen <= WorkerHeartbeat.ALIVE_WITHIN
+        )
 
 
 def workers() -> list[QueueWorkers]:

@@ -12,7 +12,7 @@ import csv
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import cron_descriptor
 from django.contrib import admin, messages
@@ -41,9 +41,6 @@ PREVIEW_CSV_CHUNK = 500
 # How many errors the run's page lists; the CSV holds every one.
 ERRORS_SHOWN = 200
 
-# A worker beats every HEARTBEAT_SECONDS (15 s by default); a minute without one means none is up.
-ALIVE_WITHIN = timedelta(seconds=60)
-
 
 @dataclass(frozen=True)
 class WorkerStatus:
@@ -60,7 +57,7 @@ def worker_status(now: datetime | None = None) -> WorkerStatus:
         return WorkerStatus(alive=False)
     age = (now or timezone.now()) - latest.last_seen
     return WorkerStatus(
-        alive=age <= ALIVE_WITHIN,
+        alive=age <= WorkerHeartbeat.ALIVE_WITHIN,
         hostname=latest.hostname,
         last_seen=latest.last_seen,
         seconds_ago=max(int(age.total_seconds()), 0),
@@ -87,7 +84,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     @admin.display(description="Alive", boolean=True)
     def alive(self, obj):
-        return timezone.now() - obj.last_seen <= ALIVE_WITHIN
+        return timezone.now() - obj.last_seen <= WorkerHeartbeat.ALIVE_WITHIN
 
 
 # --- Run definitions ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Batch runs: definitions operators schedule, and the process run each execution logs."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -8,6 +10,9 @@ from django.db.models import Q
 class WorkerHeartbeat(models.Model):
     """One row per worker host and queue, touched by a beat-scheduled task: proof that beat and
     a worker taking that queue are both alive and share the broker and the database."""
+
+    # A worker that has not beaten for this long is taken for down (heartbeats come every 15 s).
+    ALIVE_WITHIN = timedelta(seconds=60)
 
     hostname = models.CharField(max_length=200)
     # The queue the beat came through: "celery" (the real-time worker's) or "batch".
