@@ -251,6 +251,52 @@ class AgeFilter(admin.SimpleListFilter):
         return queryset.filter(created_at__lt=timezone.now() - age) if age else queryset
 
 
+class RecentValueFilter(admin.SimpleListFilter):
+    """A filter on a column whose choices are the values of the newest requests (``recent``):
+    a DISTINCT over the whole table would grow with it."""
+
+    SAMPLE = 1000
+
+    def recent(self) -> set[str]:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        chosen = self.value()
+        values = self.recent() | ({chosen} if chosen else set())
+        return [(value, value) for value in sorted(values)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class CommandFilter(RecentValueFilter):
+    title = "command"
+    parameter_name = "command"
+
+    def recent(self) -> set[str]:
+        newest = ProvisioningRequest.objects.order_by("-id").values_list("command", flat=True)
+        return set(newest[: self.SAMPLE])
+
+
+class ErrorCodeFilter(RecentValueFilter):
+    """The codes of the newest Failed and Rejected requests of each provider (its state index)."""
+
+    title = "error code"
+    parameter_name = "error_code"
+
+    def recent(self) -> set[str]:
+        codes = set()
+        for provider_id in Provider.objects.values_list("pk", flat=True):
+            for state in (ProvisioningRequest.State.FAILED, ProvisioningRequest.State.REJECTED):
+                newest = ProvisioningRequest.objects.filter(provider_id=provider_id, state=state)
+                codes.update(
+                    newest.order_by("-created_at").values_list("error_code", flat=True)[
+                        : self.SAMPLE
+                    ]
+                )
+        return codes - {""}
+
+
 @admin.register(ProvisioningRequest)
 class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
     list_display = [
@@ -265,7 +311,15 @@ class ProvisioningRequestAdmin(RequestFieldsMixin, ViewOnlyAdmin):
         "next_attempt_at",
         "last_error_short",
     ]
-    list_filter = ["state", AgeFilter, "priority", "trigger", "provider"]
+    list_filter = [
+        "state",
+        AgeFilter,
+        "provider",
+        CommandFilter,
+        ErrorCodeFilter,
+        "priority",
+        "trigger",
+    ]
     list_select_related = ["provider", "distributor__provider", "subscription"]
     search_fields = ["subscription__number"]
     search_help_text = search.HELP

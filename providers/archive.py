@@ -13,7 +13,7 @@ from django.utils import timezone
 from .models import ArchivedRequest, ProvisioningRequest
 
 Req = ProvisioningRequest
-FINISHED = (Req.State.COMPLETED, Req.State.REJECTED)
+FINISHED = (Req.State.COMPLETED, Req.State.REJECTED, Req.State.SUPERSEDED)
 # The archived requests a subscription's page shows, newest first.
 LATEST = 50
 

@@ -24,7 +24,7 @@ from core.clock import SYSTEM, Clock
 from core.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
-from . import delivery, give_way, platform, reconciler, registry
+from . import delivery, give_way, platform, reconciler, registry, superseded
 from .engine import context_for, create_requests
 from .models import ProvisioningRequest
 
@@ -124,6 +124,7 @@ class Result:
     examined: int = 0
     subscriptions_changed: int = 0
     requests_created: int = 0
+    superseded: int = 0  # Failed requests the run planned again (providers.superseded)
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
@@ -292,6 +293,14 @@ def reconcile_span(
             trigger_name=trigger_name,
             process_run_id=process_run_id,
         )
+        stale = superseded.failed(provider).filter(
+            subscription_id__gte=span.low, subscription_id__lt=span.high
+        )
+        if span.where is not None:
+            stale = stale.filter(subscription_id__in=span.where.values("pk"))
+        result.superseded += superseded.supersede(
+            stale.exclude(subscription_id__in=[sub_id for sub_id, _ in problems if sub_id])
+        )
         result.examined += examined
         result.subscriptions_changed += len({c.subscription_id for c in commands})
         result.requests_created += len(created)
@@ -361,6 +370,12 @@ def compare_span(
             trigger_name=trigger_name,
             process_run_id=process_run_id,
         )
+        unplanned = {sub_id for sub_id, _ in problems}
+        result.superseded += superseded.supersede(
+            superseded.failed(provider).filter(
+                subscription_id__in=[pk for pk in held if pk not in unplanned]
+            )
+        )
         result.examined += len(subscriptions)
         result.subscriptions_changed += len({c.subscription_id for c in commands})
         result.requests_created += len(created)
@@ -393,6 +408,7 @@ class Reset:
     requests: QuerySet
     asked: list[Provider] = field(default_factory=list)
     corrected: list[str] = field(default_factory=list)
+    superseded: int = 0  # its Failed requests planned again (providers.superseded)
 
 
 def reset(
@@ -439,6 +455,9 @@ def reset(
                 trigger=Trigger.UTILITY,
                 trigger_name=trigger_name,
                 priority=priority,
+            )
+            done.superseded += superseded.supersede(
+                superseded.failed(each).filter(subscription=subscription)
             )
         if created:
             transaction.on_commit(lambda: delivery.wake([p.pk for p in providers]))

@@ -25,6 +25,8 @@ class ProvisioningRequest(models.Model):
         COMPLETED = "completed", "Completed"
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+        # A reset planned its subscription again after it failed (providers.superseded).
+        SUPERSEDED = "superseded", "Superseded"
         ARCHIVED = "archived", "Archived"
 
     class Priority(models.IntegerChoices):

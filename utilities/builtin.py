@@ -15,6 +15,10 @@ def _reset(provider, subscription, data, user, priority, process_immediately) ->
         f" Corrected to what {provider.name} holds: {'; '.join(done.corrected)}."
         if done.corrected
         else ""
+    ) + (
+        f" {done.superseded} Failed request(s) superseded: this reset replaces them."
+        if done.superseded
+        else ""
     )
     if not requests:
         return Outcome(

@@ -86,3 +86,17 @@ def test_retry_on_the_requests_own_page(client, operator, agent, made):
     assert answer.status_code == 302 and answer["Location"] == page
     assert Req.objects.get(pk=failed.pk).state == "pending"
     assert 'id="retry-request"' not in client.get(page).content.decode()
+
+
+def test_filters_by_command_and_error_code(client, operator, made):
+    timeout = made("failed", age=timedelta(hours=1), error_code="E42", last_error="timed out")
+    refused = made("rejected", age=timedelta(hours=1), error_code="E7", last_error="no card")
+    client.force_login(operator)
+
+    page = client.get(LIST, {"error_code": "E42"}).content.decode()
+    assert f"/{timeout.pk}/change/" in page and f"/{refused.pk}/change/" not in page
+    # The codes and commands offered are those of the requests there are.
+    assert "?error_code=E7" in page and "?command=ADD_SUBSCRIPTIONS" in page
+
+    page = client.get(LIST, {"command": "REMOVE_SUBSCRIPTIONS"}).content.decode()
+    assert f"/{timeout.pk}/change/" not in page and "0 provisioning requests" in page

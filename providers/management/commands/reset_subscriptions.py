@@ -40,4 +40,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Examined {result.examined} subscriptions; created {result.requests_created} "
             f"requests for {result.subscriptions_changed} subscriptions."
+            + (f" Superseded {result.superseded} Failed requests." if result.superseded else "")
         )
