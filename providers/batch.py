@@ -8,7 +8,7 @@ step. Chunks are independent: the workers of several machines can share one run.
 """
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -24,7 +24,7 @@ from core.clock import SYSTEM, Clock
 from core.db import plans_per_call
 from subscriptions.models import InstalledItem, Subscription, SubscriptionService
 
-from . import delivery, give_way, platform, reconciler, registry, superseded
+from . import delivery, give_way, platform, reasons, reconciler, registry, superseded
 from .engine import context_for, create_requests
 from .models import ProvisioningRequest
 
@@ -126,19 +126,24 @@ class Result:
     requests_created: int = 0
     superseded: int = 0  # Failed requests the run planned again (providers.superseded)
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+    # The requests created by operation ("activate": 3, "renew": 1, …).
+    operations: Counter = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
 class PreviewRow:
     subscription_id: int
     subscription: str
-    requests: list[dict]  # {"command": ..., "parameters": {...}} in sending order
+    # {"command": ..., "reason": "Activate SPORT: service Effective, …", "parameters": {...}},
+    # in sending order
+    requests: list[dict]
 
 
 def preview(
     selection: Selection, *, chunk_size: int = 10000, today: date | None = None
 ) -> Iterator[PreviewRow]:
-    """Every subscription out of step, with the requests a run would create. Writes nothing.
+    """Every subscription out of step, with the requests a run would create and why
+    (``reasons``). Writes nothing.
 
     Outside a transaction the next two chunks are planned while this one's rows are built
     and read, each in a thread on a connection of its own: PostgreSQL works on both at once,
@@ -149,23 +154,27 @@ def preview(
     adapter = registry.adapter_for(selection.provider)
     spans = selection.spans(chunk_size)
 
-    def planned(span: reconciler.Span) -> tuple[list[reconciler.Command], object]:
+    def planned(span: reconciler.Span) -> tuple[list, object]:
         with plans_per_call():
             commands = list(reconciler.plan(selection.provider, span, today=today))
-            return commands, context_for(commands) if commands else None
+            if not commands:
+                return [], None
+            ctx = context_for(commands)
+            return list(zip(commands, reasons.explain(commands, ctx), strict=True)), ctx
 
     def rows(chunks) -> Iterator[PreviewRow]:
-        for commands, ctx in chunks:
-            for sub_id, group in groupby(commands, key=lambda c: c.subscription_id):
+        for explained, ctx in chunks:
+            for sub_id, group in groupby(explained, key=lambda e: e[0].subscription_id):
                 yield PreviewRow(
                     sub_id,
                     ctx.subscriptions[sub_id],
                     [
                         {
                             "command": c.command or adapter.command_for(c.operation),
+                            "reason": why,
                             "parameters": adapter.parameters_for(c, ctx),
                         }
-                        for c in group
+                        for c, why in group
                     ],
                 )
 
@@ -304,6 +313,7 @@ def reconcile_span(
         result.examined += examined
         result.subscriptions_changed += len({c.subscription_id for c in commands})
         result.requests_created += len(created)
+        result.operations.update(c.operation for c in commands)
         result.problems.extend(problems)
         if progress:
             # Inside the chunk's transaction: what a run records as done is exactly what
@@ -379,6 +389,7 @@ def compare_span(
         result.examined += len(subscriptions)
         result.subscriptions_changed += len({c.subscription_id for c in commands})
         result.requests_created += len(created)
+        result.operations.update(c.operation for c in commands)
         result.problems.extend(problems)
         if progress:
             progress(result)

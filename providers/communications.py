@@ -23,6 +23,8 @@ from django.utils import timezone
 from catalogue.models import ExternalSystem, Provider
 from subscriptions.models import CommunicationQueueEntry, InstalledItem
 
+from .extensions import Progress, counted
+
 Entry = CommunicationQueueEntry
 
 
@@ -44,6 +46,43 @@ class Result:
     requests_created: int = 0
     # (subscription id, message): why a communication failed, for the run's error log.
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+# What a message run counts (its ``RunType.counts``; ``counts`` reports them).
+COUNTS = (
+    ("communications", "Communications examined"),
+    ("sent", "Sent"),
+    ("failed", "Failed"),
+    ("requests", "Requests created"),
+)
+
+
+def counts(result: Result) -> dict[str, int]:
+    """A message run's counts (``Progress.counts``), from ``process``'s running totals."""
+    return {
+        "communications": result.examined,
+        "sent": result.completed,
+        "held_back": result.deferred,
+        "failed": result.failed,
+        "requests": result.requests_created,
+    }
+
+
+def reporter(report: Callable[[Progress], None]) -> Callable[[Result], None]:
+    """``process``'s ``progress`` for a run that reports its chunks with ``report``."""
+    return lambda result: report(
+        Progress(result.examined, result.requests_created, list(result.problems), counts(result))
+    )
+
+
+def card_summary(c) -> str:
+    """The summary of a message run whose requests are each one smartcard's message: "Sent 3
+    of 4 communications as messages to 5 smartcards; 1 failed"."""
+    text = (
+        f"Sent {c['sent']} of {counted(c['communications'], 'communication')} as messages to "
+        f"{counted(c['requests'], 'smartcard')}"
+    )
+    return text + (f"; {c['failed']} failed" if c["failed"] else "")
 
 
 def pending(external_system: ExternalSystem, *, provider: Provider | None = None) -> QuerySet:

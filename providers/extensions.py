@@ -36,7 +36,7 @@ def counted(n: int, word: str, plural: str = "") -> str:
 class PreviewRow:
     subscription_id: int | None
     subscription: str
-    what: list[dict]  # {"command": ..., "parameters": {...}}
+    what: list[dict]  # {"command": ..., "reason": "Activate SPORT: …", "parameters": {...}}
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class RunType:
     # (definition) -> {field: [messages]}: what its settings forms cannot judge alone
     checks: Callable | None = None
     # What the run counts in its own terms, ((key, label), ...), reported in
-    # ``Progress.counts``, and (counts) -> the sentence that sums them up, e.g. "Exported 7
-    # records in 1 file". Without: "Examined N; created M requests".
+    # ``Progress.counts`` (the keys "total", "examined" and "created" are the run's own), and
+    # (counts) -> the sentence that sums them up, e.g. "Exported 7 records in 1 file".
+    # Without: "Examined N; created M requests".
     counts: tuple[tuple[str, str], ...] = ()
     summary: Callable[[Mapping[str, int]], str] | None = None
     # What ``total`` counts, as the run's page labels it.

@@ -474,7 +474,8 @@ class RunDefinitionAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/runs/rundefinition/preview.html", context)
 
     def preview_csv_view(self, request, object_id):
-        """The whole preview, a line per request: subscription, command, parameters."""
+        """The whole preview, a line per request: subscription, customer, command, why,
+        parameters."""
         definition = self.get_object(request, unquote(object_id))
         if definition is None:
             raise Http404
@@ -508,11 +509,12 @@ class RunDefinitionAdmin(admin.ModelAdmin):
                                 row.subscription,
                                 customers.get(row.subscription_id, ""),
                                 r["command"],
+                                r.get("reason", ""),
                                 parameters,
                             ]
                         )
 
-        header = writer.writerow(["subscription", "customer", "command", "parameters"])
+        header = writer.writerow(["subscription", "customer", "command", "reason", "parameters"])
         response = StreamingHttpResponse(
             itertools.chain([header], lines()),
             content_type="text/csv; charset=utf-8",

@@ -183,6 +183,10 @@ class PreviewQuery(serializers.Serializer):
 
 class PreviewCommandSerializer(serializers.Serializer):
     command = serializers.CharField()
+    reason = serializers.CharField(
+        help_text='What it does and why, e.g. "Activate SPORT: service Effective, not '
+        'authorized at the provider".',
+    )
     parameters = serializers.DictField()
 
 

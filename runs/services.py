@@ -36,7 +36,7 @@ from django_celery_beat.models import (
 from core.db import plans_per_call
 from providers import bulk
 from providers import types as settings_forms
-from providers.extensions import Progress, RunType
+from providers.extensions import Progress, RunType, counted
 from providers.models import ProvisioningRequest
 
 from . import schedules, types
@@ -523,7 +523,8 @@ def _count_empty(run: ProcessRun) -> None:
 
 def _complete(run: ProcessRun) -> None:
     run.status = Status.COMPLETED_WITH_ERRORS if run.errors else Status.COMPLETED
-    run.message = summary(run) + (f"; {run.errors} errors (see the log)." if run.errors else ".")
+    errors = f"; {counted(run.errors, 'error')} (see the log)." if run.errors else "."
+    run.message = summary(run) + errors
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "message", "finished_at"])
 
@@ -565,11 +566,18 @@ def _own_counts(run: ProcessRun) -> RunType | None:
     return run_type if run_type is not None and run_type.summary is not None else None
 
 
+def _counts(run: ProcessRun) -> Counter:
+    """The run type's counts, with the total, examined and created every run keeps (under
+    those keys; a total not known is 0)."""
+    kept = {"total": run.total or 0, "examined": run.examined, "created": run.created}
+    return Counter({**kept, **run.counts})
+
+
 def own_summary(run: ProcessRun) -> str | None:
     """What the run did in its type's own terms ("Exported 7 records in 1 file"), or None for
     a type that counts only subscriptions examined and requests created."""
     run_type = _own_counts(run)
-    return None if run_type is None else run_type.summary(Counter(run.counts))
+    return None if run_type is None else run_type.summary(_counts(run))
 
 
 def summary(run: ProcessRun) -> str:
@@ -585,7 +593,8 @@ def count_rows(run: ProcessRun) -> list[tuple[str, str, int]]:
             ("examined", "Examined", run.examined),
             ("created", "Requests created", run.created),
         ]
-    return [(key, label, run.counts.get(key, 0)) for key, label in run_type.counts]
+    counts = _counts(run)
+    return [(key, label, counts[key]) for key, label in run_type.counts]
 
 
 def _done_so_far(run: ProcessRun) -> str:

@@ -15,6 +15,7 @@ from django.db import transaction
 from catalogue.models import Provider, SubscriptionType
 from providers import archive, batch, registry
 from providers.extensions import PreviewRow, Progress, RunType, counted
+from providers.models import ProvisioningRequest
 from providers.types import NoSettings
 
 
@@ -98,7 +99,13 @@ def _reconcile(trigger_name: str):
 
         def progress(result: batch.Result) -> None:
             nonlocal made
-            report(Progress(result.examined, result.requests_created, list(result.problems)))
+            # By operation, to say what the requests do; none yet: nothing to add up.
+            counts = {str(op): n for op, n in result.operations.items()}
+            if result.superseded:
+                counts["superseded"] = result.superseded
+            report(
+                Progress(result.examined, result.requests_created, list(result.problems), counts)
+            )
             if adapter.acts_after_chunk and result.requests_created > made:
                 made = result.requests_created
                 # Called inside the chunk's transaction: the adapter acts once it committed.
@@ -116,6 +123,45 @@ def _reconcile(trigger_name: str):
         )
 
     return execute
+
+
+Op = ProvisioningRequest.Operation
+# What a reconciling run counts: the subscriptions and requests of every run, and its requests
+# by operation (``batch.Result.operations``), as the run's page labels them.
+RECONCILE_COUNTS = (
+    ("examined", "Subscriptions examined"),
+    ("created", "Requests created"),
+    (Op.CREATE_PAIRING.value, "New pairings"),
+    (Op.ADD_TO_PAIRING.value, "Added to a pairing"),
+    (Op.DEACTIVATE.value, "Deactivations"),
+    (Op.ACTIVATE.value, "Activations"),
+    (Op.RENEW.value, "Renewals"),
+    ("superseded", "Failed requests superseded"),
+)
+# How the summary names each operation's requests (singular, plural), in sending order.
+_OPERATION_NOUNS = {
+    Op.CREATE_PAIRING: ("new pairing", "new pairings"),
+    Op.ADD_TO_PAIRING: ("addition to a pairing", "additions to pairings"),
+    Op.DEACTIVATE: ("deactivation", "deactivations"),
+    Op.ACTIVATE: ("activation", "activations"),
+    Op.RENEW: ("renewal", "renewals"),
+    Op.OTHER: ("other request", "other requests"),
+}
+
+
+def _reconcile_summary(c) -> str:
+    """E.g. "Examined 3 subscriptions; created 5 requests: 1 deactivation, 3 activations, 1
+    renewal" (a run recorded before the operations were counted: without what follows ":");
+    "Examined 4 of 10 subscriptions; …" while it runs."""
+    examined = counted(c["examined"], "subscription")
+    if c["total"] and c["total"] != c["examined"]:
+        examined = f"{c['examined']} of {counted(c['total'], 'subscription')}"
+    text = f"Examined {examined}; created {counted(c['created'], 'request')}"
+    made = [counted(c[op], *nouns) for op, nouns in _OPERATION_NOUNS.items() if c[op]]
+    replaced = (
+        f"; superseded {counted(c['superseded'], 'Failed request')}" if c["superseded"] else ""
+    )
+    return text + (f": {', '.join(made)}" if made else "") + replaced
 
 
 def _reconcile_parts(definition, size: int) -> list[tuple[int, int]]:
@@ -149,6 +195,8 @@ SHARED: list[RunType] = [
         preview=_reconcile_preview,
         parts=_reconcile_parts,
         checks=_reset_checks,
+        counts=RECONCILE_COUNTS,
+        summary=_reconcile_summary,
     ),
     RunType(
         "process_provisioning_requests",
@@ -159,6 +207,8 @@ SHARED: list[RunType] = [
         total=lambda d: _selection(d).subscriptions().count(),
         preview=_reconcile_preview,
         parts=_reconcile_parts,
+        counts=RECONCILE_COUNTS,
+        summary=_reconcile_summary,
     ),
     RunType(
         "archive_requests",

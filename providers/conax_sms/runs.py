@@ -75,14 +75,14 @@ def _messages(definition, run_id: int, report: Callable[[Progress], None]) -> No
             )
         return len(cards)
 
-    def progress(result: communications.Result) -> None:
-        report(Progress(result.examined, result.requests_created, list(result.problems)))
-
-    result = communications.process(_entries(definition), build, progress=progress)
+    result = communications.process(
+        _entries(definition), build, progress=communications.reporter(report)
+    )
     if settings.get("process_immediately") and result.requests_created:
         problems = file_runs.export_at_end(PIPELINE, provider, run_id)
         if problems:
-            report(Progress(result.examined, result.requests_created, problems))
+            counts = communications.counts(result)
+            report(Progress(result.examined, result.requests_created, problems, counts))
 
 
 EXPORT = file_runs.export_run_type(
@@ -98,4 +98,7 @@ MESSAGES = RunType(
     MessageRunInput,
     _messages,
     total=lambda d: _entries(d).count(),
+    total_label="Communications to examine",
+    counts=communications.COUNTS,
+    summary=communications.card_summary,
 )

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 
 from catalogue.models import ExternalSystem
 from providers import communications, run_requests
-from providers.extensions import Progress, RunType
+from providers.extensions import Progress, RunType, counted
 from providers.models import ProvisioningRequest
 from providers.types import NoSettings
 from subscriptions.models import InstalledItem, Segment, Subscription
@@ -158,7 +158,7 @@ def _send_messages(definition, run_id: int, report: Callable[[Progress], None]) 
         _pending(definition),
         build,
         chunk_size=settings.RUN_CHUNK_SIZE,
-        progress=lambda r: report(Progress(r.examined, r.requests_created, list(r.problems))),
+        progress=communications.reporter(report),
     )
 
 
@@ -266,7 +266,15 @@ def _send_fingerprints(definition, run_id: int, report: Callable[[Progress], Non
                 run_id=run_id,
             )
             examined += len(chunk)
-            report(Progress(examined, created))
+            counts = {"subscriptions": examined, "cards": created}
+            report(Progress(examined, created, counts=counts))
+
+
+def _fingerprint_summary(c) -> str:
+    return (
+        f"Sent the fingerprint to {counted(c['cards'], 'smartcard')} of "
+        f"{counted(c['subscriptions'], 'subscription')}"
+    )
 
 
 MAIL_BARK_MESSAGES = RunType(
@@ -276,6 +284,9 @@ MAIL_BARK_MESSAGES = RunType(
     MessageInput,
     _send_messages,
     total=lambda definition: _pending(definition).count(),
+    total_label="Communications to examine",
+    counts=communications.COUNTS,
+    summary=communications.card_summary,
 )
 FINGERPRINTING = RunType(
     "conax_ws_fingerprinting",
@@ -284,4 +295,6 @@ FINGERPRINTING = RunType(
     FingerprintInput,
     _send_fingerprints,
     total=lambda definition: _fingerprinted(definition).count(),
+    counts=(("subscriptions", "Subscriptions examined"), ("cards", "Smartcards sent to")),
+    summary=_fingerprint_summary,
 )

@@ -130,13 +130,7 @@ def _send_infocas(definition, run_id: int, report: Callable[[Progress], None]) -
                 result.examined,
                 result.requests_created,
                 [*result.problems, *held],
-                counts={
-                    "communications": result.examined,
-                    "sent": result.completed,
-                    "held_back": result.deferred,
-                    "failed": result.failed,
-                    "requests": result.requests_created,
-                },
+                counts=communications.counts(result),
             )
         )
         held.clear()

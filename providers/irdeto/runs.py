@@ -83,23 +83,11 @@ def _send_mail(definition, run_id: int, report: Callable[[Progress], None]) -> N
             run_id=run_id,
         )
 
-    def progress(result: communications.Result) -> None:
-        report(
-            Progress(
-                result.examined,
-                result.requests_created,
-                list(result.problems),
-                counts={
-                    "communications": result.examined,
-                    "sent": result.completed,
-                    "failed": result.failed,
-                    "requests": result.requests_created,
-                },
-            )
-        )
-
     communications.process(
-        _pending(definition), build, chunk_size=settings.RUN_CHUNK_SIZE, progress=progress
+        _pending(definition),
+        build,
+        chunk_size=settings.RUN_CHUNK_SIZE,
+        progress=communications.reporter(report),
     )
 
 
@@ -118,11 +106,6 @@ MAIL = RunType(
     _send_mail,
     total=lambda definition: _pending(definition).count(),
     total_label="Communications to examine",
-    counts=(
-        ("communications", "Communications examined"),
-        ("sent", "Sent"),
-        ("failed", "Failed"),
-        ("requests", "Requests created"),
-    ),
+    counts=communications.COUNTS,
     summary=_summary,
 )

@@ -43,7 +43,9 @@ def test_the_run_page_follows_the_run_live(
     status, summary = page.locator("#run-status"), page.locator("#run-summary")
     bar = page.locator("#run-bar")
     expect(status).to_have_text("Running")
-    expect(summary).to_have_text("Examined 0 of 10 (0%) · 0 requests created · 0 errors")
+    expect(summary).to_have_text(
+        "Examined 0 of 10 subscriptions; created 0 requests (0%) · 0 errors"
+    )
     expect(page.locator("#run-parts")).to_have_text("0 of 2 done")
     expect(bar).to_have_attribute("aria-valuenow", "0")
     # Anything a reload would wipe out: it must still be there at the end.
@@ -61,7 +63,7 @@ def test_the_run_page_follows_the_run_live(
     ProcessRun.objects.filter(pk=run.pk).update(examined=4, created=3, heartbeat_at=timezone.now())
     ProcessRunPart.objects.filter(pk=first.pk).update(worker="w1:42", finished_at=timezone.now())
     expect(summary).to_contain_text(
-        "Examined 4 of 10 (40%) · 3 requests created · 0 errors · about"
+        "Examined 4 of 10 subscriptions; created 3 requests (40%) · 0 errors · about"
     )
     expect(bar).to_have_attribute("aria-valuenow", "40")
     page.wait_for_function("document.getElementById('run-bar-fill').style.width === '40%'")
@@ -77,12 +79,17 @@ def test_the_run_page_follows_the_run_live(
         created=3,
         status=ProcessRun.Status.COMPLETED,
         finished_at=timezone.now(),
-        message="Examined 10; created 3 requests.",
+        counts={"activate": 3},
+        message="Examined 10 subscriptions; created 3 requests: 3 activations.",
     )
     expect(status).to_have_text("Completed")
-    expect(summary).to_have_text("Examined 10 of 10 (100%) · 3 requests created · 0 errors")
+    expect(summary).to_have_text(
+        "Examined 10 subscriptions; created 3 requests: 3 activations (100%) · 0 errors"
+    )
     expect(bar).to_have_attribute("aria-valuenow", "100")
-    expect(page.locator("#run-message")).to_have_text("Examined 10; created 3 requests.")
+    expect(page.locator("#run-message")).to_have_text(
+        "Examined 10 subscriptions; created 3 requests: 3 activations."
+    )
     expect(page.locator("#run-eta")).to_have_text("-")
     expect(page.locator("#run-finished")).not_to_have_text("-")
     assert page.evaluate("window.notReloaded") is True
@@ -167,6 +174,9 @@ def test_the_definition_form_offers_what_the_provider_offers(
     page.click("#definition-operations a:text('Preview')")
     expect(page.locator("tr.preview-row")).to_have_count(1)
     expect(page.locator("tr.preview-row")).to_contain_text("ACTIVATE_SERVICE")
+    expect(page.locator("tr.preview-row .preview-reason").last).to_have_text(
+        "Activate AGRICULTURE: service Effective, not authorized at the provider"
+    )
     page.screenshot(path=tmp_path / "preview.png", full_page=True)
     assert ProvisioningRequest.objects.filter(state="pending").count() == 0
 

@@ -250,7 +250,9 @@ def test_an_agent_sends_messages_and_an_operator_runs_the_runs(
     # Process Provisioning Requests: the new subscriber's pairing and Add, written as it goes.
     run = run_now(processing)
     expect(page.locator("#run-status")).to_have_text("Completed")
-    expect(page.locator("#run-message")).to_have_text("Examined 2; created 2 requests.")
+    expect(page.locator("#run-message")).to_have_text(
+        "Examined 2 subscriptions; created 2 requests: 1 new pairing, 1 activation."
+    )
     expect(page.locator("th:has(+ #run-total)")).to_have_text("Subscriptions to examine")
     expect(page.locator("#run-total")).to_have_text("2")
     expect(page.locator("#run-count-examined")).to_have_text("2")

@@ -110,7 +110,7 @@ def test_a_spoiled_file_is_refused_visibly_and_the_corrected_one_applied(
     assert refused_run.status == ProcessRun.Status.COMPLETED_WITH_ERRORS
     assert refused_run.message == (
         "Answered 0 (accepted 0, rejected 0) from 1 response file; 1 file refused; "
-        "1 errors (see the log)."
+        "1 error (see the log)."
     )
     (error,) = refused_run.error_log.values_list("message", flat=True)
     until = timezone.localtime(sent.uploaded_at + timedelta(hours=24)).strftime("%Y-%m-%d %H:%M")
@@ -290,7 +290,7 @@ def test_a_corrected_version_of_an_applied_file_applies_what_it_adds(
 
     first = run(sms, "conax_sms_error_handling")
     assert first.message == (
-        "Answered 1 (accepted 1, rejected 0) from 1 response file; 1 errors (see the log)."
+        "Answered 1 (accepted 1, rejected 0) from 1 response file; 1 error (see the log)."
     )
     assert sub.provisioning_requests.filter(state=Req.State.PENDING).count() == 1
 

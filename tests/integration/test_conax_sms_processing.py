@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from providers import batch, provider_settings
 from providers.models import ProvisioningRequest
+from runs import services as runs
+from runs.models import ProcessRun, RunDefinition
 from subscriptions.models import InstalledItem, SubscriptionService
 
 Req = ProvisioningRequest
@@ -162,4 +164,16 @@ def test_preview_shows_renewals(sms, subscribe):
     assert [(r.subscription, [q["command"] for q in r.requests]) for r in rows] == [
         ("ZX-P-1", ["RENEW_SUBSCRIPTION"])
     ]
+    assert [q["reason"] for q in rows[0].requests] == [
+        f"Renew AGRICULTURE: service Effective, authorized since {DUE:%Y-%m-%d}: due for renewal"
+    ]
     assert not Req.objects.exists()
+
+    # The run (on the real day, when the renewal is overdue) says what it made.
+    definition = RunDefinition(
+        name="Processing", run_type="process_provisioning_requests", provider=sms
+    )
+    runs.validate(definition, schedule=False)
+    definition.save()
+    run = runs.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+    assert run.message == "Examined 1 subscription; created 1 request: 1 renewal."

@@ -186,6 +186,9 @@ def test_the_message_run_sends_pending_communications(
     assert list(run.error_log.values_list("subscription__number", "message")) == [
         ("ZX-COM-0", "COM-LONG: The text has 142 characters; a mail message holds at most 141.")
     ]
+    assert run.message == (
+        "Sent 3 of 4 communications as messages to 3 smartcards; 1 failed; 1 error (see the log)."
+    )
     states = dict(CommunicationQueueEntry.objects.values_list("number", "state"))
     assert states == {
         "COM-0": "completed",

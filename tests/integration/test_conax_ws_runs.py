@@ -108,6 +108,16 @@ def test_mail_and_bark_run_sends_the_pending_communications_of_its_external_syst
     assert [(e.subscription_id, e.message) for e in run.error_log.all()] == [
         (one.pk, "CQ-3: A repeating bark message holds at most 129 characters; this one has 130.")
     ]
+    # What the run's page and the API say it did.
+    assert run.message == (
+        "Sent 2 of 3 communications as messages to 3 smartcards; 1 failed; 1 error (see the log)."
+    )
+    assert runs.count_rows(run) == [
+        ("communications", "Communications examined", 3),
+        ("sent", "Sent", 2),
+        ("failed", "Failed", 1),
+        ("requests", "Requests created", 3),
+    ]
     states = dict(Entry.objects.values_list("number", "state"))
     assert {n: states[n] for n in ("CQ-1", "CQ-2", "CQ-3")} == {
         "CQ-1": "completed",
@@ -196,6 +206,7 @@ def test_fingerprinting_run_by_included_and_excluded_segments(
     d.input_settings = {"position_x": 10, "position_y": 20, "slot": "B"}
     run = execute(d)
     assert (run.status, run.total, run.examined, run.created) == ("completed", 2, 2, 3)
+    assert run.message == "Sent the fingerprint to 3 smartcards of 2 subscriptions."
     made = Req.objects.filter(process_run=run)
     assert sorted(made.values_list("parameters__card_ca_id", flat=True)) == sorted(
         [card_of(first), *cards(twin_sub)]

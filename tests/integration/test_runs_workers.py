@@ -120,7 +120,10 @@ def test_a_worker_killed_mid_run_leaves_it_failed_and_a_rerun_creates_nothing_tw
     )
     run.refresh_from_db()
     assert run.status == "failed"
-    assert f"it had examined {run.examined} and created {run.created} requests" in run.message
+    assert (
+        f"so far: examined {run.examined} of 120 subscriptions; created {run.created} requests: "
+        f"{run.created} activations. Run it again"
+    ) in run.message
     done_before = Req.objects.filter(state="pending").count()
     assert done_before == run.created
 
@@ -169,7 +172,11 @@ def test_two_workers_share_one_run_part_by_part_and_nothing_is_created_twice(
     assert len(parts) >= 10 and all(p.finished_at for p in parts)
     assert len({p.worker for p in parts}) == 2  # both workers took parts of the one run
     assert (run.examined, run.created, run.errors) == (60, wanted, 0)
-    assert run.message == f"Examined 60; created {wanted} requests."
+    # Each part's counts add up on the one run.
+    assert (
+        run.message
+        == f"Examined 60 subscriptions; created {wanted} requests: {wanted} activations."
+    )
     keys = Counter(
         Req.objects.filter(state="pending").values_list("service_id", "installed_item_id", "ca_id")
     )

@@ -499,7 +499,17 @@ def test_run_definition_life_cycle(catalog, operator, subscribe):
     preview = client.get(f"{API}/run-definitions/{pk}/preview/", {"limit": 1})
     assert preview.status_code == 200
     assert [r["subscription"] for r in preview.json()["results"]] == [drifted.number]
-    assert "ACTIVATE_SERVICE" in {w["command"] for w in preview.json()["results"][0]["what"]}
+    what = preview.json()["results"][0]["what"]
+    assert "ACTIVATE_SERVICE" in {w["command"] for w in what}
+    # Each with why, in words.
+    devices = " and ".join(
+        f"{'card' if d.kind == 'smartcard' else 'set-top box'} {d.serial_number}"
+        for d in drifted.installed_items.order_by("pk")
+    )
+    assert [w["reason"] for w in what] == [
+        f"Create pairing: {devices} not initialized at the provider",
+        "Activate AGRICULTURE: service Effective, not authorized at the provider",
+    ]
     assert preview.json()["next_offset"] is None
     queued = client.post(f"{API}/run-definitions/{pk}/run-now/")
     assert queued.status_code == 202

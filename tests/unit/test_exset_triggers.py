@@ -428,6 +428,10 @@ def test_preview_lists_the_change_of_device(catalog, subscribe):
             [
                 {
                     "command": "CHANGE_DEVICE",
+                    "reason": (
+                        "Change device: card SC-NEW-8 not initialized at the provider; "
+                        f"card {old.serial_number} taken away"
+                    ),
                     "parameters": {
                         "subscription": sub.number,
                         "distributor": "MAIN",

@@ -54,6 +54,42 @@ def test_preview_lists_exactly_the_drifted_subscriptions_and_writes_nothing(cata
         ("ACTIVATE_SERVICE", "BFB2"),
         ("ACTIVATE_SERVICE", "AF1"),
     ]
+    # Each says why, from what the subscription wants and what the provider holds.
+    unauthorized = "Activate BUNDLE_A: service Effective, not authorized at the provider"
+    assert [q["reason"] for q in rows[0].requests] == [unauthorized, unauthorized]
+    new = f"card {in_step[2].installed_items.get(kind='smartcard').serial_number}"
+    assert [q["reason"] for q in rows[1].requests] == [
+        f"Create pairing: {new} not initialized at the provider",
+        f"Activate BUNDLE_B: service Effective, {new} not initialized at the provider",
+        f"Activate BUNDLE_B: service Effective, {new} not initialized at the provider",
+        f"Activate AGRICULTURE: service Effective, {new} not initialized at the provider",
+    ]
+
+
+def test_preview_says_why_a_service_is_taken_away(catalog, in_step):
+    # An activation on its way counts as held: cancelled meanwhile, it is taken away again.
+    agriculture = SubscriptionService.objects.filter(
+        subscription=in_step[2], product__code="AGRICULTURE"
+    )
+    agriculture.update(authorized=False)
+    batch.reconcile(batch.Selection(catalog.provider), trigger_name="reset_subscriptions")
+    agriculture.update(state="cancelled")
+    SubscriptionService.objects.filter(subscription=in_step[1]).update(state="cancelled")
+    card = in_step[0].installed_items.get(kind="smartcard")
+    InstalledItem.objects.filter(pk=card.pk).update(removed_at=timezone.now())
+
+    rows = list(batch.preview(batch.Selection(catalog.provider)))
+
+    assert {r.subscription: [q["reason"] for q in r.requests] for r in rows} == {
+        in_step[0].number: [
+            f"Deactivate BUNDLE_A: card {card.serial_number} removed, still authorized",
+            f"Deactivate BUNDLE_A: card {card.serial_number} removed, still authorized",
+        ],
+        in_step[1].number: ["Deactivate AGRICULTURE: service Cancelled, still authorized"],
+        in_step[2].number: [
+            "Deactivate AGRICULTURE: service Cancelled, an activation is still Pending"
+        ],
+    }
 
 
 @pytest.mark.django_db(transaction=True)

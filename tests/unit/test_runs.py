@@ -183,7 +183,18 @@ def test_a_reset_run_logs_counts_and_links_the_requests_it_created(catalog, drif
         5,
         0,
     )
-    assert run.message == "Examined 3; created 5 requests."
+    # What it did, by what the requests do.
+    assert run.message == "Examined 3 subscriptions; created 5 requests: 5 activations."
+    assert services.count_rows(run) == [
+        ("examined", "Subscriptions examined", 3),
+        ("created", "Requests created", 5),
+        ("create_pairing", "New pairings", 0),
+        ("add_to_pairing", "Added to a pairing", 0),
+        ("deactivate", "Deactivations", 0),
+        ("activate", "Activations", 5),
+        ("renew", "Renewals", 0),
+        ("superseded", "Failed requests superseded", 0),
+    ]
     assert set(run.requests.values_list("ca_id", flat=True)) == {
         "GFA1",
         "EFA2",
@@ -250,7 +261,7 @@ def test_a_run_whose_worker_died_is_failed_and_the_next_one_goes_ahead(catalog, 
     assert services.fail_stale_runs() == 1
     dead.refresh_from_db()
     assert dead.status == "failed"
-    assert "it had examined 1 and created 2 requests. Run it again" in dead.message
+    assert "so far: examined 1 subscription; created 2 requests. Run it again" in dead.message
     assert services.execute(d.pk, "run_now").status == "completed"
 
 
@@ -262,6 +273,10 @@ def test_preview_pages_and_writes_nothing(catalog, drifted):
     rest, more = services.preview(d, offset=2, limit=2)
     assert [r.subscription for r in rest] == [drifted[2].number] and not more
     assert [q["command"] for q in first[0].what] == ["ACTIVATE_SERVICE", "ACTIVATE_SERVICE"]
+    # Why: what the subscription wants against what the provider holds.
+    assert {q["reason"] for q in first[0].what} == {
+        "Activate BUNDLE_A: service Effective, not authorized at the provider"
+    }
     assert not Req.objects.filter(state="pending").exists()
     assert not ProcessRun.objects.exists()
 
@@ -275,7 +290,7 @@ def test_run_definition_command(catalog, drifted, capsys):
     definition(catalog)
     call_command("run_definition", "Nightly reset")
     out = capsys.readouterr().out
-    assert "Examined 3; created 5 requests." in out
+    assert "Examined 3 subscriptions; created 5 requests: 5 activations." in out
     assert ProcessRun.objects.get().trigger == "command"
 
 

@@ -259,6 +259,11 @@ def test_operator_submits_previews_cancels_and_runs_now(
     for sub in drifted:
         assert sub.number in body
     assert "ACTIVATE_SERVICE" in body and "AF1" in body
+    # Each request says why: what the subscription wants against what the provider holds.
+    assert (
+        '<span class="preview-reason">Activate AGRICULTURE: service Effective, not authorized '
+        "at the provider</span>"
+    ) in body
     assert Req.objects.count() == before
     assert not ProcessRun.objects.exists()
 
@@ -411,13 +416,18 @@ def test_the_run_page_shows_counts_requests_and_errors(operator, finished_run, d
     assert response.status_code == 200
     body = response.content.decode()
     assert "Completed with errors" in body
-    assert "Examined 3 of 3 (100%) · 4 requests created · 1 error" in body
-    assert "Examined 3; created 4 requests; 1 errors (see the log)." in body
+    assert "Examined 3 subscriptions; created 4 requests: 4 activations (100%) · 1 error" in body
+    assert (
+        "Examined 3 subscriptions; created 4 requests: 4 activations; 1 error (see the log)."
+        in (body)
+    )
+    assert '<th scope="row">Activations</th><td id="run-count-activate">4</td>' in body
     assert response.context["progress"]["requests"] == {
         "pending": 2,
         "completed": 1,
         "rejected": 1,
         "failed": 0,
+        "superseded": 0,
         "archived": 0,
     }
     assert "AGRICULTURE has no CA ID at provider Generic." in body
@@ -451,12 +461,15 @@ def test_the_progress_json(operator, finished_run):
         "errors": 1,
     }
     assert data["eta_seconds"] is None and data["running"] is False
-    assert data["message"] == "Examined 3; created 4 requests; 1 errors (see the log)."
+    assert data["message"] == (
+        "Examined 3 subscriptions; created 4 requests: 4 activations; 1 error (see the log)."
+    )
     assert data["requests"] == {
         "pending": 4,
         "completed": 0,
         "rejected": 0,
         "failed": 0,
+        "superseded": 0,
         "archived": 0,
     }
 
@@ -470,9 +483,12 @@ def test_a_running_run_has_an_eta(operator, catalog):
     data = client.get(progress_url(run)).json()
     assert (data["status"], data["running"], data["percent"]) == ("running", True, 40)
     assert 11 <= data["eta_seconds"] <= 13  # 8 s for 4, so about 12 s for the 6 left
-    assert data["summary"].startswith("Examined 4 of 10 (40%) · 2 requests created · 0 errors · ")
+    assert data["summary"].startswith(
+        "Examined 4 of 10 subscriptions; created 2 requests (40%) · 0 errors · "
+    )
     body = client.get(run_page(run)).content.decode()
-    assert 'data-running="1"' in body and 'id="run-summary">Examined 4 of 10 (40%)' in body
+    assert 'data-running="1"' in body
+    assert 'id="run-summary">Examined 4 of 10 subscriptions; created 2 requests (40%)' in body
 
 
 def test_the_error_log_downloads_as_csv(operator, finished_run, drifted):
@@ -611,11 +627,15 @@ def test_the_preview_puts_totals_first_and_downloads_as_csv(operator, catalog, d
         f'attachment; filename="run-definition-{d.pk}-preview.csv"'
     )
     lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert lines[0] == ["subscription", "customer", "command", "parameters"]
+    assert lines[0] == ["subscription", "customer", "command", "reason", "parameters"]
     assert [(line[0], line[2]) for line in lines[1:]] == wanted
     customer = drifted[0].account
     assert {line[1] for line in lines[1:]} == {f"{customer.number} {customer.name}"}
-    assert all("=" in line[3] for line in lines[1:])
+    assert {line[3] for line in lines[1:]} == {
+        f"Activate {code}: service Effective, not authorized at the provider"
+        for code in ("BUNDLE_A", "AGRICULTURE", "BUNDLE_B")
+    }
+    assert all("=" in line[4] for line in lines[1:])
     assert not ProcessRun.objects.exists()  # a preview writes nothing
 
     archive = make_definition(

@@ -110,3 +110,26 @@ def test_superseded_requests_leave_the_failed_view(client, operator, failed_sub,
     text = page.content.decode()
     assert 'id="superseded-notice"' in text and "a later reset" in text
     assert 'id="retry-request"' not in text
+
+
+def test_a_reset_runs_summary_says_what_it_superseded(subscribe, catalog):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs import services
+    from runs.models import ProcessRun, RunDefinition
+
+    sub = subscribe("AGRICULTURE")
+    failed = fail_pending(sub)
+    definition = RunDefinition.objects.create(
+        name="Nightly reset",
+        run_type="reset_subscriptions",
+        provider=catalog.provider,
+        run_at=timezone.now() + timedelta(hours=1),
+    )
+
+    run = services.execute(definition.pk, ProcessRun.Trigger.RUN_NOW)
+
+    assert run.message.endswith(f"; superseded {len(failed)} Failed requests.")
+    assert run.counts["superseded"] == len(failed)
