@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
+from core.db import plans_per_call
+
 from .models import CustomerAccount, InstalledItem, Subscription
 
 # The shortest term matched as a part (pg_trgm's trigrams need three characters).
@@ -73,6 +75,13 @@ def find(term: str, limit: int = LIMIT) -> Found | None:
     term = term.strip()
     if not term:
         return None
+    # Planned for the term itself: a prepared statement's generic plan, made for any
+    # pattern, reads every customer instead of the trigram indexes.
+    with plans_per_call():
+        return _find(term, limit)
+
+
+def _find(term: str, limit: int) -> Found:
     parts = len(term) >= MIN_PART
     spellings = _spellings(term)
     over = limit + 1

@@ -199,3 +199,20 @@ def test_an_actions_statements_are_short_enough_for_psycopg_to_keep_their_conver
     assert change.request_ids
     longest = max(seen, key=len)
     assert len(longest.encode()) <= SHORT_STATEMENT_BYTES, longest
+
+
+def test_a_search_prepares_nothing_however_often_it_is_made(subscribe):
+    # A generic plan is made for any pattern: it read every customer instead of the trigram
+    # indexes once a search box had been used a few times.
+    from subscriptions import search
+
+    sub = subscribe("AGRICULTURE")
+    for _ in range(8):
+        assert search.find(sub.number[2:]).subscription_ids == [sub.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%subscriptions_customeraccount%LIKE%"],
+        )
+        assert cursor.fetchone()[0] == 0
+    assert prepares()
