@@ -231,12 +231,13 @@ def retry(requests: QuerySet) -> int:
     """Failed → Pending again (from the back office or the API); delivery is woken up."""
     with transaction.atomic():
         ids = list(requests.filter(state=Req.State.FAILED).values_list("pk", flat=True))
-        Req.objects.filter(pk__in=ids).update(
+        # Still Failed when updated: a reset may have superseded one meanwhile.
+        retried = Req.objects.filter(pk__in=ids, state=Req.State.FAILED).update(
             state=Req.State.PENDING, attempts=0, next_attempt_at=None
         )
         providers = set(Req.objects.filter(pk__in=ids).values_list("provider_id", flat=True))
         transaction.on_commit(lambda: wake(providers))
-    return len(ids)
+    return retried
 
 
 def wake(provider_ids) -> None:
