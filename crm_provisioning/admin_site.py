@@ -35,6 +35,11 @@ class BackOffice(admin.AdminSite):
                 name="utilities-run",
             ),
             path(
+                "dashboard/",
+                wrap(monitoring_admin.dashboard_fragment),
+                name="monitoring-dashboard",
+            ),
+            path(
                 "catalogue/provider/<int:object_id>/test-connection/",
                 wrap(monitoring_admin.test_connection),
                 name="catalogue_provider_test_connection",
@@ -48,7 +53,7 @@ class BackOffice(admin.AdminSite):
 
         context = {"worker_status": worker_status(), **(extra_context or {})}
         # Operators and administrators: the home page is the operations dashboard.
-        if request.user.has_perm("monitoring.view_incident"):
+        if dashboard.may_see(request.user):
             context["dashboard"] = dashboard.context()
         return super().index(request, extra_context=context)
 

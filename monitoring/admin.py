@@ -1,14 +1,16 @@
-"""Back office for alerts: the channels operators set up, the incidents the watch opened, and a
-provider page's Test connection."""
+"""Back office for alerts: the channels operators set up, the incidents the watch opened, a
+provider page's Test connection, and the dashboard alone as the home page polls it."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views.decorators.http import require_safe
 
 from catalogue.models import Provider
 
-from . import alerts
+from . import alerts, dashboard
 from .models import AlertChannel, Incident
 
 HEALTH_LEVEL = {True: messages.SUCCESS, False: messages.ERROR, None: messages.WARNING}
@@ -29,6 +31,17 @@ def test_connection(request, object_id):
         request, HEALTH_LEVEL[health.ok], f"Test connection {verdict}: {health.message}"
     )
     return redirect(back)
+
+
+@require_safe
+def dashboard_fragment(request):
+    """The dashboard without the page around it: the home page asks for it every
+    ``REFRESH_SECONDS`` and swaps it in, for those whose home page it is."""
+    if not dashboard.may_see(request.user):
+        raise PermissionDenied
+    return TemplateResponse(
+        request, "admin/monitoring/dashboard_live.html", {"dashboard": dashboard.context()}
+    )
 
 
 @admin.register(AlertChannel)

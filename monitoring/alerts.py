@@ -4,7 +4,10 @@ when it recovers, and tell each alert channel once per opening and once per reco
 Run by beat every ``WATCH_SECONDS`` (``monitoring.tasks.watch``). Two watches at once are
 harmless: an incident is opened under a unique constraint, and each notice is claimed by a
 conditional update before it is sent. An incident that clears before ``ALERT_AFTER_SECONDS``
-is kept (the incidents list shows it) but told to nobody.
+is kept (the incidents list shows it) but told to nobody. Requests that became Failed while a
+provider was unreachable, an outage already told, are that outage's: they do not make it
+"failing" again once it answers (its Failed requests still wait for a retry, as the dashboard
+shows).
 """
 
 import logging
@@ -33,6 +36,9 @@ ONE_OFF = (Kind.RUN_FAILED,)
 # Failed runs older than this when first seen are history, not news.
 RUN_NEWS = timedelta(hours=1)
 WEBHOOK_TIMEOUT_S = 5
+# A request whose last attempt was under way as the platform came back fails a little after
+# the outage ended; it is still the outage's.
+OUTAGE_TAIL = timedelta(minutes=1)
 
 
 def check_providers() -> None:
@@ -59,6 +65,25 @@ def check_provider(provider) -> registry.Health:
     return health
 
 
+def _lost_to_a_told_outage(st: status.ProviderStatus, subject: str) -> bool:
+    """Failing only by requests that became Failed during an outage that was told (an
+    Unreachable incident), or just as it ended: its recovery notice says so."""
+    if st.retrying or st.recent_failure_at is None:
+        return False
+    outage = list(
+        Incident.objects.filter(
+            kind=Kind.UNREACHABLE, subject=subject, notified_open_at__isnull=False
+        )
+        .order_by("-id")
+        .values_list("resolved_at", flat=True)[:1]
+    )
+    if not outage:
+        return False
+    # Still open: the provider answers again, so this watch resolves it.
+    ended = outage[0] or timezone.now()
+    return st.recent_failure_at <= ended + OUTAGE_TAIL
+
+
 def _conditions() -> dict[tuple[str, str], tuple[str, str]]:
     """What is wrong now: (kind, subject) → (title, detail)."""
     wrong = {}
@@ -66,7 +91,7 @@ def _conditions() -> dict[tuple[str, str], tuple[str, str]]:
         name, subject = st.provider.name, f"provider:{st.provider.pk}"
         if st.level == status.UNREACHABLE:
             wrong[Kind.UNREACHABLE, subject] = (f"{name} is unreachable", st.why)
-        elif st.level == status.FAILING:
+        elif st.level == status.FAILING and not _lost_to_a_told_outage(st, subject):
             wrong[Kind.FAILING, subject] = (f"{name} is failing", st.why)
         if st.provider.enabled and st.failed >= settings.ALERT_FAILED_REQUESTS:
             wrong[Kind.FAILED_REQUESTS, subject] = (

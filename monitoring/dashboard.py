@@ -16,6 +16,8 @@ from .models import Incident
 QUEUES = {"celery": "Real-time worker", "batch": "Batch worker"}
 RECENT_RUNS = 8
 OPEN_INCIDENTS = 10
+# The home page asks for the dashboard again this often (htmx), so that it turns red by itself.
+REFRESH_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ def workers() -> list[QueueWorkers]:
     return found
 
 
+def may_see(user) -> bool:
+    """Operators and administrators: their home page is the dashboard."""
+    return user.has_perm("monitoring.view_incident")
+
+
 def context() -> dict:
     providers = status.providers()
     queue_workers = workers()
@@ -65,4 +72,5 @@ def context() -> dict:
             Incident.objects.filter(resolved_at__isnull=True).order_by("-id")[:OPEN_INCIDENTS]
         ),
         "charts": {"day": activity.series(24, 1), "week": activity.series(7, 24)},
+        "refresh_seconds": REFRESH_SECONDS,
     }

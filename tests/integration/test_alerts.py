@@ -3,11 +3,8 @@ down, the watch opens one incident and tells the e-mail channel (Django's locmem
 a webhook (a real HTTP server on a free port, reading Slack's JSON) once; it comes back, and
 one recovery notice follows."""
 
-import json
 import logging
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -20,43 +17,17 @@ from monitoring import alerts, status
 from monitoring.models import AlertChannel, Incident, ProviderHealth
 from providers.models import ProvisioningRequest
 from runs.models import ProcessRun, RunDefinition
+from tests.alert_receivers import Webhook
 
 WEBHOOK_ENV = "CRM_SECRET_TEST_ALERT_WEBHOOK"
 
 
-class Receiver:
-    """A webhook endpoint: keeps what it is sent; answers ``status``."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                receiver.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/secret-path"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def texts(self) -> list[str]:
-        return [body["text"].splitlines()[0] for body in self.received]
-
-
 @pytest.fixture
 def receiver(monkeypatch):
-    receiver = Receiver()
+    receiver = Webhook()
     monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
     yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    receiver.close()
 
 
 @pytest.fixture
@@ -144,6 +115,53 @@ def test_failed_requests_over_the_threshold_make_the_provider_failing(
     )
     failing = Incident.objects.get(kind=Incident.Kind.FAILING)
     assert "became Failed at" in failing.detail
+
+
+def fail_all_requests() -> int:
+    """As delivery leaves the requests it gave up on (providers.delivery.fail)."""
+    return ProvisioningRequest.objects.update(
+        state="failed", last_error="HTTP 503 from the CAS", updated_at=timezone.now()
+    )
+
+
+def test_requests_failed_in_an_outage_are_the_outages_not_a_new_alert(
+    conax, conax_ws_simulator, subscribe, channels, receiver
+):
+    name = conax.provider.name
+    conax_ws_simulator.state.controls.down = True
+    alerts.watch()
+    subscribe("AGRICULTURE", catalog=conax)
+    fail_all_requests()
+    alerts.watch()
+    conax_ws_simulator.state.controls.down = False
+    alerts.watch()
+    alerts.watch()
+
+    # Told as the outage and its end; the dashboard still names the Failed requests.
+    assert subjects() == [f"ALERT: {name} is unreachable", f"RECOVERED: {name} is unreachable"]
+    assert receiver.texts() == subjects()
+    assert list(Incident.objects.values_list("kind", flat=True)) == ["unreachable"]
+    conax_status = next(s for s in status.providers() if s.provider == conax.provider)
+    assert conax_status.level == status.FAILING and conax_status.failed > 0
+
+    # A request failing once the outage is well over is news again.
+    Incident.objects.update(resolved_at=timezone.now() - alerts.OUTAGE_TAIL - timedelta(seconds=1))
+    fail_all_requests()
+    alerts.watch()
+    assert subjects()[2:] == [f"ALERT: {name} is failing"]
+
+
+def test_requests_failed_in_an_outage_nobody_was_told_of_are_news(
+    conax, conax_ws_simulator, subscribe, channels, receiver, settings
+):
+    settings.ALERT_AFTER_SECONDS = 60
+    conax_ws_simulator.state.controls.down = True
+    alerts.watch()
+    subscribe("AGRICULTURE", catalog=conax)
+    fail_all_requests()
+    conax_ws_simulator.state.controls.down = False
+    alerts.watch()
+    assert Incident.objects.get(kind="failing", resolved_at__isnull=True)
 
 
 def test_a_failed_run_is_told_once_and_has_no_recovery(catalog, channels, receiver):

@@ -1,6 +1,7 @@
 """The operations dashboard on the back office's home, as an operator reads it: each provider's
 counts and status, a red banner for a failing or unreachable one, workers per queue and beat,
-runs, open incidents, and the hourly counts the charts draw."""
+runs, open incidents, and the hourly counts the charts draw; and the dashboard alone, which the
+home page asks for again every few seconds so that it turns red by itself."""
 
 import json
 import re
@@ -9,9 +10,10 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import activity
+from monitoring import activity, dashboard
 from monitoring.models import HourlyRequests, Incident, ProviderHealth
 from providers.models import ProvisioningRequest
 from runs.models import ProcessRun, RunDefinition, WorkerHeartbeat
@@ -150,14 +152,69 @@ def test_hourly_counts_feed_the_charts(client, operator, catalog, requests_of):
     assert charts["week"]["providers"]["Generic"]["completed"][-1] == 2
 
 
-def test_the_dashboard_costs_the_same_however_many_requests(client, operator, subscribe):
+@pytest.mark.parametrize("page", ["/admin/", "/admin/dashboard/"])
+def test_the_dashboard_costs_the_same_however_many_requests(client, operator, subscribe, page):
     client.force_login(operator)
     subscribe("AGRICULTURE")
     with CaptureQueriesContext(connection) as few:
-        client.get("/admin/")
+        client.get(page)
     for _ in range(12):
         subscribe("AGRICULTURE")
     ProvisioningRequest.objects.filter(id__lt=10).update(state="failed")
     with CaptureQueriesContext(connection) as many:
-        client.get("/admin/")
+        client.get(page)
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+# --- The dashboard alone, polled by the home page ---------------------------------------------
+
+FRAGMENT = "/admin/dashboard/"
+
+
+def test_the_home_page_asks_for_its_dashboard_again(client, operator):
+    html = home(client, operator)
+    live = re.search(r'<div id="dashboard" ([^>]*)>', html).group(1)
+    assert f'hx-get="{reverse("admin:monitoring-dashboard")}"' in live
+    assert f'hx-trigger="every {dashboard.REFRESH_SECONDS}s"' in live
+    assert 'hx-swap="outerHTML"' in live
+    assert "subscriptions/htmx.min.js" in html
+
+
+def test_an_operator_gets_the_dashboard_alone(client, operator, catalog):
+    ProviderHealth.objects.create(
+        provider=catalog.provider,
+        checked_at=timezone.now(),
+        reachable=False,
+        message="Generic cannot be reached: connection refused",
+    )
+    client.force_login(operator)
+
+    response = client.get(FRAGMENT)
+
+    assert response.status_code == 200
+    html = response.content.decode().strip()
+    # What the home page swaps in: the dashboard, polling again, with its charts' data.
+    assert html.startswith(f'<div id="dashboard" hx-get="{FRAGMENT}"') and html.endswith("</div>")
+    assert "<strong>Generic is unreachable</strong> — Generic cannot be reached" in html
+    assert provider_row(html, "Generic").startswith("Generic unreachable 0")
+    assert 'id="dashboard-charts"' in html
+    every = dashboard.REFRESH_SECONDS
+    assert re.search(rf"as of \d\d:\d\d:\d\d \S+, updated every {every} s", html)
+    # Not the page around it, nor what the page loads once.
+    assert "<html" not in html and "utilities-entry" not in html and "<script src" not in html
+
+
+def test_an_administrator_gets_the_dashboard_too(client, administrator):
+    client.force_login(administrator)
+    assert client.get(FRAGMENT).status_code == 200
+
+
+def test_an_agent_may_not_poll_the_dashboard(client, agent):
+    client.force_login(agent)
+    assert client.get(FRAGMENT).status_code == 403
+
+
+def test_signed_out_the_poll_is_led_to_log_in(client):
+    response = client.get(FRAGMENT)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")

@@ -81,6 +81,7 @@ CUSTOM_ADMIN_METHODS = {
     "utilities-subscription": "GET",
     "utilities-run": "GET",
     "index": "GET",
+    "monitoring-dashboard": "GET",
     "subscriptions_subscription_action": "POST",
     "subscriptions_subscription_status": "GET",
     "providers_provisioningrequest_retry": "POST",
