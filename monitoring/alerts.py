@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalogue.models import Provider
-from providers import env_secrets, registry
+from providers import delivery, env_secrets, registry
 from runs.models import ProcessRun
 
 from . import status
@@ -54,6 +54,11 @@ def check_provider(provider) -> registry.Health:
     except Exception as error:
         log.exception("Health check of %s failed", provider.name)
         health = registry.Health(False, f"The health check itself failed: {error}")
+    was = ProviderHealth.objects.filter(provider=provider).values_list("reachable", flat=True)
+    if health.ok and was.first() is False:
+        # Back: what waits out a retry delay goes now, not up to an hour later (and keeps
+        # the provider "failing" meanwhile).
+        delivery.due_again(provider)
     ProviderHealth.objects.update_or_create(
         provider=provider,
         defaults={

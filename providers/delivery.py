@@ -240,6 +240,17 @@ def retry(requests: QuerySet) -> int:
     return retried
 
 
+def due_again(provider: Provider) -> int:
+    """The platform answers again: its Pending requests waiting out a retry delay (up to an
+    hour after a long outage) are due at once, and delivery is woken."""
+    count = Req.objects.filter(
+        provider=provider, state=Req.State.PENDING, next_attempt_at__gt=timezone.now()
+    ).update(next_attempt_at=None)
+    if count:
+        transaction.on_commit(lambda: wake([provider.pk]))
+    return count
+
+
 def wake(provider_ids) -> None:
     for provider in Provider.objects.filter(pk__in=provider_ids, enabled=True):
         if registry.adapter_for(provider).delivery == registry.PUSH:

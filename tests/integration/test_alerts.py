@@ -151,6 +151,24 @@ def test_requests_failed_in_an_outage_are_the_outages_not_a_new_alert(
     assert subjects()[2:] == [f"ALERT: {name} is failing"]
 
 
+def test_requests_waiting_out_a_retry_delay_go_as_soon_as_the_platform_answers(
+    conax, conax_ws_simulator, subscribe, channels, receiver
+):
+    conax_ws_simulator.state.controls.down = True
+    alerts.watch()
+    subscribe("AGRICULTURE", catalog=conax)
+    # Retried six times already: the next try is due in over two minutes.
+    later = timezone.now() + timedelta(minutes=2)
+    waiting = ProvisioningRequest.objects.filter(provider=conax.provider, state="pending")
+    waiting.update(attempts=6, next_attempt_at=later, last_error="Attempt 6 failed: HTTP 503")
+    assert waiting.exists()
+
+    conax_ws_simulator.state.controls.down = False
+    alerts.watch()
+
+    assert set(waiting.values_list("next_attempt_at", flat=True)) == {None}
+
+
 def test_requests_failed_in_an_outage_nobody_was_told_of_are_news(
     conax, conax_ws_simulator, subscribe, channels, receiver, settings
 ):
