@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from runs import services as runs
 from runs.models import ProcessRun, WorkerHeartbeat
 
 from . import activity, status
@@ -57,16 +58,19 @@ def may_see(user) -> bool:
 def context() -> dict:
     providers = status.providers()
     queue_workers = workers()
-    runs = ProcessRun.objects.select_related("definition__provider")
+    processes = ProcessRun.objects.select_related("definition__provider")
     return {
         "providers": providers,
         "alarms": [p for p in providers if p.level in (status.FAILING, status.UNREACHABLE)],
         "workers": queue_workers,
         # Beat sends every heartbeat: none fresh on any queue means beat (or all) is down.
         "beat_alive": any(w.alive for w in queue_workers),
-        "running": list(runs.filter(status__in=ProcessRun.UNFINISHED).order_by("-id")[:20]),
+        "running": [
+            (run, runs.summary(run))
+            for run in processes.filter(status__in=ProcessRun.UNFINISHED).order_by("-id")[:20]
+        ],
         "recent_runs": list(
-            runs.exclude(status__in=ProcessRun.UNFINISHED).order_by("-id")[:RECENT_RUNS]
+            processes.exclude(status__in=ProcessRun.UNFINISHED).order_by("-id")[:RECENT_RUNS]
         ),
         "incidents": list(
             Incident.objects.filter(resolved_at__isnull=True).order_by("-id")[:OPEN_INCIDENTS]

@@ -124,7 +124,10 @@ def test_runs_and_open_incidents(client, operator, catalog):
         opened_at=timezone.now(),
     )
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", home(client, operator)))
-    assert re.search(r"Nightly reset #\d+ running since \d\d:\d\d: 4 of 10 examined", text)
+    assert re.search(
+        r"Nightly reset #\d+ running since \d\d:\d\d: Examined 4 of 10 subscriptions; created 0 requests",
+        text,
+    )
     assert "Failed 0 minutes ago — The worker stopped answering." in text
     assert "Open incidents Generic is unreachable since" in text
 
