@@ -445,8 +445,12 @@ def execute_part(
         }
         if progress.counts:
             with transaction.atomic():
-                # The run type's own counts, added under the run's lock (one JSON value).
-                counts = ProcessRun.objects.select_for_update().values_list("counts", flat=True)
+                # The run type's own counts, added under the run's lock (one JSON value). No key
+                # lock: requests inserted meanwhile check their foreign key to the run with a
+                # key-share lock, which a plain FOR UPDATE blocks (deadlocks between parts).
+                counts = ProcessRun.objects.select_for_update(no_key=True).values_list(
+                    "counts", flat=True
+                )
                 counts = dict(counts.get(pk=run_id))
                 for key, value in progress.counts.items():
                     counts[key] = counts.get(key, 0) + value - reported.counts.get(key, 0)
