@@ -49,7 +49,8 @@ def explain(commands: list[Command], ctx: Context) -> list[str]:
 
 
 def _facts(commands: list[Command]) -> tuple[dict[int, _Service], dict[int, _Device]]:
-    """The commands' services and devices, by one statement."""
+    """The commands' services and devices, by one statement with id arrays: two ORM look-ups
+    binding thousands of ids each slowed the whole preview markedly (docs/benchmarks.md)."""
     service_ids = sorted({c.service_id for c in commands if c.service_id})
     item_ids = {c.item_id for c in commands}
     item_ids |= {m for c in commands for m in c.member_ids + c.forget_ids}
