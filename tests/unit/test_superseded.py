@@ -2,12 +2,17 @@
 cannot be retried (that would send twice what the reset sends); one-off commands a reset does
 not plan (messages) stay Failed."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from providers import batch, delivery
 from providers.answers import record_answer
 from providers.models import ProvisioningRequest
+from runs import services
+from runs.models import ProcessRun, RunDefinition
 from utilities.builtin import RESET_SUBSCRIPTION
 
 Req = ProvisioningRequest
@@ -113,13 +118,6 @@ def test_superseded_requests_leave_the_failed_view(client, operator, failed_sub,
 
 
 def test_a_reset_runs_summary_says_what_it_superseded(subscribe, catalog):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from runs import services
-    from runs.models import ProcessRun, RunDefinition
-
     sub = subscribe("AGRICULTURE")
     failed = fail_pending(sub)
     definition = RunDefinition.objects.create(
